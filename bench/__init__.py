@@ -1,0 +1,1 @@
+"""Benchmarks: scenarios against hand-written baselines (see bench/README.md)."""

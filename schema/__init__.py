@@ -1,0 +1,1 @@
+"""The GraphQL surface: strawberry types, queries, mutations. Resolvers stay thin."""

@@ -1,0 +1,24 @@
+"""The per-request GraphQL context, built by the HTTP edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.caller import Caller
+from server.services import Services
+
+
+@dataclass
+class GraphQLContext:
+    session: AsyncSession
+    caller: Caller
+    services: Services
+    max_page_size: int
+    # Per-request memo for loaders keyed by name.
+    loaders: dict[str, Any] = field(default_factory=dict)
+    # Filled by the OperationCapture extension once the document is parsed.
+    operation_type: str = "unknown"
+    operation_name: str | None = None

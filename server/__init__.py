@@ -1,0 +1,1 @@
+"""Custos: a privacy-first customer-management server."""

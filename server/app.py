@@ -1,0 +1,311 @@
+"""The ASGI application: the one place that mounts the GraphQL schema.
+
+A request: limits and negotiation → authentication → one transaction in which the
+operation runs and its audit event is appended → commit → response. If the audit
+append fails, the transaction rolls back and the client gets an error, never data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from schema.build import build_schema
+from schema.context import GraphQLContext
+from server.audit.recorder import AuditRecorder
+from server.auth.api_keys import parse_prefix
+from server.auth.principal import PURPOSES, Principal
+from server.auth.repository import ApiKeyRepository
+from server.auth.tokens import TokenVerifier
+from server.caller import Caller
+from server.config import Settings, load_settings
+from server.data.engine import create_engine, create_session_factory
+from server.errors import AuditWriteError, AuthenticationError, CustosError
+from server.graphql_http import (
+    GRAPHQL_RESPONSE,
+    GraphQLRequest,
+    HttpProblem,
+    check_content_type,
+    format_error,
+    is_request_error,
+    negotiate,
+    parse_body,
+    problem_body,
+)
+from server.services import Services
+from server.vault.keyring import LocalKeyring
+
+log = logging.getLogger("custos.http")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    services: Services
+    schema: strawberry.Schema
+    tokens: TokenVerifier
+
+
+def build_state(settings: Settings) -> AppState:
+    keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
+    engine = create_engine(settings.database_url)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessions=create_session_factory(engine),
+        services=Services.build(keyring),
+        schema=build_schema(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+        ),
+        tokens=TokenVerifier(settings),
+    )
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> Starlette:
+    settings = settings or load_settings()
+    state = build_state(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if migrate if migrate is not None else settings.env == "dev":
+            from server.data.migrate import upgrade_to_head
+
+            await asyncio.to_thread(upgrade_to_head, settings.database_url)
+        async with state.sessions() as session, session.begin():
+            await state.services.authorizer.ensure_seeded(session)
+        yield
+        await state.engine.dispose()
+
+    async def graphql(request: Request) -> Response:
+        return await handle_graphql(state, request)
+
+    async def healthz(_: Request) -> Response:
+        try:
+            async with state.sessions() as session:
+                from sqlalchemy import text
+
+                await session.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return Response(b'{"status":"unavailable"}', 503, media_type="application/json")
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.custos = state
+    return app
+
+
+def _problem(
+    status: int, message: str, code: str, media: str, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(problem_body(message, code), status, headers=headers, media_type=media)
+
+
+async def handle_graphql(state: AppState, request: Request) -> Response:
+    request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
+    media = "application/json"
+    try:
+        if request.method == "GET":
+            if state.settings.graphiql and "text/html" in request.headers.get("accept", ""):
+                return HTMLResponse(_graphiql_html())
+            raise HttpProblem(
+                405, "GraphQL requests are POST only", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
+            )
+        if request.method != "POST":
+            raise HttpProblem(
+                405, "GraphQL requests are POST only", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
+            )
+        media = negotiate(request.headers.get("accept"))
+        check_content_type(request.headers.get("content-type"))
+        body = await _read_body(request, state.settings.max_body_bytes)
+        gql = parse_body(body)
+        purpose = request.headers.get("x-purpose")
+        if purpose is not None and purpose not in PURPOSES:
+            raise HttpProblem(400, f"X-Purpose must be one of {', '.join(PURPOSES)}", "BAD_PURPOSE")
+        response = await _execute(state, request, gql, media, request_id, purpose)
+    except HttpProblem as problem:
+        response = _problem(problem.status, problem.message, problem.code, media, problem.headers)
+    except AuthenticationError as error:
+        response = _problem(
+            401, error.message, error.code, media, {"WWW-Authenticate": 'Bearer realm="custos"'}
+        )
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpProblem(413, f"request body exceeds {limit} bytes", "PAYLOAD_TOO_LARGE")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks.extend(chunk)
+        if len(chunks) > limit:
+            raise HttpProblem(413, f"request body exceeds {limit} bytes", "PAYLOAD_TOO_LARGE")
+    return bytes(chunks)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise AuthenticationError(
+            "missing Authorization: Bearer credentials", code="UNAUTHENTICATED"
+        )
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise AuthenticationError("Authorization must be 'Bearer <token>'", code="TOKEN_MALFORMED")
+    return credentials.strip()
+
+
+async def _authenticate(
+    state: AppState, session: AsyncSession, request: Request, purpose: str | None, request_id: str
+) -> Principal:
+    credentials = _bearer(request)
+    if parse_prefix(credentials) is not None:
+        principal = await ApiKeyRepository(session).authenticate(credentials)
+    else:
+        principal = state.tokens.verify(credentials)
+    client = request.client
+    return Principal(
+        subject=principal.subject,
+        roles=principal.roles,
+        team=principal.team,
+        api_key_id=principal.api_key_id,
+        purpose=purpose,
+        client_addr=client.host if client else None,
+        user_agent=request.headers.get("user-agent"),
+        request_id=request_id,
+    )
+
+
+def _outcome(data: Any, errors: list[GraphQLError]) -> str:
+    if not errors:
+        return "ok"
+    codes = {format_error(e)["extensions"]["code"] for e in errors}
+    if data is None:
+        return "denied" if codes <= {"FORBIDDEN", "NOT_FOUND", "UNAUTHENTICATED"} else "error"
+    return "partial"
+
+
+async def _execute(
+    state: AppState,
+    request: Request,
+    gql: GraphQLRequest,
+    media: str,
+    request_id: str,
+    purpose: str | None,
+) -> Response:
+    services = state.services
+    try:
+        async with state.sessions() as session, session.begin():
+            principal = await _authenticate(state, session, request, purpose, request_id)
+            await services.authorizer.refresh(session)
+            caller = Caller(
+                principal=principal,
+                access=services.authorizer.decisions(principal),
+                audit=AuditRecorder(principal),
+            )
+            context = GraphQLContext(
+                session=session,
+                caller=caller,
+                services=services,
+                max_page_size=state.settings.max_page_size,
+            )
+            data_changes = await session.begin_nested()
+            result = await state.schema.execute(
+                gql.query,
+                variable_values=gql.variables,
+                context_value=context,
+                operation_name=gql.operation_name,
+            )
+            errors = list(result.errors or [])
+            unexpected = [
+                e
+                for e in errors
+                if format_error(e)["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+            ]
+            for error in unexpected:
+                log.error(
+                    "unexpected error request_id=%s type=%s",
+                    request_id,
+                    type(error.original_error).__name__,
+                    exc_info=error.original_error,
+                )
+            if unexpected and context.operation_type == "mutation":
+                # A mutation that failed unexpectedly changes nothing at all.
+                await data_changes.rollback()
+                result.data = None
+                errors = unexpected
+            elif data_changes.is_active:
+                await data_changes.commit()
+            try:
+                await caller.audit.commit(
+                    session,
+                    operation_type=context.operation_type,
+                    operation_name=context.operation_name or gql.operation_name,
+                    query=gql.query,
+                    outcome=_outcome(result.data, errors),
+                )
+            except SQLAlchemyError as exc:
+                raise AuditWriteError("the audit trail is unavailable; nothing was done") from exc
+    except AuditWriteError as error:
+        log.error("audit write failed request_id=%s", request_id, exc_info=error.__cause__)
+        return _problem(503, error.message, error.code, media)
+    except (DBAPIError, SQLAlchemyError) as exc:
+        log.error("database failure request_id=%s type=%s", request_id, type(exc).__name__)
+        return _problem(
+            503, "the database is unavailable; nothing was done", "DATABASE_UNAVAILABLE", media
+        )
+    except AuthenticationError:
+        raise
+    except CustosError as error:
+        return _problem(400, error.message, error.code, media)
+    return _graphql_response(result.data, errors, media)
+
+
+def _graphql_response(data: Any, errors: list[GraphQLError], media: str) -> Response:
+    payload: dict[str, Any] = {}
+    if errors:
+        payload["errors"] = [format_error(e) for e in errors]
+    request_error = is_request_error(data, errors)
+    if not request_error:
+        payload["data"] = data
+    status = 200
+    if request_error and media == GRAPHQL_RESPONSE:
+        status = 400
+    return Response(orjson.dumps(payload), status, media_type=media)
+
+
+def _graphiql_html() -> str:
+    from strawberry.http.ides import get_graphql_ide_html
+
+    return get_graphql_ide_html(graphql_ide="graphiql")
+
+
+def app_factory() -> Starlette:
+    """Entry point for `uvicorn --factory server.app:app_factory` (each worker)."""
+    return create_app()

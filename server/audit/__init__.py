@@ -1,0 +1,5 @@
+"""The audit trail: one hash-chained event per operation, committed with its data."""
+
+from server.audit.recorder import AuditRecorder
+
+__all__ = ["AuditRecorder"]

@@ -1,0 +1,152 @@
+"""Collects what one operation touched and writes it as one chained audit event.
+
+Services call `read`, `change` and `deny`; the HTTP edge calls `commit` inside the
+request's transaction, so the audit row and the data commit together or not at all.
+Only ids, field names and modes are recorded, never values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.audit.chain import access_content, entry_hash, event_content
+from server.audit.repository import AuditRepository
+from server.auth.principal import Principal
+from server.data.base import new_id, utcnow
+
+
+@dataclass
+class _Access:
+    object_type: str
+    action: str
+    fields: dict[str, str]
+    denied_fields: list[str]
+    changed_fields: list[str]
+    record_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+class AuditRecorder:
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self._accesses: dict[tuple[object, ...], _Access] = {}
+        self.denials = 0
+
+    def read(
+        self,
+        object_type: str,
+        record_ids: Iterable[uuid.UUID],
+        fields: Mapping[str, str],
+        denied: Iterable[str] = (),
+    ) -> None:
+        """Records of one type were returned with these fields in these modes."""
+        denied_list = sorted(denied)
+        if denied_list:
+            self.denials += 1
+        self._add(object_type, "read", dict(fields), denied_list, [], record_ids)
+
+    def change(
+        self,
+        object_type: str,
+        action: str,
+        record_id: uuid.UUID | None,
+        changed_fields: Iterable[str] = (),
+    ) -> None:
+        """A record was created, updated or erased; field names only, never values."""
+        self._add(
+            object_type, action, {}, [], sorted(changed_fields), [record_id] if record_id else []
+        )
+
+    def deny(self, object_type: str, action: str, record_id: uuid.UUID | None = None) -> None:
+        self.denials += 1
+        self._add(object_type, action, {}, ["*"], [], [record_id] if record_id else [])
+
+    def _add(
+        self,
+        object_type: str,
+        action: str,
+        fields: dict[str, str],
+        denied: list[str],
+        changed: list[str],
+        record_ids: Iterable[uuid.UUID],
+    ) -> None:
+        key = (object_type, action, tuple(sorted(fields.items())), tuple(denied), tuple(changed))
+        access = self._accesses.get(key)
+        if access is None:
+            access = _Access(object_type, action, fields, denied, changed)
+            self._accesses[key] = access
+        access.record_ids.extend(record_ids)
+
+    async def commit(
+        self,
+        session: AsyncSession,
+        *,
+        operation_type: str,
+        operation_name: str | None,
+        query: str | None,
+        outcome: str,
+        occurred_at: datetime | None = None,
+    ) -> uuid.UUID:
+        """Append this operation's event to the chain inside the caller's transaction."""
+        repo = AuditRepository(session)
+        seq, prev_hash = await repo.lock_chain_head()
+        principal = self.principal
+        event: dict[str, object] = {
+            "id": new_id(),
+            "seq": seq + 1,
+            "occurred_at": occurred_at or utcnow(),
+            "subject": principal.subject,
+            "roles": sorted(principal.roles),
+            "api_key_id": principal.api_key_id,
+            "purpose": principal.purpose,
+            "operation_type": operation_type,
+            "operation_name": operation_name,
+            "query_hash": hashlib.sha256(query.encode()).hexdigest() if query else None,
+            "client_addr": principal.client_addr,
+            "user_agent": (principal.user_agent or "")[:256] or None,
+            "request_id": principal.request_id,
+            "outcome": outcome,
+        }
+        rows: list[tuple[dict[str, object], list[uuid.UUID]]] = []
+        hashed = []
+        for access in self._accesses.values():
+            unique_ids = list(dict.fromkeys(access.record_ids))
+            rows.append(
+                (
+                    {
+                        "object_type": access.object_type,
+                        "action": access.action,
+                        "fields": access.fields,
+                        "denied_fields": access.denied_fields,
+                        "changed_fields": access.changed_fields,
+                        "record_count": len(unique_ids),
+                    },
+                    unique_ids,
+                )
+            )
+            hashed.append(
+                access_content(
+                    access.object_type,
+                    access.action,
+                    access.fields,
+                    access.denied_fields,
+                    access.changed_fields,
+                    (str(r) for r in unique_ids),
+                )
+            )
+        event["prev_hash"] = prev_hash
+        event["hash"] = entry_hash(prev_hash, event_content(_Row(event)), hashed)
+        await repo.append(event, rows)
+        return event["id"]  # type: ignore[return-value]
+
+
+class _Row:
+    """Attribute view of an event dict, so hashing shares `event_content` with verify."""
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        self.__dict__.update(values)

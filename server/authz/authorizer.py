@@ -1,0 +1,179 @@
+"""Policy decisions below GraphQL.
+
+`Authorizer` owns the casbin enforcer for the process and reloads it when the policy
+version in the database moves. `AccessDecisions` answers for one request's principal;
+every (object, action) is enforced once and memoised, so a 1,000-row list costs the same
+handful of casbin calls as a single row.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from pathlib import Path
+
+import casbin
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import Principal
+from server.authz.repository import PolicyRepository, Rule
+from server.data.base import DataClass
+from server.errors import ForbiddenError
+
+POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
+MODEL_PATH = POLICY_DIR / "model.conf"
+DEFAULT_POLICY_PATH = POLICY_DIR / "policy.csv"
+# Another worker's policy change shows here within this many seconds.
+VERSION_POLL_SECONDS = 0.25
+
+
+class FieldMode(enum.StrEnum):
+    CLEAR = "clear"
+    MASKED = "masked"
+    NONE = "none"
+
+
+class RowScope(enum.StrEnum):
+    ALL = "all"
+    TEAM = "team"
+    OWN = "own"
+
+
+def read_policy_file(path: Path = DEFAULT_POLICY_PATH) -> list[Rule]:
+    rules: list[Rule] = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            rules.append(tuple(part.strip() for part in line.split(",")))
+    return rules
+
+
+class Authorizer:
+    """Process-wide: the enforcer, its policy version and a decision memo."""
+
+    def __init__(self) -> None:
+        self.enforcer = casbin.Enforcer(str(MODEL_PATH))
+        self.version = -1
+        self._checked_at = 0.0
+        self._memo: dict[tuple[str, str, str], bool] = {}
+        self._principal_nodes: set[str] = set()
+        self.enforce_calls = 0
+
+    async def ensure_seeded(self, session: AsyncSession) -> None:
+        repo = PolicyRepository(session)
+        if await repo.count() == 0:
+            await repo.add(read_policy_file())
+            await repo.bump_version()
+
+    async def refresh(self, session: AsyncSession, *, force: bool = False) -> None:
+        """Reload the rules if the database's policy version moved (polled, throttled)."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < VERSION_POLL_SECONDS:
+            return
+        repo = PolicyRepository(session)
+        version = await repo.version()
+        self._checked_at = now
+        if version == self.version and not force:
+            return
+        rules = await repo.all_rules()
+        self._load(rules)
+        self.version = version
+
+    def _load(self, rules: list[Rule]) -> None:
+        enforcer = casbin.Enforcer(str(MODEL_PATH))
+        p_rules = [list(rule[1:]) for rule in rules if rule[0] == "p"]
+        g_rules = [list(rule[1:]) for rule in rules if rule[0] == "g"]
+        if p_rules:
+            enforcer.add_named_policies("p", p_rules)
+        if g_rules:
+            enforcer.add_named_grouping_policies("g", g_rules)
+        self.enforcer = enforcer
+        self._memo = {}
+        self._principal_nodes = set()
+
+    def invalidate(self) -> None:
+        """This process changed the policy: reload on the next request."""
+        self._checked_at = 0.0
+        self.version = -1
+
+    def decisions(self, principal: Principal) -> AccessDecisions:
+        return AccessDecisions(self, principal)
+
+    def _node(self, principal: Principal) -> str:
+        """A casbin subject standing for this principal: its subject plus its roles."""
+        node = f"principal:{principal.subject}|{','.join(sorted(principal.role_set))}"
+        if node not in self._principal_nodes:
+            members = [[node, role] for role in principal.role_set]
+            members.append([node, principal.subject])
+            if principal.api_key_id is not None:
+                members.append([node, f"apikey:{principal.api_key_id}"])
+            self.enforcer.add_named_grouping_policies("g", members)
+            self._principal_nodes.add(node)
+        return node
+
+    def enforce(self, principal: Principal, obj: str, act: str) -> bool:
+        node = self._node(principal)
+        key = (node, obj, act)
+        decision = self._memo.get(key)
+        if decision is None:
+            self.enforce_calls += 1
+            decision = bool(self.enforcer.enforce(node, obj, act))
+            self._memo[key] = decision
+        return decision
+
+    def explain(self, principal: Principal, obj: str, act: str) -> tuple[bool, list[list[str]]]:
+        node = self._node(principal)
+        allowed, rules = self.enforcer.enforce_ex(node, obj, act)
+        return bool(allowed), [list(r) for r in rules]
+
+
+class AccessDecisions:
+    """One request's view of the policy; every answer is computed at most once."""
+
+    def __init__(self, authorizer: Authorizer, principal: Principal) -> None:
+        self.authorizer = authorizer
+        self.principal = principal
+        self._cache: dict[tuple[str, str], bool] = {}
+        self.enforce_calls = 0
+
+    def allows(self, obj: str, action: str) -> bool:
+        key = (obj, action)
+        decision = self._cache.get(key)
+        if decision is None:
+            self.enforce_calls += 1
+            decision = self.authorizer.enforce(self.principal, obj, action)
+            self._cache[key] = decision
+        return decision
+
+    def require(self, obj: str, action: str) -> None:
+        if not self.allows(obj, action):
+            raise ForbiddenError(f"not allowed to {action} {obj}")
+
+    def row_scope(self, obj: str, action: str = "read") -> RowScope | None:
+        if not self.allows(obj, action):
+            return None
+        for scope in RowScope:
+            if self.allows(obj, f"scope:{scope.value}"):
+                return scope
+        return None
+
+    def purpose_allowed(self) -> bool:
+        purpose = self.principal.purpose
+        return purpose is not None and self.allows(f"purpose:{purpose}", "use")
+
+    def field_mode(self, obj: str, field: str, data_class: DataClass) -> FieldMode:
+        """Mode for reading one field. Unsealed fields follow the type; sealed need a rule.
+
+        A `sensitive` field is shown in clear only with a stated purpose the policy
+        allows; without one it falls back to masked (if masked is allowed).
+        """
+        if not data_class.sealed:
+            return FieldMode.CLEAR if self.allows(obj, "read") else FieldMode.NONE
+        target = f"{obj}.{field}"
+        if self.allows(target, "read:clear") and (
+            data_class is DataClass.PERSONAL or self.purpose_allowed()
+        ):
+            return FieldMode.CLEAR
+        if self.allows(target, "read:masked") or self.allows(target, "read:clear"):
+            return FieldMode.MASKED
+        return FieldMode.NONE

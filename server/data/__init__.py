@@ -1,0 +1,1 @@
+"""The data layer: engine, declarative base, models. SQL lives only in repositories."""

@@ -1,0 +1,43 @@
+"""The whole domain model. Importing this package registers every table on `Base.metadata`."""
+
+from server.data.models.access import ApiKey, PolicyRule, PolicyVersion, RoleAssignment
+from server.data.models.audit import (
+    AuditAccess,
+    AuditAccessRecord,
+    AuditChainHead,
+    AuditCheckpoint,
+    AuditEvent,
+)
+from server.data.models.campaign import Campaign, CampaignRecipient
+from server.data.models.complaint import Complaint, ComplaintEvent
+from server.data.models.customer import Consent, Customer, CustomerKey, KeyRotation
+from server.data.models.interaction import Interaction
+from server.data.models.loyalty import LoyaltyEntry, Referral
+from server.data.models.order import Order, OrderItem, OrderStatusEvent, Product
+
+__all__ = [
+    "ApiKey",
+    "AuditAccess",
+    "AuditAccessRecord",
+    "AuditChainHead",
+    "AuditCheckpoint",
+    "AuditEvent",
+    "Campaign",
+    "CampaignRecipient",
+    "Complaint",
+    "ComplaintEvent",
+    "Consent",
+    "Customer",
+    "CustomerKey",
+    "Interaction",
+    "KeyRotation",
+    "LoyaltyEntry",
+    "Order",
+    "OrderItem",
+    "OrderStatusEvent",
+    "PolicyRule",
+    "PolicyVersion",
+    "Product",
+    "Referral",
+    "RoleAssignment",
+]

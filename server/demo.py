@@ -1,0 +1,558 @@
+"""Deterministic demo data: realistic customers, two years of orders, interactions and
+complaints in every state. Sensitive values are sealed by the vault like any others."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.audit.recorder import AuditRecorder
+from server.auth.principal import Principal
+from server.customer.service import CustomerService, NewCustomer
+from server.data.base import new_id
+from server.data.models import (
+    Complaint,
+    ComplaintEvent,
+    Consent,
+    Customer,
+    CustomerKey,
+    Interaction,
+    LoyaltyEntry,
+    Order,
+    OrderItem,
+    OrderStatusEvent,
+    Product,
+)
+from server.vault import DataKey, FieldRef, Vault
+from server.vault.normalise import luhn_is_valid, national_id_check_char
+
+SURNAMES_ZH = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏"
+    "吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+GIVEN_ZH = (
+    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏辉建国志文斌"
+    "宇浩凯晨欣怡思雨佳琪子涵梓轩一诺"
+)
+FIRST_EN = [
+    "James",
+    "Mary",
+    "John",
+    "Patricia",
+    "Robert",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Emma",
+    "Olivia",
+    "Noah",
+    "Liam",
+    "Sophia",
+    "Lucas",
+]
+LAST_EN = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Wilson",
+    "Anderson",
+    "Taylor",
+    "Thomas",
+    "Moore",
+    "Martin",
+    "Jackson",
+    "Thompson",
+    "White",
+    "Lee",
+]
+REGIONS = [
+    ("北京", "110101"),
+    ("上海", "310101"),
+    ("广州", "440103"),
+    ("深圳", "440303"),
+    ("杭州", "330102"),
+    ("成都", "510104"),
+    ("武汉", "420102"),
+    ("南京", "320102"),
+    ("西安", "610102"),
+    ("重庆", "500101"),
+]
+STREETS = ["中山路", "人民路", "解放路", "建设路", "和平路", "长江路", "南京路", "科技园路"]
+INDUSTRIES = [
+    "retail",
+    "manufacturing",
+    "finance",
+    "education",
+    "healthcare",
+    "it",
+    "logistics",
+    "hospitality",
+]
+COMPANY_SIZES = ["1-10", "11-50", "51-200", "201-1000", "1000+"]
+OCCUPATIONS = ["engineer", "teacher", "manager", "designer", "doctor", "sales", "owner", "student"]
+CATEGORIES = {
+    "appliances": [("Air purifier", 1299), ("Rice cooker", 399), ("Robot vacuum", 2199)],
+    "electronics": [("Wireless earbuds", 599), ("Smart watch", 1499), ("Tablet", 2999)],
+    "home": [("Bedding set", 459), ("Desk lamp", 189), ("Storage rack", 129)],
+    "beauty": [("Face serum", 329), ("Sunscreen", 119), ("Hair dryer", 699)],
+    "food": [("Green tea gift box", 268), ("Coffee beans", 98), ("Nut assortment", 158)],
+    "sports": [("Yoga mat", 139), ("Running shoes", 699), ("Smart scale", 199)],
+}
+CHANNELS = ["phone", "email", "wechat", "sms", "chat", "visit", "meeting"]
+INTERACTION_KINDS = ["consultation", "follow_up", "care", "promotion", "survey", "visit"]
+COMPLAINT_CATEGORIES = [
+    "product_quality",
+    "service_attitude",
+    "communication",
+    "delivery",
+    "billing",
+    "other",
+]
+COMPLAINT_STATES = [
+    "open",
+    "acknowledged",
+    "in_progress",
+    "escalated",
+    "resolved",
+    "followed_up",
+    "closed",
+    "reopened",
+]
+NOTES = [
+    "Asked about delivery time",
+    "Interested in the new model",
+    "Requested an invoice",
+    "Follow-up on last purchase",
+    "Birthday greeting sent",
+    "Discussed membership upgrade",
+]
+AGENTS = [("agent-1", "east"), ("agent-2", "east"), ("agent-3", "west"), ("agent-4", "west")]
+SYSTEM = Principal(subject="system:demo", roles=("system",))
+
+
+@dataclass
+class DemoReport:
+    customers: int = 0
+    orders: int = 0
+    interactions: int = 0
+    complaints: int = 0
+    complaint_states: dict[str, int] = field(default_factory=dict)
+
+
+def _phone(rng: random.Random, index: int) -> str:
+    prefix = rng.choice(["130", "135", "138", "139", "150", "158", "177", "186", "188", "199"])
+    return f"{prefix}{(index * 7919 + rng.randrange(10_000)) % 100_000_000:08d}"
+
+
+def _national_id(rng: random.Random, region_code: str, born: date) -> str:
+    first17 = f"{region_code}{born:%Y%m%d}{rng.randrange(1000):03d}"
+    return first17 + national_id_check_char(first17)
+
+
+def _bank_card(rng: random.Random) -> str:
+    body = "62" + "".join(str(rng.randrange(10)) for _ in range(15))
+    for check in range(10):
+        if luhn_is_valid(body + str(check)):
+            return body + str(check)
+    raise AssertionError("a Luhn check digit always exists")
+
+
+def _person(rng: random.Random, index: int) -> tuple[str, str]:
+    if rng.random() < 0.7:
+        name = rng.choice(SURNAMES_ZH) + "".join(
+            rng.choice(GIVEN_ZH) for _ in range(rng.choice([1, 2]))
+        )
+        local = f"user{index}"
+    else:
+        first, last = rng.choice(FIRST_EN), rng.choice(LAST_EN)
+        name = f"{first} {last}"
+        local = f"{first}.{last}{index}".lower()
+    return name, f"{local}@{rng.choice(['example.com', 'mail.example.cn', 'corp.example.org'])}"
+
+
+class DemoBuilder:
+    """Builds the demo data set; `progress` is called with the number of customers done."""
+
+    def __init__(self, vault: Vault, *, seed: int, now: datetime | None = None) -> None:
+        self.vault = vault
+        self.customers = CustomerService(vault)
+        self.rng = random.Random(seed)
+        self.now = now or datetime.now(UTC)
+
+    async def products(self, session: AsyncSession) -> list[Product]:
+        existing = (await session.scalars(select(Product))).all()
+        if existing:
+            return list(existing)
+        products: list[Product] = []
+        for category, items in CATEGORIES.items():
+            for i, (name, price) in enumerate(items):
+                launched = self.now - timedelta(days=self.rng.randrange(30, 900))
+                is_new = i == len(items) - 1
+                if is_new:
+                    launched = self.now - timedelta(days=self.rng.randrange(10, 80))
+                products.append(
+                    Product(
+                        id=new_id(),
+                        sku=f"{category[:3].upper()}-{i + 1:03d}",
+                        name=name,
+                        category=category,
+                        unit_price=Decimal(price),
+                        unit_cost=(Decimal(price) * Decimal("0.6")).quantize(Decimal("0.01")),
+                        is_new=is_new,
+                        launched_at=launched,
+                    )
+                )
+        session.add_all(products)
+        await session.flush()
+        return products
+
+    async def run(
+        self,
+        session: AsyncSession,
+        count: int,
+        progress: Callable[[int], None] | None = None,
+        batch: int = 200,
+    ) -> DemoReport:
+        report = DemoReport()
+        products = await self.products(session)
+        start = int(await session.scalar(select(func.count()).select_from(Customer)) or 0)
+        recorder = AuditRecorder(SYSTEM)
+        rows: dict[type[Any], list[dict[str, Any]]] = {}
+        for n in range(count):
+            self._customer(start + n, products, rows, report, recorder)
+            if (n + 1) % batch == 0 or n + 1 == count:
+                await self._flush(session, rows)
+                if progress:
+                    progress(n + 1)
+        await recorder.commit(
+            session, operation_type="cli", operation_name="demo", query=None, outcome="ok"
+        )
+        return report
+
+    async def _flush(
+        self, session: AsyncSession, rows: dict[type[Any], list[dict[str, Any]]]
+    ) -> None:
+        for model in (
+            Customer,
+            CustomerKey,
+            Consent,
+            Order,
+            OrderItem,
+            OrderStatusEvent,
+            LoyaltyEntry,
+            Interaction,
+            Complaint,
+            ComplaintEvent,
+        ):
+            if rows.get(model):
+                await session.execute(insert(model), rows[model])
+        rows.clear()
+
+    def _seal(self, key: DataKey, table: str, column: str, row_id: uuid.UUID, value: str) -> bytes:
+        return self.vault.seal(key, FieldRef(table, column, row_id), value)
+
+    def _customer(
+        self,
+        index: int,
+        products: list[Product],
+        rows: dict[type[Any], list[dict[str, Any]]],
+        report: DemoReport,
+        recorder: AuditRecorder,
+    ) -> None:
+        rng = self.rng
+        region, code = rng.choice(REGIONS)
+        born = date(rng.randrange(1960, 2004), rng.randrange(1, 13), rng.randrange(1, 29))
+        name, email = _person(rng, index)
+        created = self.now - timedelta(days=rng.randrange(1, 730), minutes=rng.randrange(1440))
+        owner, team = rng.choice(AGENTS)
+        sealed = self.customers.seal_new(
+            NewCustomer(
+                name=name,
+                phone=_phone(rng, index),
+                email=email,
+                national_id=_national_id(rng, code, born),
+                bank_card=_bank_card(rng),
+                address=f"{region}市{rng.choice(STREETS)}{rng.randrange(1, 999)}号",
+                birthday=born,
+                gender=rng.choice(["female", "male"]),
+                industry=rng.choice(INDUSTRIES),
+                company_size=rng.choice(COMPANY_SIZES),
+                region=region,
+                occupation=rng.choice(OCCUPATIONS),
+                source=rng.choice(["web", "store", "referral", "event", "import"]),
+                created_at=created,
+            ),
+            owner_id=owner,
+            team=team,
+        )
+        customer = sealed.customer
+        key = sealed.data_key
+        cid = customer.id
+        values = {c.key: getattr(customer, c.key) for c in Customer.__table__.columns}
+        values["tier"] = rng.choice(["high", "mid", "mid", "low", "low", "low"])
+        values["lifecycle"] = rng.choice(
+            ["new", "active", "active", "at_risk", "churned", "won_back"]
+        )
+        values["need_type"] = rng.choice(["quality", "value", "service"])
+        values["price_sensitivity"] = rng.choice(["low", "medium", "high"])
+        values["preferred_channel"] = rng.choice(CHANNELS)
+        values["updated_at"] = created
+        values["reviewed_at"] = (
+            created + timedelta(days=rng.randrange(0, 200)) if rng.random() < 0.6 else None
+        )
+        values["phone_verified_at"] = created if rng.random() < 0.7 else None
+        values["email_verified_at"] = created if rng.random() < 0.5 else None
+        rows.setdefault(Customer, []).append(values)
+        rows.setdefault(CustomerKey, []).append(
+            {
+                "customer_id": cid,
+                "wrapped_dek": sealed.key.wrapped_dek,
+                "kek_version": sealed.key.kek_version,
+                "created_at": created,
+            }
+        )
+        for purpose in ("marketing", "analytics", "third_party_sharing"):
+            if (
+                rng.random()
+                < {"marketing": 0.6, "analytics": 0.8, "third_party_sharing": 0.2}[purpose]
+            ):
+                rows.setdefault(Consent, []).append(
+                    {
+                        "id": new_id(),
+                        "customer_id": cid,
+                        "purpose": purpose,
+                        "granted_at": created,
+                        "withdrawn_at": None,
+                        "source": "signup form",
+                        "recorded_by": "system:demo",
+                    }
+                )
+        balance = 0
+        for _ in range(rng.choice([0, 1, 2, 3, 4, 6, 8, 12])):
+            ordered = created + timedelta(days=rng.randrange(0, max(1, (self.now - created).days)))
+            order_id = new_id()
+            total = Decimal(0)
+            cost = Decimal(0)
+            for product in rng.sample(products, rng.randrange(1, 4)):
+                quantity = rng.randrange(1, 4)
+                line = product.unit_price * quantity
+                total += line
+                cost += product.unit_cost * quantity
+                rows.setdefault(OrderItem, []).append(
+                    {
+                        "id": new_id(),
+                        "order_id": order_id,
+                        "customer_id": cid,
+                        "product_id": product.id,
+                        "quantity": quantity,
+                        "unit_price": product.unit_price,
+                        "unit_cost": product.unit_cost,
+                        "line_total": line,
+                    }
+                )
+            status = rng.choice(["delivered"] * 6 + ["paid", "shipped", "cancelled", "returned"])
+            rows.setdefault(Order, []).append(
+                {
+                    "id": order_id,
+                    "customer_id": cid,
+                    "ordered_at": ordered,
+                    "status": status,
+                    "channel": rng.choice(["web", "store", "app"]),
+                    "currency": "CNY",
+                    "total": total,
+                    "cost_total": cost,
+                    "external_ref": None,
+                }
+            )
+            path = {
+                "paid": ["created", "paid"],
+                "shipped": ["created", "paid", "shipped"],
+                "delivered": ["created", "paid", "shipped", "delivered"],
+                "cancelled": ["created", "cancelled"],
+                "returned": ["created", "paid", "shipped", "delivered", "returned"],
+            }[status]
+            for step, state in enumerate(path):
+                rows.setdefault(OrderStatusEvent, []).append(
+                    {
+                        "id": new_id(),
+                        "order_id": order_id,
+                        "customer_id": cid,
+                        "status": state,
+                        "at": ordered + timedelta(hours=step * 20),
+                        "actor": "system:demo",
+                        "tracking_note": None,
+                    }
+                )
+            if status in ("paid", "shipped", "delivered"):
+                points = int(total // 10)
+                balance += points
+                rows.setdefault(LoyaltyEntry, []).append(
+                    {
+                        "id": new_id(),
+                        "customer_id": cid,
+                        "at": ordered,
+                        "points": points,
+                        "reason": "purchase",
+                        "order_id": order_id,
+                        "referral_id": None,
+                        "balance_after": balance,
+                        "actor": "system:demo",
+                    }
+                )
+            report.orders += 1
+        for _ in range(rng.randrange(0, 6)):
+            occurred = created + timedelta(days=rng.randrange(0, max(1, (self.now - created).days)))
+            interaction_id = new_id()
+            direction = rng.choice(["inbound", "outbound"])
+            kind = "consultation" if direction == "inbound" else rng.choice(INTERACTION_KINDS)
+            responded = occurred + timedelta(minutes=rng.randrange(5, 200))
+            rows.setdefault(Interaction, []).append(
+                {
+                    "id": interaction_id,
+                    "customer_id": cid,
+                    "occurred_at": occurred,
+                    "channel": rng.choice(CHANNELS),
+                    "direction": direction,
+                    "kind": kind,
+                    "complex": rng.random() < 0.2,
+                    "agent_id": owner,
+                    "subject": None,
+                    "notes": self._seal(
+                        key, "interactions", "notes", interaction_id, rng.choice(NOTES)
+                    ),
+                    "first_response_due_at": occurred + timedelta(hours=2)
+                    if direction == "inbound"
+                    else None,
+                    "first_responded_at": responded if direction == "inbound" else None,
+                    "solution_due_at": occurred + timedelta(hours=24)
+                    if direction == "inbound"
+                    else None,
+                    "solved_at": responded + timedelta(hours=rng.randrange(0, 30))
+                    if direction == "inbound"
+                    else None,
+                }
+            )
+            report.interactions += 1
+        if rng.random() < 0.15 or index % 50 < len(COMPLAINT_STATES):
+            self._complaint(cid, key, owner, created, rows, report, index)
+        report.customers += 1
+        recorder.change("customer", "create", cid, sealed.sealed_fields)
+
+    def _complaint(
+        self,
+        cid: uuid.UUID,
+        key: DataKey,
+        owner: str,
+        created: datetime,
+        rows: dict[type[Any], list[dict[str, Any]]],
+        report: DemoReport,
+        index: int,
+    ) -> None:
+        rng = self.rng
+        state = (
+            COMPLAINT_STATES[index % len(COMPLAINT_STATES)]
+            if index % 50 < len(COMPLAINT_STATES)
+            else rng.choice(COMPLAINT_STATES)
+        )
+        opened = created + timedelta(days=rng.randrange(0, max(1, (self.now - created).days)))
+        complaint_id = new_id()
+        reached = {
+            "open": 0,
+            "acknowledged": 1,
+            "in_progress": 2,
+            "escalated": 2,
+            "resolved": 3,
+            "followed_up": 4,
+            "closed": 5,
+            "reopened": 5,
+        }[state]
+        ack = opened + timedelta(minutes=rng.randrange(10, 200)) if reached >= 1 else None
+        resolved = opened + timedelta(hours=rng.randrange(2, 40)) if reached >= 3 else None
+        followed = (
+            resolved + timedelta(hours=rng.randrange(1, 30)) if resolved and reached >= 4 else None
+        )
+        rows.setdefault(Complaint, []).append(
+            {
+                "id": complaint_id,
+                "customer_id": cid,
+                "opened_at": opened,
+                "category": rng.choice(COMPLAINT_CATEGORIES),
+                "severity": rng.choice(["low", "normal", "high"]),
+                "status": state,
+                "assignee_id": owner,
+                "order_id": None,
+                "description": self._seal(
+                    key, "complaints", "description", complaint_id, "Customer reported a problem"
+                ),
+                "resolution": self._seal(
+                    key, "complaints", "resolution", complaint_id, "Replaced the item"
+                )
+                if resolved
+                else None,
+                "root_cause": rng.choice(COMPLAINT_CATEGORIES) if resolved else None,
+                "compensation": Decimal(rng.choice([0, 20, 50, 100])) if resolved else None,
+                "escalation_level": 1 if state == "escalated" else 0,
+                "acknowledge_due_at": opened + timedelta(hours=2),
+                "acknowledged_at": ack,
+                "resolve_due_at": opened + timedelta(hours=24),
+                "resolved_at": resolved,
+                "follow_up_due_at": resolved + timedelta(hours=24) if resolved else None,
+                "followed_up_at": followed,
+                "rating": rng.randrange(1, 6) if reached >= 5 else None,
+                "closed_at": followed + timedelta(hours=1)
+                if followed and state == "closed"
+                else None,
+            }
+        )
+        rows.setdefault(ComplaintEvent, []).append(
+            {
+                "id": new_id(),
+                "complaint_id": complaint_id,
+                "customer_id": cid,
+                "from_status": None,
+                "to_status": "open",
+                "actor": "system:demo",
+                "at": opened,
+                "note": None,
+            }
+        )
+        if state != "open":
+            rows[ComplaintEvent].append(
+                {
+                    "id": new_id(),
+                    "complaint_id": complaint_id,
+                    "customer_id": cid,
+                    "from_status": "open",
+                    "to_status": state,
+                    "actor": owner,
+                    "at": ack or opened,
+                    "note": None,
+                }
+            )
+        report.complaints += 1
+        report.complaint_states[state] = report.complaint_states.get(state, 0) + 1

@@ -1,0 +1,163 @@
+"""GraphQL over HTTP: request parsing, media-type negotiation, status codes, error shape.
+
+Follows the GraphQL-over-HTTP specification: POST with `application/json` bodies;
+responses in `application/graphql-response+json` when the client accepts it (request
+errors then get 4xx) or `application/json` (always 200 for well-formed requests).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import GraphQLError
+
+from server.errors import CustosError
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+class HttpProblem(Exception):
+    """A request that never reaches GraphQL execution, with its HTTP status."""
+
+    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+def negotiate(accept: str | None) -> str:
+    """Pick the response media type from the Accept header, or refuse with 406."""
+    if accept is None or not accept.strip():
+        return JSON
+    ranges = []
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        match = re.search(r"q=([0-9.]+)", params)
+        if match:
+            try:
+                q = float(match.group(1))
+            except ValueError:
+                q = 0.0
+        ranges.append((media.strip().lower(), q))
+    best: tuple[float, int, str] | None = None
+    for media, q in ranges:
+        if q <= 0:
+            continue
+        if media == GRAPHQL_RESPONSE:
+            candidate = (q, 2, GRAPHQL_RESPONSE)
+        elif media == JSON:
+            candidate = (q, 1, JSON)
+        elif media in ("*/*", "application/*"):
+            candidate = (q, 0, GRAPHQL_RESPONSE)
+        else:
+            continue
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    if best is None:
+        raise HttpProblem(406, f"responses are {GRAPHQL_RESPONSE} or {JSON}", "NOT_ACCEPTABLE")
+    return best[2]
+
+
+def check_content_type(content_type: str | None) -> None:
+    if not content_type:
+        raise HttpProblem(415, "Content-Type must be application/json", "UNSUPPORTED_MEDIA_TYPE")
+    media, _, params = content_type.partition(";")
+    if media.strip().lower() != JSON:
+        raise HttpProblem(415, "Content-Type must be application/json", "UNSUPPORTED_MEDIA_TYPE")
+    charset = re.search(r"charset=([^;\s]+)", params, re.IGNORECASE)
+    if charset and charset.group(1).strip('"').lower() not in ("utf-8", "utf8"):
+        raise HttpProblem(415, "request bodies must be UTF-8", "UNSUPPORTED_MEDIA_TYPE")
+
+
+def parse_body(body: bytes) -> GraphQLRequest:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise HttpProblem(400, "request body is not valid JSON", "BAD_REQUEST") from None
+    if not isinstance(payload, dict):
+        raise HttpProblem(400, "request body must be a JSON object", "BAD_REQUEST")
+    query = payload.get("query")
+    variables = payload.get("variables")
+    operation_name = payload.get("operationName")
+    extensions = payload.get("extensions")
+    if not isinstance(query, str) or not query.strip():
+        raise HttpProblem(400, "'query' must be a non-empty string", "BAD_REQUEST")
+    if variables is not None and not isinstance(variables, dict):
+        raise HttpProblem(400, "'variables' must be an object or null", "BAD_REQUEST")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise HttpProblem(400, "'operationName' must be a string or null", "BAD_REQUEST")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise HttpProblem(400, "'extensions' must be an object or null", "BAD_REQUEST")
+    return GraphQLRequest(query, variables, operation_name, extensions)
+
+
+_VALUE_ECHO = (
+    (re.compile(r"(got invalid value) .*?(;|$)"), r"\1\2"),
+    (re.compile(r"(cannot represent [^:]*value)\s*:.*$", re.IGNORECASE), r"\1."),
+    (re.compile(r"(Expected value of type [^,]+), found .*?([;.]|$)"), r"\1\2"),
+)
+
+
+def sanitize_message(message: str) -> str:
+    """Strip values a client sent from engine messages, so none lands in logs or proxies."""
+    for pattern, replacement in _VALUE_ECHO:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def error_code(error: GraphQLError) -> str:
+    original = error.original_error
+    if isinstance(original, CustosError):
+        return original.code
+    if original is not None:
+        return "INTERNAL_SERVER_ERROR"
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+def format_error(error: GraphQLError) -> dict[str, Any]:
+    code = error_code(error)
+    original = error.original_error
+    if isinstance(original, CustosError):
+        message = original.message
+    elif code == "INTERNAL_SERVER_ERROR":
+        message = "Internal server error"
+    else:
+        message = sanitize_message(error.message)
+    formatted: dict[str, Any] = {"message": message}
+    if error.locations:
+        formatted["locations"] = [
+            {"line": loc.line, "column": loc.column} for loc in error.locations
+        ]
+    if error.path:
+        formatted["path"] = list(error.path)
+    formatted["extensions"] = {"code": code}
+    return formatted
+
+
+def is_request_error(data: Mapping[str, Any] | None, errors: list[GraphQLError]) -> bool:
+    """No execution happened: parse, validation or variable errors (no data, no paths)."""
+    return data is None and bool(errors) and all(not e.path for e in errors)
+
+
+def problem_body(message: str, code: str) -> bytes:
+    return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})

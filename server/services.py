@@ -1,0 +1,22 @@
+"""Process-wide services, built once at start-up and shared by every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.authz.authorizer import Authorizer
+from server.customer.service import CustomerService
+from server.vault import Vault
+from server.vault.keyring import KeyProvider
+
+
+@dataclass
+class Services:
+    vault: Vault
+    authorizer: Authorizer
+    customers: CustomerService
+
+    @classmethod
+    def build(cls, keys: KeyProvider) -> Services:
+        vault = Vault(keys)
+        return cls(vault=vault, authorizer=Authorizer(), customers=CustomerService(vault))

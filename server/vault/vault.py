@@ -1,0 +1,138 @@
+"""Envelope encryption of field values, bound to where they live.
+
+Each customer has a data key (DEK) wrapped by a versioned key-encryption key. A field
+value is sealed with AES-256-GCM under its customer's DEK with associated data
+(table, column, row id, DEK version), so a ciphertext moved to another row or column
+fails to open instead of showing the wrong value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from server.errors import VaultError
+from server.vault.keyring import KeyProvider
+
+FORMAT_V1 = 1
+HEADER = struct.Struct(">BH")  # format, DEK version
+NONCE_BYTES = 12
+DEK_VERSION = 1
+
+# Blind-index width. Rule: bits = floor(log2(N / k)) for a target population N and at
+# least k candidates per index value, so an index value never singles out a person.
+# N = 1,000,000 customers and k = 8 give 16 bits (about 15 candidates per value at N);
+# every candidate is confirmed by decryption.
+BLIND_INDEX_BITS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """Where a sealed value lives: its ciphertext is bound to exactly this place."""
+
+    table: str
+    column: str
+    row_id: uuid.UUID
+
+    def associated_data(self, dek_version: int) -> bytes:
+        return f"{self.table}|{self.column}|{self.row_id}|{dek_version}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """A customer's unwrapped data key, ready to seal and open."""
+
+    customer_id: uuid.UUID
+    kek_version: int
+    wrapped: bytes
+    cipher: AESGCM
+
+    def __repr__(self) -> str:
+        return f"DataKey(customer_id={self.customer_id}, kek_version={self.kek_version}, ***)"
+
+
+class Vault:
+    """Seal and reveal field values; compute blind indexes. Holds a bounded DEK cache."""
+
+    def __init__(self, keys: KeyProvider, *, cache_size: int = 100_000) -> None:
+        self.keys = keys
+        self._cache: OrderedDict[tuple[uuid.UUID, bytes], DataKey] = OrderedDict()
+        self._cache_size = cache_size
+
+    def new_data_key(self, customer_id: uuid.UUID) -> DataKey:
+        dek = AESGCM.generate_key(bit_length=256)
+        version, wrapped = self.keys.wrap_dek(dek, customer_id=str(customer_id))
+        key = DataKey(customer_id, version, wrapped, AESGCM(dek))
+        self._remember(key)
+        return key
+
+    def open_data_key(
+        self, customer_id: uuid.UUID, kek_version: int | None, wrapped: bytes | None
+    ) -> DataKey:
+        """Unwrap a stored DEK (cached by its wrapped bytes, so a rewrap or shred misses)."""
+        if wrapped is None or kek_version is None:
+            raise VaultError("this customer's data has been erased")
+        cached = self._cache.get((customer_id, wrapped))
+        if cached is not None:
+            self._cache.move_to_end((customer_id, wrapped))
+            return cached
+        dek = self.keys.unwrap_dek(kek_version, wrapped, customer_id=str(customer_id))
+        key = DataKey(customer_id, kek_version, wrapped, AESGCM(dek))
+        self._remember(key)
+        return key
+
+    def rewrap(self, key: DataKey) -> DataKey:
+        """Wrap an open DEK under the newest KEK version (key rotation)."""
+        dek = self.keys.unwrap_dek(key.kek_version, key.wrapped, customer_id=str(key.customer_id))
+        version, wrapped = self.keys.wrap_dek(dek, customer_id=str(key.customer_id))
+        return DataKey(key.customer_id, version, wrapped, key.cipher)
+
+    def forget(self, customer_id: uuid.UUID) -> None:
+        for cache_key in [k for k in self._cache if k[0] == customer_id]:
+            del self._cache[cache_key]
+
+    def _remember(self, key: DataKey) -> None:
+        self._cache[(key.customer_id, key.wrapped)] = key
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def seal(self, key: DataKey, ref: FieldRef, plaintext: str) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        body = key.cipher.encrypt(nonce, plaintext.encode(), ref.associated_data(DEK_VERSION))
+        return HEADER.pack(FORMAT_V1, DEK_VERSION) + nonce + body
+
+    def reveal(self, key: DataKey, ref: FieldRef, ciphertext: bytes) -> str:
+        """Open a sealed value; fails loudly if it was moved, altered or its key shredded."""
+        if len(ciphertext) < HEADER.size + NONCE_BYTES + 16:
+            raise VaultError(f"{ref.table}.{ref.column} holds no valid ciphertext")
+        fmt, dek_version = HEADER.unpack_from(ciphertext)
+        if fmt != FORMAT_V1:
+            raise VaultError(f"{ref.table}.{ref.column} has an unknown ciphertext format")
+        nonce = ciphertext[HEADER.size : HEADER.size + NONCE_BYTES]
+        try:
+            plain = key.cipher.decrypt(
+                nonce, ciphertext[HEADER.size + NONCE_BYTES :], ref.associated_data(dek_version)
+            )
+        except InvalidTag:
+            raise VaultError(
+                f"{ref.table}.{ref.column} of {ref.row_id} does not decrypt here "
+                "(moved, altered or erased)"
+            ) from None
+        return plain.decode()
+
+    def blind_index(self, field: str, normalised: str, version: int | None = None) -> int:
+        """Truncated keyed HMAC of a normalised value: many people share each index value."""
+        key = self.keys.blind_index_key(version or self.keys.current_blind_index_version())
+        digest = hmac.new(key, f"{field}|{normalised}".encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:4], "big") >> (32 - BLIND_INDEX_BITS)
+
+    def __repr__(self) -> str:
+        return "Vault(***)"
