@@ -11,10 +11,18 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
+from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
-from schema.mutation import Mutation
-from schema.query import Query
+from schema.viewer import ViewerQuery
+
+# Each domain module contributes its root fields here: one line per domain.
+QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery)
+MUTATION_TYPES: tuple[type, ...] = (CustomerMutation,)
+
+Query = merge_types("Query", QUERY_TYPES)
+Mutation = merge_types("Mutation", MUTATION_TYPES)
 
 
 def build_schema(

@@ -1,24 +1,34 @@
-"""Root query fields. Resolvers translate arguments and selections, then call a service."""
+"""Customer root fields. Resolvers translate arguments and selections, then call a service."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Annotated, cast
 
 import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
 from schema.selection import selected_names, top_level_names
-from schema.types.common import PageInfo, check_page_size, decode_cursor, encode_cursor, parse_id
+from schema.types.common import (
+    PageInfo,
+    UserError,
+    check_page_size,
+    decode_cursor,
+    encode_cursor,
+    parse_id,
+)
 from schema.types.customer import (
+    CreateCustomerInput,
     Customer,
     CustomerConnection,
+    CustomerCreated,
     CustomerEdge,
     CustomerFilterInput,
     domain_fields,
 )
 from server.customer.repository import CustomerFilter
-from server.errors import ValidationError
+from server.customer.service import NewCustomer
+from server.errors import ConflictError, ValidationError
 
 Ctx = Info[GraphQLContext, None]
 
@@ -30,7 +40,7 @@ def _filter(value: CustomerFilterInput | None) -> CustomerFilter | None:
 
 
 @strawberry.type
-class Query:
+class CustomerQuery:
     @strawberry.field(description="Customers under the caller's row scope, in creation order.")
     async def customers(
         self,
@@ -99,20 +109,25 @@ class Query:
         )
         return cast(Customer | None, view)
 
-    @strawberry.field(description="Who the caller is, as the server sees them.")
-    def me(self, info: Ctx) -> Me:
-        principal = info.context.caller.principal
-        return Me(
-            subject=principal.subject,
-            roles=list(principal.roles),
-            team=principal.team,
-            purpose=principal.purpose,
-        )
+
+CreateCustomerResult = Annotated[
+    CustomerCreated | UserError, strawberry.union("CreateCustomerResult")
+]
 
 
 @strawberry.type
-class Me:
-    subject: str
-    roles: list[str]
-    team: str | None
-    purpose: str | None
+class CustomerMutation:
+    @strawberry.mutation(description="Create a customer file; duplicates by contact are refused.")
+    async def create_customer(self, info: Ctx, input: CreateCustomerInput) -> CreateCustomerResult:
+        ctx = info.context
+        data = NewCustomer(
+            **{k: getattr(input, k) for k in NewCustomer.__dataclass_fields__ if hasattr(input, k)}
+        )
+        try:
+            async with ctx.session.begin_nested():
+                customer_id = await ctx.services.customers.create(ctx.session, ctx.caller, data)
+        except (ValidationError, ConflictError) as error:
+            return UserError.from_error(error)
+        fields = domain_fields(selected_names(info, ("customer",)))
+        view = await ctx.services.customers.get(ctx.session, ctx.caller, customer_id, fields)
+        return CustomerCreated(customer=cast(Customer, view))
