@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.authz.authorizer import Authorizer
+from server.clock import Clock
 from server.customer.service import CustomerService
 from server.vault import Vault
 from server.vault.keyring import KeyProvider
@@ -15,8 +16,14 @@ class Services:
     vault: Vault
     authorizer: Authorizer
     customers: CustomerService
+    clock: Clock
 
     @classmethod
-    def build(cls, keys: KeyProvider) -> Services:
+    def build(cls, keys: KeyProvider, clock: Clock | None = None) -> Services:
         vault = Vault(keys)
-        return cls(vault=vault, authorizer=Authorizer(), customers=CustomerService(vault))
+        return cls(
+            vault=vault,
+            authorizer=Authorizer(),
+            customers=CustomerService(vault),
+            clock=clock or Clock(),
+        )
