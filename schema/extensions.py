@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 
 class OperationCapture(SchemaExtension):
-    """Puts the operation's type and name on the context for the audit event."""
+    """Puts the operation's type and name on the context for the audit event, and
+    refuses a document with several operations but no operation name (the spec's
+    rule; strawberry would run the first)."""
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        ctx = self.execution_context
+        document = ctx.graphql_document
+        if document is None or ctx._provided_operation_name is not None:
+            return
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) > 1:
+            raise GraphQLError("Must provide operation name if query contains multiple operations.")
 
     def on_operation(self) -> Iterator[None]:
         yield

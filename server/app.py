@@ -24,6 +24,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.types.execution import ExecutionResult
 
 from schema.build import build_schema
 from schema.context import GraphQLContext
@@ -41,6 +43,7 @@ from server.graphql_http import (
     GraphQLRequest,
     HttpProblem,
     check_content_type,
+    describe_unexpected,
     format_error,
     is_request_error,
     negotiate,
@@ -236,12 +239,18 @@ async def _execute(
                 max_page_size=state.settings.max_page_size,
             )
             data_changes = await session.begin_nested()
-            result = await state.schema.execute(
-                gql.query,
-                variable_values=gql.variables,
-                context_value=context,
-                operation_name=gql.operation_name,
-            )
+            try:
+                result = await state.schema.execute(
+                    gql.query,
+                    variable_values=gql.variables,
+                    context_value=context,
+                    operation_name=gql.operation_name,
+                )
+            except CannotGetOperationTypeError:
+                result = ExecutionResult(
+                    data=None,
+                    errors=[GraphQLError(f"Unknown operation named '{gql.operation_name}'.")],
+                )
             errors = list(result.errors or [])
             unexpected = [
                 e
@@ -273,7 +282,8 @@ async def _execute(
             except SQLAlchemyError as exc:
                 raise AuditWriteError("the audit trail is unavailable; nothing was done") from exc
     except AuditWriteError as error:
-        log.error("audit write failed request_id=%s", request_id, exc_info=error.__cause__)
+        cause = error.__cause__ or error
+        log.error("audit write failed request_id=%s %s", request_id, describe_unexpected(cause))
         return _problem(503, error.message, error.code, media)
     except (DBAPIError, SQLAlchemyError) as exc:
         log.error("database failure request_id=%s type=%s", request_id, type(exc).__name__)

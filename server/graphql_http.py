@@ -8,6 +8,7 @@ errors then get 4xx) or `application/json` (always 200 for well-formed requests)
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -125,13 +126,23 @@ def error_code(error: GraphQLError) -> str:
     original = error.original_error
     if isinstance(original, CustosError):
         return original.code
-    if original is not None:
+    if original is not None and not isinstance(original, GraphQLError):
         return "INTERNAL_SERVER_ERROR"
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
     if error.message.startswith("Variable '$"):
         return "BAD_USER_INPUT"
     return "GRAPHQL_VALIDATION_FAILED"
+
+
+def describe_unexpected(error: BaseException) -> str:
+    """Type and frames of an unexpected exception, without its message (which may hold
+    a value) — what the log gets."""
+    frames = traceback.extract_tb(error.__traceback__)[-5:]
+    where = " <- ".join(
+        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}:{f.name}" for f in reversed(frames)
+    )
+    return f"{type(error).__name__} at {where}"
 
 
 def format_error(error: GraphQLError) -> dict[str, Any]:
