@@ -41,7 +41,7 @@ def pg_url(database: str) -> str:
     return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
 
 
-def _pg_reachable() -> bool:
+def pg_reachable() -> bool:
     try:
         with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
             return True
@@ -49,7 +49,7 @@ def _pg_reachable() -> bool:
         return False
 
 
-async def _pg_admin(statement: str) -> None:
+async def pg_admin(statement: str) -> None:
     engine = create_engine(pg_url("postgres"), null_pool=True)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -77,16 +77,16 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    if not _pg_reachable():
+    if not pg_reachable():
         message = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}"
         if IN_CI:
             pytest.fail(message + " (CI=true: the PostgreSQL half must run)")
         pytest.skip(message + ": skipping the PostgreSQL half of the suite")
     name = f"custos_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     upgrade_to_head(pg_url(name))
     yield name
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 TRUNCATE_SKIP = {"alembic_version"}
