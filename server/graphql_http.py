@@ -65,7 +65,8 @@ def negotiate(accept: str | None) -> str:
         elif media == JSON:
             candidate = (q, 1, JSON)
         elif media in ("*/*", "application/*"):
-            candidate = (q, 0, GRAPHQL_RESPONSE)
+            # The spec: a wildcard gets the legacy type, which every client understands.
+            candidate = (q, 0, JSON)
         else:
             continue
         if best is None or candidate[:2] > best[:2]:

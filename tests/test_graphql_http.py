@@ -28,8 +28,9 @@ async def test_graphql_response_media_type_is_preferred(api: Api) -> None:
     ("accept", "media"),
     [
         ("application/json", "application/json"),
-        ("*/*", GRAPHQL_RESPONSE),
-        ("application/*", GRAPHQL_RESPONSE),
+        ("*/*", "application/json"),
+        ("application/*", "application/json"),
+        (f"*/*, {GRAPHQL_RESPONSE}", GRAPHQL_RESPONSE),
         ("", "application/json"),
     ],
 )
