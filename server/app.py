@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
                 from sqlalchemy import text
 
                 await session.execute(text("SELECT 1"))
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError, TimeoutError):
             return Response(b'{"status":"unavailable"}', 503, media_type="application/json")
         return Response(b'{"status":"ok"}', media_type="application/json")
 
@@ -285,7 +285,8 @@ async def _execute(
         cause = error.__cause__ or error
         log.error("audit write failed request_id=%s %s", request_id, describe_unexpected(cause))
         return _problem(503, error.message, error.code, media)
-    except (DBAPIError, SQLAlchemyError) as exc:
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        # OSError: drivers raise connection failures (refused, reset) unwrapped.
         log.error("database failure request_id=%s type=%s", request_id, type(exc).__name__)
         return _problem(
             503, "the database is unavailable; nothing was done", "DATABASE_UNAVAILABLE", media
