@@ -15,7 +15,7 @@ async def test_unreachable_database_is_503(tmp_path: Path, keyring_path: Path) -
     settings = Settings(
         database_url="postgresql://postgres@127.0.0.1:1/nowhere",
         keyring=keyring_path,
-        jwt_secret="test-secret-with-enough-length-for-hs256",  # type: ignore[arg-type]
+        jwt_secret="test-secret-with-enough-length-for-hs256",
         state_dir=tmp_path,
     )
     # No lifespan: start-up would fail on the same database; the handler must still cope.
