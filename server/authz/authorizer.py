@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import casbin
+from casbin.util import key_match
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Principal
@@ -121,10 +122,22 @@ class Authorizer:
             self._memo[key] = decision
         return decision
 
-    def explain(self, principal: Principal, obj: str, act: str) -> tuple[bool, list[list[str]]]:
+    def explain(
+        self, principal: Principal, obj: str, act: str
+    ) -> tuple[bool, list[str] | None, list[list[str]]]:
+        """The decision, the rule casbin names as deciding it, and every rule that matched.
+
+        With deny-overrides, any matching deny decides; otherwise any matching allow.
+        """
         node = self._node(principal)
-        allowed, rules = self.enforcer.enforce_ex(node, obj, act)
-        return bool(allowed), [list(r) for r in rules]
+        allowed, deciding = self.enforcer.enforce_ex(node, obj, act)
+        subjects = {node, *self.enforcer.get_implicit_roles_for_user(node)}
+        matching = [
+            list(rule)
+            for rule in self.enforcer.get_policy()
+            if rule[0] in subjects and key_match(obj, rule[1]) and key_match(act, rule[2])
+        ]
+        return bool(allowed), list(deciding) if deciding else None, matching
 
 
 class AccessDecisions:
