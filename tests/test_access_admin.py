@@ -257,7 +257,8 @@ async def test_explain_access_names_the_deciding_and_matching_rules(api: Api) ->
         token=admin,
     )
     answer = denied["data"]["explainAccess"]
-    assert answer["allowed"] is False and answer["decision"] == "deny"
+    assert answer["allowed"] is False
+    assert answer["decision"] == "deny"
     deny_rule = {"subject": "analyst", "object": "customer.*", "action": "read:*", "effect": "deny"}
     assert {k: answer["decidingRule"][k] for k in deny_rule} == deny_rule
     assert answer["decidingRule"]["id"] > 0
@@ -298,7 +299,8 @@ async def test_api_key_lifecycle_scoped_by_its_own_rules(api: Api, state: AppSta
         stored = await session.scalar(
             select(ApiKey.key_hash).where(ApiKey.id == uuid.UUID(key["id"]))
         )
-    assert stored is not None and secret not in stored
+    assert stored is not None
+    assert secret not in stored
 
     assert (await api.gql(COUNT, token=secret))["data"] is None
     for rule in (

@@ -43,7 +43,10 @@ def _token(api: Api, role: str) -> str:
 
 def _clear_values() -> tuple[dict[str, Any], dict[str, str]]:
     data = customer_data(owner_id=OWNER, team=TEAM, region="上海", tier="high")
-    assert data.phone and data.email and data.bank_card and data.birthday
+    assert data.phone
+    assert data.email
+    assert data.bank_card
+    assert data.birthday
     clear = {
         "name": data.name,
         "phone": normalise_phone(data.phone),
