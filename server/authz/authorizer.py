@@ -49,6 +49,17 @@ def read_policy_file(path: Path = DEFAULT_POLICY_PATH) -> list[Rule]:
     return rules
 
 
+def subject_node(principal: Principal) -> str:
+    """The policy subject for rules about this one caller: `apikey:<id>` or `user:<sub>`.
+
+    Prefixed so that a token whose subject happens to equal a role name (`sub: admin`)
+    never inherits that role's rules.
+    """
+    if principal.api_key_id is not None:
+        return f"apikey:{principal.api_key_id}"
+    return f"user:{principal.subject}"
+
+
 class Authorizer:
     """Process-wide: the enforcer, its policy version and a decision memo."""
 
@@ -105,9 +116,7 @@ class Authorizer:
         node = f"principal:{principal.subject}|{','.join(sorted(principal.role_set))}"
         if node not in self._principal_nodes:
             members = [[node, role] for role in principal.role_set]
-            members.append([node, principal.subject])
-            if principal.api_key_id is not None:
-                members.append([node, f"apikey:{principal.api_key_id}"])
+            members.append([node, subject_node(principal)])
             self.enforcer.add_named_grouping_policies("g", members)
             self._principal_nodes.add(node)
         return node

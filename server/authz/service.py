@@ -20,7 +20,12 @@ from server.auth.principal import Principal
 from server.auth.repository import ApiKeyRepository
 from server.authz.authorizer import Authorizer
 from server.authz.repository import PolicyRepository, RoleAssignmentRepository, Rule
-from server.authz.vocabulary import check_role_name, check_rule, check_subject
+from server.authz.vocabulary import (
+    check_request,
+    check_role_name,
+    check_rule,
+    check_user_subject,
+)
 from server.caller import Caller
 from server.clock import Clock
 from server.data.models import ApiKey, RoleAssignment
@@ -191,7 +196,7 @@ class AccessAdminService:
         self, session: AsyncSession, caller: Caller, *, subject: str, role: str
     ) -> RoleAssignment:
         self._require(caller, POLICY)
-        subject = check_subject(subject)
+        subject = check_user_subject(subject)
         (role,) = await self._check_roles(session, [role])
         if subject in await self._known_roles(session):
             # A role is not a member of another role through assignments; that is a
@@ -294,11 +299,16 @@ class AccessAdminService:
     ) -> Explanation:
         """Why `subject` (with these token roles plus its assigned ones) may or may not."""
         self._require(caller, POLICY)
-        subject = check_subject(subject)
-        check_rule(subject, obj, action, "allow")
+        subject = check_user_subject(subject)
+        obj, action = check_request(obj, action)
         api_key_id = None
         if subject.startswith("apikey:"):
-            api_key_id = uuid.UUID(subject.removeprefix("apikey:"))
+            try:
+                api_key_id = uuid.UUID(subject.removeprefix("apikey:"))
+            except ValueError:
+                raise ValidationError(
+                    "apikey:<id> needs a valid id", code="INVALID_SUBJECT"
+                ) from None
         principal = await with_assigned_roles(
             session,
             Principal(subject=subject, roles=tuple(roles), api_key_id=api_key_id),

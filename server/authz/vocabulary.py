@@ -87,19 +87,30 @@ class RuleSpec:
 
 
 def check_subject(subject: str) -> str:
+    """A rule's subject: a role, `user:<subject>` or `apikey:<id>`."""
+    subject = subject.strip()
+    kind, sep, rest = subject.partition(":")
+    if not sep and _ROLE.match(subject):
+        return subject
+    if sep and kind == "user" and rest and len(subject) <= 128 and _SUBJECT.match(rest):
+        return subject
+    if sep and kind == "apikey":
+        try:
+            return f"apikey:{uuid.UUID(rest)}"
+        except ValueError:
+            pass
+    raise ValidationError(
+        "subject must be a role name, user:<subject> or apikey:<id>", code="INVALID_SUBJECT"
+    )
+
+
+def check_user_subject(subject: str) -> str:
+    """An authenticated subject as tokens carry it (role assignments are keyed by it)."""
     subject = subject.strip()
     if not subject or len(subject) > 128 or not _SUBJECT.match(subject):
         raise ValidationError(
-            "subject must be a role, a user subject or apikey:<id> (no spaces or commas)",
-            code="INVALID_SUBJECT",
+            "subject must be 1-128 characters without spaces or commas", code="INVALID_SUBJECT"
         )
-    if subject.startswith("apikey:"):
-        try:
-            uuid.UUID(subject.removeprefix("apikey:"))
-        except ValueError:
-            raise ValidationError(
-                "apikey subject must be apikey:<id>", code="INVALID_SUBJECT"
-            ) from None
     return subject
 
 
@@ -175,6 +186,10 @@ def check_rule(
         return RuleSpec(subject, obj, f"read:{mode}", effect)
     if action is None:
         raise ValidationError("give an action or a mode", code="UNKNOWN_ACTION")
+    return RuleSpec(subject, obj, _check_action(kind, obj, action), effect)
+
+
+def _check_action(kind: str, obj: str, action: str) -> str:
     action = action.strip()
     allowed = _actions_for(kind)
     if action != WILDCARD and action not in allowed:
@@ -182,7 +197,13 @@ def check_rule(
             f"unknown action {action!r} for {obj!r}; expected one of {', '.join(allowed)}",
             code="UNKNOWN_ACTION",
         )
-    return RuleSpec(subject, obj, action, effect)
+    return action
+
+
+def check_request(obj: str, action: str) -> tuple[str, str]:
+    """An (object, action) a caller could ask about, e.g. to explain a decision."""
+    obj = obj.strip()
+    return obj, _check_action(object_kind(obj), obj, action)
 
 
 def valid_objects() -> list[str]:
