@@ -106,9 +106,7 @@ async def _measure(
     client: httpx.AsyncClient, state: AppState, meter: Meter, token: str, first: int, cold: bool
 ) -> Sample:
     authorizer = state.services.authorizer
-    if cold:
-        authorizer.invalidate()
-    # The reload happens inside the request; wrap the enforcer the request will use.
+    # Cold: reload the rules (fresh enforcer, empty memo) and wrap the new enforcer.
     async with state.sessions() as session:
         await authorizer.refresh(session, force=cold)
     meter.time_casbin()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import casbin
 from casbin.util import key_match
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Principal
@@ -67,6 +68,8 @@ class Authorizer:
         self.enforcer = casbin.Enforcer(str(MODEL_PATH))
         self.version = -1
         self._checked_at = 0.0
+        # A version this process changed the policy to and must load before throttling.
+        self._must_reach = 0
         self._memo: dict[tuple[str, str, str], bool] = {}
         self._principal_nodes: set[str] = set()
         self.enforce_calls = 0
@@ -74,13 +77,22 @@ class Authorizer:
     async def ensure_seeded(self, session: AsyncSession) -> None:
         repo = PolicyRepository(session)
         if await repo.count() == 0:
-            await repo.add(read_policy_file())
-            await repo.bump_version()
+            try:
+                async with session.begin_nested():
+                    await repo.add(read_policy_file())
+                    await repo.bump_version()
+            except IntegrityError:
+                # Another worker starting at the same time seeded it first.
+                pass
 
     async def refresh(self, session: AsyncSession, *, force: bool = False) -> None:
         """Reload the rules if the database's policy version moved (polled, throttled)."""
         now = time.monotonic()
-        if not force and now - self._checked_at < VERSION_POLL_SECONDS:
+        if (
+            not force
+            and self.version >= self._must_reach
+            and now - self._checked_at < VERSION_POLL_SECONDS
+        ):
             return
         repo = PolicyRepository(session)
         version = await repo.version()
@@ -104,9 +116,13 @@ class Authorizer:
         self._principal_nodes = set()
 
     def invalidate(self) -> None:
-        """This process changed the policy: reload on the next request."""
-        self._checked_at = 0.0
-        self.version = -1
+        """This process is changing the policy: reload as soon as the change is visible.
+
+        Called before the change commits, so the version is checked on every request
+        (no throttle) until it moves past the one loaded now; a concurrent request that
+        reloads the old rules in between cannot make this process wait for the next poll.
+        """
+        self._must_reach = max(self._must_reach, self.version + 1)
 
     def decisions(self, principal: Principal) -> AccessDecisions:
         return AccessDecisions(self, principal)
