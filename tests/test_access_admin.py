@@ -331,3 +331,13 @@ async def test_api_key_lifecycle_scoped_by_its_own_rules(api: Api, state: AppSta
     missing = await api.gql(REVOKE_KEY, {"id": "00000000-0000-0000-0000-000000000000"}, token=admin)
     assert missing["data"]["revokeApiKey"]["code"] == "API_KEY_NOT_FOUND"
     assert [a.action for a in await _accesses(state, "apikey")] == ["create", "create", "revoke"]
+
+
+async def test_several_root_fields_share_the_request_session(api: Api, state: AppState) -> None:
+    await make_customer(state)
+    admin = api.token("admin", subject="root")
+    query = "{ roles { name } policies { id } roleAssignments { id } customers { totalCount } }"
+    body = await api.gql(query, token=admin)
+    assert "errors" not in body
+    assert body["data"]["customers"]["totalCount"] == 1
+    assert len(body["data"]["roles"]) == 7
