@@ -303,6 +303,10 @@ async def test_api_key_lifecycle_scoped_by_its_own_rules(api: Api, state: AppSta
     assert secret not in stored
 
     assert (await api.gql(COUNT, token=secret))["data"] is None
+    why = {"subject": key["subject"], "object": "product", "action": "read"}
+    explained = (await api.gql(EXPLAIN, why, token=admin))["data"]["explainAccess"]
+    assert explained["roles"] == ["integrator"]
+    assert explained["decidingRule"]["subject"] == "integrator"
     for rule in (
         _rule(key["subject"], "customer", "read"),
         _rule(key["subject"], "customer", "scope:all"),
@@ -341,3 +345,20 @@ async def test_several_root_fields_share_the_request_session(api: Api, state: Ap
     assert "errors" not in body
     assert body["data"]["customers"]["totalCount"] == 1
     assert len(body["data"]["roles"]) == 7
+
+
+async def test_bad_api_key_input_is_refused_and_creates_nothing(api: Api, state: AppState) -> None:
+    admin = api.token("admin", subject="root")
+    for variables in (
+        {"name": "  ", "roles": ["integrator"]},
+        {"name": "x" * 129, "roles": ["integrator"]},
+        {"name": "k", "roles": ["integrator"], "team": "t" * 65},
+        {"name": "k", "roles": ["integrator"], "expiresAt": "2000-01-01T00:00:00+00:00"},
+        {"name": "k", "roles": ["no such role"]},
+    ):
+        body = await api.gql(CREATE_KEY, {"input": variables}, token=admin)
+        result = body["data"]["createApiKey"]
+        assert result["__typename"] == "UserError", variables
+        assert result["code"] in {"BAD_USER_INPUT", "INVALID_ROLE", "UNKNOWN_ROLE"}
+    async with state.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(ApiKey)) == 0

@@ -250,6 +250,8 @@ class AccessAdminService:
         name = name.strip()
         if not name or len(name) > 128:
             raise ValidationError("name must be 1 to 128 characters", code="BAD_USER_INPUT")
+        if team is not None and not 0 < len(team.strip()) <= 64:
+            raise ValidationError("team must be 1 to 64 characters", code="BAD_USER_INPUT")
         checked = await self._check_roles(session, roles)
         now = self.clock.now()
         if expires_at is not None and expires_at <= now:
@@ -309,6 +311,10 @@ class AccessAdminService:
                 raise ValidationError(
                     "apikey:<id> needs a valid id", code="INVALID_SUBJECT"
                 ) from None
+            key = await ApiKeyRepository(session).get(api_key_id)
+            if key is not None:
+                # A key's roles are stored with it, as authentication would read them.
+                roles = [*roles, *key.roles]
         principal = await with_assigned_roles(
             session,
             Principal(subject=subject, roles=tuple(roles), api_key_id=api_key_id),
