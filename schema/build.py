@@ -14,15 +14,29 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
+from schema.access import AccessMutation, AccessQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
-QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery)
-MUTATION_TYPES: tuple[type, ...] = (CustomerMutation,)
+QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, AccessQuery)
+MUTATION_TYPES: tuple[type, ...] = (CustomerMutation, AccessMutation)
+
+
+class SerialRootFields(StrawberryGraphQLCoreExecutionContext):
+    """Runs a query's root fields one after another, as mutations already are.
+
+    They share the request's one database session, which allows one statement at a
+    time; run concurrently, `{ roles { name } policies { id } }` would fail.
+    """
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        return super().execute_operation(True)
+
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)
@@ -44,6 +58,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=SerialRootFields,
         extensions=[
             OperationCapture,
             # Factories: a fresh extension per request; the parse and validation caches

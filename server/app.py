@@ -34,6 +34,7 @@ from server.auth.api_keys import parse_prefix
 from server.auth.principal import PURPOSES, Principal
 from server.auth.repository import ApiKeyRepository
 from server.auth.tokens import TokenVerifier
+from server.authz.service import with_assigned_roles
 from server.caller import Caller
 from server.config import Settings, load_settings
 from server.data.engine import create_engine, create_session_factory
@@ -192,6 +193,8 @@ async def _authenticate(
         principal = await ApiKeyRepository(session).authenticate(credentials)
     else:
         principal = state.tokens.verify(credentials)
+    # Roles assigned in the database join the token's (or key's) roles, once per request.
+    principal = await with_assigned_roles(session, principal)
     client = request.client
     return Principal(
         subject=principal.subject,

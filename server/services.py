@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.authz.authorizer import Authorizer
+from server.authz.service import AccessAdminService
 from server.clock import Clock
 from server.customer.service import CustomerService
 from server.vault import Vault
@@ -17,13 +18,17 @@ class Services:
     authorizer: Authorizer
     customers: CustomerService
     clock: Clock
+    access: AccessAdminService
 
     @classmethod
     def build(cls, keys: KeyProvider, clock: Clock | None = None) -> Services:
         vault = Vault(keys)
+        authorizer = Authorizer()
+        clock = clock or Clock()
         return cls(
             vault=vault,
-            authorizer=Authorizer(),
+            authorizer=authorizer,
             customers=CustomerService(vault),
-            clock=clock or Clock(),
+            clock=clock,
+            access=AccessAdminService(authorizer, clock),
         )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,3 +37,16 @@ class ApiKeyRepository:
         return Principal(
             subject=f"apikey:{key.id}", roles=tuple(key.roles), team=key.team, api_key_id=key.id
         )
+
+    async def add(self, key: ApiKey) -> None:
+        self.session.add(key)
+        await self.session.flush()
+
+    async def get(self, key_id: uuid.UUID) -> ApiKey | None:
+        return await self.session.get(ApiKey, key_id)
+
+    async def list(self) -> Sequence[ApiKey]:
+        return (await self.session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all()
+
+    async def revoke(self, key_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=at))

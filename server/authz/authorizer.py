@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import casbin
+from casbin.util import key_match
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Principal
@@ -48,6 +50,17 @@ def read_policy_file(path: Path = DEFAULT_POLICY_PATH) -> list[Rule]:
     return rules
 
 
+def subject_node(principal: Principal) -> str:
+    """The policy subject for rules about this one caller: `apikey:<id>` or `user:<sub>`.
+
+    Prefixed so that a token whose subject happens to equal a role name (`sub: admin`)
+    never inherits that role's rules.
+    """
+    if principal.api_key_id is not None:
+        return f"apikey:{principal.api_key_id}"
+    return f"user:{principal.subject}"
+
+
 class Authorizer:
     """Process-wide: the enforcer, its policy version and a decision memo."""
 
@@ -55,6 +68,8 @@ class Authorizer:
         self.enforcer = casbin.Enforcer(str(MODEL_PATH))
         self.version = -1
         self._checked_at = 0.0
+        # A version this process changed the policy to and must load before throttling.
+        self._must_reach = 0
         self._memo: dict[tuple[str, str, str], bool] = {}
         self._principal_nodes: set[str] = set()
         self.enforce_calls = 0
@@ -62,13 +77,22 @@ class Authorizer:
     async def ensure_seeded(self, session: AsyncSession) -> None:
         repo = PolicyRepository(session)
         if await repo.count() == 0:
-            await repo.add(read_policy_file())
-            await repo.bump_version()
+            try:
+                async with session.begin_nested():
+                    await repo.add(read_policy_file())
+                    await repo.bump_version()
+            except IntegrityError:
+                # Another worker starting at the same time seeded it first.
+                pass
 
     async def refresh(self, session: AsyncSession, *, force: bool = False) -> None:
         """Reload the rules if the database's policy version moved (polled, throttled)."""
         now = time.monotonic()
-        if not force and now - self._checked_at < VERSION_POLL_SECONDS:
+        if (
+            not force
+            and self.version >= self._must_reach
+            and now - self._checked_at < VERSION_POLL_SECONDS
+        ):
             return
         repo = PolicyRepository(session)
         version = await repo.version()
@@ -92,9 +116,13 @@ class Authorizer:
         self._principal_nodes = set()
 
     def invalidate(self) -> None:
-        """This process changed the policy: reload on the next request."""
-        self._checked_at = 0.0
-        self.version = -1
+        """This process is changing the policy: reload as soon as the change is visible.
+
+        Called before the change commits, so the version is checked on every request
+        (no throttle) until it moves past the one loaded now; a concurrent request that
+        reloads the old rules in between cannot make this process wait for the next poll.
+        """
+        self._must_reach = max(self._must_reach, self.version + 1)
 
     def decisions(self, principal: Principal) -> AccessDecisions:
         return AccessDecisions(self, principal)
@@ -104,9 +132,7 @@ class Authorizer:
         node = f"principal:{principal.subject}|{','.join(sorted(principal.role_set))}"
         if node not in self._principal_nodes:
             members = [[node, role] for role in principal.role_set]
-            members.append([node, principal.subject])
-            if principal.api_key_id is not None:
-                members.append([node, f"apikey:{principal.api_key_id}"])
+            members.append([node, subject_node(principal)])
             self.enforcer.add_named_grouping_policies("g", members)
             self._principal_nodes.add(node)
         return node
@@ -121,10 +147,22 @@ class Authorizer:
             self._memo[key] = decision
         return decision
 
-    def explain(self, principal: Principal, obj: str, act: str) -> tuple[bool, list[list[str]]]:
+    def explain(
+        self, principal: Principal, obj: str, act: str
+    ) -> tuple[bool, list[str] | None, list[list[str]]]:
+        """The decision, the rule casbin names as deciding it, and every rule that matched.
+
+        With deny-overrides, any matching deny decides; otherwise any matching allow.
+        """
         node = self._node(principal)
-        allowed, rules = self.enforcer.enforce_ex(node, obj, act)
-        return bool(allowed), [list(r) for r in rules]
+        allowed, deciding = self.enforcer.enforce_ex(node, obj, act)
+        subjects = {node, *self.enforcer.get_implicit_roles_for_user(node)}
+        matching = [
+            list(rule)
+            for rule in self.enforcer.get_policy()
+            if rule[0] in subjects and key_match(obj, rule[1]) and key_match(act, rule[2])
+        ]
+        return bool(allowed), list(deciding) if deciding else None, matching
 
 
 class AccessDecisions:

@@ -61,3 +61,43 @@ class PolicyRepository:
             select(RoleAssignment.role).where(RoleAssignment.subject == subject)
         )
         return rows.all()
+
+    async def rules_with_ids(self, ptype: str = "p") -> list[tuple[int, Rule]]:
+        rows = await self.session.scalars(
+            select(PolicyRule).where(PolicyRule.ptype == ptype).order_by(PolicyRule.id)
+        )
+        return [(row.id, rule_values(row)) for row in rows]
+
+    async def find(self, rule: Rule) -> int | None:
+        ptype, *values = rule
+        padded = [*values, "", "", "", "", "", ""][:6]
+        conditions = [PolicyRule.ptype == ptype]
+        conditions += [getattr(PolicyRule, f"v{i}") == v for i, v in enumerate(padded)]
+        found = await self.session.scalar(select(PolicyRule.id).where(*conditions))
+        return int(found) if found is not None else None
+
+
+class RoleAssignmentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list(self, subject: str | None = None) -> Sequence[RoleAssignment]:
+        query = select(RoleAssignment).order_by(RoleAssignment.subject, RoleAssignment.role)
+        if subject is not None:
+            query = query.where(RoleAssignment.subject == subject)
+        return (await self.session.scalars(query)).all()
+
+    async def find(self, subject: str, role: str) -> RoleAssignment | None:
+        return await self.session.scalar(
+            select(RoleAssignment).where(
+                RoleAssignment.subject == subject, RoleAssignment.role == role
+            )
+        )
+
+    async def add(self, assignment: RoleAssignment) -> None:
+        self.session.add(assignment)
+        await self.session.flush()
+
+    async def remove(self, assignment: RoleAssignment) -> None:
+        await self.session.delete(assignment)
+        await self.session.flush()

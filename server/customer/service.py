@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Row, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.authz.authorizer import FieldMode
+from server.authz.authorizer import FieldMode, RowScope
 from server.caller import Caller
 from server.customer.fields import CUSTOMER_FIELD_CLASSES, SEALED_CUSTOMER_FIELDS
 from server.customer.repository import CustomerFilter, CustomerRepository, scope_predicate
@@ -272,7 +272,8 @@ class CustomerService:
         """Validate, check for duplicates by blind index, seal and store a new customer."""
         caller.access.require(OBJECT, "create")
         owner = data.owner_id
-        if owner is None and "agent" in caller.principal.role_set:
+        if owner is None and caller.access.row_scope(OBJECT) is RowScope.OWN:
+            # Whoever sees only their own customers owns what they create, or loses it.
             owner = caller.principal.subject
         sealed = self.seal_new(data, owner_id=owner, team=data.team or caller.principal.team)
         await self._refuse_duplicates(session, sealed.contacts)

@@ -1,0 +1,338 @@
+"""Managing access: policy rules, role assignments, API keys, and explaining decisions.
+
+Every operation requires `policy`/`manage` (API keys: `apikey`/`manage`), validates its
+input against the vocabulary, records an audit change and bumps the policy version so
+every worker reloads. Services never commit; the request does, with the audit row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.api_keys import generate_api_key
+from server.auth.principal import Principal
+from server.auth.repository import ApiKeyRepository
+from server.authz.authorizer import Authorizer
+from server.authz.repository import PolicyRepository, RoleAssignmentRepository, Rule
+from server.authz.vocabulary import (
+    check_request,
+    check_role_name,
+    check_rule,
+    check_user_subject,
+)
+from server.caller import Caller
+from server.clock import Clock
+from server.data.models import ApiKey, RoleAssignment
+from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+
+POLICY = "policy"
+APIKEY = "apikey"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRuleView:
+    id: int
+    subject: str
+    object: str
+    action: str
+    effect: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoleView:
+    name: str
+    rule_count: int
+    inherits: list[str]
+    assigned_subjects: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKeySecret:
+    key: ApiKey
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    allowed: bool
+    subject: str
+    roles: list[str]
+    object: str
+    action: str
+    deciding_rule: PolicyRuleView | None
+    matching_rules: list[PolicyRuleView]
+
+
+def _rule_view(rule_id: int, rule: Rule) -> PolicyRuleView:
+    _, subject, obj, action, effect = (*rule, "allow")[:5]
+    return PolicyRuleView(rule_id, subject, obj, action, effect)
+
+
+def _roles_in(rules: Sequence[tuple[int, Rule]], grouping: Sequence[tuple[int, Rule]]) -> set[str]:
+    """Roles are the subjects of rules that are neither API keys nor principals' nodes."""
+    roles = {rule[1] for _, rule in rules if ":" not in rule[1]}
+    roles |= {rule[2] for _, rule in grouping}
+    return roles
+
+
+async def with_assigned_roles(session: AsyncSession, principal: Principal) -> Principal:
+    """The principal's token (or key) roles plus the roles assigned to its subject."""
+    assigned = [a.role for a in await RoleAssignmentRepository(session).list(principal.subject)]
+    if not assigned:
+        return principal
+    roles = tuple(dict.fromkeys([*principal.roles, *assigned]))
+    return dataclasses.replace(principal, roles=roles)
+
+
+class AccessAdminService:
+    def __init__(self, authorizer: Authorizer, clock: Clock) -> None:
+        self.authorizer = authorizer
+        self.clock = clock
+
+    def _require(self, caller: Caller, obj: str) -> None:
+        if not caller.access.allows(obj, "manage"):
+            caller.audit.deny(obj, "manage")
+            raise ForbiddenError(f"not allowed to manage {obj}")
+
+    async def _changed(self, session: AsyncSession) -> None:
+        await PolicyRepository(session).bump_version()
+        # This process reloads on its next request; others see the version move.
+        self.authorizer.invalidate()
+
+    async def policies(
+        self, session: AsyncSession, caller: Caller, subject: str | None = None
+    ) -> list[PolicyRuleView]:
+        self._require(caller, POLICY)
+        rules = await PolicyRepository(session).rules_with_ids("p")
+        return [_rule_view(i, r) for i, r in rules if subject is None or r[1] == subject]
+
+    async def roles(self, session: AsyncSession, caller: Caller) -> list[RoleView]:
+        self._require(caller, POLICY)
+        repo = PolicyRepository(session)
+        rules = await repo.rules_with_ids("p")
+        grouping = await repo.rules_with_ids("g")
+        assignments = await RoleAssignmentRepository(session).list()
+        return [
+            RoleView(
+                name=name,
+                rule_count=sum(1 for _, r in rules if r[1] == name),
+                inherits=sorted(r[2] for _, r in grouping if r[1] == name),
+                assigned_subjects=sum(1 for a in assignments if a.role == name),
+            )
+            for name in sorted(_roles_in(rules, grouping))
+        ]
+
+    async def role_assignments(
+        self, session: AsyncSession, caller: Caller, subject: str | None = None
+    ) -> Sequence[RoleAssignment]:
+        self._require(caller, POLICY)
+        return await RoleAssignmentRepository(session).list(subject)
+
+    async def add_policy(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        subject: str,
+        obj: str,
+        action: str | None,
+        effect: str,
+        mode: str | None,
+    ) -> PolicyRuleView:
+        self._require(caller, POLICY)
+        spec = check_rule(subject, obj, action, effect, mode)
+        repo = PolicyRepository(session)
+        rule = spec.as_rule()
+        if await repo.find(rule) is not None:
+            raise ConflictError("this rule already exists", code="POLICY_EXISTS")
+        await repo.add([rule])
+        rule_id = await repo.find(rule)
+        assert rule_id is not None
+        caller.audit.change(POLICY, "add", None, [", ".join(rule)])
+        await self._changed(session)
+        return _rule_view(rule_id, rule)
+
+    async def remove_policy(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        subject: str,
+        obj: str,
+        action: str | None,
+        effect: str,
+        mode: str | None,
+    ) -> PolicyRuleView:
+        self._require(caller, POLICY)
+        spec = check_rule(subject, obj, action, effect, mode)
+        repo = PolicyRepository(session)
+        rule = spec.as_rule()
+        rule_id = await repo.find(rule)
+        if rule_id is None:
+            raise NotFoundError("no such rule", code="POLICY_NOT_FOUND")
+        await repo.remove(rule)
+        caller.audit.change(POLICY, "remove", None, [", ".join(rule)])
+        await self._changed(session)
+        return _rule_view(rule_id, rule)
+
+    async def _known_roles(self, session: AsyncSession) -> set[str]:
+        repo = PolicyRepository(session)
+        return _roles_in(await repo.rules_with_ids("p"), await repo.rules_with_ids("g"))
+
+    async def _check_roles(self, session: AsyncSession, roles: Sequence[str]) -> list[str]:
+        names = [check_role_name(r) for r in roles]
+        unknown = sorted(set(names) - await self._known_roles(session))
+        if unknown:
+            raise ValidationError(f"unknown role: {', '.join(unknown)}", code="UNKNOWN_ROLE")
+        return list(dict.fromkeys(names))
+
+    async def assign_role(
+        self, session: AsyncSession, caller: Caller, *, subject: str, role: str
+    ) -> RoleAssignment:
+        self._require(caller, POLICY)
+        subject = check_user_subject(subject)
+        (role,) = await self._check_roles(session, [role])
+        if subject in await self._known_roles(session):
+            # A role is not a member of another role through assignments; that is a
+            # grouping rule in the policy, reviewed as such.
+            raise ValidationError("subject is a role name", code="INVALID_SUBJECT")
+        repo = RoleAssignmentRepository(session)
+        if await repo.find(subject, role) is not None:
+            raise ConflictError("this role is already assigned", code="ASSIGNMENT_EXISTS")
+        assignment = RoleAssignment(
+            subject=subject,
+            role=role,
+            assigned_at=self.clock.now(),
+            assigned_by=caller.principal.subject,
+        )
+        await repo.add(assignment)
+        caller.audit.change("role_assignment", "assign", assignment.id, [f"g, {subject}, {role}"])
+        await self._changed(session)
+        return assignment
+
+    async def revoke_role(
+        self, session: AsyncSession, caller: Caller, *, subject: str, role: str
+    ) -> RoleAssignment:
+        self._require(caller, POLICY)
+        repo = RoleAssignmentRepository(session)
+        assignment = await repo.find(subject.strip(), role.strip())
+        if assignment is None:
+            raise NotFoundError("no such role assignment", code="ASSIGNMENT_NOT_FOUND")
+        await repo.remove(assignment)
+        caller.audit.change(
+            "role_assignment", "revoke", assignment.id, [f"g, {assignment.subject}, {role}"]
+        )
+        await self._changed(session)
+        return assignment
+
+    async def api_keys(self, session: AsyncSession, caller: Caller) -> Sequence[ApiKey]:
+        self._require(caller, APIKEY)
+        return await ApiKeyRepository(session).list()
+
+    async def create_api_key(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        name: str,
+        roles: Sequence[str],
+        team: str | None,
+        expires_at: datetime | None,
+    ) -> NewApiKeySecret:
+        """A new key; its secret is returned here once and stored only as a hash."""
+        self._require(caller, APIKEY)
+        name = name.strip()
+        if not name or len(name) > 128:
+            raise ValidationError("name must be 1 to 128 characters", code="BAD_USER_INPUT")
+        if team is not None and not 0 < len(team.strip()) <= 64:
+            raise ValidationError("team must be 1 to 64 characters", code="BAD_USER_INPUT")
+        checked = await self._check_roles(session, roles)
+        now = self.clock.now()
+        if expires_at is not None and expires_at <= now:
+            raise ValidationError("expiresAt must be in the future", code="BAD_USER_INPUT")
+        generated = generate_api_key()
+        key = ApiKey(
+            id=uuid.uuid4(),
+            prefix=generated.prefix,
+            key_hash=generated.key_hash,
+            name=name,
+            roles=checked,
+            team=team,
+            created_at=now,
+            created_by=caller.principal.subject,
+            expires_at=expires_at,
+        )
+        await ApiKeyRepository(session).add(key)
+        caller.audit.change(APIKEY, "create", key.id, ["name", "roles", "team", "expires_at"])
+        await self._changed(session)
+        return NewApiKeySecret(key=key, secret=generated.secret)
+
+    async def revoke_api_key(
+        self, session: AsyncSession, caller: Caller, key_id: uuid.UUID
+    ) -> ApiKey:
+        self._require(caller, APIKEY)
+        repo = ApiKeyRepository(session)
+        key = await repo.get(key_id)
+        if key is None:
+            raise NotFoundError("API key not found", code="API_KEY_NOT_FOUND")
+        if key.revoked_at is None:
+            now = self.clock.now()
+            await repo.revoke(key_id, now)
+            key.revoked_at = now
+            caller.audit.change(APIKEY, "revoke", key.id, ["revoked_at"])
+            await self._changed(session)
+        return key
+
+    async def explain(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        subject: str,
+        roles: Sequence[str],
+        obj: str,
+        action: str,
+    ) -> Explanation:
+        """Why `subject` (with these token roles plus its assigned ones) may or may not."""
+        self._require(caller, POLICY)
+        subject = check_user_subject(subject)
+        obj, action = check_request(obj, action)
+        api_key_id = None
+        if subject.startswith("apikey:"):
+            try:
+                api_key_id = uuid.UUID(subject.removeprefix("apikey:"))
+            except ValueError:
+                raise ValidationError(
+                    "apikey:<id> needs a valid id", code="INVALID_SUBJECT"
+                ) from None
+            key = await ApiKeyRepository(session).get(api_key_id)
+            if key is not None:
+                # A key's roles are stored with it, as authentication would read them.
+                roles = [*roles, *key.roles]
+        principal = await with_assigned_roles(
+            session,
+            Principal(subject=subject, roles=tuple(roles), api_key_id=api_key_id),
+        )
+        await self.authorizer.refresh(session)
+        allowed, deciding, matching = self.authorizer.explain(principal, obj, action)
+        ids = dict((r, i) for i, r in await PolicyRepository(session).rules_with_ids("p"))
+
+        def view(rule: list[str]) -> PolicyRuleView:
+            full = ("p", *rule)
+            return _rule_view(ids.get(full, 0), full)
+
+        return Explanation(
+            allowed=allowed,
+            subject=subject,
+            roles=sorted(principal.role_set),
+            object=obj,
+            action=action,
+            deciding_rule=view(deciding) if deciding else None,
+            matching_rules=[view(r) for r in matching],
+        )
