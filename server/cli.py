@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -180,6 +180,89 @@ def serve(
         reload=reload,
         access_log=False,
     )
+
+
+keys_app = typer.Typer(help="Key rotation and retirement.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+async def _with_rotation(settings: Settings, batch_size: int, pause: float, run: Any) -> Any:
+    from server.clock import Clock
+    from server.data.engine import create_engine, create_session_factory
+    from server.vault import LocalKeyring, Vault
+    from server.vault.rotation import KeyRotationService
+
+    keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
+    engine = create_engine(settings.database_url)
+    try:
+        service = KeyRotationService(
+            Vault(keyring),
+            create_session_factory(engine),
+            Clock(),
+            batch_size=batch_size,
+            pause_seconds=pause,
+        )
+        return await run(service)
+    finally:
+        await engine.dispose()
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    blind_index: Annotated[
+        bool, typer.Option("--blind-index", help="Rotate the blind-index key instead of the KEK.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per committed batch.")] = 200,
+    pause: Annotated[
+        float, typer.Option(min=0.0, help="Seconds to wait between batches (eases load).")
+    ] = 0.0,
+) -> None:
+    """Add a key version and rewrap every DEK (or recompute every blind index) online.
+
+    Resumable: if a run is interrupted, running the command again continues it.
+    """
+    from server.vault.rotation import BLIND_INDEX, KEK, KeyRotationService, RotationReport
+
+    kind = BLIND_INDEX if blind_index else KEK
+    settings = _settings()
+
+    async def run(service: KeyRotationService) -> RotationReport:
+        with progress_bar() as bar:
+            task = bar.add_task(f"rotating {kind}", total=None)
+            return await service.rotate(
+                kind, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+
+    report: RotationReport = _run(_with_rotation(settings, batch_size, pause, run))
+    console.print(
+        f"{kind} rotation to version {report.to_version} "
+        f"{'resumed and ' if report.resumed else ''}finished: {report.updated} updated, "
+        f"{report.skipped} skipped (erased)"
+    )
+
+
+@keys_app.command("retire")
+def keys_retire(
+    kek: Annotated[int | None, typer.Option("--kek", help="KEK version to retire.")] = None,
+    blind_index: Annotated[
+        int | None, typer.Option("--blind-index", help="Blind-index key version to retire.")
+    ] = None,
+) -> None:
+    """Remove an old key version; refused while any customer still uses it."""
+    from server.vault.rotation import BLIND_INDEX, KEK, KeyRotationService
+
+    if (kek is None) == (blind_index is None):
+        console.print("[red]error:[/red] give exactly one of --kek or --blind-index")
+        raise typer.Exit(2)
+    kind, version = (KEK, kek) if kek is not None else (BLIND_INDEX, blind_index)
+    assert version is not None
+    settings = _settings()
+
+    async def run(service: KeyRotationService) -> None:
+        await service.retire(kind, version)
+
+    _run(_with_rotation(settings, 200, 0.0, run))
+    console.print(f"{kind} version {version} retired")
 
 
 def main() -> None:

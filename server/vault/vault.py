@@ -62,8 +62,16 @@ class DataKey:
 class Vault:
     """Seal and reveal field values; compute blind indexes. Holds a bounded DEK cache."""
 
-    def __init__(self, keys: KeyProvider, *, cache_size: int = 100_000) -> None:
+    def __init__(
+        self,
+        keys: KeyProvider,
+        *,
+        cache_size: int = 100_000,
+        blind_index_bits: int = BLIND_INDEX_BITS,
+    ) -> None:
         self.keys = keys
+        # Tests narrow the width to force collisions; production keeps the planned width.
+        self.blind_index_bits = blind_index_bits
         self._cache: OrderedDict[tuple[uuid.UUID, bytes], DataKey] = OrderedDict()
         self._cache_size = cache_size
 
@@ -94,6 +102,11 @@ class Vault:
         dek = self.keys.unwrap_dek(key.kek_version, key.wrapped, customer_id=str(key.customer_id))
         version, wrapped = self.keys.wrap_dek(dek, customer_id=str(key.customer_id))
         return DataKey(key.customer_id, version, wrapped, key.cipher)
+
+    def shred(self, customer_id: uuid.UUID) -> bool:
+        """Crypto-shred: destroy the customer's secret at the key provider, drop cached keys."""
+        self.forget(customer_id)
+        return self.keys.shred_customer(customer_id=str(customer_id))
 
     def forget(self, customer_id: uuid.UUID) -> None:
         for cache_key in [k for k in self._cache if k[0] == customer_id]:
@@ -132,7 +145,14 @@ class Vault:
         """Truncated keyed HMAC of a normalised value: many people share each index value."""
         key = self.keys.blind_index_key(version or self.keys.current_blind_index_version())
         digest = hmac.new(key, f"{field}|{normalised}".encode(), hashlib.sha256).digest()
-        return int.from_bytes(digest[:4], "big") >> (32 - BLIND_INDEX_BITS)
+        return int.from_bytes(digest[:4], "big") >> (32 - self.blind_index_bits)
+
+    def blind_indexes(self, field: str, normalised: str) -> dict[int, int]:
+        """The index under every kept key version, so lookups work during a rotation."""
+        return {
+            version: self.blind_index(field, normalised, version)
+            for version in self.keys.blind_index_versions()
+        }
 
     def __repr__(self) -> str:
         return "Vault(***)"
