@@ -15,11 +15,12 @@ from strawberry.tools import merge_types
 
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
+from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
-QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery)
-MUTATION_TYPES: tuple[type, ...] = (CustomerMutation,)
+QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, PrivacyQuery)
+MUTATION_TYPES: tuple[type, ...] = (CustomerMutation, PrivacyMutation)
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)

@@ -265,6 +265,42 @@ def keys_retire(
     console.print(f"{kind} version {version} retired")
 
 
+retention_app = typer.Typer(help="Retention of personal data.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be cleared.")
+    ] = False,
+) -> None:
+    """Clear sealed values older than their retention (CUSTOS_RETENTION_*_DAYS)."""
+    from server.clock import Clock
+    from server.data.engine import create_engine, create_session_factory
+    from server.privacy.retention import RetentionOutcome, run_retention
+
+    settings = _settings()
+
+    async def run() -> list[RetentionOutcome]:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_session_factory(engine)() as session, session.begin():
+                return await run_retention(session, settings, now=Clock().now(), dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    outcomes = _run(run())
+    if not outcomes:
+        console.print("no retention configured (set CUSTOS_RETENTION_*_DAYS)")
+    for outcome in outcomes:
+        verb = "would clear" if dry_run else "cleared"
+        console.print(
+            f"{outcome.table} ({', '.join(outcome.columns)}) older than {outcome.days} days: "
+            f"{verb} {outcome.rows} rows"
+        )
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from server.authz.authorizer import Authorizer
 from server.clock import Clock
 from server.customer.service import CustomerService
+from server.privacy.service import PrivacyService
 from server.vault import Vault
 from server.vault.keyring import KeyProvider
 
@@ -17,6 +18,7 @@ class Services:
     authorizer: Authorizer
     customers: CustomerService
     clock: Clock
+    privacy: PrivacyService
 
     @classmethod
     def build(cls, keys: KeyProvider, clock: Clock | None = None) -> Services:
@@ -26,4 +28,5 @@ class Services:
             authorizer=Authorizer(),
             customers=CustomerService(vault),
             clock=clock or Clock(),
+            privacy=PrivacyService(vault),
         )
