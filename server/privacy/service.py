@@ -220,7 +220,7 @@ class PrivacyService:
         result: dict[str, Any] = {"customer": customer}
         for table in customer_owned_tables():
             rows = await repo.rows_of(table, customer_id)
-            result[table.name] = [
+            result[str(table.name)] = [
                 self._record(key, table, r, exported_fields, undecryptable) for r in rows
             ]
         result["undecryptable"] = sorted(set(undecryptable))
@@ -249,7 +249,7 @@ class PrivacyService:
                 except VaultError:
                     undecryptable.append(f"{table.name}.{name}")
                     value = None
-            record[name] = _json_value(value)
+            record[str(name)] = _json_value(value)
             exported.append(f"{table.name}.{name}")
         return record
 
