@@ -60,6 +60,7 @@ class KeyRotationService:
         *,
         batch_size: int = 200,
         pause_seconds: float = 0.0,
+        propagation_seconds: float = 2.0,
     ) -> None:
         if batch_size < 1:
             raise ValidationError("batch size must be at least 1")
@@ -68,6 +69,9 @@ class KeyRotationService:
         self.clock = clock
         self.batch_size = batch_size
         self.pause_seconds = pause_seconds
+        # Running servers re-read the key provider at least once a second; a new version
+        # is used for rows only after they all know it, so lookups never miss a row.
+        self.propagation_seconds = propagation_seconds
 
     async def rotate(
         self,
@@ -104,6 +108,8 @@ class KeyRotationService:
                 else repo.count_indexed_not_at(to_version)
             )
         report = RotationReport(kind, to_version, resumed)
+        if not resumed and self.propagation_seconds:
+            await asyncio.sleep(self.propagation_seconds)
         step = self._rewrap_batch if kind == KEK else self._reindex_batch
         while True:
             if stop_after_batches is not None and report.batches >= stop_after_batches:
@@ -126,7 +132,7 @@ class KeyRotationService:
                         continue
                     await repo.finish(rotation_id, self.clock.now())
                     recorder = AuditRecorder(KEY_ADMIN)
-                    recorder.change("key", f"rotate:{kind}", None, [f"version:{to_version}"])
+                    recorder.change("key", "rotate", None, [f"{kind}:{to_version}"])
                     await recorder.commit(
                         session,
                         operation_type="cli",
@@ -237,7 +243,7 @@ class KeyRotationService:
                 )
             keys.retire_version(kind, version)
             recorder = AuditRecorder(KEY_ADMIN)
-            recorder.change("key", f"retire:{kind}", None, [f"version:{version}"])
+            recorder.change("key", "retire", None, [f"{kind}:{version}"])
             await recorder.commit(
                 session,
                 operation_type="cli",

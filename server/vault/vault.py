@@ -112,6 +112,9 @@ class Vault:
         for cache_key in [k for k in self._cache if k[0] == customer_id]:
             del self._cache[cache_key]
 
+    def forget_all(self) -> None:
+        self._cache.clear()
+
     def _remember(self, key: DataKey) -> None:
         self._cache[(key.customer_id, key.wrapped)] = key
         if len(self._cache) > self._cache_size:
