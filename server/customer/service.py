@@ -157,7 +157,7 @@ class CustomerService:
                         values[f] = UNDECRYPTABLE
                     else:
                         try:
-                            text = vault.reveal(key, FieldRef(TABLE, f, row.id), ciphertext)
+                            text = vault.reveal_at(key, TABLE, f, key.id_text, ciphertext)
                         except VaultError:
                             values[f] = UNDECRYPTABLE
                             continue
