@@ -207,6 +207,11 @@ class PrivacyService:
     ) -> dict[str, Any]:
         """Everything held about one person, decrypted, as JSON-ready data."""
         self._require(caller, CUSTOMER, "export", customer_id)
+        if not caller.access.purpose_allowed():
+            # An export is every sensitive value in clear: like any clear read of a
+            # sensitive field, it needs a stated purpose the policy allows.
+            caller.audit.deny(CUSTOMER, "export", customer_id)
+            raise ForbiddenError("exporting a customer needs an allowed X-Purpose")
         row = await self._customer(session, caller, customer_id, "export")
         if row.erased_at is not None:
             raise ConflictError("this customer has been erased", code="ERASED")

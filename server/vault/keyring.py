@@ -61,8 +61,6 @@ class KeyProvider(Protocol):
         """Destroy the customer's shred secret; True if one existed."""
         ...
 
-    def customer_is_shredded(self, *, customer_id: str) -> bool: ...
-
 
 class CustomerSecretStore:
     """Per-customer shred secrets in their own SQLite file, never in the main database.
@@ -272,9 +270,6 @@ class LocalKeyring:
 
     def shred_customer(self, *, customer_id: str) -> bool:
         return self.shred_secrets.destroy(_canonical(customer_id))
-
-    def customer_is_shredded(self, *, customer_id: str) -> bool:
-        return self.shred_secrets.get(_canonical(customer_id)) is None
 
     def blind_index_versions(self) -> list[int]:
         self.refresh()
