@@ -65,8 +65,9 @@ class KeyProvider(Protocol):
 class CustomerSecretStore:
     """Per-customer shred secrets in their own SQLite file, never in the main database.
 
-    `secure_delete` overwrites a deleted secret's bytes in the file, so a removed secret
-    is gone from this file too (copies of the file itself are the operator's to control).
+    `secure_delete` overwrites a deleted secret's bytes in the file and a checkpoint
+    empties the write-ahead log, so a removed secret is gone from this file too (copies
+    of the file itself are the operator's to control).
     """
 
     def __init__(self, path: Path) -> None:
@@ -81,7 +82,9 @@ class CustomerSecretStore:
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA secure_delete = ON")
-            conn.execute("PRAGMA journal_mode = DELETE")
+            # WAL keeps one fsync per new secret; FULL because a lost secret is lost data.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS shred_secrets "
                 "(customer_id TEXT PRIMARY KEY, secret BLOB NOT NULL)"
@@ -119,6 +122,9 @@ class CustomerSecretStore:
                 "DELETE FROM shred_secrets WHERE customer_id = ?", (customer_id,)
             ).rowcount
             conn.commit()
+            # Move the zeroed page into the main file and empty the log, so no frame
+            # holding the old secret stays behind in the WAL.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return deleted > 0
 
     def close(self) -> None:
