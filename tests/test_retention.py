@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
+from asyncio.subprocess import PIPE, STDOUT
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -94,3 +99,34 @@ async def test_retention_without_configuration_does_nothing(
         assert await run_retention(session, settings, now=NOW, dry_run=False) == []
     async with state.sessions() as session:
         assert await session.scalar(select(Interaction.notes).where(Interaction.id == kept))
+
+
+async def test_retention_command_dry_run_then_run(state: AppState, settings: Settings) -> None:
+    customer_id = await make_customer(state)
+    # The command runs in its own process on the real clock: ten years old is expired.
+    old = await _interaction(state, customer_id, 3650)
+    recent = await _interaction(state, customer_id, -(datetime.now(UTC) - NOW).days)
+    env = {
+        **os.environ,
+        "CUSTOS_DATABASE_URL": settings.database_url,
+        "CUSTOS_KEYRING": str(settings.keyring),
+        "CUSTOS_RETENTION_INTERACTION_NOTES_DAYS": "30",
+        "COLUMNS": "200",
+    }
+    custos = str(Path(sys.executable).with_name("custos"))
+
+    async def run(*args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            custos, "retention", "run", *args, env=env, stdout=PIPE, stderr=STDOUT
+        )
+        output, _ = await process.communicate()
+        assert process.returncode == 0, output
+        return output.decode()
+
+    assert "would clear 1 rows" in await run("--dry-run")
+    async with state.sessions() as session:
+        assert await session.scalar(select(Interaction.notes).where(Interaction.id == old))
+    assert "cleared 1 rows" in await run()
+    async with state.sessions() as session:
+        assert await session.scalar(select(Interaction.notes).where(Interaction.id == old)) is None
+        assert await session.scalar(select(Interaction.notes).where(Interaction.id == recent))
