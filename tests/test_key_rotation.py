@@ -80,7 +80,7 @@ async def test_kek_rotation_under_concurrent_reads_and_writes(
         await make_customer(state, owner_id="m-1")
     token = api.token("manager", subject="m-1", team="east")
     rotation = asyncio.create_task(
-        _rotation(state, settings, batch_size=4, pause_seconds=0.01).rotate(KEK)
+        _rotation(state, settings, batch_size=4, pause_seconds=0.05).rotate(KEK)
     )
     failures: list[Any] = []
     reads = writes = 0
