@@ -87,6 +87,12 @@ async def test_consent_grant_withdraw_regrant_keeps_history(api: Api, state: App
         ("ANALYTICS", True, "web-form"),
     ]
     assert history[0]["withdrawnAt"] is not None
+    # A role without consent/read is refused at that field; the rest still answers.
+    analyst = await api.gql(CONSENTS, {"id": args["id"]}, token=api.token("analyst"))
+    assert analyst["data"] == {"customer": {"id": args["id"], "consents": None}}
+    [denied] = analyst["errors"]
+    assert denied["path"] == ["customer", "consents"]
+    assert denied["extensions"]["code"] == "FORBIDDEN"
     async with state.sessions() as session:
         other = uuid.uuid4()
         assert await has_consent(session, [customer_id, other], "analytics") == {customer_id}
@@ -264,6 +270,10 @@ async def test_erasure_shreds_live_data_and_backups_keeps_aggregates(
         "query($id: ID!) { customer(id: $id) { id } }", {"id": str(person)}, token=compliance
     )
     assert gone["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    export = await api.gql(EXPORT, {"id": str(person)}, token=compliance, purpose="compliance")
+    assert export["errors"][0]["extensions"]["code"] == "ERASED"
+    async with state.sessions() as session:
+        assert await has_consent(session, [person], "marketing") == set()
     async with state.sessions() as session:
         erased = (
             await session.scalars(select(AuditAccess).where(AuditAccess.action == "erase"))

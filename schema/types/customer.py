@@ -93,7 +93,7 @@ class Customer:
     @strawberry.field(description="Consent history per purpose, oldest first.")
     async def consents(
         self, root: strawberry.Parent[Any], info: Info[GraphQLContext, Any]
-    ) -> list[Consent]:
+    ) -> list[Consent] | None:
         return await consent_loader(info).load(root.id)
 
 
