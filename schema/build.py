@@ -20,11 +20,12 @@ from strawberry.tools import merge_types
 from schema.access import AccessMutation, AccessQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
+from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
-QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, AccessQuery)
-MUTATION_TYPES: tuple[type, ...] = (CustomerMutation, AccessMutation)
+QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, AccessQuery, PrivacyQuery)
+MUTATION_TYPES: tuple[type, ...] = (CustomerMutation, AccessMutation, PrivacyMutation)
 
 
 class SerialRootFields(StrawberryGraphQLCoreExecutionContext):

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -180,6 +180,125 @@ def serve(
         reload=reload,
         access_log=False,
     )
+
+
+keys_app = typer.Typer(help="Key rotation and retirement.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+async def _with_rotation(settings: Settings, batch_size: int, pause: float, run: Any) -> Any:
+    from server.clock import Clock
+    from server.data.engine import create_engine, create_session_factory
+    from server.vault import LocalKeyring, Vault
+    from server.vault.rotation import KeyRotationService
+
+    keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
+    engine = create_engine(settings.database_url)
+    try:
+        service = KeyRotationService(
+            Vault(keyring),
+            create_session_factory(engine),
+            Clock(),
+            batch_size=batch_size,
+            pause_seconds=pause,
+        )
+        return await run(service)
+    finally:
+        await engine.dispose()
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    blind_index: Annotated[
+        bool, typer.Option("--blind-index", help="Rotate the blind-index key instead of the KEK.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per committed batch.")] = 200,
+    pause: Annotated[
+        float, typer.Option(min=0.0, help="Seconds to wait between batches (eases load).")
+    ] = 0.0,
+) -> None:
+    """Add a key version and rewrap every DEK (or recompute every blind index) online.
+
+    Resumable: if a run is interrupted, running the command again continues it.
+    """
+    from server.vault.rotation import BLIND_INDEX, KEK, KeyRotationService, RotationReport
+
+    kind = BLIND_INDEX if blind_index else KEK
+    settings = _settings()
+
+    async def run(service: KeyRotationService) -> RotationReport:
+        with progress_bar() as bar:
+            task = bar.add_task(f"rotating {kind}", total=None)
+            return await service.rotate(
+                kind, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+
+    report: RotationReport = _run(_with_rotation(settings, batch_size, pause, run))
+    console.print(
+        f"{kind} rotation to version {report.to_version} "
+        f"{'resumed and ' if report.resumed else ''}finished: {report.updated} updated, "
+        f"{report.skipped} skipped (erased)"
+    )
+
+
+@keys_app.command("retire")
+def keys_retire(
+    kek: Annotated[int | None, typer.Option("--kek", help="KEK version to retire.")] = None,
+    blind_index: Annotated[
+        int | None, typer.Option("--blind-index", help="Blind-index key version to retire.")
+    ] = None,
+) -> None:
+    """Remove an old key version; refused while any customer still uses it."""
+    from server.vault.rotation import BLIND_INDEX, KEK, KeyRotationService
+
+    if (kek is None) == (blind_index is None):
+        console.print("[red]error:[/red] give exactly one of --kek or --blind-index")
+        raise typer.Exit(2)
+    kind, version = (KEK, kek) if kek is not None else (BLIND_INDEX, blind_index)
+    assert version is not None
+    settings = _settings()
+
+    async def run(service: KeyRotationService) -> None:
+        await service.retire(kind, version)
+
+    _run(_with_rotation(settings, 200, 0.0, run))
+    console.print(f"{kind} version {version} retired")
+
+
+retention_app = typer.Typer(help="Retention of personal data.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be cleared.")
+    ] = False,
+) -> None:
+    """Clear sealed values older than their retention (CUSTOS_RETENTION_*_DAYS)."""
+    from server.clock import Clock
+    from server.data.engine import create_engine, create_session_factory
+    from server.privacy.retention import RetentionOutcome, run_retention
+
+    settings = _settings()
+
+    async def run() -> list[RetentionOutcome]:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_session_factory(engine)() as session, session.begin():
+                return await run_retention(session, settings, now=Clock().now(), dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    outcomes = _run(run())
+    if not outcomes:
+        console.print("no retention configured (set CUSTOS_RETENTION_*_DAYS)")
+    for outcome in outcomes:
+        verb = "would clear" if dry_run else "cleared"
+        console.print(
+            f"{outcome.table} ({', '.join(outcome.columns)}) older than {outcome.days} days: "
+            f"{verb} {outcome.rows} rows"
+        )
 
 
 def main() -> None:

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2_000, ge=50)
     max_page_size: int = Field(default=1_000, ge=1)
+    # Retention in days per data class and table (unset: kept until erasure). Applied by
+    # `custos retention run`, which clears the sealed values older than this.
+    retention_interaction_notes_days: int | None = Field(default=None, ge=1)
+    retention_complaint_texts_days: int | None = Field(default=None, ge=1)
+    retention_complaint_event_notes_days: int | None = Field(default=None, ge=1)
     # Where dev-generated state (JWT secret) lives when not given.
     state_dir: Path = DEFAULT_STATE_DIR
 

@@ -8,6 +8,7 @@ from server.authz.authorizer import Authorizer
 from server.authz.service import AccessAdminService
 from server.clock import Clock
 from server.customer.service import CustomerService
+from server.privacy.service import PrivacyService
 from server.vault import Vault
 from server.vault.keyring import KeyProvider
 
@@ -19,6 +20,7 @@ class Services:
     customers: CustomerService
     clock: Clock
     access: AccessAdminService
+    privacy: PrivacyService
 
     @classmethod
     def build(cls, keys: KeyProvider, clock: Clock | None = None) -> Services:
@@ -31,4 +33,5 @@ class Services:
             customers=CustomerService(vault),
             clock=clock,
             access=AccessAdminService(authorizer, clock),
+            privacy=PrivacyService(vault),
         )

@@ -7,8 +7,11 @@ import datetime
 from typing import Any
 
 import strawberry
+from strawberry.types import Info
 
+from schema.context import GraphQLContext
 from schema.types.common import PageInfo
+from schema.types.consent import Consent, consent_loader
 
 # GraphQL field name → domain field name, for fields whose names differ.
 GRAPHQL_TO_DOMAIN = {
@@ -29,7 +32,7 @@ GRAPHQL_TO_DOMAIN = {
     "upgradeIntent": "upgrade_intent",
     "preferredChannel": "preferred_channel",
 }
-COMPUTED = frozenset({"id", "__typename"})
+COMPUTED = frozenset({"id", "__typename", "consents"})
 
 
 def domain_fields(graphql_names: set[str]) -> set[str]:
@@ -86,6 +89,12 @@ class Customer:
     phone_verified_at: datetime.datetime | None = _field("phone_verified_at")
     email_verified_at: datetime.datetime | None = _field("email_verified_at")
     reviewed_at: datetime.datetime | None = _field("reviewed_at")
+
+    @strawberry.field(description="Consent history per purpose, oldest first.")
+    async def consents(
+        self, root: strawberry.Parent[Any], info: Info[GraphQLContext, Any]
+    ) -> list[Consent] | None:
+        return await consent_loader(info).load(root.id)
 
 
 @strawberry.type

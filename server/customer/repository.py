@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, false, func, select, true
+from sqlalchemy import ColumnElement, Row, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Principal
@@ -109,15 +109,27 @@ class CustomerRepository:
     async def by_blind_index(
         self,
         column: str,
-        value: int,
+        values: Mapping[int, int],
         *,
         scope: ColumnElement[bool],
         fields: Collection[str],
     ) -> Sequence[Row[Any]]:
+        """Candidates whose index matches under the key version their row was indexed with.
+
+        `values` maps blind-index key version → index value; during a blind-index
+        rotation rows carry either version, so each is matched under its own.
+        """
+        indexed = getattr(Customer, column)
+        match = or_(
+            *(
+                and_(Customer.bidx_key_version == version, indexed == value)
+                for version, value in values.items()
+            )
+        )
         stmt = (
             select(*self._columns(fields, True))
             .outerjoin(CustomerKey, CustomerKey.customer_id == Customer.id)
-            .where(scope, getattr(Customer, column) == value, *filter_predicates(None))
+            .where(scope, match, *filter_predicates(None))
         )
         return (await self.session.execute(stmt)).all()
 

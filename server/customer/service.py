@@ -157,7 +157,7 @@ class CustomerService:
                         values[f] = UNDECRYPTABLE
                     else:
                         try:
-                            text = vault.reveal(key, FieldRef(TABLE, f, row.id), ciphertext)
+                            text = vault.reveal_at(key, TABLE, f, key.id_text, ciphertext)
                         except VaultError:
                             values[f] = UNDECRYPTABLE
                             continue
@@ -247,10 +247,10 @@ class CustomerService:
             caller.audit.deny(OBJECT, f"lookup:{field}")
             raise ForbiddenError(f"not allowed to look up customers by {field}")
         normalised = NORMALISERS[field](value)
-        index = self.vault.blind_index(field, normalised)
+        indexes = self.vault.blind_indexes(field, normalised)
         modes = self._modes(caller, fields)
         candidates = await CustomerRepository(session).by_blind_index(
-            BLIND_INDEXED[field], index, scope=scope, fields=set(modes) | {field}
+            BLIND_INDEXED[field], indexes, scope=scope, fields=set(modes) | {field}
         )
         for row in candidates:
             if self._matches(row, field, normalised):
@@ -349,9 +349,11 @@ class CustomerService:
         for field, value in contacts.items():
             if value is None:
                 continue
-            index = self.vault.blind_index(field, value)
             rows = await repo.by_blind_index(
-                BLIND_INDEXED[field], index, scope=true(), fields=[field]
+                BLIND_INDEXED[field],
+                self.vault.blind_indexes(field, value),
+                scope=true(),
+                fields=[field],
             )
             if any(self._matches(row, field, value) for row in rows):
                 raise ConflictError(

@@ -1,0 +1,99 @@
+"""Data-subject rights: consent, export and erasure. Resolvers call the privacy service."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, cast
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from schema.context import GraphQLContext
+from schema.types.common import UserError, parse_id
+from schema.types.consent import Consent, ConsentPurpose
+from server.errors import ConflictError, ValidationError
+
+Ctx = Info[GraphQLContext, None]
+
+
+@strawberry.type
+class PrivacyQuery:
+    @strawberry.field(
+        description="Everything held about one person, decrypted (customer/export; audited)."
+    )
+    async def export_customer_data(self, info: Ctx, id: strawberry.ID) -> JSON:
+        ctx = info.context
+        data = await ctx.services.privacy.export(ctx.session, ctx.caller, parse_id(id))
+        return cast(JSON, data)
+
+
+@strawberry.type(description="A customer was crypto-shredded.")
+class CustomerErased:
+    customer_id: strawberry.ID
+    erased_at: datetime.datetime
+
+
+@strawberry.type(description="A consent was granted or withdrawn.")
+class ConsentChanged:
+    consent: Consent
+
+
+EraseCustomerResult = Annotated[CustomerErased | UserError, strawberry.union("EraseCustomerResult")]
+ConsentResult = Annotated[ConsentChanged | UserError, strawberry.union("ConsentResult")]
+
+
+@strawberry.type
+class PrivacyMutation:
+    @strawberry.mutation(
+        description="Erase a person: destroy their data key, keep anonymous aggregates."
+    )
+    async def erase_customer(self, info: Ctx, id: strawberry.ID) -> EraseCustomerResult:
+        ctx = info.context
+        try:
+            async with ctx.session.begin_nested():
+                receipt = await ctx.services.privacy.erase(
+                    ctx.session, ctx.caller, parse_id(id), now=ctx.services.clock.now()
+                )
+        except (ValidationError, ConflictError) as error:
+            return UserError.from_error(error)
+        return CustomerErased(
+            customer_id=strawberry.ID(str(receipt.customer_id)), erased_at=receipt.erased_at
+        )
+
+    @strawberry.mutation(description="Record a consent to a purpose (an active one is kept).")
+    async def grant_consent(
+        self, info: Ctx, customer_id: strawberry.ID, purpose: ConsentPurpose, source: str
+    ) -> ConsentResult:
+        ctx = info.context
+        try:
+            async with ctx.session.begin_nested():
+                view = await ctx.services.privacy.grant_consent(
+                    ctx.session,
+                    ctx.caller,
+                    parse_id(customer_id, "customerId"),
+                    purpose.value,
+                    source,
+                    now=ctx.services.clock.now(),
+                )
+        except (ValidationError, ConflictError) as error:
+            return UserError.from_error(error)
+        return ConsentChanged(consent=Consent.of(view))
+
+    @strawberry.mutation(description="Withdraw the active consent to a purpose.")
+    async def withdraw_consent(
+        self, info: Ctx, customer_id: strawberry.ID, purpose: ConsentPurpose
+    ) -> ConsentResult:
+        ctx = info.context
+        try:
+            async with ctx.session.begin_nested():
+                view = await ctx.services.privacy.withdraw_consent(
+                    ctx.session,
+                    ctx.caller,
+                    parse_id(customer_id, "customerId"),
+                    purpose.value,
+                    now=ctx.services.clock.now(),
+                )
+        except (ValidationError, ConflictError) as error:
+            return UserError.from_error(error)
+        return ConsentChanged(consent=Consent.of(view))

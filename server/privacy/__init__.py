@@ -1,0 +1,1 @@
+"""Data-subject rights: consent per purpose, export, erasure (crypto-shredding), retention."""

@@ -1,0 +1,158 @@
+"""Queries for consent, data-subject export and erasure, and retention purges."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.data.base import Base
+from server.data.models import Consent, Customer, CustomerKey
+
+# Tables holding one person's records, in the order an export lists them. Every other
+# table with a `customer_id` column is exported too (after these), so a table added later
+# is never silently left out.
+EXPORT_ORDER = (
+    "consents",
+    "interactions",
+    "complaints",
+    "complaint_events",
+    "orders",
+    "order_items",
+    "order_status_events",
+    "loyalty_entries",
+    "referrals",
+    "campaign_recipients",
+)
+
+
+def customer_owned_tables() -> list[Table]:
+    tables = {
+        t.name: t
+        for t in Base.metadata.sorted_tables
+        if "customer_id" in t.c and t.name not in ("customers", "customer_keys")
+    }
+    ordered = [tables.pop(name) for name in EXPORT_ORDER if name in tables]
+    return ordered + sorted(tables.values(), key=lambda t: t.name)
+
+
+class PrivacyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def customer_with_key(
+        self, customer_id: uuid.UUID, scope: ColumnElement[bool]
+    ) -> Any | None:
+        """The whole customer row plus its key columns, under the caller's row scope."""
+        columns: list[Any] = [
+            *Base.metadata.tables["customers"].c,
+            CustomerKey.kek_version.label("key_kek_version"),
+            CustomerKey.wrapped_dek.label("key_wrapped_dek"),
+        ]
+        stmt = (
+            select(*columns)
+            .outerjoin(CustomerKey, CustomerKey.customer_id == Customer.id)
+            .where(Customer.id == customer_id, Customer.merged_into_id.is_(None), scope)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def rows_of(self, table: Table, customer_id: uuid.UUID) -> Sequence[Any]:
+        conditions = [table.c.customer_id == customer_id]
+        if "referred_customer_id" in table.c:
+            conditions.append(table.c.referred_customer_id == customer_id)
+        order = [table.c[name] for name in ("id",) if name in table.c]
+        stmt = select(table).where(or_(*conditions)).order_by(*order)
+        return (await self.session.execute(stmt)).all()
+
+    async def erase_customer(self, customer_id: uuid.UUID, now: datetime) -> None:
+        """Mark erased, drop search handles and the wrapped key; ciphertexts stay dead."""
+        await self.session.execute(
+            update(Customer)
+            .where(Customer.id == customer_id)
+            .values(
+                phone_bidx=None,
+                email_bidx=None,
+                national_id_bidx=None,
+                bidx_key_version=None,
+                erased_at=now,
+            )
+        )
+        await self.session.execute(
+            update(CustomerKey)
+            .where(CustomerKey.customer_id == customer_id)
+            .values(wrapped_dek=None, shredded_at=now)
+        )
+        await self.session.execute(
+            update(Consent)
+            .where(Consent.customer_id == customer_id, Consent.withdrawn_at.is_(None))
+            .values(withdrawn_at=now)
+        )
+
+    # --- consent
+
+    async def consents_of(self, customer_ids: Collection[uuid.UUID]) -> Sequence[Consent]:
+        stmt = (
+            select(Consent)
+            .where(Consent.customer_id.in_(list(customer_ids)))
+            .order_by(Consent.customer_id, Consent.granted_at, Consent.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def active_consent(self, customer_id: uuid.UUID, purpose: str) -> Consent | None:
+        stmt = select(Consent).where(
+            Consent.customer_id == customer_id,
+            Consent.purpose == purpose,
+            Consent.withdrawn_at.is_(None),
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def add_consent(self, consent: Consent) -> None:
+        self.session.add(consent)
+        await self.session.flush()
+
+    async def withdraw(self, consent_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(Consent).where(Consent.id == consent_id).values(withdrawn_at=now)
+        )
+
+    async def consenting(self, customer_ids: Collection[uuid.UUID], purpose: str) -> set[uuid.UUID]:
+        stmt = (
+            select(Consent.customer_id)
+            .join(Customer, Customer.id == Consent.customer_id)
+            .where(
+                Consent.customer_id.in_(list(customer_ids)),
+                Consent.purpose == purpose,
+                Consent.withdrawn_at.is_(None),
+                Customer.erased_at.is_(None),
+            )
+            .distinct()
+        )
+        return set((await self.session.scalars(stmt)).all())
+
+    # --- retention
+
+    async def expired(
+        self, table: Table, columns: Collection[str], age_column: str, cutoff: datetime
+    ) -> list[uuid.UUID]:
+        stmt = select(table.c.id).where(
+            table.c[age_column] < cutoff,
+            or_(*(table.c[name].is_not(None) for name in columns)),
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def clear_values(
+        self, table: Table, columns: Collection[str], ids: Collection[uuid.UUID]
+    ) -> int:
+        total = 0
+        id_list = list(ids)
+        for start in range(0, len(id_list), 500):
+            chunk = id_list[start : start + 500]
+            result = await self.session.execute(
+                update(table).where(and_(table.c.id.in_(chunk))).values(**dict.fromkeys(columns))
+            )
+            total += int(getattr(result, "rowcount", 0) or 0)
+        return total

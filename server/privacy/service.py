@@ -1,0 +1,298 @@
+"""Data-subject rights over GraphQL: consent per purpose, export of one person, erasure.
+
+Erasure is crypto-shredding: the customer's shred secret is destroyed at the key
+provider, so the wrapped DEK (wherever a copy of it lives, backups included) no longer
+opens, and every sealed value of the person in every table is dead. Non-personal facts
+(orders, totals, timestamps) stay for aggregates.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.caller import Caller
+from server.customer.repository import scope_predicate
+from server.data.base import Base, DataClass, new_id
+from server.data.models import Consent
+from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError, VaultError
+from server.privacy.repository import PrivacyRepository, customer_owned_tables
+from server.vault import DataKey, FieldRef, Vault
+
+CUSTOMERS = Base.metadata.tables["customers"]
+CUSTOMER = "customer"
+CONSENT = "consent"
+CONSENT_PURPOSES = ("marketing", "analytics", "third_party_sharing")
+# Columns an export leaves out: search handles and key bookkeeping, not facts about anyone.
+EXPORT_HIDDEN = frozenset({"phone_bidx", "email_bidx", "national_id_bidx", "bidx_key_version"})
+
+
+async def has_consent(
+    session: AsyncSession, customer_ids: Collection[uuid.UUID], purpose: str
+) -> set[uuid.UUID]:
+    """The subset of `customer_ids` with an active (granted, not withdrawn) consent.
+
+    Set-based: one SQL query for any number of ids. Erased customers never consent. For
+    system jobs (campaign targeting, partner sharing) that gate on consent; it does no
+    authorization of its own.
+    """
+    if purpose not in CONSENT_PURPOSES:
+        raise ValidationError(
+            f"purpose must be one of {', '.join(CONSENT_PURPOSES)}", code="BAD_PURPOSE"
+        )
+    if not customer_ids:
+        return set()
+    return await PrivacyRepository(session).consenting(customer_ids, purpose)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentView:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    purpose: str
+    granted_at: datetime
+    withdrawn_at: datetime | None
+    source: str
+    recorded_by: str
+
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
+
+    @classmethod
+    def of(cls, row: Consent) -> ConsentView:
+        return cls(
+            row.id,
+            row.customer_id,
+            row.purpose,
+            row.granted_at,
+            row.withdrawn_at,
+            row.source,
+            row.recorded_by,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReceipt:
+    customer_id: uuid.UUID
+    erased_at: datetime
+
+
+class PrivacyService:
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    def _scope(self, caller: Caller, action: str) -> ColumnElement[bool]:
+        """Row scope on the customer for an action; denied callers are audited."""
+        scope = caller.access.row_scope(CUSTOMER)
+        if scope is None:
+            caller.audit.deny(CUSTOMER, action)
+            raise ForbiddenError(f"not allowed to {action} customers")
+        return scope_predicate(scope, caller.principal)
+
+    def _require(self, caller: Caller, obj: str, action: str, record: uuid.UUID) -> None:
+        if not caller.access.allows(obj, action):
+            caller.audit.deny(obj, action, record)
+            raise ForbiddenError(f"not allowed to {action} {obj}")
+
+    async def _customer(
+        self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, action: str
+    ) -> Any:
+        row = await PrivacyRepository(session).customer_with_key(
+            customer_id, self._scope(caller, action)
+        )
+        if row is None:
+            raise NotFoundError("customer not found")
+        return row
+
+    # --- consent
+
+    async def consents(
+        self, session: AsyncSession, caller: Caller, customer_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[ConsentView]]:
+        """Consent history (newest last) of customers the caller has already been shown."""
+        if not caller.access.allows(CONSENT, "read"):
+            caller.audit.deny(CONSENT, "read")
+            raise ForbiddenError("not allowed to read consents")
+        rows = await PrivacyRepository(session).consents_of(customer_ids)
+        found: dict[uuid.UUID, list[ConsentView]] = {cid: [] for cid in customer_ids}
+        for row in rows:
+            found[row.customer_id].append(ConsentView.of(row))
+        caller.audit.read(CONSENT, (r.id for r in rows), {"purpose": "clear", "source": "clear"})
+        return found
+
+    def _purpose(self, purpose: str) -> str:
+        if purpose not in CONSENT_PURPOSES:
+            raise ValidationError(
+                f"purpose must be one of {', '.join(CONSENT_PURPOSES)}", code="BAD_PURPOSE"
+            )
+        return purpose
+
+    async def grant_consent(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        customer_id: uuid.UUID,
+        purpose: str,
+        source: str,
+        *,
+        now: datetime,
+    ) -> ConsentView:
+        """Record a grant. Granting an already active purpose returns it unchanged."""
+        self._require(caller, CONSENT, "update", customer_id)
+        purpose = self._purpose(purpose)
+        source = source.strip()
+        if not source or len(source) > 64:
+            raise ValidationError("source must be 1 to 64 characters", code="BAD_SOURCE")
+        customer = await self._customer(session, caller, customer_id, "update")
+        if customer.erased_at is not None:
+            raise ConflictError("this customer has been erased", code="ERASED")
+        repo = PrivacyRepository(session)
+        active = await repo.active_consent(customer_id, purpose)
+        if active is not None:
+            return ConsentView.of(active)
+        consent = Consent(
+            id=new_id(),
+            customer_id=customer_id,
+            purpose=purpose,
+            granted_at=now,
+            source=source,
+            recorded_by=caller.principal.subject,
+        )
+        await repo.add_consent(consent)
+        caller.audit.change(CONSENT, "grant", consent.id, ["purpose", "source"])
+        return ConsentView.of(consent)
+
+    async def withdraw_consent(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        customer_id: uuid.UUID,
+        purpose: str,
+        *,
+        now: datetime,
+    ) -> ConsentView:
+        self._require(caller, CONSENT, "update", customer_id)
+        purpose = self._purpose(purpose)
+        await self._customer(session, caller, customer_id, "update")
+        repo = PrivacyRepository(session)
+        active = await repo.active_consent(customer_id, purpose)
+        if active is None:
+            raise ConflictError("no active consent for this purpose", code="NOT_GRANTED")
+        await repo.withdraw(active.id, now)
+        caller.audit.change(CONSENT, "withdraw", active.id, ["withdrawn_at"])
+        view = ConsentView.of(active)
+        return ConsentView(
+            view.id,
+            view.customer_id,
+            view.purpose,
+            view.granted_at,
+            now,
+            view.source,
+            view.recorded_by,
+        )
+
+    # --- export
+
+    async def export(
+        self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID
+    ) -> dict[str, Any]:
+        """Everything held about one person, decrypted, as JSON-ready data."""
+        self._require(caller, CUSTOMER, "export", customer_id)
+        if not caller.access.purpose_allowed():
+            # An export is every sensitive value in clear: like any clear read of a
+            # sensitive field, it needs a stated purpose the policy allows.
+            caller.audit.deny(CUSTOMER, "export", customer_id)
+            raise ForbiddenError("exporting a customer needs an allowed X-Purpose")
+        row = await self._customer(session, caller, customer_id, "export")
+        if row.erased_at is not None:
+            raise ConflictError("this customer has been erased", code="ERASED")
+        key = self.vault.open_data_key(customer_id, row.key_kek_version, row.key_wrapped_dek)
+        repo = PrivacyRepository(session)
+        exported_fields: list[str] = []
+        undecryptable: list[str] = []
+        customer = self._record(
+            key, CUSTOMERS, row, exported_fields, undecryptable, hidden=EXPORT_HIDDEN
+        )
+        result: dict[str, Any] = {"customer": customer}
+        for table in customer_owned_tables():
+            rows = await repo.rows_of(table, customer_id)
+            result[str(table.name)] = [
+                self._record(key, table, r, exported_fields, undecryptable) for r in rows
+            ]
+        result["undecryptable"] = sorted(set(undecryptable))
+        caller.audit.change(CUSTOMER, "export", customer_id, sorted(set(exported_fields)))
+        return result
+
+    def _record(
+        self,
+        key: DataKey,
+        table: Table | Any,
+        row: Any,
+        exported: list[str],
+        undecryptable: list[str],
+        hidden: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        for column in table.c:
+            name = column.key
+            if name in hidden:
+                continue
+            value = getattr(row, name)
+            data_class = column.info.get("data_class")
+            if value is not None and isinstance(data_class, DataClass) and data_class.sealed:
+                try:
+                    value = self.vault.reveal(key, FieldRef(table.name, name, row.id), value)
+                except VaultError:
+                    undecryptable.append(f"{table.name}.{name}")
+                    value = None
+            record[str(name)] = _json_value(value)
+            exported.append(f"{table.name}.{name}")
+        return record
+
+    # --- erasure
+
+    async def erase(
+        self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, *, now: datetime
+    ) -> ErasureReceipt:
+        """Crypto-shred one person. Erasing an erased customer is refused (ALREADY_ERASED).
+
+        The shred secret is destroyed at the key provider before the database commits:
+        if the transaction then fails, the data is unreadable but not yet marked erased,
+        and erasing again completes it (erasure never half-fails towards keeping data).
+        """
+        self._require(caller, CUSTOMER, "erase", customer_id)
+        row = await self._customer(session, caller, customer_id, "erase")
+        if row.erased_at is not None:
+            raise ConflictError("this customer is already erased", code="ALREADY_ERASED")
+        self.vault.shred(customer_id)
+        await PrivacyRepository(session).erase_customer(customer_id, now)
+        sealed = [
+            f"{table.name}.{column.key}"
+            for table in (CUSTOMERS, *customer_owned_tables())
+            for column in table.c
+            if isinstance(column.info.get("data_class"), DataClass)
+            and column.info["data_class"].sealed
+        ]
+        caller.audit.change(CUSTOMER, "erase", customer_id, sealed)
+        return ErasureReceipt(customer_id, now)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value

@@ -1,0 +1,253 @@
+"""Online, resumable key rotation: rewrap every DEK under a new KEK version, or recompute
+every blind index under a new blind-index key version.
+
+A rotation is a background job, not a request: it owns its transactions and commits one
+short batch at a time, recording its cursor in `key_rotations` in the same transaction
+as the batch. Killed half-way, the next run finds the unfinished row and carries on from
+the cursor; nothing is done twice wrongly (each row update is a compare-and-set) and
+nothing is lost. Servers keep working throughout: every kept key version still opens,
+and lookups match each row under the blind-index version it was written with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.audit.recorder import AuditRecorder
+from server.auth.principal import Principal
+from server.clock import Clock
+from server.errors import ConflictError, ValidationError, VaultError
+from server.vault.normalise import normalise_email, normalise_national_id, normalise_phone
+from server.vault.repository import CONTACT_COLUMNS, KeyRepository
+from server.vault.vault import FieldRef, Vault
+
+KEK = "kek"
+BLIND_INDEX = "blind_index"
+KINDS = (KEK, BLIND_INDEX)
+KEY_ADMIN = Principal(subject="system:keys", roles=("system",))
+NORMALISERS: dict[str, Callable[[str], str]] = {
+    "phone": normalise_phone,
+    "email": normalise_email,
+    "national_id": normalise_national_id,
+}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class RotationReport:
+    kind: str
+    to_version: int
+    resumed: bool
+    updated: int = 0
+    skipped: int = 0
+    batches: int = 0
+    finished: bool = False
+
+
+class KeyRotationService:
+    def __init__(
+        self,
+        vault: Vault,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        batch_size: int = 200,
+        pause_seconds: float = 0.0,
+        propagation_seconds: float = 2.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValidationError("batch size must be at least 1")
+        self.vault = vault
+        self.sessions = sessions
+        self.clock = clock
+        self.batch_size = batch_size
+        self.pause_seconds = pause_seconds
+        # Running servers re-read the key provider at least once a second; a new version
+        # is used for rows only after they all know it, so lookups never miss a row.
+        self.propagation_seconds = propagation_seconds
+
+    async def rotate(
+        self,
+        kind: str,
+        *,
+        progress: Progress | None = None,
+        stop_after_batches: int | None = None,
+    ) -> RotationReport:
+        """Start a rotation of `kind`, or resume the unfinished one, and run it to the end.
+
+        `stop_after_batches` ends the run early (as a crash would, minus the crash);
+        the rotation stays unfinished and the next call resumes it.
+        """
+        if kind not in KINDS:
+            raise ValidationError("key kind is kek or blind_index")
+        async with self.sessions() as session, session.begin():
+            repo = KeyRepository(session)
+            rotation = await repo.unfinished_rotation(kind)
+            resumed = rotation is not None
+            if rotation is None:
+                keys = self.vault.keys
+                previous = (
+                    keys.current_kek_version()
+                    if kind == KEK
+                    else keys.current_blind_index_version()
+                )
+                to_version = keys.add_version(kind)
+                rotation = await repo.start_rotation(kind, previous, to_version, self.clock.now())
+            rotation_id, to_version = rotation.id, rotation.to_version
+            cursor, passes = rotation.cursor, int((rotation.detail or {}).get("passes", 0))
+            total = await (
+                repo.count_keys_not_at(to_version)
+                if kind == KEK
+                else repo.count_indexed_not_at(to_version)
+            )
+        report = RotationReport(kind, to_version, resumed)
+        if not resumed and self.propagation_seconds:
+            await asyncio.sleep(self.propagation_seconds)
+        step = self._rewrap_batch if kind == KEK else self._reindex_batch
+        while True:
+            if stop_after_batches is not None and report.batches >= stop_after_batches:
+                return report
+            async with self.sessions() as session, session.begin():
+                repo = KeyRepository(session)
+                last, updated, skipped = await step(repo, to_version, cursor)
+                if last is None:
+                    # End of the table. Rows written meanwhile by a server still on the old
+                    # version (or behind the cursor) need one more pass.
+                    remaining = await (
+                        repo.count_keys_not_at(to_version)
+                        if kind == KEK
+                        else repo.count_indexed_not_at(to_version)
+                    )
+                    if remaining > report.skipped and passes < 5:
+                        passes += 1
+                        cursor = None
+                        await repo.advance(rotation_id, None, 0, passes)
+                        continue
+                    await repo.finish(rotation_id, self.clock.now())
+                    recorder = AuditRecorder(KEY_ADMIN)
+                    recorder.change("key", "rotate", None, [f"{kind}:{to_version}"])
+                    await recorder.commit(
+                        session,
+                        operation_type="cli",
+                        operation_name=f"keys rotate {kind}",
+                        query=None,
+                        outcome="ok",
+                    )
+                    report.finished = True
+                    return report
+                cursor = last
+                await repo.advance(rotation_id, cursor, updated, passes)
+            report.updated += updated
+            report.skipped += skipped
+            report.batches += 1
+            if progress is not None:
+                progress(report.updated + report.skipped, max(total, report.updated))
+            if self.pause_seconds:
+                await asyncio.sleep(self.pause_seconds)
+
+    async def _rewrap_batch(
+        self, repo: KeyRepository, to_version: int, cursor: uuid.UUID | None
+    ) -> tuple[uuid.UUID | None, int, int]:
+        rows = await repo.keys_to_rewrap(to_version, cursor, self.batch_size)
+        if not rows:
+            return None, 0, 0
+        updated = skipped = 0
+        for row in rows:
+            if row.kek_version == to_version:
+                continue
+            try:
+                key = self.vault.open_data_key(row.customer_id, row.kek_version, row.wrapped_dek)
+                rewrapped = self.vault.rewrap(key)
+            except VaultError:
+                # Shredded at the key provider (erasure in flight): nothing to keep.
+                skipped += 1
+                continue
+            if rewrapped.kek_version != to_version:
+                raise ConflictError(
+                    "another KEK version was added during this rotation; run it again",
+                    code="ROTATION_RACE",
+                )
+            if await repo.replace_wrapped_key(
+                row.customer_id, row.wrapped_dek, to_version, rewrapped.wrapped, self.clock.now()
+            ):
+                updated += 1
+        return rows[-1].customer_id, updated, skipped
+
+    async def _reindex_batch(
+        self, repo: KeyRepository, to_version: int, cursor: uuid.UUID | None
+    ) -> tuple[uuid.UUID | None, int, int]:
+        rows = await repo.customers_to_reindex(cursor, self.batch_size)
+        if not rows:
+            return None, 0, 0
+        updated = skipped = 0
+        for row in rows:
+            if row.bidx_key_version == to_version:
+                continue
+            indexes = self._indexes(row, to_version)
+            if indexes is None:
+                skipped += 1
+                continue
+            if await repo.replace_blind_indexes(row, to_version, indexes):
+                updated += 1
+        return rows[-1].id, updated, skipped
+
+    def _indexes(self, row: Any, version: int) -> dict[str, int | None] | None:
+        indexes: dict[str, int | None] = dict.fromkeys(CONTACT_COLUMNS)
+        if all(getattr(row, column) is None for column in CONTACT_COLUMNS):
+            return indexes
+        try:
+            key = self.vault.open_data_key(row.id, row.kek_version, row.wrapped_dek)
+            for column in CONTACT_COLUMNS:
+                ciphertext = getattr(row, column)
+                if ciphertext is None:
+                    continue
+                text = self.vault.reveal(key, FieldRef("customers", column, row.id), ciphertext)
+                indexes[column] = self.vault.blind_index(column, NORMALISERS[column](text), version)
+        except (VaultError, ValidationError):
+            return None
+        return indexes
+
+    async def retire(self, kind: str, version: int) -> None:
+        """Remove a key version from the provider; refused while anything still uses it."""
+        if kind not in KINDS:
+            raise ValidationError("key kind is kek or blind_index")
+        keys = self.vault.keys
+        versions = keys.kek_versions() if kind == KEK else keys.blind_index_versions()
+        if version not in versions:
+            raise ValidationError(f"{kind} version {version} is not in the key provider")
+        current = keys.current_kek_version() if kind == KEK else keys.current_blind_index_version()
+        if version == current:
+            raise ConflictError("the newest key version cannot be retired", code="KEY_IN_USE")
+        async with self.sessions() as session, session.begin():
+            repo = KeyRepository(session)
+            unfinished = await repo.unfinished_rotation(kind)
+            if unfinished is not None:
+                raise ConflictError(
+                    f"a {kind} rotation is unfinished; run `custos keys rotate` first",
+                    code="ROTATION_UNFINISHED",
+                )
+            in_use = await (
+                repo.count_keys_at(version) if kind == KEK else repo.count_indexed_at(version)
+            )
+            if in_use:
+                raise ConflictError(
+                    f"{kind} version {version} is still used by {in_use} customers",
+                    code="KEY_IN_USE",
+                )
+            keys.retire_version(kind, version)
+            recorder = AuditRecorder(KEY_ADMIN)
+            recorder.change("key", "retire", None, [f"{kind}:{version}"])
+            await recorder.commit(
+                session,
+                operation_type="cli",
+                operation_name=f"keys retire {kind}",
+                query=None,
+                outcome="ok",
+            )
