@@ -243,12 +243,15 @@ class DemoBuilder:
         start = int(await session.scalar(select(func.count()).select_from(Customer)) or 0)
         recorder = AuditRecorder(SYSTEM)
         rows: dict[type[Any], list[dict[str, Any]]] = {}
-        for n in range(count):
-            self._customer(start + n, products, rows, report, recorder)
-            if (n + 1) % batch == 0 or n + 1 == count:
-                await self._flush(session, rows)
-                if progress:
-                    progress(n + 1)
+        # New customers' key material is stored in bulk; the caller commits the database
+        # transaction after this returns, so every stored key's secret is already durable.
+        with self.vault.keys.bulk():
+            for n in range(count):
+                self._customer(start + n, products, rows, report, recorder)
+                if (n + 1) % batch == 0 or n + 1 == count:
+                    await self._flush(session, rows)
+                    if progress:
+                        progress(n + 1)
         await recorder.commit(
             session, operation_type="cli", operation_name="demo", query=None, outcome="ok"
         )

@@ -13,6 +13,7 @@ opening everywhere, including in database copies taken before the erasure.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import os
@@ -21,6 +22,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -61,6 +63,10 @@ class KeyProvider(Protocol):
         """Destroy the customer's shred secret; True if one existed."""
         ...
 
+    def bulk(self) -> contextlib.AbstractContextManager[None]:
+        """A scope in which many new customers' key material is stored at once."""
+        ...
+
 
 class CustomerSecretStore:
     """Per-customer shred secrets in their own SQLite file, never in the main database.
@@ -72,8 +78,25 @@ class CustomerSecretStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._bulk_depth = 0
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Create many secrets with one commit (one fsync) instead of one each.
+
+        Callers commit their database transaction only after leaving this block, so a
+        stored data key never refers to a secret that was not yet durable.
+        """
+        with self._lock:
+            self._bulk_depth += 1
+            try:
+                yield
+            finally:
+                self._bulk_depth -= 1
+                if self._bulk_depth == 0 and self._conn is not None:
+                    self._conn.commit()
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -100,7 +123,8 @@ class CustomerSecretStore:
                 "INSERT OR IGNORE INTO shred_secrets (customer_id, secret) VALUES (?, ?)",
                 (customer_id, secrets.token_bytes(KEY_BYTES)),
             )
-            conn.commit()
+            if self._bulk_depth == 0:
+                conn.commit()
             row = conn.execute(
                 "SELECT secret FROM shred_secrets WHERE customer_id = ?", (customer_id,)
             ).fetchone()
@@ -276,6 +300,9 @@ class LocalKeyring:
 
     def shred_customer(self, *, customer_id: str) -> bool:
         return self.shred_secrets.destroy(_canonical(customer_id))
+
+    def bulk(self) -> contextlib.AbstractContextManager[None]:
+        return self.shred_secrets.bulk()
 
     def blind_index_versions(self) -> list[int]:
         self.refresh()
