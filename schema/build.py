@@ -13,13 +13,14 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from schema.complaints import ComplaintMutation, ComplaintQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
-QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery)
-MUTATION_TYPES: tuple[type, ...] = (CustomerMutation,)
+QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, ComplaintQuery)
+MUTATION_TYPES: tuple[type, ...] = (CustomerMutation, ComplaintMutation)
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)

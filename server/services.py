@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from server.authz.authorizer import Authorizer
 from server.clock import Clock
+from server.complaint.service import ComplaintService
+from server.config import Settings
 from server.customer.service import CustomerService
+from server.interaction.service import InteractionService
+from server.service_levels import ServiceLevels
 from server.vault import Vault
 from server.vault.keyring import KeyProvider
 
@@ -17,13 +21,30 @@ class Services:
     authorizer: Authorizer
     customers: CustomerService
     clock: Clock
+    complaints: ComplaintService
+    interactions: InteractionService
 
     @classmethod
-    def build(cls, keys: KeyProvider, clock: Clock | None = None) -> Services:
+    def build(
+        cls, keys: KeyProvider, clock: Clock | None = None, settings: Settings | None = None
+    ) -> Services:
         vault = Vault(keys)
+        clock = clock or Clock()
+        levels = ServiceLevels.from_settings(settings) if settings else ServiceLevels()
         return cls(
             vault=vault,
             authorizer=Authorizer(),
-            customers=CustomerService(vault),
-            clock=clock or Clock(),
+            customers=CustomerService(vault, clock=clock, review_months=levels.review_months),
+            clock=clock,
+            complaints=ComplaintService(vault, clock, levels),
+            interactions=InteractionService(vault, clock, levels),
         )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # One clock for all: `services.clock = FixedClock(...)` moves every
+        # time-dependent service with it (deadlines, reviews), so tests control time.
+        object.__setattr__(self, name, value)
+        if name == "clock":
+            for service in ("customers", "complaints", "interactions"):
+                if hasattr(self, service):
+                    getattr(self, service).clock = value

@@ -121,6 +121,17 @@ class CustomerRepository:
         )
         return (await self.session.execute(stmt)).all()
 
+    async def key_in_scope(
+        self, customer_id: uuid.UUID, scope: ColumnElement[bool]
+    ) -> Row[Any] | None:
+        """The wrapped data key of a live customer under the scope predicate."""
+        stmt: Any = (
+            select(CustomerKey.kek_version, CustomerKey.wrapped_dek)
+            .join(Customer, Customer.id == CustomerKey.customer_id)
+            .where(Customer.id == customer_id, scope, *filter_predicates(None))
+        )
+        return (await self.session.execute(stmt)).first()
+
     async def add(self, customer: Customer, key: CustomerKey) -> None:
         self.session.add(customer)
         await self.session.flush()

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.authz.authorizer import FieldMode
 from server.caller import Caller
+from server.clock import Clock
 from server.customer.fields import CUSTOMER_FIELD_CLASSES, SEALED_CUSTOMER_FIELDS
 from server.customer.repository import CustomerFilter, CustomerRepository, scope_predicate
 from server.data.base import new_id, utcnow
@@ -112,8 +113,11 @@ class SealedCustomer:
 
 
 class CustomerService:
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, *, clock: Clock | None = None, review_months: int = 6) -> None:
         self.vault = vault
+        self.clock = clock or Clock()
+        # A file not reviewed for this many months counts as stale.
+        self.review_months = review_months
 
     def _modes(self, caller: Caller, fields: Collection[str]) -> dict[str, FieldMode]:
         unknown = set(fields) - CUSTOMER_FIELD_CLASSES.keys()
