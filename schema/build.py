@@ -16,11 +16,12 @@ from strawberry.tools import merge_types
 from schema.complaints import ComplaintMutation, ComplaintQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
+from schema.interactions import InteractionMutation, InteractionQuery
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
-QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, ComplaintQuery)
-MUTATION_TYPES: tuple[type, ...] = (CustomerMutation, ComplaintMutation)
+QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, ComplaintQuery, InteractionQuery)
+MUTATION_TYPES: tuple[type, ...] = (CustomerMutation, ComplaintMutation, InteractionMutation)
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)

@@ -9,6 +9,12 @@ from typing import Any
 import strawberry
 
 from schema.types.common import PageInfo
+from schema.types.interaction import (
+    InteractionConnection,
+    TimelineConnection,
+    customer_interactions,
+    customer_timeline,
+)
 
 # GraphQL field name → domain field name, for fields whose names differ.
 GRAPHQL_TO_DOMAIN = {
@@ -29,7 +35,7 @@ GRAPHQL_TO_DOMAIN = {
     "upgradeIntent": "upgrade_intent",
     "preferredChannel": "preferred_channel",
 }
-COMPUTED = frozenset({"id", "__typename"})
+COMPUTED = frozenset({"id", "__typename", "interactions", "timeline"})
 
 
 def domain_fields(graphql_names: set[str]) -> set[str]:
@@ -86,6 +92,26 @@ class Customer:
     phone_verified_at: datetime.datetime | None = _field("phone_verified_at")
     email_verified_at: datetime.datetime | None = _field("email_verified_at")
     reviewed_at: datetime.datetime | None = _field("reviewed_at")
+
+    @strawberry.field(description="This customer's interactions, newest first (batched).")
+    async def interactions(
+        self,
+        root: strawberry.Parent[Any],
+        info: strawberry.Info[Any, None],
+        first: int = 20,
+        after: str | None = None,
+    ) -> InteractionConnection:
+        return await customer_interactions(info, root.id, first, after)
+
+    @strawberry.field(description="Interactions, orders and complaints by time, newest first.")
+    async def timeline(
+        self,
+        root: strawberry.Parent[Any],
+        info: strawberry.Info[Any, None],
+        first: int = 20,
+        after: str | None = None,
+    ) -> TimelineConnection:
+        return await customer_timeline(info, root.id, first, after)
 
 
 @strawberry.type
