@@ -44,7 +44,9 @@ Ctx = Info[GraphQLContext, None]
 def _filter(value: CustomerFilterInput | None) -> CustomerFilter | None:
     if value is None:
         return None
-    return CustomerFilter(**{k: getattr(value, k) for k in CustomerFilter.__dataclass_fields__})
+    return CustomerFilter(
+        **{k: getattr(value, k) for k in CustomerFilter.__dataclass_fields__ if hasattr(value, k)}
+    )
 
 
 @strawberry.type
