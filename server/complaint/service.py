@@ -36,7 +36,7 @@ from server.customer.owned import (
 from server.data.base import new_id
 from server.data.models import Complaint, ComplaintEvent
 from server.errors import ConflictError, NotFoundError, ValidationError
-from server.service_levels import ServiceLevels
+from server.service_levels import ComplaintDeadline, ServiceLevels
 from server.vault import DataKey, FieldRef, Vault
 
 OBJECT = "complaint"
@@ -288,7 +288,7 @@ class ComplaintService:
             )
         now = self.clock.now()
         deadline = self.levels.complaint_deadlines.get(c.severity)
-        changed = self._apply(c, move, now, deadline, resolution, rating, assignee_id)
+        changed = apply_move(c, move, now, deadline, resolution, rating, assignee_id)
         key = None
         if resolution is not None or note:
             key = self.vault.open_data_key(c.customer_id, row.kek_version, row.wrapped_dek)
@@ -312,68 +312,69 @@ class ComplaintService:
         await repo.add_event(event)
         caller.audit.change(OBJECT, move.value, c.id, changed)
 
-    def _apply(
-        self,
-        c: Complaint,
-        move: ComplaintMove,
-        now: datetime,
-        deadline: Any,
-        resolution: Resolution | None,
-        rating: int | None,
-        assignee_id: str | None,
-    ) -> set[str]:
-        """Validate the move's details and set its timestamps; returns changed fields."""
-        changed: set[str] = set()
-        if move is ComplaintMove.ACKNOWLEDGE:
+
+def apply_move(
+    c: Complaint,
+    move: ComplaintMove,
+    now: datetime,
+    deadline: ComplaintDeadline | None,
+    resolution: Resolution | None,
+    rating: int | None,
+    assignee_id: str | None,
+) -> set[str]:
+    """Validate a legal move's details and set its fields and timestamps (not the status);
+    returns the changed field names. Shared by the service and the demo data."""
+    changed: set[str] = set()
+    if move is ComplaintMove.ACKNOWLEDGE:
+        c.acknowledged_at = now
+        changed.add("acknowledged_at")
+    elif move is ComplaintMove.START_WORK:
+        if c.acknowledged_at is None:
             c.acknowledged_at = now
             changed.add("acknowledged_at")
-        elif move is ComplaintMove.START_WORK:
-            if c.acknowledged_at is None:
-                c.acknowledged_at = now
-                changed.add("acknowledged_at")
-        elif move is ComplaintMove.ESCALATE:
-            c.escalation_level = (c.escalation_level or 0) + 1
-            changed.add("escalation_level")
-            if assignee_id is not None:
-                c.assignee_id = assignee_id
-                changed.add("assignee_id")
-        elif move is ComplaintMove.RESOLVE:
-            if resolution is None or not resolution.text.strip():
-                raise ValidationError("a resolution text is required")
-            if resolution.root_cause not in CATEGORIES:
-                raise ValidationError(f"root cause must be one of {', '.join(CATEGORIES)}")
-            c.compensation = _money(resolution.compensation)
-            c.root_cause = resolution.root_cause
-            c.resolved_at = now
-            if c.acknowledged_at is None:
-                c.acknowledged_at = now
-                changed.add("acknowledged_at")
-            follow_up = deadline.follow_up if deadline is not None else None
-            c.follow_up_due_at = now + follow_up if follow_up is not None else None
-            changed |= {"compensation", "follow_up_due_at", "resolution", "resolved_at"}
-            changed.add("root_cause")
-        elif move is ComplaintMove.FOLLOW_UP:
-            c.followed_up_at = now
-            changed.add("followed_up_at")
-        elif move is ComplaintMove.RATE:
-            if rating is None or not 1 <= rating <= 5:
-                raise ValidationError("rating must be between 1 and 5")
-            c.rating = rating
-            changed.add("rating")
-        elif move is ComplaintMove.CLOSE:
-            c.closed_at = now
-            changed.add("closed_at")
-        elif move is ComplaintMove.REOPEN:
-            # A reopened complaint owes a new acknowledgement and resolution; the earlier
-            # ones stay in the event history.
-            c.acknowledged_at = None
-            c.resolved_at = None
-            c.follow_up_due_at = None
-            c.followed_up_at = None
-            c.closed_at = None
-            if deadline is not None:
-                c.acknowledge_due_at = now + deadline.acknowledge
-                c.resolve_due_at = now + deadline.resolve
-            changed |= {"acknowledge_due_at", "acknowledged_at", "closed_at", "resolve_due_at"}
-            changed |= {"follow_up_due_at", "followed_up_at", "resolved_at"}
-        return changed
+    elif move is ComplaintMove.ESCALATE:
+        c.escalation_level = (c.escalation_level or 0) + 1
+        changed.add("escalation_level")
+        if assignee_id is not None:
+            c.assignee_id = assignee_id
+            changed.add("assignee_id")
+    elif move is ComplaintMove.RESOLVE:
+        if resolution is None or not resolution.text.strip():
+            raise ValidationError("a resolution text is required")
+        if resolution.root_cause not in CATEGORIES:
+            raise ValidationError(f"root cause must be one of {', '.join(CATEGORIES)}")
+        c.compensation = _money(resolution.compensation)
+        c.root_cause = resolution.root_cause
+        c.resolved_at = now
+        if c.acknowledged_at is None:
+            c.acknowledged_at = now
+            changed.add("acknowledged_at")
+        follow_up = deadline.follow_up if deadline is not None else None
+        c.follow_up_due_at = now + follow_up if follow_up is not None else None
+        changed |= {"compensation", "follow_up_due_at", "resolution", "resolved_at"}
+        changed.add("root_cause")
+    elif move is ComplaintMove.FOLLOW_UP:
+        c.followed_up_at = now
+        changed.add("followed_up_at")
+    elif move is ComplaintMove.RATE:
+        if rating is None or not 1 <= rating <= 5:
+            raise ValidationError("rating must be between 1 and 5")
+        c.rating = rating
+        changed.add("rating")
+    elif move is ComplaintMove.CLOSE:
+        c.closed_at = now
+        changed.add("closed_at")
+    elif move is ComplaintMove.REOPEN:
+        # A reopened complaint owes a new acknowledgement and resolution; the earlier
+        # ones stay in the event history.
+        c.acknowledged_at = None
+        c.resolved_at = None
+        c.follow_up_due_at = None
+        c.followed_up_at = None
+        c.closed_at = None
+        if deadline is not None:
+            c.acknowledge_due_at = now + deadline.acknowledge
+            c.resolve_due_at = now + deadline.resolve
+        changed |= {"acknowledge_due_at", "acknowledged_at", "closed_at", "resolve_due_at"}
+        changed |= {"follow_up_due_at", "followed_up_at", "resolved_at"}
+    return changed
