@@ -32,7 +32,7 @@ async def test_demo_complaint_histories_follow_the_state_machine(api: Api, state
         assert steps[0].from_status is None
         assert steps[0].to_status == "open"
         for step in steps[1:]:
-            pair = (ComplaintStatus(step.from_status), ComplaintStatus(step.to_status))
+            pair = (ComplaintStatus(step.from_status or ""), ComplaintStatus(step.to_status))
             assert pair in legal_moves
         assert [s.to_status for s in steps[:-1]] == [s.from_status for s in steps[1:]]
         assert steps[-1].to_status == complaint.status
