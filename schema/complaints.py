@@ -52,7 +52,7 @@ def _filter(value: ComplaintFilterInput | None) -> ComplaintFilter | None:
     return ComplaintFilter(
         status=value.status.value if value.status is not None else None,
         category=value.category.value if value.category is not None else None,
-        assignee_id=value.assignee_id,
+        assignee_id=value.assignee,
         customer_id=parse_id(value.customer_id, "customerId") if value.customer_id else None,
         overdue=value.overdue,
     )

@@ -226,6 +226,12 @@ async def test_another_agents_complaint_is_not_found(api: Api, state: AppState) 
     assert moved["code"] == "NOT_FOUND"
     listed = await api.gql("{ complaints { totalCount nodes { id } } }", token=token)
     assert listed["data"]["complaints"] == {"totalCount": 0, "nodes": []}
+    assigned = await api.gql(
+        '{ complaints(filter: {assignee: "agent-2", status: OPEN, category: DELIVERY}) '
+        "{ totalCount } }",
+        token=agent(api, "agent-2"),
+    )
+    assert assigned["data"]["complaints"]["totalCount"] == 1
     opened = await open_complaint(api, token, theirs)
     assert opened["code"] == "NOT_FOUND"
     still = await api.gql(

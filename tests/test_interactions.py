@@ -281,3 +281,19 @@ async def test_timeline_merges_interactions_orders_complaints(api: Api, state: A
             "at": T0.isoformat(),
         }
     ]
+
+
+async def test_support_answers_consultations_of_any_customer(api: Api, state: AppState) -> None:
+    state.services.clock = FixedClock(T0)
+    customer = await make_customer(state, owner_id="agent-2")
+    logged = await api.gql(LOG, consultation(customer), token=agent(api, "agent-2"))
+    interaction_id = logged["data"]["logInteraction"]["interaction"]["id"]
+    body = await api.gql(
+        """mutation($id: ID!) { respondToInteraction(id: $id) {
+             ... on InteractionPayload { interaction { firstRespondedAt } } } }""",
+        {"id": interaction_id},
+        token=api.token("support", subject="s-1"),
+    )
+    assert body["data"]["respondToInteraction"]["interaction"]["firstRespondedAt"] == (
+        T0.isoformat()
+    )

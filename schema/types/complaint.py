@@ -117,7 +117,7 @@ class ComplaintConnection:
 class ComplaintFilterInput:
     status: ComplaintStatusEnum | None = None  # type: ignore[valid-type]
     category: ComplaintCategory | None = None
-    assignee_id: str | None = None
+    assignee: str | None = strawberry.field(default=None, description="Assignee's subject.")
     customer_id: strawberry.ID | None = None
     overdue: bool | None = strawberry.field(
         default=None, description="true: past a deadline now; false: within every deadline."
