@@ -11,6 +11,8 @@ import pytest
 from server.app import AppState
 from server.clock import FixedClock
 from server.complaint.states import TRANSITIONS, ComplaintMove, ComplaintStatus, legal_paths_to
+from server.config import load_settings
+from server.service_levels import ServiceLevels
 from tests.conftest import Api
 from tests.factories import make_customer
 
@@ -283,3 +285,26 @@ async def test_breakdown_counts_by_category_and_root_cause(api: Api, state: AppS
         token=api.token("analyst"),
     )
     assert empty["data"]["complaintBreakdown"]["total"] == 0
+
+
+async def test_deadlines_come_from_settings(
+    api: Api, state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTOS_COMPLAINT_DEADLINES", '{"urgent": {"acknowledge": 0.5}}')
+    configured = load_settings()
+    state.services.complaints.levels = ServiceLevels.from_settings(configured)
+    clock = FixedClock(T0)
+    state.services.clock = clock
+    customer = await make_customer(state, owner_id="agent-1")
+    token = agent(api)
+    refused = await open_complaint(api, token, customer, "normal")
+    assert refused == {
+        "__typename": "UserError",
+        "code": "BAD_USER_INPUT",
+        "message": "severity must be one of urgent",
+    }
+    urgent = (await open_complaint(api, token, customer, "urgent"))["complaint"]["id"]
+    clock.advance(timedelta(minutes=29))
+    assert await overdue_ids(api, token, True) == []
+    clock.advance(timedelta(minutes=2))
+    assert await overdue_ids(api, token, True) == [urgent]

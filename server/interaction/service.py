@@ -38,6 +38,14 @@ KINDS = ("consultation", "follow_up", "care", "promotion", "survey", "visit")
 PLAIN_FIELDS = tuple(
     c.key for c in Interaction.__table__.columns if not c.info["data_class"].sealed
 )
+# The unsealed columns a timeline entry shows, per record type (what the audit records).
+TIMELINE_FIELDS = {
+    TimelineKind.INTERACTION: {f: "clear" for f in ("occurred_at", "channel", "direction", "kind")},
+    TimelineKind.ORDER: {f: "clear" for f in ("ordered_at", "channel", "status", "total")},
+    TimelineKind.COMPLAINT: {
+        f: "clear" for f in ("opened_at", "category", "status", "compensation")
+    },
+}
 TIMELINE_OBJECTS = {
     TimelineKind.INTERACTION: "interaction",
     TimelineKind.ORDER: "order",
@@ -293,5 +301,5 @@ class InteractionService:
         for kind in kinds:
             ids = [e.record_id for e in entries if e.kind is kind]
             if ids:
-                caller.audit.read(TIMELINE_OBJECTS[kind], ids, {"timeline": "clear"})
+                caller.audit.read(TIMELINE_OBJECTS[kind], ids, TIMELINE_FIELDS[kind])
         return TimelinePage(entries, len(rows) > first)
