@@ -147,6 +147,13 @@ NOTES = [
     "Birthday greeting sent",
     "Discussed membership upgrade",
 ]
+DEMO_TAGS = ["vip", "wholesale", "回头客", "gift-buyer", "early-adopter"]
+PREFERENCES = [
+    "Prefers evening calls",
+    "Likes new gadgets",
+    "Buys gifts for family",
+    "Wants eco-friendly packaging",
+]
 AGENTS = [("agent-1", "east"), ("agent-2", "east"), ("agent-3", "west"), ("agent-4", "west")]
 SYSTEM = Principal(subject="system:demo", roles=("system",))
 
@@ -319,8 +326,17 @@ class DemoBuilder:
         values["preferred_channel"] = rng.choice(CHANNELS)
         values["updated_at"] = created
         values["reviewed_at"] = (
-            created + timedelta(days=rng.randrange(0, 200)) if rng.random() < 0.6 else None
+            min(created + timedelta(days=rng.randrange(0, 200)), self.now)
+            if rng.random() < 0.6
+            else None
         )
+        values["upgrade_intent"] = rng.choice(["low", "medium", "high", None])
+        values["customization"] = rng.choice(["low", "medium", "high", None])
+        values["tags"] = rng.sample(DEMO_TAGS, rng.randrange(0, 3))
+        if rng.random() < 0.5:
+            values["preferences"] = self._seal(
+                key, "customers", "preferences", cid, rng.choice(PREFERENCES)
+            )
         values["phone_verified_at"] = created if rng.random() < 0.7 else None
         values["email_verified_at"] = created if rng.random() < 0.5 else None
         rows.setdefault(Customer, []).append(values)

@@ -49,3 +49,16 @@ async def test_demo_complaint_histories_follow_the_state_machine(api: Api, state
     assert page["totalCount"] == len(complaints)
     assert {n["description"] for n in page["nodes"]} == {"Customer reported a problem"}
     assert {n["events"][-1]["toStatus"] == n["status"] for n in page["nodes"]} == {True}
+    files = await api.gql(
+        """{ customers(first: 100, filter: {tag: "vip"}) {
+             nodes { tags preferences completeness { score }
+                     interactions { nodes { notes } } } } }""",
+        token=api.token("manager", subject="m-1", team="east"),
+        purpose="support",
+    )
+    assert "errors" not in files
+    nodes = files["data"]["customers"]["nodes"]
+    assert nodes
+    assert all("vip" in n["tags"] for n in nodes)
+    assert {n["preferences"] is not None for n in nodes} == {True, False}
+    assert all(0 < n["completeness"]["score"] <= 100 for n in nodes)
