@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from server.app import AppState
 from server.clock import FixedClock
 from server.complaint.states import TRANSITIONS, ComplaintMove, ComplaintStatus, legal_paths_to
 from server.config import load_settings
+from server.data.models import AuditAccess
 from server.service_levels import ServiceLevels
 from tests.conftest import Api
 from tests.factories import make_customer
@@ -128,6 +130,15 @@ async def test_full_workflow_records_every_move(api: Api, state: AppState) -> No
         ("CLOSED", "REOPENED"),
     ]
     assert {e["actor"] for e in complaint["events"]} == {"agent-1"}
+    async with state.sessions() as session:
+        accesses = (
+            await session.scalars(select(AuditAccess).where(AuditAccess.object_type == "complaint"))
+        ).all()
+    resolve = next(a for a in accesses if a.action == "resolve")
+    assert {"resolution", "compensation", "root_cause"} <= set(resolve.changed_fields)
+    everything = str([(a.fields, a.changed_fields, a.denied_fields) for a in accesses])
+    assert "kettle" not in everything
+    assert "crushed" not in everything
 
 
 @pytest.mark.parametrize("status", list(ComplaintStatus))

@@ -150,7 +150,8 @@ class ComplaintService:
                 )
             )
             views.append(RecordView(OBJECT, c.id, values))
-        caller.audit.read(OBJECT, (v.id for v in views), reader.audit_modes(), reader.denied())
+        shown = {f: "clear" for f in fields if f in PLAIN_FIELDS} | reader.audit_modes()
+        caller.audit.read(OBJECT, (v.id for v in views), shown, reader.denied())
         return views
 
     async def page(
