@@ -4,13 +4,15 @@ completeness and review, filters and sort orders, duplicate candidates and merge
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from server.app import AppState
 from server.clock import FixedClock
-from server.data.models import AuditAccess, Customer
+from server.data.base import new_id
+from server.data.models import AuditAccess, Customer, LoyaltyEntry, Order
 from tests.conftest import Api
 from tests.factories import make_customer, make_interactions
 
@@ -344,3 +346,56 @@ async def test_merge_across_scope_is_not_found(api: Api, state: AppState) -> Non
     body = await api.gql(MERGE, {"survivor": str(mine), "duplicate": str(theirs)}, token=agent(api))
     assert body["data"]["mergeCustomers"]["code"] == "NOT_FOUND"
     assert (await get(api, theirs, agent(api, "agent-2")))["mergedIntoId"] is None
+
+
+async def test_merge_moves_orders_and_rebalances_loyalty(api: Api, state: AppState) -> None:
+    survivor = await make_customer(state, owner_id="agent-1")
+    duplicate = await make_customer(state, owner_id="agent-1")
+    async with state.sessions() as session, session.begin():
+        for n, (owner, points, balance) in enumerate(
+            [(survivor, 100, 100), (duplicate, 50, 50), (survivor, -30, 70), (duplicate, 20, 70)]
+        ):
+            order_id = new_id()
+            session.add(
+                Order(
+                    id=order_id,
+                    customer_id=owner,
+                    ordered_at=T0 + timedelta(hours=n),
+                    status="paid",
+                    total=Decimal("10.00"),
+                    cost_total=Decimal("5.00"),
+                )
+            )
+            await session.flush()
+            session.add(
+                LoyaltyEntry(
+                    id=new_id(),
+                    customer_id=owner,
+                    at=T0 + timedelta(hours=n),
+                    points=points,
+                    reason="purchase",
+                    order_id=order_id,
+                    balance_after=balance,
+                    actor="test",
+                )
+            )
+    body = await api.gql(
+        MERGE, {"survivor": str(survivor), "duplicate": str(duplicate)}, token=agent(api)
+    )
+    assert body["data"]["mergeCustomers"]["__typename"] == "CustomersMerged"
+    async with state.sessions() as session:
+        orders = (await session.scalars(select(Order.customer_id))).all()
+        ledger = (
+            await session.execute(
+                select(LoyaltyEntry.customer_id, LoyaltyEntry.balance_after).order_by(
+                    LoyaltyEntry.at
+                )
+            )
+        ).all()
+    assert set(orders) == {survivor}
+    assert [tuple(row) for row in ledger] == [
+        (survivor, 100),
+        (survivor, 150),
+        (survivor, 120),
+        (survivor, 140),
+    ]
