@@ -25,7 +25,7 @@ from schema.types.common import (
     view_field,
 )
 from server.interaction.repository import BreachKind, TimelineKind
-from server.interaction.service import InteractionPage
+from server.interaction.service import InteractionPage, TimelinePage
 
 CURSOR_SORT = "interaction-occurred"
 TIMELINE_SORT = "timeline"
@@ -168,15 +168,22 @@ async def customer_interactions(
 async def customer_timeline(
     info: Info[Any, None], customer_id: uuid.UUID, first: int, after: str | None
 ) -> TimelineConnection:
+    """`Customer.timeline`: batched across every customer of the response."""
     ctx = info.context
     check_page_size(first, ctx.max_page_size)
-    page = await ctx.services.interactions.timeline(
-        ctx.session,
-        ctx.caller,
-        customer_id,
-        first=first,
-        after=decode_keyset_cursor(after, TIMELINE_SORT),
-    )
+    decoded = decode_keyset_cursor(after, TIMELINE_SORT)
+    loader_key = ("customer_timeline", first, after)
+    loader = ctx.loaders.get(loader_key)
+    if loader is None:
+
+        async def load(ids: list[uuid.UUID]) -> list[TimelinePage]:
+            pages = await ctx.services.interactions.timelines(
+                ctx.session, ctx.caller, ids, first=first, after=decoded
+            )
+            return [pages[i] for i in ids]
+
+        loader = ctx.loaders[loader_key] = DataLoader(load_fn=load)
+    page: TimelinePage = await loader.load(customer_id)
     edges = [
         TimelineEdge(
             cursor=encode_keyset_cursor(TIMELINE_SORT, e.at, e.record_id),

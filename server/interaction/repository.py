@@ -163,58 +163,81 @@ class InteractionRepository:
         self.session.add(interaction)
         await self.session.flush()
 
-    async def timeline(
+    async def timelines(
         self,
-        customer_id: uuid.UUID,
+        customer_ids: Collection[uuid.UUID],
         *,
+        scope: ColumnElement[bool],
         kinds: Collection[TimelineKind],
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
     ) -> Sequence[Row[Any]]:
-        """Newest first across the record types in `kinds`: (kind, id, at, title, status,
-        amount). Only unsealed columns: the timeline never needs a data key."""
+        """Up to `limit + 1` newest entries per customer across the record types in
+        `kinds`, for many customers in one statement: (customer_id, kind, id, at, title,
+        status, amount). Only unsealed columns: the timeline never needs a data key."""
         money = Numeric(14, 2)
+        ids = list(customer_ids)
         parts: list[Any] = []
         if TimelineKind.INTERACTION in kinds:
             parts.append(
                 select(
+                    Interaction.customer_id.label("customer_id"),
                     literal(TimelineKind.INTERACTION.value, String(16)).label("kind"),
                     Interaction.id.label("id"),
                     Interaction.occurred_at.label("at"),
                     (Interaction.channel + " " + Interaction.direction).label("title"),
                     Interaction.kind.label("status"),
                     cast(literal(None), money).label("amount"),
-                ).where(Interaction.customer_id == customer_id)
+                ).where(Interaction.customer_id.in_(ids))
             )
         if TimelineKind.ORDER in kinds:
             parts.append(
                 select(
+                    Order.customer_id.label("customer_id"),
                     literal(TimelineKind.ORDER.value, String(16)).label("kind"),
                     Order.id.label("id"),
                     Order.ordered_at.label("at"),
                     func.coalesce(Order.channel, "order").label("title"),
                     Order.status.label("status"),
                     cast(Order.total, money).label("amount"),
-                ).where(Order.customer_id == customer_id)
+                ).where(Order.customer_id.in_(ids))
             )
         if TimelineKind.COMPLAINT in kinds:
             parts.append(
                 select(
+                    Complaint.customer_id.label("customer_id"),
                     literal(TimelineKind.COMPLAINT.value, String(16)).label("kind"),
                     Complaint.id.label("id"),
                     Complaint.opened_at.label("at"),
                     Complaint.category.label("title"),
                     Complaint.status.label("status"),
                     cast(Complaint.compensation, money).label("amount"),
-                ).where(Complaint.customer_id == customer_id)
+                ).where(Complaint.customer_id.in_(ids))
             )
         if not parts:
             return []
         merged = union_all(*parts).subquery()
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=merged.c.customer_id,
+                order_by=(merged.c.at.desc(), merged.c.id.desc()),
+            )
+            .label("rank")
+        )
+        ranked = (
+            select(merged, rank)
+            .join(Customer, Customer.id == merged.c.customer_id)
+            .where(
+                scope,
+                Customer.erased_at.is_(None),
+                *_newer_than_cursor(merged.c.at, merged.c.id, after),
+            )
+            .subquery()
+        )
         stmt: Any = (
-            select(merged)
-            .where(*_newer_than_cursor(merged.c.at, merged.c.id, after))
-            .order_by(merged.c.at.desc(), merged.c.id.desc())
-            .limit(limit + 1)
+            select(ranked)
+            .where(ranked.c.rank <= limit + 1)
+            .order_by(ranked.c.customer_id, ranked.c.rank)
         )
         return (await self.session.execute(stmt)).all()
