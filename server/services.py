@@ -43,8 +43,9 @@ class Services:
     def __setattr__(self, name: str, value: object) -> None:
         # One clock for all: `services.clock = FixedClock(...)` moves every
         # time-dependent service with it (deadlines, reviews), so tests control time.
+        # Any domain service with a `clock` attribute follows.
         object.__setattr__(self, name, value)
         if name == "clock":
-            for service in ("customers", "complaints", "interactions"):
-                if hasattr(self, service):
-                    getattr(self, service).clock = value
+            for service in vars(self).values():
+                if service is not value and hasattr(service, "clock"):
+                    service.clock = value
