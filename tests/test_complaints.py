@@ -115,7 +115,7 @@ async def test_full_workflow_records_every_move(api: Api, state: AppState) -> No
     assert complaint["rating"] == 4
     assert complaint["escalationLevel"] == 1
     assert complaint["compensation"] == "120.50"
-    assert complaint["rootCause"] == "product_quality"
+    assert complaint["rootCause"] == "PRODUCT_QUALITY"
     assert complaint["resolution"] == "Replaced the kettle"
     moves = [(e["fromStatus"], e["toStatus"]) for e in complaint["events"]]
     assert moves == [
@@ -259,12 +259,12 @@ async def test_field_modes_follow_policy(api: Api, state: AppState) -> None:
     query = "{ complaints { nodes { category description } } }"
     clear = await api.gql(query, token=agent(api), purpose="support")
     assert clear["data"]["complaints"]["nodes"] == [
-        {"category": "delivery", "description": "Parcel arrived crushed"}
+        {"category": "DELIVERY", "description": "Parcel arrived crushed"}
     ]
     masked = await api.gql(query, token=api.token("compliance"), purpose="compliance")
     assert masked["data"]["complaints"]["nodes"][0]["description"] == "***"
     denied = await api.gql(query, token=api.token("analyst"))
-    assert denied["data"]["complaints"]["nodes"][0] == {"category": "delivery", "description": None}
+    assert denied["data"]["complaints"]["nodes"][0] == {"category": "DELIVERY", "description": None}
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 

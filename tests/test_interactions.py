@@ -68,7 +68,8 @@ async def test_log_interaction_seals_notes_and_starts_timers(api: Api, state: Ap
     customer = await make_customer(state, owner_id="agent-1")
     body = await api.gql(LOG, consultation(customer), token=agent(api), purpose="support")
     interaction = body["data"]["logInteraction"]["interaction"]
-    assert interaction["channel"] == "wechat"
+    assert interaction["channel"] == "WECHAT"
+    assert interaction["kind"] == "CONSULTATION"
     assert interaction["agentId"] == "agent-1"
     assert interaction["notes"] == "Asks whether the warranty covers the motor"
     assert interaction["firstResponseDueAt"] == (T0 + timedelta(hours=2)).isoformat()

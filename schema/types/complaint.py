@@ -41,6 +41,15 @@ def _status(root: strawberry.Parent[Any]) -> ComplaintStatus:
     return ComplaintStatus(root.get("status"))
 
 
+def _category(root: strawberry.Parent[Any]) -> ComplaintCategory:
+    return ComplaintCategory(root.get("category"))
+
+
+def _root_cause(root: strawberry.Parent[Any]) -> ComplaintCategory | None:
+    value = root.get("root_cause")
+    return ComplaintCategory(value) if value is not None else None
+
+
 @strawberry.type(description="A complaint as the caller may see it.")
 class Complaint:
     @strawberry.field
@@ -53,12 +62,12 @@ class Complaint:
 
     status: ComplaintStatusEnum = strawberry.field(resolver=_status)  # type: ignore[valid-type]
     opened_at: datetime.datetime = view_field("opened_at")
-    category: str = view_field("category")
+    category: ComplaintCategory = strawberry.field(resolver=_category)
     severity: str = view_field("severity")
     assignee_id: str | None = view_field("assignee_id")
     description: str | None = view_field("description", "Sensitive: clear, masked or denied.")
     resolution: str | None = view_field("resolution", "Sensitive: clear, masked or denied.")
-    root_cause: str | None = view_field("root_cause")
+    root_cause: ComplaintCategory | None = strawberry.field(resolver=_root_cause)
     compensation: Decimal | None = view_field("compensation", "Exact decimal amount.")
     escalation_level: int = view_field("escalation_level")
     acknowledge_due_at: datetime.datetime | None = view_field("acknowledge_due_at")

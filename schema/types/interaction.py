@@ -61,6 +61,13 @@ class InteractionKind(enum.Enum):
     VISIT = "visit"
 
 
+def _enum(enum_type: type[enum.Enum], name: str) -> Any:
+    def resolve(root: strawberry.Parent[Any]) -> Any:
+        return enum_type(root.get(name))
+
+    return resolve
+
+
 @strawberry.type(description="One contact with a customer as the caller may see it.")
 class Interaction:
     @strawberry.field
@@ -72,9 +79,11 @@ class Interaction:
         return strawberry.ID(str(root.get("customer_id")))
 
     occurred_at: datetime.datetime = view_field("occurred_at")
-    channel: str = view_field("channel")
-    direction: str = view_field("direction")
-    kind: str = view_field("kind")
+    channel: InteractionChannel = strawberry.field(resolver=_enum(InteractionChannel, "channel"))
+    direction: InteractionDirection = strawberry.field(
+        resolver=_enum(InteractionDirection, "direction")
+    )
+    kind: InteractionKind = strawberry.field(resolver=_enum(InteractionKind, "kind"))
     agent_id: str | None = view_field("agent_id")
     subject: str | None = view_field("subject", "Sensitive: clear, masked or denied.")
     notes: str | None = view_field("notes", "Sensitive: clear, masked or denied.")
