@@ -210,15 +210,17 @@ class CustomerRepository:
         await self.session.flush()
 
     async def for_update(
-        self, customer_id: uuid.UUID, scope: ColumnElement[bool]
+        self, customer_id: uuid.UUID, scope: ColumnElement[bool], *, lock: bool = True
     ) -> tuple[Customer, CustomerKey] | None:
-        """A live, unmerged customer under the scope, with its key, locked for a change."""
+        """A live, unmerged customer under the scope, with its key, locked for a change
+        unless `lock` is false."""
         stmt = (
             select(Customer, CustomerKey)
             .join(CustomerKey, CustomerKey.customer_id == Customer.id)
             .where(Customer.id == customer_id, scope, *filter_predicates(None))
-            .with_for_update(of=Customer)
         )
+        if lock:
+            stmt = stmt.with_for_update(of=Customer)
         row = (await self.session.execute(stmt)).first()
         return (row[0], row[1]) if row is not None else None
 

@@ -452,9 +452,9 @@ class CustomerService:
         return scope_predicate(scope, caller.principal)
 
     async def _locked(
-        self, session: AsyncSession, scope: Any, customer_id: uuid.UUID
+        self, session: AsyncSession, scope: Any, customer_id: uuid.UUID, *, lock: bool = True
     ) -> tuple[Customer, DataKey]:
-        found = await CustomerRepository(session).for_update(customer_id, scope)
+        found = await CustomerRepository(session).for_update(customer_id, scope, lock=lock)
         if found is None:
             raise NotFoundError("customer not found")
         customer, key = found
@@ -565,7 +565,7 @@ class CustomerService:
         """Other visible files with the same phone, email or national ID: found through
         the blind indexes, confirmed by decryption (values never leave the server)."""
         scope = self._write_scope(caller)
-        customer, key = await self._locked(session, scope, customer_id)
+        customer, key = await self._locked(session, scope, customer_id, lock=False)
         repo = CustomerRepository(session)
         matches: dict[uuid.UUID, list[str]] = {}
         for field, bidx_column in BLIND_INDEXED.items():
