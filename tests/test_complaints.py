@@ -319,3 +319,22 @@ async def test_deadlines_come_from_settings(
     assert await overdue_ids(api, token, True) == []
     clock.advance(timedelta(minutes=2))
     assert await overdue_ids(api, token, True) == [urgent]
+
+
+async def test_roles_without_complaint_create_cannot_open(api: Api, state: AppState) -> None:
+    customer = await make_customer(state, owner_id="agent-1")
+    body = await api.gql(
+        OPEN,
+        {
+            "input": {
+                "customerId": str(customer),
+                "category": "OTHER",
+                "severity": "low",
+                "description": "x",
+            }
+        },
+        token=api.token("analyst", subject="ann"),
+    )
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    listed = await api.gql("{ complaints { totalCount } }", token=api.token("admin"))
+    assert listed["data"]["complaints"]["totalCount"] == 0

@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from server.app import AppState
 from server.clock import FixedClock
 from server.data.base import new_id
-from server.data.models import AuditAccess, Customer, LoyaltyEntry, Order
+from server.data.models import AuditAccess, Customer, CustomerKey, Interaction, LoyaltyEntry, Order
+from server.errors import VaultError
+from server.vault import FieldRef
 from tests.conftest import Api
 from tests.factories import make_customer, make_interactions
 
@@ -325,6 +328,22 @@ async def test_duplicates_are_found_and_merged_with_history(api: Api, state: App
         "customerId": str(survivor),
         "description": "Charged twice",
     }
+    async with state.sessions() as session:
+        row = await session.get(Interaction, moved[0])
+        keys = {k.customer_id: k for k in (await session.scalars(select(CustomerKey))).all()}
+    assert row is not None
+    assert row.notes is not None
+    vault = state.services.vault
+    ref = FieldRef("interactions", "notes", moved[0])
+    new_key = vault.open_data_key(survivor, keys[survivor].kek_version, keys[survivor].wrapped_dek)
+    assert vault.reveal(new_key, ref, row.notes) == "duplicate note"
+    old_key = vault.open_data_key(
+        duplicate, keys[duplicate].kek_version, keys[duplicate].wrapped_dek
+    )
+    with pytest.raises(VaultError):
+        vault.reveal(old_key, ref, row.notes)
+    with pytest.raises(VaultError):
+        vault.reveal(new_key, FieldRef("interactions", "notes", kept[0]), row.notes)
     old = await get(api, duplicate, token)
     assert old["mergedIntoId"] == str(survivor)
     listed = await api.gql("{ customers { nodes { id } } }", token=token)
