@@ -18,14 +18,29 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
 from schema.access import AccessMutation, AccessQuery
+from schema.complaints import ComplaintMutation, ComplaintQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
+from schema.interactions import InteractionMutation, InteractionQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
-QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, AccessQuery, PrivacyQuery)
-MUTATION_TYPES: tuple[type, ...] = (CustomerMutation, AccessMutation, PrivacyMutation)
+QUERY_TYPES: tuple[type, ...] = (
+    CustomerQuery,
+    ViewerQuery,
+    AccessQuery,
+    PrivacyQuery,
+    ComplaintQuery,
+    InteractionQuery,
+)
+MUTATION_TYPES: tuple[type, ...] = (
+    CustomerMutation,
+    AccessMutation,
+    PrivacyMutation,
+    ComplaintMutation,
+    InteractionMutation,
+)
 
 
 class SerialRootFields(StrawberryGraphQLCoreExecutionContext):

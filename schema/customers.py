@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, cast
 
 import strawberry
@@ -10,25 +11,32 @@ from strawberry.types import Info
 from schema.context import GraphQLContext
 from schema.selection import selected_names, top_level_names
 from schema.types.common import (
-    PageInfo,
     UserError,
     check_page_size,
-    decode_cursor,
-    encode_cursor,
+    decode_keyset_cursor,
+    encode_keyset_cursor,
+    page_info,
     parse_id,
 )
 from schema.types.customer import (
+    ContactChannel,
     CreateCustomerInput,
     Customer,
     CustomerConnection,
     CustomerCreated,
     CustomerEdge,
     CustomerFilterInput,
+    CustomersMerged,
+    CustomerSortOrder,
+    CustomerUpdated,
+    DuplicateCandidate,
+    UpdateCustomerInput,
     domain_fields,
+    graphql_name,
 )
-from server.customer.repository import CustomerFilter
+from server.customer.repository import CustomerFilter, CustomerSort
 from server.customer.service import NewCustomer
-from server.errors import ConflictError, ValidationError
+from server.errors import ConflictError, NotFoundError, ValidationError
 
 Ctx = Info[GraphQLContext, None]
 
@@ -36,47 +44,62 @@ Ctx = Info[GraphQLContext, None]
 def _filter(value: CustomerFilterInput | None) -> CustomerFilter | None:
     if value is None:
         return None
-    return CustomerFilter(**{k: getattr(value, k) for k in CustomerFilter.__dataclass_fields__})
+    return CustomerFilter(
+        **{k: getattr(value, k) for k in CustomerFilter.__dataclass_fields__ if hasattr(value, k)}
+    )
 
 
 @strawberry.type
 class CustomerQuery:
-    @strawberry.field(description="Customers under the caller's row scope, in creation order.")
+    @strawberry.field(
+        description="Customers under the caller's row scope, in creation order by default. "
+        "Cursors carry the sort key, so a cursor is only valid for the order it came from."
+    )
     async def customers(
         self,
         info: Ctx,
         first: int = 20,
         after: str | None = None,
         filter: CustomerFilterInput | None = None,
+        sort: CustomerSortOrder = CustomerSortOrder.CREATED_ASC,
     ) -> CustomerConnection:
+        return await _customer_page(info, first, after, _filter(filter), CustomerSort(sort.value))
+
+    @strawberry.field(
+        description="Files never reviewed or not reviewed for the configured number of "
+        "months (CUSTOS_CUSTOMER_REVIEW_MONTHS), oldest first."
+    )
+    async def customers_needing_review(
+        self, info: Ctx, first: int = 20, after: str | None = None
+    ) -> CustomerConnection:
+        cutoff = info.context.services.customers.review_cutoff()
+        flt = CustomerFilter(reviewed_before=cutoff)
+        return await _customer_page(info, first, after, flt, CustomerSort.CREATED_ASC)
+
+    @strawberry.field(
+        description="Other files with the same phone, email or national ID (blind index, "
+        "confirmed by decryption): candidates for mergeCustomers."
+    )
+    async def duplicate_candidates(
+        self, info: Ctx, customer_id: strawberry.ID
+    ) -> list[DuplicateCandidate]:
         ctx = info.context
-        check_page_size(first, ctx.max_page_size)
-        fields = domain_fields(selected_names(info, ("edges", "node"), ("nodes",)))
-        page = await ctx.services.customers.list(
-            ctx.session,
-            ctx.caller,
-            first=first,
-            after=decode_cursor(after),
-            flt=_filter(filter),
-            fields=fields,
-            with_total="totalCount" in top_level_names(info),
+        service = ctx.services.customers
+        matches = await service.duplicate_candidates(
+            ctx.session, ctx.caller, parse_id(customer_id, "customerId")
         )
-        nodes = cast(list[Customer], page.views)
-        edges = [
-            CustomerEdge(cursor=encode_cursor(v.id), node=n)
-            for v, n in zip(page.views, nodes, strict=True)
+        if not matches:
+            return []
+        fields = domain_fields(selected_names(info, ("customer",)))
+        views = await service.get_many(ctx.session, ctx.caller, [m[0] for m in matches], fields)
+        return [
+            DuplicateCandidate(
+                customer=cast(Customer, views[cid]),
+                matched_on=[graphql_name(f) for f in on],
+            )
+            for cid, on in matches
+            if cid in views
         ]
-        return CustomerConnection(
-            edges=edges,
-            nodes=nodes,
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            total_count=cast(int, page.total_count),
-        )
 
     @strawberry.field(description="One customer; unknown and out-of-scope ids are NOT_FOUND.")
     async def customer(self, info: Ctx, id: strawberry.ID) -> Customer | None:
@@ -113,6 +136,52 @@ class CustomerQuery:
 CreateCustomerResult = Annotated[
     CustomerCreated | UserError, strawberry.union("CreateCustomerResult")
 ]
+UpdateCustomerResult = Annotated[
+    CustomerUpdated | UserError, strawberry.union("UpdateCustomerResult")
+]
+MergeCustomersResult = Annotated[
+    CustomersMerged | UserError, strawberry.union("MergeCustomersResult")
+]
+EXPECTED = (ValidationError, ConflictError, NotFoundError)
+
+
+async def _customer_page(
+    info: Ctx, first: int, after: str | None, flt: CustomerFilter | None, sort: CustomerSort
+) -> CustomerConnection:
+    ctx = info.context
+    check_page_size(first, ctx.max_page_size)
+    fields = domain_fields(selected_names(info, ("edges", "node"), ("nodes",)))
+    cursor_name = f"customer-{sort.value}"
+    page = await ctx.services.customers.list(
+        ctx.session,
+        ctx.caller,
+        first=first,
+        after=decode_keyset_cursor(after, cursor_name),
+        flt=flt,
+        fields=fields,
+        with_total="totalCount" in top_level_names(info),
+        sort=sort,
+    )
+    nodes = cast(list[Customer], page.views)
+    cursors = [encode_keyset_cursor(cursor_name, v.get(sort.column), v.id) for v in page.views]
+    return CustomerConnection(
+        edges=[CustomerEdge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
+        nodes=nodes,
+        page_info=page_info(cursors, page.has_next_page, after),
+        total_count=cast(int, page.total_count),
+    )
+
+
+async def _updated(info: Ctx, customer_id: uuid.UUID, changed: list[str]) -> CustomerUpdated:
+    """The file after a change, or null if the change moved it out of the caller's scope."""
+    ctx = info.context
+    fields = domain_fields(selected_names(info, ("customer",)))
+    views = await ctx.services.customers.get_many(ctx.session, ctx.caller, [customer_id], fields)
+    view = views.get(customer_id)
+    return CustomerUpdated(
+        customer=cast(Customer, view) if view is not None else None,
+        changed_fields=[graphql_name(f) for f in changed],
+    )
 
 
 @strawberry.type
@@ -131,3 +200,97 @@ class CustomerMutation:
         fields = domain_fields(selected_names(info, ("customer",)))
         view = await ctx.services.customers.get(ctx.session, ctx.caller, customer_id, fields)
         return CustomerCreated(customer=cast(Customer, view))
+
+    @strawberry.mutation(
+        description="Change any fields of a file, sealed ones included; changed contacts are "
+        "re-indexed, lose their verification and are checked for duplicates. Changing "
+        "ownerId or team reassigns the file (needs customer update and row scope)."
+    )
+    async def update_customer(
+        self, info: Ctx, id: strawberry.ID, input: UpdateCustomerInput
+    ) -> UpdateCustomerResult:
+        ctx = info.context
+        changes = {
+            name: getattr(input, name)
+            for name in UpdateCustomerInput.__annotations__
+            if getattr(input, name) is not strawberry.UNSET
+        }
+        try:
+            customer_id = parse_id(id)
+            async with ctx.session.begin_nested():
+                changed = await ctx.services.customers.update(
+                    ctx.session, ctx.caller, customer_id, changes
+                )
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _updated(info, customer_id, changed)
+
+    @strawberry.mutation(description="Record that the customer confirmed this phone or email.")
+    async def verify_contact(
+        self, info: Ctx, customer_id: strawberry.ID, channel: ContactChannel
+    ) -> UpdateCustomerResult:
+        ctx = info.context
+        try:
+            cid = parse_id(customer_id, "customerId")
+            async with ctx.session.begin_nested():
+                await ctx.services.customers.verify_contact(
+                    ctx.session, ctx.caller, cid, channel.value
+                )
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _updated(info, cid, [f"{channel.value}_verified_at"])
+
+    @strawberry.mutation(description="Add and remove tags (added after removed).")
+    async def tag_customer(
+        self,
+        info: Ctx,
+        customer_id: strawberry.ID,
+        add: list[str] | None = None,
+        remove: list[str] | None = None,
+    ) -> UpdateCustomerResult:
+        ctx = info.context
+        try:
+            cid = parse_id(customer_id, "customerId")
+            async with ctx.session.begin_nested():
+                await ctx.services.customers.retag(
+                    ctx.session, ctx.caller, cid, add=add or [], remove=remove or []
+                )
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _updated(info, cid, ["tags"])
+
+    @strawberry.mutation(description="The file was reviewed now: it is current again.")
+    async def mark_reviewed(self, info: Ctx, customer_id: strawberry.ID) -> UpdateCustomerResult:
+        ctx = info.context
+        try:
+            cid = parse_id(customer_id, "customerId")
+            async with ctx.session.begin_nested():
+                await ctx.services.customers.mark_reviewed(ctx.session, ctx.caller, cid)
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _updated(info, cid, ["reviewed_at"])
+
+    @strawberry.mutation(
+        description="Fold a duplicate file into the survivor: history moves (re-sealed under "
+        "the survivor's key), missing facts are filled, the duplicate keeps mergedIntoId."
+    )
+    async def merge_customers(
+        self, info: Ctx, survivor_id: strawberry.ID, duplicate_id: strawberry.ID
+    ) -> MergeCustomersResult:
+        ctx = info.context
+        try:
+            survivor = parse_id(survivor_id, "survivorId")
+            duplicate = parse_id(duplicate_id, "duplicateId")
+            async with ctx.session.begin_nested():
+                filled = await ctx.services.customers.merge(
+                    ctx.session, ctx.caller, survivor, duplicate
+                )
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        fields = domain_fields(selected_names(info, ("survivor",)))
+        view = await ctx.services.customers.get(ctx.session, ctx.caller, survivor, fields)
+        return CustomersMerged(
+            survivor=cast(Customer, view),
+            duplicate_id=strawberry.ID(str(duplicate)),
+            filled_fields=[graphql_name(f) for f in filled],
+        )

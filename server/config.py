@@ -11,12 +11,30 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.errors import ConfigError
 
 DEFAULT_STATE_DIR = Path(".custos")
+
+
+class ComplaintDeadlineHours(BaseModel):
+    """How long a complaint of one severity may wait at each step, in hours."""
+
+    acknowledge: float = Field(default=2, gt=0)
+    resolve: float = Field(default=24, gt=0)
+    # Counted from the resolution, not from the opening.
+    follow_up: float = Field(default=24, gt=0)
+
+
+def default_complaint_deadlines() -> dict[str, ComplaintDeadlineHours]:
+    return {
+        "low": ComplaintDeadlineHours(),
+        "normal": ComplaintDeadlineHours(),
+        "high": ComplaintDeadlineHours(),
+        "critical": ComplaintDeadlineHours(acknowledge=1, resolve=8),
+    }
 
 
 class Settings(BaseSettings):
@@ -45,6 +63,16 @@ class Settings(BaseSettings):
     retention_interaction_notes_days: int | None = Field(default=None, ge=1)
     retention_complaint_texts_days: int | None = Field(default=None, ge=1)
     retention_complaint_event_notes_days: int | None = Field(default=None, ge=1)
+    # Service levels. Inbound consultations: first answer and solution deadlines.
+    interaction_first_response_hours: float = Field(default=2, gt=0)
+    interaction_solution_hours: float = Field(default=24, gt=0)
+    # Complaint deadlines per severity (JSON in CUSTOS_COMPLAINT_DEADLINES); the keys are
+    # the severities a complaint may have.
+    complaint_deadlines: dict[str, ComplaintDeadlineHours] = Field(
+        default_factory=default_complaint_deadlines, min_length=1
+    )
+    # A customer file not reviewed for this many months is stale.
+    customer_review_months: int = Field(default=6, ge=1, le=120)
     # Where dev-generated state (JWT secret) lives when not given.
     state_dir: Path = DEFAULT_STATE_DIR
 

@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
+from server.complaint.service import Resolution, apply_move
+from server.complaint.states import ComplaintMove, ComplaintStatus, legal_paths_to
+from server.complaint.states import target as complaint_target
 from server.customer.service import CustomerService, NewCustomer
 from server.data.base import new_id
 from server.data.models import (
@@ -31,6 +34,7 @@ from server.data.models import (
     OrderStatusEvent,
     Product,
 )
+from server.service_levels import ServiceLevels
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.normalise import luhn_is_valid, national_id_check_char
 
@@ -133,16 +137,8 @@ COMPLAINT_CATEGORIES = [
     "billing",
     "other",
 ]
-COMPLAINT_STATES = [
-    "open",
-    "acknowledged",
-    "in_progress",
-    "escalated",
-    "resolved",
-    "followed_up",
-    "closed",
-    "reopened",
-]
+COMPLAINT_STATES = [status.value for status in ComplaintStatus]
+DEMO_LEVELS = ServiceLevels()
 NOTES = [
     "Asked about delivery time",
     "Interested in the new model",
@@ -150,6 +146,13 @@ NOTES = [
     "Follow-up on last purchase",
     "Birthday greeting sent",
     "Discussed membership upgrade",
+]
+DEMO_TAGS = ["vip", "wholesale", "回头客", "gift-buyer", "early-adopter"]
+PREFERENCES = [
+    "Prefers evening calls",
+    "Likes new gadgets",
+    "Buys gifts for family",
+    "Wants eco-friendly packaging",
 ]
 AGENTS = [("agent-1", "east"), ("agent-2", "east"), ("agent-3", "west"), ("agent-4", "west")]
 SYSTEM = Principal(subject="system:demo", roles=("system",))
@@ -326,8 +329,17 @@ class DemoBuilder:
         values["preferred_channel"] = rng.choice(CHANNELS)
         values["updated_at"] = created
         values["reviewed_at"] = (
-            created + timedelta(days=rng.randrange(0, 200)) if rng.random() < 0.6 else None
+            min(created + timedelta(days=rng.randrange(0, 200)), self.now)
+            if rng.random() < 0.6
+            else None
         )
+        values["upgrade_intent"] = rng.choice(["low", "medium", "high", None])
+        values["customization"] = rng.choice(["low", "medium", "high", None])
+        values["tags"] = rng.sample(DEMO_TAGS, rng.randrange(0, 3))
+        if rng.random() < 0.5:
+            values["preferences"] = self._seal(
+                key, "customers", "preferences", cid, rng.choice(PREFERENCES)
+            )
         values["phone_verified_at"] = created if rng.random() < 0.7 else None
         values["email_verified_at"] = created if rng.random() < 0.5 else None
         rows.setdefault(Customer, []).append(values)
@@ -482,78 +494,71 @@ class DemoBuilder:
             if index % 50 < len(COMPLAINT_STATES)
             else rng.choice(COMPLAINT_STATES)
         )
-        opened = created + timedelta(days=rng.randrange(0, max(1, (self.now - created).days)))
+        goal = ComplaintStatus(state)
+        span = max(1, (self.now - created).days - 3)
+        opened = created + timedelta(days=rng.randrange(0, span))
+        severity = rng.choice(["low", "normal", "high"])
+        deadline = DEMO_LEVELS.complaint_deadlines[severity]
         complaint_id = new_id()
-        reached = {
-            "open": 0,
-            "acknowledged": 1,
-            "in_progress": 2,
-            "escalated": 2,
-            "resolved": 3,
-            "followed_up": 4,
-            "closed": 5,
-            "reopened": 5,
-        }[state]
-        ack = opened + timedelta(minutes=rng.randrange(10, 200)) if reached >= 1 else None
-        resolved = opened + timedelta(hours=rng.randrange(2, 40)) if reached >= 3 else None
-        followed = (
-            resolved + timedelta(hours=rng.randrange(1, 30)) if resolved and reached >= 4 else None
+        complaint = Complaint(
+            id=complaint_id,
+            customer_id=cid,
+            opened_at=opened,
+            category=rng.choice(COMPLAINT_CATEGORIES),
+            severity=severity,
+            status=ComplaintStatus.OPEN.value,
+            assignee_id=owner,
+            order_id=None,
+            description=self._seal(
+                key, "complaints", "description", complaint_id, "Customer reported a problem"
+            ),
+            escalation_level=0,
+            acknowledge_due_at=opened + deadline.acknowledge,
+            resolve_due_at=opened + deadline.resolve,
         )
-        rows.setdefault(Complaint, []).append(
-            {
-                "id": complaint_id,
-                "customer_id": cid,
-                "opened_at": opened,
-                "category": rng.choice(COMPLAINT_CATEGORIES),
-                "severity": rng.choice(["low", "normal", "high"]),
-                "status": state,
-                "assignee_id": owner,
-                "order_id": None,
-                "description": self._seal(
-                    key, "complaints", "description", complaint_id, "Customer reported a problem"
-                ),
-                "resolution": self._seal(
-                    key, "complaints", "resolution", complaint_id, "Replaced the item"
+        events: list[tuple[ComplaintStatus | None, ComplaintStatus, datetime]] = [
+            (None, ComplaintStatus.OPEN, opened)
+        ]
+        # Every history is a legal path of the state machine; most closed files are rated.
+        moves = legal_paths_to(goal)
+        if goal is ComplaintStatus.CLOSED and rng.random() < 0.7:
+            moves.insert(moves.index(ComplaintMove.CLOSE), ComplaintMove.RATE)
+        at = opened
+        for step in moves:
+            at += timedelta(minutes=rng.randrange(10, 300))
+            status = ComplaintStatus(complaint.status)
+            to = complaint_target(status, step)
+            assert to is not None, f"demo path {moves} is not legal"
+            resolution = (
+                Resolution(
+                    "Replaced the item",
+                    rng.choice(COMPLAINT_CATEGORIES),
+                    Decimal(rng.choice([0, 20, 50, 100])),
                 )
-                if resolved
-                else None,
-                "root_cause": rng.choice(COMPLAINT_CATEGORIES) if resolved else None,
-                "compensation": Decimal(rng.choice([0, 20, 50, 100])) if resolved else None,
-                "escalation_level": 1 if state == "escalated" else 0,
-                "acknowledge_due_at": opened + timedelta(hours=2),
-                "acknowledged_at": ack,
-                "resolve_due_at": opened + timedelta(hours=24),
-                "resolved_at": resolved,
-                "follow_up_due_at": resolved + timedelta(hours=24) if resolved else None,
-                "followed_up_at": followed,
-                "rating": rng.randrange(1, 6) if reached >= 5 else None,
-                "closed_at": followed + timedelta(hours=1)
-                if followed and state == "closed"
-                else None,
-            }
+                if step is ComplaintMove.RESOLVE
+                else None
+            )
+            rating = rng.randrange(1, 6) if step is ComplaintMove.RATE else None
+            apply_move(complaint, step, at, deadline, resolution, rating, None)
+            if resolution is not None:
+                complaint.resolution = self._seal(
+                    key, "complaints", "resolution", complaint_id, resolution.text
+                )
+            complaint.status = to.value
+            events.append((status, to, at))
+        rows.setdefault(Complaint, []).append(
+            {c.key: getattr(complaint, c.key) for c in Complaint.__table__.columns}
         )
-        rows.setdefault(ComplaintEvent, []).append(
-            {
-                "id": new_id(),
-                "complaint_id": complaint_id,
-                "customer_id": cid,
-                "from_status": None,
-                "to_status": "open",
-                "actor": "system:demo",
-                "at": opened,
-                "note": None,
-            }
-        )
-        if state != "open":
-            rows[ComplaintEvent].append(
+        for from_status, to_status, when in events:
+            rows.setdefault(ComplaintEvent, []).append(
                 {
                     "id": new_id(),
                     "complaint_id": complaint_id,
                     "customer_id": cid,
-                    "from_status": "open",
-                    "to_status": state,
-                    "actor": owner,
-                    "at": ack or opened,
+                    "from_status": from_status.value if from_status else None,
+                    "to_status": to_status.value,
+                    "actor": "system:demo" if from_status is None else owner,
+                    "at": when,
                     "note": None,
                 }
             )

@@ -64,3 +64,36 @@ async def make_customer(state: AppState, **overrides: Any) -> uuid.UUID:
             session, operation_type="test", operation_name="seed", query=None, outcome="ok"
         )
         return sealed.customer.id
+
+
+OPERATOR = Principal(subject="test:operator", roles=("manager",), team="east")
+
+
+async def make_interactions(
+    state: AppState, customer_id: uuid.UUID, count: int, **overrides: Any
+) -> list[uuid.UUID]:
+    """Log interactions through the interaction service, as a manager of team east."""
+    from server.interaction.service import NewInteraction
+
+    ids = []
+    async with state.sessions() as session, session.begin():
+        await state.services.authorizer.refresh(session)
+        caller = Caller(
+            OPERATOR, state.services.authorizer.decisions(OPERATOR), AuditRecorder(OPERATOR)
+        )
+        for n in range(count):
+            values: dict[str, Any] = {
+                "customer_id": customer_id,
+                "channel": "phone",
+                "direction": "outbound",
+                "kind": "care",
+                "notes": f"note {n}",
+            }
+            values.update(overrides)
+            ids.append(
+                await state.services.interactions.log(session, caller, NewInteraction(**values))
+            )
+        await caller.audit.commit(
+            session, operation_type="test", operation_name="seed", query=None, outcome="ok"
+        )
+    return ids

@@ -4,6 +4,7 @@ the caller may not read raises FORBIDDEN at its own path when resolved."""
 from __future__ import annotations
 
 import datetime
+import enum
 from typing import Any
 
 import strawberry
@@ -12,6 +13,12 @@ from strawberry.types import Info
 from schema.context import GraphQLContext
 from schema.types.common import PageInfo
 from schema.types.consent import Consent, consent_loader
+from schema.types.interaction import (
+    InteractionConnection,
+    TimelineConnection,
+    customer_interactions,
+    customer_timeline,
+)
 
 # GraphQL field name → domain field name, for fields whose names differ.
 GRAPHQL_TO_DOMAIN = {
@@ -31,12 +38,45 @@ GRAPHQL_TO_DOMAIN = {
     "priceSensitivity": "price_sensitivity",
     "upgradeIntent": "upgrade_intent",
     "preferredChannel": "preferred_channel",
+    "mergedIntoId": "merged_into_id",
 }
-COMPUTED = frozenset({"id", "__typename", "consents"})
+COMPUTED = frozenset({"id", "__typename", "consents", "interactions", "timeline"})
 
 
 def domain_fields(graphql_names: set[str]) -> set[str]:
     return {GRAPHQL_TO_DOMAIN.get(n, n) for n in graphql_names if n not in COMPUTED}
+
+
+DOMAIN_TO_GRAPHQL = {v: k for k, v in GRAPHQL_TO_DOMAIN.items()}
+
+
+def graphql_name(domain_name: str) -> str:
+    return DOMAIN_TO_GRAPHQL.get(domain_name, domain_name)
+
+
+@strawberry.type(description="Weighted share of the facts a file holds, and its review state.")
+class Completeness:
+    score: int = strawberry.field(description="0 to 100; weights are listed in the README.")
+    missing_fields: list[str] = strawberry.field(description="Weighted facts the file lacks.")
+    stale_fields: list[str] = strawberry.field(
+        description="Facts held but not reviewed for the configured number of months."
+    )
+    needs_review: bool
+    review_due_at: datetime.datetime | None
+
+
+@strawberry.enum(description="Customer list orders. Name is sealed, so it cannot be sorted.")
+class CustomerSortOrder(enum.Enum):
+    CREATED_ASC = "created_asc"
+    CREATED_DESC = "created_desc"
+    UPDATED_ASC = "updated_asc"
+    UPDATED_DESC = "updated_desc"
+
+
+@strawberry.enum
+class ContactChannel(enum.Enum):
+    PHONE = "phone"
+    EMAIL = "email"
 
 
 def _value(name: str) -> Any:
@@ -89,6 +129,42 @@ class Customer:
     phone_verified_at: datetime.datetime | None = _field("phone_verified_at")
     email_verified_at: datetime.datetime | None = _field("email_verified_at")
     reviewed_at: datetime.datetime | None = _field("reviewed_at")
+    merged_into_id: strawberry.ID | None = _field(
+        "merged_into_id", "Set when this file was merged into another (the survivor)."
+    )
+
+    @strawberry.field(description="How complete and current the file is (see README).")
+    def completeness(self, root: strawberry.Parent[Any]) -> Completeness | None:
+        value = root.get("completeness")
+        if value is None:
+            return None
+        return Completeness(
+            score=value.score,
+            missing_fields=[graphql_name(f) for f in value.missing_fields],
+            stale_fields=[graphql_name(f) for f in value.stale_fields],
+            needs_review=value.needs_review,
+            review_due_at=value.review_due_at,
+        )
+
+    @strawberry.field(description="This customer's interactions, newest first (batched).")
+    async def interactions(
+        self,
+        root: strawberry.Parent[Any],
+        info: strawberry.Info[Any, None],
+        first: int = 20,
+        after: str | None = None,
+    ) -> InteractionConnection:
+        return await customer_interactions(info, root.id, first, after)
+
+    @strawberry.field(description="Interactions, orders and complaints by time, newest first.")
+    async def timeline(
+        self,
+        root: strawberry.Parent[Any],
+        info: strawberry.Info[Any, None],
+        first: int = 20,
+        after: str | None = None,
+    ) -> TimelineConnection:
+        return await customer_timeline(info, root.id, first, after)
 
     @strawberry.field(description="Consent history per purpose, oldest first.")
     async def consents(
@@ -122,6 +198,7 @@ class CustomerFilterInput:
     team: str | None = None
     created_from: datetime.datetime | None = None
     created_to: datetime.datetime | None = None
+    tag: str | None = None
 
 
 @strawberry.input
@@ -146,3 +223,58 @@ class CreateCustomerInput:
 @strawberry.type
 class CustomerCreated:
     customer: Customer
+
+
+UNSET: Any = strawberry.UNSET
+
+
+@strawberry.input(description="Fields to change; omitted ones stay, null clears one.")
+class UpdateCustomerInput:
+    name: str | None = UNSET
+    phone: str | None = UNSET
+    email: str | None = UNSET
+    national_id: str | None = UNSET
+    bank_card: str | None = UNSET
+    address: str | None = UNSET
+    birthday: datetime.date | None = UNSET
+    gender: str | None = UNSET
+    industry: str | None = UNSET
+    company_size: str | None = UNSET
+    region: str | None = UNSET
+    occupation: str | None = UNSET
+    source: str | None = UNSET
+    preferences: str | None = UNSET
+    potential_needs: str | None = UNSET
+    expectations: str | None = UNSET
+    price_sensitivity: str | None = strawberry.field(default=UNSET, description="low|medium|high")
+    customization: str | None = strawberry.field(default=UNSET, description="low|medium|high")
+    upgrade_intent: str | None = strawberry.field(default=UNSET, description="low|medium|high")
+    preferred_channel: str | None = strawberry.field(
+        default=UNSET, description="phone|email|wechat|sms|chat|visit|meeting"
+    )
+    need_type: str | None = strawberry.field(default=UNSET, description="quality|value|service")
+    owner_id: str | None = UNSET
+    team: str | None = UNSET
+
+
+@strawberry.type
+class CustomerUpdated:
+    customer: Customer | None = strawberry.field(
+        description="Null when the change moved the file out of the caller's scope."
+    )
+    changed_fields: list[str]
+
+
+@strawberry.type
+class CustomersMerged:
+    survivor: Customer
+    duplicate_id: strawberry.ID
+    filled_fields: list[str] = strawberry.field(
+        description="Facts the survivor took from the duplicate."
+    )
+
+
+@strawberry.type
+class DuplicateCandidate:
+    customer: Customer
+    matched_on: list[str] = strawberry.field(description="phone, email and/or nationalId.")

@@ -2,18 +2,66 @@
 
 from __future__ import annotations
 
+import enum
+import json
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Row, Text, and_, cast, false, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Principal
 from server.authz.authorizer import RowScope
-from server.data.models import Customer, CustomerKey
+from server.customer.completeness import WEIGHTS
+from server.data.models import (
+    Complaint,
+    ComplaintEvent,
+    Consent,
+    Customer,
+    CustomerKey,
+    Interaction,
+    LoyaltyEntry,
+    Order,
+    OrderItem,
+    OrderStatusEvent,
+    Referral,
+)
+
+# Derived customer fields the repository computes from presence, not from values.
+COMPLETENESS = "completeness"
+# Rows a customer owns that move to the survivor when two files are merged.
+MOVED_ON_MERGE: tuple[type[Any], ...] = (
+    Interaction,
+    Complaint,
+    ComplaintEvent,
+    Order,
+    OrderItem,
+    OrderStatusEvent,
+    Consent,
+    LoyaltyEntry,
+    Referral,
+)
+
+
+class CustomerSort(enum.StrEnum):
+    """Sort orders of the customer list. Name and contacts are sealed and cannot be sorted
+    in SQL; sorting is by unsealed timestamps, ties broken by id."""
+
+    CREATED_ASC = "created_asc"
+    CREATED_DESC = "created_desc"
+    UPDATED_ASC = "updated_asc"
+    UPDATED_DESC = "updated_desc"
+
+    @property
+    def column(self) -> str:
+        return "created_at" if self.value.startswith("created") else "updated_at"
+
+    @property
+    def descending(self) -> bool:
+        return self.value.endswith("desc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +75,9 @@ class CustomerFilter:
     team: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    tag: str | None = None
+    # Files never reviewed or last reviewed before this instant.
+    reviewed_before: datetime | None = None
 
 
 def scope_predicate(scope: RowScope | None, principal: Principal) -> ColumnElement[bool]:
@@ -54,6 +105,14 @@ def filter_predicates(flt: CustomerFilter | None) -> list[ColumnElement[bool]]:
         conditions.append(Customer.created_at >= flt.created_from)
     if flt.created_to is not None:
         conditions.append(Customer.created_at < flt.created_to)
+    if flt.tag is not None:
+        # Tags are a JSON array; a tag's JSON spelling ("vip") inside the array's text is
+        # an exact element match, the same on SQLite and PostgreSQL.
+        conditions.append(cast(Customer.tags, Text).contains(json.dumps(flt.tag), autoescape=True))
+    if flt.reviewed_before is not None:
+        conditions.append(
+            or_(Customer.reviewed_at.is_(None), Customer.reviewed_at < flt.reviewed_before)
+        )
     return conditions
 
 
@@ -63,7 +122,11 @@ class CustomerRepository:
 
     def _columns(self, fields: Collection[str], with_keys: bool) -> list[Any]:
         columns: list[Any] = [Customer.id]
-        columns += [getattr(Customer, name) for name in fields if name != "id"]
+        columns += [getattr(Customer, name) for name in fields if name not in ("id", COMPLETENESS)]
+        if COMPLETENESS in fields:
+            columns += [getattr(Customer, f).is_not(None).label(f"has_{f}") for f in WEIGHTS]
+            if "reviewed_at" not in fields:
+                columns.append(Customer.reviewed_at)
         if with_keys:
             columns += [CustomerKey.kek_version, CustomerKey.wrapped_dek]
         return columns
@@ -73,18 +136,25 @@ class CustomerRepository:
         *,
         scope: ColumnElement[bool],
         flt: CustomerFilter | None,
-        after: uuid.UUID | None,
+        after: tuple[datetime, uuid.UUID] | None,
         limit: int,
         fields: Collection[str],
         with_keys: bool,
+        sort: CustomerSort = CustomerSort.CREATED_ASC,
     ) -> Sequence[Row[Any]]:
-        """`limit + 1` rows after the cursor, in id (creation) order, only the asked columns."""
+        """`limit + 1` rows after the (sort key, id) cursor, only the asked columns."""
+        key = getattr(Customer, sort.column)
         stmt = select(*self._columns(fields, with_keys)).where(scope, *filter_predicates(flt))
         if with_keys:
             stmt = stmt.outerjoin(CustomerKey, CustomerKey.customer_id == Customer.id)
         if after is not None:
-            stmt = stmt.where(Customer.id > after)
-        stmt = stmt.order_by(Customer.id).limit(limit + 1)
+            at, last_id = after
+            if sort.descending:
+                stmt = stmt.where(or_(key < at, and_(key == at, Customer.id < last_id)))
+            else:
+                stmt = stmt.where(or_(key > at, and_(key == at, Customer.id > last_id)))
+        order = (key.desc(), Customer.id.desc()) if sort.descending else (key, Customer.id)
+        stmt = stmt.order_by(*order).limit(limit + 1)
         return (await self.session.execute(stmt)).all()
 
     async def count(self, *, scope: ColumnElement[bool], flt: CustomerFilter | None) -> int:
@@ -99,8 +169,9 @@ class CustomerRepository:
         fields: Collection[str],
         with_keys: bool,
     ) -> Sequence[Row[Any]]:
+        # Merged files stay readable by id (they show `mergedIntoId`); erased ones do not.
         stmt = select(*self._columns(fields, with_keys)).where(
-            scope, Customer.id.in_(list(ids)), *filter_predicates(None)
+            scope, Customer.id.in_(list(ids)), Customer.erased_at.is_(None)
         )
         if with_keys:
             stmt = stmt.outerjoin(CustomerKey, CustomerKey.customer_id == Customer.id)
@@ -133,8 +204,118 @@ class CustomerRepository:
         )
         return (await self.session.execute(stmt)).all()
 
+    async def key_in_scope(
+        self, customer_id: uuid.UUID, scope: ColumnElement[bool]
+    ) -> Row[Any] | None:
+        """The wrapped data key of a live customer under the scope predicate."""
+        stmt: Any = (
+            select(CustomerKey.kek_version, CustomerKey.wrapped_dek)
+            .join(Customer, Customer.id == CustomerKey.customer_id)
+            .where(Customer.id == customer_id, scope, *filter_predicates(None))
+        )
+        return (await self.session.execute(stmt)).first()
+
     async def add(self, customer: Customer, key: CustomerKey) -> None:
         self.session.add(customer)
         await self.session.flush()
         self.session.add(key)
         await self.session.flush()
+
+    async def for_update(
+        self, customer_id: uuid.UUID, scope: ColumnElement[bool], *, lock: bool = True
+    ) -> tuple[Customer, CustomerKey] | None:
+        """A live, unmerged customer under the scope, with its key, locked for a change
+        unless `lock` is false."""
+        stmt = (
+            select(Customer, CustomerKey)
+            .join(CustomerKey, CustomerKey.customer_id == Customer.id)
+            .where(Customer.id == customer_id, scope, *filter_predicates(None))
+        )
+        if lock:
+            stmt = stmt.with_for_update(of=Customer)
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def sealed_children(
+        self, model: type[Any], columns: Collection[str], customer_id: uuid.UUID
+    ) -> Sequence[Row[Any]]:
+        """(id, sealed columns...) of the rows of `model` a customer owns."""
+        stmt: Any = select(model.id, *(getattr(model, c) for c in columns)).where(
+            model.customer_id == customer_id
+        )
+        return (await self.session.execute(stmt)).all()
+
+    async def set_values(self, model: type[Any], row_id: uuid.UUID, values: dict[str, Any]) -> None:
+        await self.session.execute(update(model).where(model.id == row_id).values(**values))
+
+    async def move_owned_rows(self, from_id: uuid.UUID, to_id: uuid.UUID) -> dict[str, int]:
+        """Hand every owned row of one customer to another; counts by table."""
+        moved: dict[str, int] = {}
+        for model in MOVED_ON_MERGE:
+            result: Any = await self.session.execute(
+                update(model).where(model.customer_id == from_id).values(customer_id=to_id)
+            )
+            if result.rowcount:
+                moved[model.__tablename__] = int(result.rowcount)
+        # A referral of the duplicate as the referred person follows it when the survivor
+        # has none (one referral per referred customer).
+        survivor_referred = await self.session.scalar(
+            select(Referral.id).where(Referral.referred_customer_id == to_id)
+        )
+        if survivor_referred is None:
+            await self.session.execute(
+                update(Referral)
+                .where(Referral.referred_customer_id == from_id)
+                .values(referred_customer_id=to_id)
+            )
+        await self.session.execute(
+            update(Customer).where(Customer.referred_by_id == from_id).values(referred_by_id=to_id)
+        )
+        return moved
+
+    async def rebalance_loyalty(self, customer_id: uuid.UUID) -> None:
+        """Recompute running balances after two ledgers were merged, in time order."""
+        stmt = (
+            select(LoyaltyEntry.id, LoyaltyEntry.points)
+            .where(LoyaltyEntry.customer_id == customer_id)
+            .order_by(LoyaltyEntry.at, LoyaltyEntry.id)
+        )
+        balance = 0
+        for entry_id, points in (await self.session.execute(stmt)).all():
+            balance = max(balance + points, 0)
+            await self.session.execute(
+                update(LoyaltyEntry)
+                .where(LoyaltyEntry.id == entry_id)
+                .values(balance_after=balance)
+            )
+
+    async def candidates_by_blind_index(
+        self,
+        column: str,
+        value: int,
+        *,
+        scope: ColumnElement[bool],
+        excluding: uuid.UUID,
+        contact: str,
+    ) -> Sequence[Row[Any]]:
+        """Live customers sharing one blind-index value, with the contact and key columns
+        needed to confirm the match by decryption."""
+        stmt: Any = (
+            select(
+                Customer.id,
+                getattr(Customer, contact),
+                CustomerKey.kek_version,
+                CustomerKey.wrapped_dek,
+            )
+            .outerjoin(CustomerKey, CustomerKey.customer_id == Customer.id)
+            .where(
+                scope,
+                getattr(Customer, column) == value,
+                Customer.id != excluding,
+                *filter_predicates(None),
+            )
+        )
+        return (await self.session.execute(stmt)).all()

@@ -6,6 +6,8 @@ rows are then revealed in one loop with one data key per customer.
 
 from __future__ import annotations
 
+import builtins
+import re
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -17,10 +19,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.authz.authorizer import FieldMode, RowScope
 from server.caller import Caller
+from server.clock import Clock
+from server.customer.completeness import WEIGHTS, assess, months_before
 from server.customer.fields import CUSTOMER_FIELD_CLASSES, SEALED_CUSTOMER_FIELDS
-from server.customer.repository import CustomerFilter, CustomerRepository, scope_predicate
-from server.data.base import new_id, utcnow
-from server.data.models import Customer, CustomerKey
+from server.customer.repository import (
+    COMPLETENESS,
+    CustomerFilter,
+    CustomerRepository,
+    CustomerSort,
+    scope_predicate,
+)
+from server.data.base import DataClass, new_id, utcnow
+from server.data.models import Complaint, ComplaintEvent, Customer, CustomerKey, Interaction
 from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError, VaultError
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.masking import mask
@@ -39,6 +49,54 @@ NORMALISERS = {
     "email": normalise_email,
     "national_id": normalise_national_id,
 }
+VERIFIED_AT = {"phone": "phone_verified_at", "email": "email_verified_at"}
+LEVELS = ("low", "medium", "high")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "price_sensitivity": LEVELS,
+    "customization": LEVELS,
+    "upgrade_intent": LEVELS,
+    "preferred_channel": ("phone", "email", "wechat", "sms", "chat", "visit", "meeting"),
+    "need_type": ("quality", "value", "service"),
+}
+# What `updateCustomer` may change. Segments (tier, lifecycle) belong to analytics;
+# verification and review stamps have their own mutations.
+EDITABLE = frozenset(
+    {
+        "name",
+        "phone",
+        "email",
+        "national_id",
+        "bank_card",
+        "address",
+        "birthday",
+        "gender",
+        "industry",
+        "company_size",
+        "region",
+        "occupation",
+        "source",
+        "preferences",
+        "potential_needs",
+        "expectations",
+        "price_sensitivity",
+        "customization",
+        "upgrade_intent",
+        "preferred_channel",
+        "need_type",
+        "owner_id",
+        "team",
+    }
+)
+# Facts a survivor takes from its duplicate when it lacks them.
+FILLABLE = tuple(sorted(EDITABLE - {"name", "owner_id", "team"}))
+# Sealed columns of the rows a customer owns: re-sealed under the survivor's key on merge.
+SEALED_CHILDREN: dict[type[Any], tuple[str, ...]] = {
+    Interaction: ("subject", "notes"),
+    Complaint: ("description", "resolution"),
+    ComplaintEvent: ("note",),
+}
+MAX_TAGS = 50
+TAG_PATTERN = re.compile(r"[\w .:\-]+")
 
 
 class FieldDenied:
@@ -112,15 +170,21 @@ class SealedCustomer:
 
 
 class CustomerService:
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, *, clock: Clock | None = None, review_months: int = 6) -> None:
         self.vault = vault
+        self.clock = clock or Clock()
+        # A file not reviewed for this many months counts as stale.
+        self.review_months = review_months
 
     def _modes(self, caller: Caller, fields: Collection[str]) -> dict[str, FieldMode]:
-        unknown = set(fields) - CUSTOMER_FIELD_CLASSES.keys()
+        unknown = set(fields) - CUSTOMER_FIELD_CLASSES.keys() - {COMPLETENESS}
         if unknown:
             raise ValidationError(f"unknown customer fields: {', '.join(sorted(unknown))}")
+        # Completeness is derived from which facts are present: internal, like a count.
         return {
-            name: caller.access.field_mode(OBJECT, name, CUSTOMER_FIELD_CLASSES[name])
+            name: caller.access.field_mode(
+                OBJECT, name, CUSTOMER_FIELD_CLASSES.get(name, DataClass.INTERNAL)
+            )
             for name in fields
         }
 
@@ -130,8 +194,10 @@ class CustomerService:
         plain = [
             f
             for f, m in modes.items()
-            if f not in SEALED_CUSTOMER_FIELDS and m is not FieldMode.NONE
+            if f not in SEALED_CUSTOMER_FIELDS and m is not FieldMode.NONE and f != COMPLETENESS
         ]
+        scored = modes.get(COMPLETENESS, FieldMode.NONE) is not FieldMode.NONE
+        now = self.clock.now()
         sealed = [
             (f, m is FieldMode.MASKED)
             for f, m in modes.items()
@@ -142,6 +208,13 @@ class CustomerService:
         views: list[CustomerView] = []
         for row in rows:
             values: dict[str, Any] = {f: getattr(row, f) for f in plain}
+            if scored:
+                values[COMPLETENESS] = assess(
+                    {f: getattr(row, f"has_{f}") for f in WEIGHTS},
+                    row.reviewed_at,
+                    now,
+                    self.review_months,
+                )
             for f in denied:
                 values[f] = DENIED
             if sealed:
@@ -184,19 +257,27 @@ class CustomerService:
         caller: Caller,
         *,
         first: int,
-        after: uuid.UUID | None,
+        after: tuple[datetime, uuid.UUID] | None,
         flt: CustomerFilter | None,
         fields: Collection[str],
         with_total: bool,
+        sort: CustomerSort = CustomerSort.CREATED_ASC,
     ) -> CustomerPage:
         scope = self._scope(caller)
-        modes = self._modes(caller, fields)
+        # The sort key is read too: the next page's cursor carries it.
+        modes = self._modes(caller, {*fields, sort.column})
         repo = CustomerRepository(session)
         needs_keys = any(
             f in SEALED_CUSTOMER_FIELDS and m is not FieldMode.NONE for f, m in modes.items()
         )
         rows = await repo.page(
-            scope=scope, flt=flt, after=after, limit=first, fields=modes, with_keys=needs_keys
+            scope=scope,
+            flt=flt,
+            after=after,
+            limit=first,
+            fields=modes,
+            with_keys=needs_keys,
+            sort=sort,
         )
         total = await repo.count(scope=scope, flt=flt) if with_total else None
         views = self._reveal_rows(caller, rows[:first], modes)
@@ -341,7 +422,10 @@ class CustomerService:
         )
 
     async def _refuse_duplicates(
-        self, session: AsyncSession, contacts: dict[str, str | None]
+        self,
+        session: AsyncSession,
+        contacts: dict[str, str | None],
+        excluding: uuid.UUID | None = None,
     ) -> None:
         # Duplicates are checked across all customers, not the caller's scope: a second
         # file for the same person is wrong whoever owns the first.
@@ -355,7 +439,250 @@ class CustomerService:
                 scope=true(),
                 fields=[field],
             )
-            if any(self._matches(row, field, value) for row in rows):
+            if any(row.id != excluding and self._matches(row, field, value) for row in rows):
                 raise ConflictError(
                     f"a customer with this {field} already exists", code="DUPLICATE_CUSTOMER"
                 )
+
+    # --- changing a file -------------------------------------------------------------
+
+    def _write_scope(self, caller: Caller) -> Any:
+        caller.access.require(OBJECT, "update")
+        scope = caller.access.row_scope(OBJECT)
+        if scope is None:
+            caller.audit.deny(OBJECT, "update")
+            raise ForbiddenError("not allowed to update customers")
+        return scope_predicate(scope, caller.principal)
+
+    async def _locked(
+        self, session: AsyncSession, scope: Any, customer_id: uuid.UUID, *, lock: bool = True
+    ) -> tuple[Customer, DataKey]:
+        found = await CustomerRepository(session).for_update(customer_id, scope, lock=lock)
+        if found is None:
+            raise NotFoundError("customer not found")
+        customer, key = found
+        return customer, self.vault.open_data_key(customer.id, key.kek_version, key.wrapped_dek)
+
+    async def update(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        customer_id: uuid.UUID,
+        changes: dict[str, Any],
+    ) -> builtins.list[str]:
+        """Change any editable fields (None clears one). Sealed values are sealed again,
+        contacts re-indexed, re-verified and checked for duplicates. Returns the changed
+        field names (what the audit records)."""
+        unknown = set(changes) - EDITABLE
+        if unknown:
+            raise ValidationError(f"these fields cannot be changed: {', '.join(sorted(unknown))}")
+        if not changes:
+            raise ValidationError("nothing to change")
+        scope = self._write_scope(caller)
+        customer, key = await self._locked(session, scope, customer_id)
+        values = _validated(changes)
+        contacts = {f: values[f] for f in BLIND_INDEXED if f in values and values[f] is not None}
+        await self._refuse_duplicates(session, contacts, excluding=customer.id)
+        bidx_version = customer.bidx_key_version or self.vault.keys.current_blind_index_version()
+        for field, value in values.items():
+            if field in SEALED_CUSTOMER_FIELDS:
+                text = value.isoformat() if isinstance(value, date) else value
+                sealed = (
+                    self.vault.seal(key, FieldRef(TABLE, field, customer.id), text)
+                    if text is not None
+                    else None
+                )
+                setattr(customer, field, sealed)
+                if field in BLIND_INDEXED:
+                    setattr(
+                        customer,
+                        BLIND_INDEXED[field],
+                        self.vault.blind_index(field, value, bidx_version) if value else None,
+                    )
+                    customer.bidx_key_version = bidx_version
+                if field in VERIFIED_AT:
+                    # A new contact is not the one that was verified.
+                    setattr(customer, VERIFIED_AT[field], None)
+            else:
+                setattr(customer, field, value)
+        customer.updated_at = self.clock.now()
+        await CustomerRepository(session).flush()
+        changed = sorted(values)
+        caller.audit.change(OBJECT, "update", customer.id, changed)
+        return changed
+
+    async def verify_contact(
+        self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, channel: str
+    ) -> None:
+        """The customer confirmed this phone or email (e.g. answered a code sent to it)."""
+        if channel not in VERIFIED_AT:
+            raise ValidationError("channel must be phone or email")
+        scope = self._write_scope(caller)
+        customer, _key = await self._locked(session, scope, customer_id)
+        if getattr(customer, channel) is None:
+            raise ConflictError(f"the customer has no {channel} to verify", code="NO_CONTACT")
+        now = self.clock.now()
+        setattr(customer, VERIFIED_AT[channel], now)
+        customer.updated_at = now
+        await CustomerRepository(session).flush()
+        caller.audit.change(OBJECT, "verify", customer.id, [VERIFIED_AT[channel]])
+
+    async def retag(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        customer_id: uuid.UUID,
+        *,
+        add: Collection[str],
+        remove: Collection[str],
+    ) -> None:
+        adding = [_tag(t) for t in add]
+        removing = {_tag(t) for t in remove}
+        scope = self._write_scope(caller)
+        customer, _key = await self._locked(session, scope, customer_id)
+        tags = [t for t in (customer.tags or []) if t not in removing]
+        tags += [t for t in dict.fromkeys(adding) if t not in tags]
+        if len(tags) > MAX_TAGS:
+            raise ValidationError(f"a customer has at most {MAX_TAGS} tags")
+        customer.tags = tags
+        customer.updated_at = self.clock.now()
+        await CustomerRepository(session).flush()
+        caller.audit.change(OBJECT, "tag", customer.id, ["tags"])
+
+    async def mark_reviewed(
+        self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID
+    ) -> None:
+        scope = self._write_scope(caller)
+        customer, _key = await self._locked(session, scope, customer_id)
+        customer.reviewed_at = self.clock.now()
+        await CustomerRepository(session).flush()
+        caller.audit.change(OBJECT, "review", customer.id, ["reviewed_at"])
+
+    def review_cutoff(self) -> datetime:
+        """Files last reviewed before this instant are stale."""
+        return months_before(self.clock.now(), self.review_months)
+
+    async def duplicate_candidates(
+        self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID
+    ) -> builtins.list[tuple[uuid.UUID, builtins.list[str]]]:
+        """Other visible files with the same phone, email or national ID: found through
+        the blind indexes, confirmed by decryption (values never leave the server)."""
+        scope = self._write_scope(caller)
+        customer, key = await self._locked(session, scope, customer_id, lock=False)
+        repo = CustomerRepository(session)
+        matches: dict[uuid.UUID, list[str]] = {}
+        for field, bidx_column in BLIND_INDEXED.items():
+            ciphertext = getattr(customer, field)
+            index = getattr(customer, bidx_column)
+            if ciphertext is None or index is None:
+                continue
+            own = self.vault.reveal(key, FieldRef(TABLE, field, customer.id), ciphertext)
+            rows = await repo.candidates_by_blind_index(
+                bidx_column, index, scope=scope, excluding=customer.id, contact=field
+            )
+            for row in rows:
+                if self._matches(row, field, NORMALISERS[field](own)):
+                    matches.setdefault(row.id, []).append(field)
+        return sorted(matches.items(), key=lambda item: item[0])
+
+    async def merge(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        survivor_id: uuid.UUID,
+        duplicate_id: uuid.UUID,
+    ) -> builtins.list[str]:
+        """Fold a duplicate file into its survivor, keeping all history.
+
+        The duplicate's interactions, complaints, orders, consents, loyalty and referrals
+        move to the survivor; their sealed values are opened with the duplicate's key and
+        sealed again with the survivor's, still bound to their own row ids. Facts the
+        survivor lacks are taken from the duplicate. The duplicate stays readable by id
+        with `merged_into_id` set. Returns the survivor's filled field names.
+        """
+        if survivor_id == duplicate_id:
+            raise ValidationError("a customer cannot be merged into itself")
+        scope = self._write_scope(caller)
+        survivor, survivor_key = await self._locked(session, scope, survivor_id)
+        duplicate, duplicate_key = await self._locked(session, scope, duplicate_id)
+        repo = CustomerRepository(session)
+        for model, columns in SEALED_CHILDREN.items():
+            table = model.__tablename__
+            for row in await repo.sealed_children(model, columns, duplicate.id):
+                resealed: dict[str, bytes] = {}
+                for column in columns:
+                    ciphertext = getattr(row, column)
+                    if ciphertext is None:
+                        continue
+                    ref = FieldRef(table, column, row.id)
+                    text = self.vault.reveal(duplicate_key, ref, ciphertext)
+                    resealed[column] = self.vault.seal(survivor_key, ref, text)
+                if resealed:
+                    await repo.set_values(model, row.id, resealed)
+        filled = self._fill_gaps(survivor, survivor_key, duplicate, duplicate_key)
+        moved = await repo.move_owned_rows(duplicate.id, survivor.id)
+        if "loyalty_entries" in moved:
+            await repo.rebalance_loyalty(survivor.id)
+        now = self.clock.now()
+        duplicate.merged_into_id = survivor.id
+        duplicate.updated_at = now
+        survivor.updated_at = now
+        await repo.flush()
+        caller.audit.change(OBJECT, "merge", survivor.id, [*filled, *sorted(moved)])
+        caller.audit.change(OBJECT, "merged", duplicate.id, ["merged_into_id"])
+        return filled
+
+    def _fill_gaps(
+        self, survivor: Customer, survivor_key: DataKey, duplicate: Customer, duplicate_key: DataKey
+    ) -> builtins.list[str]:
+        filled: list[str] = []
+        for field in FILLABLE:
+            if getattr(survivor, field) is not None or getattr(duplicate, field) is None:
+                continue
+            value = getattr(duplicate, field)
+            if field in SEALED_CUSTOMER_FIELDS:
+                text = self.vault.reveal(duplicate_key, FieldRef(TABLE, field, duplicate.id), value)
+                value = self.vault.seal(survivor_key, FieldRef(TABLE, field, survivor.id), text)
+                if field in BLIND_INDEXED:
+                    setattr(
+                        survivor, BLIND_INDEXED[field], getattr(duplicate, BLIND_INDEXED[field])
+                    )
+                if field in VERIFIED_AT:
+                    setattr(survivor, VERIFIED_AT[field], getattr(duplicate, VERIFIED_AT[field]))
+            setattr(survivor, field, value)
+            filled.append(field)
+        tags = list(dict.fromkeys([*(survivor.tags or []), *(duplicate.tags or [])]))
+        if tags != (survivor.tags or []):
+            survivor.tags = tags
+            filled.append("tags")
+        return filled
+
+
+def _tag(value: str) -> str:
+    tag = value.strip()
+    if not tag or len(tag) > 32 or not TAG_PATTERN.fullmatch(tag):
+        raise ValidationError(
+            "a tag is 1 to 32 letters, digits, spaces or - _ : . (no quotes or backslashes)"
+        )
+    return tag
+
+
+def _validated(changes: dict[str, Any]) -> dict[str, Any]:
+    """Normalise and check the new values; the first bad one refuses the whole change."""
+    values: dict[str, Any] = {}
+    for field, value in changes.items():
+        if isinstance(value, str):
+            value = value.strip() or None
+        if field == "name" and value is None:
+            raise ValidationError("name must not be empty")
+        if value is None:
+            values[field] = None
+        elif field in NORMALISERS:
+            values[field] = NORMALISERS[field](value)
+        elif field == "bank_card":
+            values[field] = normalise_bank_card(value)
+        elif field in CHOICES and value not in CHOICES[field]:
+            raise ValidationError(f"{field} must be one of {', '.join(CHOICES[field])}")
+        else:
+            values[field] = value
+    return values

@@ -1,0 +1,230 @@
+"""Complaint root fields: the list with filters, one complaint, the breakdown, and one
+mutation per move of the state machine. Expected failures are `UserError` results."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections import Counter
+from typing import Annotated, Any, cast
+
+import strawberry
+from strawberry.types import Info
+
+from schema.context import GraphQLContext
+from schema.selection import selected_names, top_level_names
+from schema.types.common import (
+    UserError,
+    check_page_size,
+    decode_keyset_cursor,
+    encode_keyset_cursor,
+    page_info,
+    parse_id,
+    snake_names,
+)
+from schema.types.complaint import (
+    Complaint,
+    ComplaintBreakdown,
+    ComplaintBreakdownCell,
+    ComplaintConnection,
+    ComplaintCount,
+    ComplaintEdge,
+    ComplaintFilterInput,
+    ComplaintPayload,
+    OpenComplaintInput,
+    ResolveComplaintInput,
+)
+from server.complaint.repository import ComplaintFilter
+from server.complaint.service import NewComplaint, Resolution
+from server.complaint.states import ComplaintMove
+from server.errors import ConflictError, NotFoundError, ValidationError
+
+Ctx = Info[GraphQLContext, None]
+CURSOR_SORT = "complaint-opened"
+EXPECTED = (ValidationError, ConflictError, NotFoundError)
+
+ComplaintResult = Annotated[ComplaintPayload | UserError, strawberry.union("ComplaintResult")]
+
+
+def _filter(value: ComplaintFilterInput | None) -> ComplaintFilter | None:
+    if value is None:
+        return None
+    return ComplaintFilter(
+        status=value.status.value if value.status is not None else None,
+        category=value.category.value if value.category is not None else None,
+        assignee_id=value.assignee,
+        customer_id=parse_id(value.customer_id, "customerId") if value.customer_id else None,
+        overdue=value.overdue,
+    )
+
+
+def _node_fields(info: Ctx, *paths: tuple[str, ...]) -> set[str]:
+    return snake_names(selected_names(info, *paths))
+
+
+async def _payload(info: Ctx, complaint_id: uuid.UUID) -> ComplaintPayload:
+    ctx = info.context
+    view = await ctx.services.complaints.get(
+        ctx.session, ctx.caller, complaint_id, _node_fields(info, ("complaint",))
+    )
+    return ComplaintPayload(complaint=cast(Complaint, view))
+
+
+async def _move(info: Ctx, id: strawberry.ID, move: ComplaintMove, **details: Any) -> Any:
+    ctx = info.context
+    try:
+        complaint_id = parse_id(id)
+        async with ctx.session.begin_nested():
+            await ctx.services.complaints.move(
+                ctx.session, ctx.caller, complaint_id, move, **details
+            )
+    except EXPECTED as error:
+        return UserError.from_error(error)
+    return await _payload(info, complaint_id)
+
+
+@strawberry.type
+class ComplaintQuery:
+    @strawberry.field(description="Complaints whose customer the caller can see, newest first.")
+    async def complaints(
+        self,
+        info: Ctx,
+        first: int = 20,
+        after: str | None = None,
+        filter: ComplaintFilterInput | None = None,
+    ) -> ComplaintConnection:
+        ctx = info.context
+        check_page_size(first, ctx.max_page_size)
+        page = await ctx.services.complaints.page(
+            ctx.session,
+            ctx.caller,
+            flt=_filter(filter),
+            first=first,
+            after=decode_keyset_cursor(after, CURSOR_SORT),
+            fields=_node_fields(info, ("edges", "node"), ("nodes",)),
+            with_total="totalCount" in top_level_names(info),
+        )
+        nodes = cast(list[Complaint], page.views)
+        cursors = [encode_keyset_cursor(CURSOR_SORT, v.get("opened_at"), v.id) for v in page.views]
+        return ComplaintConnection(
+            edges=[ComplaintEdge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
+            nodes=nodes,
+            page_info=page_info(cursors, page.has_next_page, after),
+            total_count=page.total_count,
+        )
+
+    @strawberry.field(description="One complaint; unknown and out-of-scope ids are NOT_FOUND.")
+    async def complaint(self, info: Ctx, id: strawberry.ID) -> Complaint | None:
+        ctx = info.context
+        view = await ctx.services.complaints.get(
+            ctx.session, ctx.caller, parse_id(id), snake_names(top_level_names(info))
+        )
+        return cast(Complaint, view)
+
+    @strawberry.field(
+        description="Complaints opened in [from, to) counted by category and root cause."
+    )
+    async def complaint_breakdown(
+        self,
+        info: Ctx,
+        from_: Annotated[datetime.datetime, strawberry.argument(name="from")],
+        to: datetime.datetime,
+    ) -> ComplaintBreakdown:
+        ctx = info.context
+        cells = await ctx.services.complaints.breakdown(
+            ctx.session, ctx.caller, opened_from=from_, opened_to=to
+        )
+        by_category: Counter[str | None] = Counter()
+        by_cause: Counter[str | None] = Counter()
+        for cell in cells:
+            by_category[cell.category] += cell.count
+            by_cause[cell.root_cause] += cell.count
+        return ComplaintBreakdown(
+            total=sum(c.count for c in cells),
+            by_category=[ComplaintCount(key=k, count=n) for k, n in by_category.most_common()],
+            by_root_cause=[ComplaintCount(key=k, count=n) for k, n in by_cause.most_common()],
+            cells=[
+                ComplaintBreakdownCell(category=c.category, root_cause=c.root_cause, count=c.count)
+                for c in cells
+            ],
+        )
+
+
+@strawberry.type
+class ComplaintMutation:
+    @strawberry.mutation(description="Register a complaint; deadlines follow its severity.")
+    async def open_complaint(self, info: Ctx, input: OpenComplaintInput) -> ComplaintResult:
+        ctx = info.context
+        try:
+            data = NewComplaint(
+                customer_id=parse_id(input.customer_id, "customerId"),
+                category=input.category.value,
+                severity=input.severity,
+                description=input.description,
+                order_id=parse_id(input.order_id, "orderId") if input.order_id else None,
+                assignee_id=input.assignee_id,
+            )
+            async with ctx.session.begin_nested():
+                complaint_id = await ctx.services.complaints.open(ctx.session, ctx.caller, data)
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _payload(info, complaint_id)
+
+    @strawberry.mutation
+    async def acknowledge_complaint(
+        self, info: Ctx, id: strawberry.ID, note: str | None = None
+    ) -> ComplaintResult:
+        return cast(ComplaintResult, await _move(info, id, ComplaintMove.ACKNOWLEDGE, note=note))
+
+    @strawberry.mutation
+    async def start_complaint_work(
+        self, info: Ctx, id: strawberry.ID, note: str | None = None
+    ) -> ComplaintResult:
+        return cast(ComplaintResult, await _move(info, id, ComplaintMove.START_WORK, note=note))
+
+    @strawberry.mutation(description="Record the resolution (sealed), root cause, compensation.")
+    async def resolve_complaint(
+        self, info: Ctx, id: strawberry.ID, input: ResolveComplaintInput
+    ) -> ComplaintResult:
+        resolution = Resolution(
+            text=input.resolution.strip(),
+            root_cause=input.root_cause.value,
+            compensation=input.compensation,
+        )
+        result = await _move(
+            info, id, ComplaintMove.RESOLVE, resolution=resolution, note=input.note
+        )
+        return cast(ComplaintResult, result)
+
+    @strawberry.mutation
+    async def follow_up_complaint(
+        self, info: Ctx, id: strawberry.ID, note: str | None = None
+    ) -> ComplaintResult:
+        return cast(ComplaintResult, await _move(info, id, ComplaintMove.FOLLOW_UP, note=note))
+
+    @strawberry.mutation(description="The customer's rating of the handling, 1 to 5.")
+    async def rate_complaint(self, info: Ctx, id: strawberry.ID, rating: int) -> ComplaintResult:
+        return cast(ComplaintResult, await _move(info, id, ComplaintMove.RATE, rating=rating))
+
+    @strawberry.mutation
+    async def close_complaint(
+        self, info: Ctx, id: strawberry.ID, note: str | None = None
+    ) -> ComplaintResult:
+        return cast(ComplaintResult, await _move(info, id, ComplaintMove.CLOSE, note=note))
+
+    @strawberry.mutation
+    async def reopen_complaint(
+        self, info: Ctx, id: strawberry.ID, note: str | None = None
+    ) -> ComplaintResult:
+        return cast(ComplaintResult, await _move(info, id, ComplaintMove.REOPEN, note=note))
+
+    @strawberry.mutation(description="Raise the escalation level, optionally to a new assignee.")
+    async def escalate_complaint(
+        self,
+        info: Ctx,
+        id: strawberry.ID,
+        assignee_id: str | None = None,
+        note: str | None = None,
+    ) -> ComplaintResult:
+        result = await _move(info, id, ComplaintMove.ESCALATE, assignee_id=assignee_id, note=note)
+        return cast(ComplaintResult, result)

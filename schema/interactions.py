@@ -1,0 +1,150 @@
+"""Interaction root fields: log a contact, mark a consultation answered or solved, and
+list breached response timers. Expected failures are `UserError` results."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Annotated, cast
+
+import strawberry
+from strawberry.types import Info
+
+from schema.context import GraphQLContext
+from schema.selection import selected_names, top_level_names
+from schema.types.common import (
+    UserError,
+    check_page_size,
+    decode_keyset_cursor,
+    parse_id,
+    snake_names,
+)
+from schema.types.interaction import (
+    BreachKindEnum,
+    Interaction,
+    InteractionChannel,
+    InteractionConnection,
+    InteractionDirection,
+    InteractionKind,
+)
+from server.errors import ConflictError, NotFoundError, ValidationError
+from server.interaction.repository import BreachKind
+from server.interaction.service import NewInteraction
+
+Ctx = Info[GraphQLContext, None]
+EXPECTED = (ValidationError, ConflictError, NotFoundError)
+BREACH_SORT = "interaction-breach"
+
+
+@strawberry.input
+class LogInteractionInput:
+    customer_id: strawberry.ID
+    channel: InteractionChannel
+    direction: InteractionDirection
+    kind: InteractionKind
+    subject: str | None = None
+    notes: str | None = None
+    agent_id: str | None = strawberry.field(default=None, description="Defaults to the caller.")
+    occurred_at: datetime.datetime | None = strawberry.field(
+        default=None, description="Defaults to now; never in the future."
+    )
+
+
+@strawberry.type
+class InteractionPayload:
+    interaction: Interaction
+
+
+InteractionResult = Annotated[InteractionPayload | UserError, strawberry.union("InteractionResult")]
+
+
+async def _payload(info: Ctx, interaction_id: uuid.UUID) -> InteractionPayload:
+    ctx = info.context
+    view = await ctx.services.interactions.get(
+        ctx.session, ctx.caller, interaction_id, snake_names(selected_names(info, ("interaction",)))
+    )
+    return InteractionPayload(interaction=cast(Interaction, view))
+
+
+@strawberry.type
+class InteractionQuery:
+    @strawberry.field(description="One interaction; unknown and out-of-scope ids are NOT_FOUND.")
+    async def interaction(self, info: Ctx, id: strawberry.ID) -> Interaction | None:
+        ctx = info.context
+        view = await ctx.services.interactions.get(
+            ctx.session, ctx.caller, parse_id(id), snake_names(top_level_names(info))
+        )
+        return cast(Interaction, view)
+
+    @strawberry.field(
+        description="Inbound consultations past their first-response or solution deadline "
+        "(answered late or not yet), latest deadline first."
+    )
+    async def interaction_breaches(
+        self,
+        info: Ctx,
+        kind: BreachKindEnum,  # type: ignore[valid-type]
+        first: int = 20,
+        after: str | None = None,
+    ) -> InteractionConnection:
+        ctx = info.context
+        check_page_size(first, ctx.max_page_size)
+        breach = BreachKind(kind)
+        sort = f"{BREACH_SORT}-{breach.value}"
+        page = await ctx.services.interactions.breaches(
+            ctx.session,
+            ctx.caller,
+            kind=breach,
+            first=first,
+            after=decode_keyset_cursor(after, sort),
+            fields=snake_names(selected_names(info, ("edges", "node"), ("nodes",))),
+            with_total="totalCount" in top_level_names(info),
+        )
+        return InteractionConnection.of(page, after, sort, key=f"{breach.value}_due_at")
+
+
+@strawberry.type
+class InteractionMutation:
+    @strawberry.mutation(description="Record a contact; inbound consultations start timers.")
+    async def log_interaction(self, info: Ctx, input: LogInteractionInput) -> InteractionResult:
+        ctx = info.context
+        try:
+            data = NewInteraction(
+                customer_id=parse_id(input.customer_id, "customerId"),
+                channel=input.channel.value,
+                direction=input.direction.value,
+                kind=input.kind.value,
+                subject=input.subject,
+                notes=input.notes,
+                agent_id=input.agent_id,
+                occurred_at=input.occurred_at,
+            )
+            async with ctx.session.begin_nested():
+                interaction_id = await ctx.services.interactions.log(ctx.session, ctx.caller, data)
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _payload(info, interaction_id)
+
+    @strawberry.mutation(description="The first answer to an inbound consultation was given.")
+    async def respond_to_interaction(self, info: Ctx, id: strawberry.ID) -> InteractionResult:
+        ctx = info.context
+        try:
+            async with ctx.session.begin_nested():
+                interaction_id = await ctx.services.interactions.respond(
+                    ctx.session, ctx.caller, parse_id(id)
+                )
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _payload(info, interaction_id)
+
+    @strawberry.mutation(description="An inbound consultation was solved.")
+    async def solve_interaction(self, info: Ctx, id: strawberry.ID) -> InteractionResult:
+        ctx = info.context
+        try:
+            async with ctx.session.begin_nested():
+                interaction_id = await ctx.services.interactions.solve(
+                    ctx.session, ctx.caller, parse_id(id)
+                )
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _payload(info, interaction_id)

@@ -1,0 +1,212 @@
+"""Interaction and timeline types. Values come pre-revealed from the interaction
+service; a customer's interactions load through a per-request DataLoader so a page of
+customers costs one statement for all their interactions."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import uuid
+from decimal import Decimal
+from typing import Any, cast
+
+import strawberry
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info
+
+from schema.selection import selected_names
+from schema.types.common import (
+    PageInfo,
+    check_page_size,
+    decode_keyset_cursor,
+    encode_keyset_cursor,
+    page_info,
+    snake_names,
+    view_field,
+)
+from server.interaction.repository import BreachKind, TimelineKind
+from server.interaction.service import InteractionPage, TimelinePage
+
+CURSOR_SORT = "interaction-occurred"
+TIMELINE_SORT = "timeline"
+
+BreachKindEnum = strawberry.enum(BreachKind, name="InteractionBreachKind")
+TimelineKindEnum = strawberry.enum(TimelineKind, name="TimelineKind")
+
+
+@strawberry.enum
+class InteractionChannel(enum.Enum):
+    PHONE = "phone"
+    EMAIL = "email"
+    WECHAT = "wechat"
+    SMS = "sms"
+    CHAT = "chat"
+    VISIT = "visit"
+    MEETING = "meeting"
+
+
+@strawberry.enum
+class InteractionDirection(enum.Enum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+@strawberry.enum
+class InteractionKind(enum.Enum):
+    CONSULTATION = "consultation"
+    FOLLOW_UP = "follow_up"
+    CARE = "care"
+    PROMOTION = "promotion"
+    SURVEY = "survey"
+    VISIT = "visit"
+
+
+def _enum(enum_type: type[enum.Enum], name: str) -> Any:
+    def resolve(root: strawberry.Parent[Any]) -> Any:
+        return enum_type(root.get(name))
+
+    return resolve
+
+
+@strawberry.type(description="One contact with a customer as the caller may see it.")
+class Interaction:
+    @strawberry.field
+    def id(self, root: strawberry.Parent[Any]) -> strawberry.ID:
+        return strawberry.ID(str(root.id))
+
+    @strawberry.field
+    def customer_id(self, root: strawberry.Parent[Any]) -> strawberry.ID:
+        return strawberry.ID(str(root.get("customer_id")))
+
+    occurred_at: datetime.datetime = view_field("occurred_at")
+    channel: InteractionChannel = strawberry.field(resolver=_enum(InteractionChannel, "channel"))
+    direction: InteractionDirection = strawberry.field(
+        resolver=_enum(InteractionDirection, "direction")
+    )
+    kind: InteractionKind = strawberry.field(resolver=_enum(InteractionKind, "kind"))
+    agent_id: str | None = view_field("agent_id")
+    subject: str | None = view_field("subject", "Sensitive: clear, masked or denied.")
+    notes: str | None = view_field("notes", "Sensitive: clear, masked or denied.")
+    first_response_due_at: datetime.datetime | None = view_field("first_response_due_at")
+    first_responded_at: datetime.datetime | None = view_field("first_responded_at")
+    solution_due_at: datetime.datetime | None = view_field("solution_due_at")
+    solved_at: datetime.datetime | None = view_field("solved_at")
+    first_response_breached: bool = view_field("first_response_breached")
+    solution_breached: bool = view_field("solution_breached")
+
+
+@strawberry.type
+class InteractionEdge:
+    cursor: str
+    node: Interaction
+
+
+@strawberry.type(description="Interactions, newest first.")
+class InteractionConnection:
+    edges: list[InteractionEdge]
+    nodes: list[Interaction]
+    page_info: PageInfo
+    total_count: int | None = strawberry.field(
+        default=None, description="Only on root lists (breaches)."
+    )
+
+    @classmethod
+    def of(
+        cls,
+        page: InteractionPage,
+        after: str | None,
+        sort: str = CURSOR_SORT,
+        key: str = "occurred_at",
+    ) -> InteractionConnection:
+        """Edges whose cursors carry the list's sort key (`key`) and the id."""
+        nodes = cast(list[Interaction], page.views)
+        cursors = [encode_keyset_cursor(sort, v.get(key), v.id) for v in page.views]
+        return cls(
+            edges=[InteractionEdge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
+            nodes=nodes,
+            page_info=page_info(cursors, page.has_next_page, after),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.type(description="One entry of a customer's timeline (no sealed values).")
+class TimelineEntry:
+    kind: TimelineKindEnum  # type: ignore[valid-type]
+    record_id: strawberry.ID
+    at: datetime.datetime
+    title: str = strawberry.field(description="Channel and direction, order channel, category.")
+    status: str = strawberry.field(description="Interaction kind, order or complaint status.")
+    amount: Decimal | None = strawberry.field(description="Order total or compensation.")
+
+
+@strawberry.type
+class TimelineEdge:
+    cursor: str
+    node: TimelineEntry
+
+
+@strawberry.type(description="Interactions, orders and complaints by time, newest first.")
+class TimelineConnection:
+    edges: list[TimelineEdge]
+    page_info: PageInfo
+
+
+async def customer_interactions(
+    info: Info[Any, None], customer_id: uuid.UUID, first: int, after: str | None
+) -> InteractionConnection:
+    """`Customer.interactions`: batched across every customer of the response."""
+    ctx = info.context
+    check_page_size(first, ctx.max_page_size)
+    fields = frozenset(snake_names(selected_names(info, ("edges", "node"), ("nodes",))))
+    decoded = decode_keyset_cursor(after, CURSOR_SORT)
+    loader_key = ("customer_interactions", first, after, fields)
+    loader = ctx.loaders.get(loader_key)
+    if loader is None:
+
+        async def load(ids: list[uuid.UUID]) -> list[InteractionPage]:
+            pages = await ctx.services.interactions.pages_for_customers(
+                ctx.session, ctx.caller, ids, first=first, after=decoded, fields=fields
+            )
+            return [pages[i] for i in ids]
+
+        loader = ctx.loaders[loader_key] = DataLoader(load_fn=load)
+    page: InteractionPage = await loader.load(customer_id)
+    return InteractionConnection.of(page, after)
+
+
+async def customer_timeline(
+    info: Info[Any, None], customer_id: uuid.UUID, first: int, after: str | None
+) -> TimelineConnection:
+    """`Customer.timeline`: batched across every customer of the response."""
+    ctx = info.context
+    check_page_size(first, ctx.max_page_size)
+    decoded = decode_keyset_cursor(after, TIMELINE_SORT)
+    loader_key = ("customer_timeline", first, after)
+    loader = ctx.loaders.get(loader_key)
+    if loader is None:
+
+        async def load(ids: list[uuid.UUID]) -> list[TimelinePage]:
+            pages = await ctx.services.interactions.timelines(
+                ctx.session, ctx.caller, ids, first=first, after=decoded
+            )
+            return [pages[i] for i in ids]
+
+        loader = ctx.loaders[loader_key] = DataLoader(load_fn=load)
+    page: TimelinePage = await loader.load(customer_id)
+    edges = [
+        TimelineEdge(
+            cursor=encode_keyset_cursor(TIMELINE_SORT, e.at, e.record_id),
+            node=TimelineEntry(
+                kind=e.kind,
+                record_id=strawberry.ID(str(e.record_id)),
+                at=e.at,
+                title=e.title,
+                status=e.status,
+                amount=e.amount,
+            ),
+        )
+        for e in page.entries
+    ]
+    return TimelineConnection(
+        edges=edges, page_info=page_info([e.cursor for e in edges], page.has_next_page, after)
+    )

@@ -1,0 +1,1 @@
+"""Complaints: a state machine with deadlines by severity and an event per move."""

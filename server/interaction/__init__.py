@@ -1,0 +1,1 @@
+"""Interactions: every contact with a customer, with timers for inbound consultations."""
