@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2_000, ge=50)
     max_page_size: int = Field(default=1_000, ge=1)
+    # Audit: days of events kept hot (`custos audit prune`), and the signed-checkpoint cadence.
+    audit_retention_days: int = Field(default=365, ge=1)
+    audit_checkpoint_every: int = Field(default=1000, ge=0)
     # Where dev-generated state (JWT secret) lives when not given.
     state_dir: Path = DEFAULT_STATE_DIR
 

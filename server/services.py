@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.audit.service import AuditService
 from server.authz.authorizer import Authorizer
 from server.clock import Clock
 from server.customer.service import CustomerService
@@ -17,6 +18,7 @@ class Services:
     authorizer: Authorizer
     customers: CustomerService
     clock: Clock
+    audit: AuditService
 
     @classmethod
     def build(cls, keys: KeyProvider, clock: Clock | None = None) -> Services:
@@ -26,4 +28,5 @@ class Services:
             authorizer=Authorizer(),
             customers=CustomerService(vault),
             clock=clock or Clock(),
+            audit=AuditService.build(keys),
         )

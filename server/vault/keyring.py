@@ -38,6 +38,8 @@ class KeyProvider(Protocol):
 
     def signing_key(self) -> tuple[int, bytes]: ...
 
+    def signing_key_version(self, version: int) -> bytes: ...
+
 
 class LocalKeyring:
     """A keyring file: {"kek": {version: key}, "blind_index": {...}, "signing": {...}}."""
