@@ -148,9 +148,12 @@ class AuditRepository:
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        through_seq: int | None = None,
     ) -> Sequence[AuditEvent]:
         """The next batch in chain order (keyset on seq, so memory stays one batch)."""
         query = select(AuditEvent).where(AuditEvent.seq > seq)
+        if through_seq is not None:
+            query = query.where(AuditEvent.seq <= through_seq)
         if since is not None:
             query = query.where(AuditEvent.occurred_at >= since)
         if until is not None:

@@ -173,6 +173,7 @@ class AuditService:
         since: datetime | None = None,
         until: datetime | None = None,
         batch_size: int = DEFAULT_BATCH,
+        release_between_batches: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """Events with their accesses as plain dicts, in chain order, one batch in memory."""
         repo = AuditRepository(session)
@@ -181,9 +182,12 @@ class AuditService:
             rows = await repo.events_after(cursor, batch_size, since=since, until=until)
             if not rows:
                 return
-            for view in await self._views(repo, rows, True, True):
-                yield export_record(view)
+            records = [export_record(view) for view in await self._views(repo, rows, True, True)]
             cursor = rows[-1].seq
+            if release_between_batches:
+                await session.rollback()
+            for record in records:
+                yield record
 
     # -- integrity and retention ----------------------------------------------------------
 
@@ -193,6 +197,7 @@ class AuditService:
         *,
         from_checkpoint: int | None = None,
         batch_size: int = DEFAULT_BATCH,
+        release_between_batches: bool = False,
         on_start: Callable[[int], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
@@ -201,6 +206,7 @@ class AuditService:
             self.signer,
             from_checkpoint=from_checkpoint,
             batch_size=batch_size,
+            release_between_batches=release_between_batches,
             on_start=on_start,
             on_progress=on_progress,
         )

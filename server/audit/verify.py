@@ -50,6 +50,14 @@ class VerifyReport:
         return self.problem is None
 
 
+@dataclass(frozen=True)
+class _Checkpoint:
+    """A checkpoint as plain values, so it survives the walk ending its transactions."""
+
+    seq: int
+    hash: str
+
+
 class _Stop(Exception):
     def __init__(self, problem: ChainBreak) -> None:
         self.problem = problem
@@ -67,15 +75,22 @@ async def verify_chain(
     *,
     from_checkpoint: int | None = None,
     batch_size: int = DEFAULT_BATCH,
+    release_between_batches: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
-    """Verify the chain; `from_checkpoint` is a checkpoint's seq (or -1 for the latest)."""
+    """Verify the chain up to the head read at the start (later appends are not walked).
+
+    `from_checkpoint` is a checkpoint's seq (or -1 for the latest). With
+    `release_between_batches` each batch is read in its own short transaction, so a
+    long walk never holds SQLite's write lock against the API.
+    """
     repo = AuditRepository(session)
     head_seq, head_hash = await repo.chain_head()
-    checkpoints = list(await repo.checkpoints())
+    stored = await repo.checkpoints()
+    checkpoints = [_Checkpoint(cp.seq, cp.hash) for cp in stored]
     try:
-        for cp in checkpoints:
+        for cp in stored:
             if not _checkpoint_valid(signer, cp):
                 raise _Stop(
                     ChainBreak("checkpoint", cp.seq, None, "checkpoint signature does not verify")
@@ -83,9 +98,19 @@ async def verify_chain(
         start_seq, prev_hash = await _start(repo, checkpoints, from_checkpoint)
         if on_start is not None:
             on_start(max(head_seq - start_seq, 0))
+        if release_between_batches:
+            await session.rollback()
         by_seq = {cp.seq: cp for cp in checkpoints if cp.seq > start_seq}
-        last_seq, checked = await _walk(repo, start_seq, prev_hash, by_seq, batch_size, on_progress)
-        last_hash = prev_hash if checked == 0 else await repo.event_hash_at(last_seq)
+        last_seq, last_hash, checked = await _walk(
+            repo,
+            start_seq,
+            prev_hash,
+            head_seq,
+            by_seq,
+            batch_size,
+            on_progress,
+            release_between_batches,
+        )
         if head_seq > last_seq:
             raise _Stop(
                 ChainBreak(
@@ -95,7 +120,7 @@ async def verify_chain(
                     f"the chain head is at seq {head_seq} but the last entry is seq {last_seq}",
                 )
             )
-        if head_seq < last_seq or head_hash != last_hash:
+        if head_hash != last_hash:
             raise _Stop(
                 ChainBreak(
                     "altered", head_seq, None, "the chain head does not match the last entry"
@@ -107,7 +132,7 @@ async def verify_chain(
 
 
 async def _start(
-    repo: AuditRepository, checkpoints: Sequence[AuditCheckpoint], from_checkpoint: int | None
+    repo: AuditRepository, checkpoints: Sequence[_Checkpoint], from_checkpoint: int | None
 ) -> tuple[int, str]:
     """Where the walk starts: a chosen checkpoint, the pruning boundary, or the genesis."""
     if from_checkpoint is not None:
@@ -144,17 +169,20 @@ async def _walk(
     repo: AuditRepository,
     start_seq: int,
     prev_hash: str,
-    checkpoints: dict[int, AuditCheckpoint],
+    through_seq: int,
+    checkpoints: dict[int, _Checkpoint],
     batch_size: int,
     on_progress: Callable[[int], None] | None,
-) -> tuple[int, int]:
+    release_between_batches: bool,
+) -> tuple[int, str, int]:
+    """Returns the last seq walked, its hash, and how many entries were checked."""
     expected = start_seq + 1
     cursor = start_seq
     checked = 0
     while True:
-        events = await repo.events_after(cursor, batch_size)
+        events = await repo.events_after(cursor, batch_size, through_seq=through_seq)
         if not events:
-            return expected - 1, checked
+            return expected - 1, prev_hash, checked
         hashed, miscounted = await _hashed_accesses(repo, events)
         for event in events:
             if event.seq != expected:
@@ -200,6 +228,8 @@ async def _walk(
             expected += 1
             checked += 1
         cursor = events[-1].seq
+        if release_between_batches:
+            await repo.session.rollback()
         if on_progress is not None:
             on_progress(len(events))
 
