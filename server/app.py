@@ -211,7 +211,8 @@ def _outcome(data: Any, errors: list[GraphQLError]) -> str:
     if not errors:
         return "ok"
     codes = {format_error(e)["extensions"]["code"] for e in errors}
-    if data is None:
+    # Nothing came back (no data, or every root field null): denied or error, not partial.
+    if data is None or all(value is None for value in data.values()):
         return "denied" if codes <= {"FORBIDDEN", "NOT_FOUND", "UNAUTHENTICATED"} else "error"
     return "partial"
 

@@ -32,8 +32,7 @@ class AuditLedger:
     async def start(self) -> None:
         async with self.state.sessions() as session:
             self.start_seq = int(
-                await session.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()))
-                or 0
+                await session.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc())) or 0
             )
 
     async def tag(self, request: httpx.Request) -> None:
