@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.data.base import Base
 from server.data.models import (
     AuditAccess,
     AuditAccessRecord,
@@ -33,6 +34,9 @@ from server.data.models import (
 )
 
 AUDIT_TABLES = ("audit_events", "audit_accesses", "audit_access_records")
+_EVENTS = Base.metadata.tables["audit_events"]
+_ACCESSES = Base.metadata.tables["audit_accesses"]
+_RECORDS = Base.metadata.tables["audit_access_records"]
 
 
 @dataclass(frozen=True)
@@ -77,20 +81,35 @@ class AuditRepository:
         event: dict[str, Any],
         accesses: Sequence[tuple[dict[str, Any], Sequence[uuid.UUID]]],
     ) -> None:
-        await self.session.execute(insert(AuditEvent), [event])
+        # Core inserts on the tables, not ORM bulk inserts: a 1,000-row read appends 1,000
+        # record ids, and the ORM bookkeeping would cost more than the rows themselves.
+        await self.session.execute(insert(_EVENTS).values(**event))
         for access, record_ids in accesses:
             access_id = await self.session.scalar(
-                insert(AuditAccess).values(event_id=event["id"], **access).returning(AuditAccess.id)
+                insert(_ACCESSES).values(event_id=event["id"], **access).returning(_ACCESSES.c.id)
             )
             if record_ids:
-                await self.session.execute(
-                    insert(AuditAccessRecord),
-                    [{"access_id": access_id, "record_id": rid} for rid in record_ids],
-                )
+                await self._add_record_ids(access_id, record_ids)
         await self.session.execute(
             update(AuditChainHead)
             .where(AuditChainHead.id == 1)
             .values(seq=event["seq"], hash=event["hash"])
+        )
+
+    async def _add_record_ids(self, access_id: object, record_ids: Sequence[uuid.UUID]) -> None:
+        if self._dialect == "postgresql":
+            # One statement and one round trip for a whole page of ids.
+            await self.session.execute(
+                text(
+                    "INSERT INTO audit_access_records (access_id, record_id) "
+                    "SELECT :access_id, unnest(CAST(:record_ids AS uuid[]))"
+                ),
+                {"access_id": access_id, "record_ids": list(record_ids)},
+            )
+            return
+        await self.session.execute(
+            insert(_RECORDS),
+            [{"access_id": access_id, "record_id": rid} for rid in record_ids],
         )
 
     async def add_checkpoint(
