@@ -7,11 +7,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+import pytest
 from sqlalchemy import select
 
 from server.app import AppState
 from server.clock import FixedClock
 from server.data.models import AuditAccess, AuditEvent
+from tests.audit_ledger import AuditLedger
 from tests.conftest import Api
 from tests.factories import make_customer
 
@@ -252,3 +255,14 @@ async def test_filters_by_role_outcome_object_and_time(api: Api, state: AppState
     assert await total({"customerId": str(uuid.uuid4())}) == 0
     bad = await api.gql(SEARCH, {"filter": {"outcome": "maybe"}, "first": 1}, token=compliance)
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_the_per_test_audit_check_catches_a_request_without_its_event(
+    state: AppState,
+) -> None:
+    ledger = AuditLedger(state)
+    await ledger.start()
+    request = httpx.Request("POST", "http://custos.test/graphql", headers={"X-Request-Id": "lost"})
+    await ledger.note(httpx.Response(200, json={"data": {"customers": None}}, request=request))
+    with pytest.raises(AssertionError, match="lost"):
+        await ledger.check()
