@@ -381,3 +381,16 @@ async def test_when_the_audit_write_fails_nothing_is_returned_or_changed(
     async with state.sessions() as session:
         customers = list(await session.scalars(select(Customer.id)))
     assert customers == [existing]
+
+
+async def test_a_fully_pruned_chain_verifies_from_its_boundary(state: AppState) -> None:
+    for _ in range(2):
+        await make_customer(state)
+    audit = state.services.audit
+    async with state.sessions() as session, session.begin():
+        result = await audit.prune(session, cutoff=datetime.now(UTC) + timedelta(days=1))
+    assert result.removed_events == 2
+    async with state.sessions() as session:
+        report = await verify_chain(session, audit.signer)
+    assert report.ok, report.problem
+    assert report.start_seq == 2

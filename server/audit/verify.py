@@ -149,7 +149,11 @@ async def _start(
             chosen = match[0]
         return chosen.seq, chosen.hash
     first = await repo.first_seq()
-    if first is None or first == 1:
+    if first is None:
+        # Everything was pruned: the walk starts (and ends) at the newest checkpoint.
+        head_seq, _ = await repo.chain_head()
+        first = head_seq + 1
+    if first == 1:
         return 0, GENESIS_HASH
     # Entries before `first` were pruned; pruning leaves a signed checkpoint at the boundary.
     boundary = [cp for cp in checkpoints if cp.seq == first - 1]
