@@ -266,3 +266,21 @@ async def test_the_per_test_audit_check_catches_a_request_without_its_event(
     await ledger.note(httpx.Response(200, json={"data": {"customers": None}}, request=request))
     with pytest.raises(AssertionError, match="lost"):
         await ledger.check()
+
+
+async def test_a_read_with_a_denied_field_is_partial_and_names_the_field(
+    api: Api, state: AppState
+) -> None:
+    customer = await make_customer(state)
+    payload = await api.gql(
+        "query($id: ID!) { customer(id: $id) { name nationalId } }",
+        {"id": str(customer)},
+        token=api.token("support"),
+        purpose="support",
+    )
+    assert payload["data"]["customer"]["name"]
+    assert payload["errors"][0]["path"] == ["customer", "nationalId"]
+    event, [access] = (await _events(state))[-1]
+    assert event.outcome == "partial"
+    assert access.fields == {"name": "clear"}
+    assert access.denied_fields == ["national_id"]
