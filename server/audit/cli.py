@@ -16,10 +16,12 @@ from typing import Annotated
 
 import orjson
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit.recorder import AuditRecorder, cli_principal, record_cli_action
 from server.audit.service import EVENT_FIELDS, AuditService
+from server.errors import CustosError
 
 audit_app = typer.Typer(help="The audit trail: verify, checkpoint, export, prune.")
 
@@ -47,7 +49,8 @@ async def _open() -> AsyncIterator[tuple[AsyncSession, AuditService]]:
     from server.vault import LocalKeyring
 
     settings = _settings()
-    keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
+    # Never create a keyring here: a fresh key would make every checkpoint look forged.
+    keyring = LocalKeyring.load(settings.keyring, create=False)
     service = AuditService.build(keyring)
     service.configure(
         retention_days=settings.audit_retention_days,
@@ -57,6 +60,11 @@ async def _open() -> AsyncIterator[tuple[AsyncSession, AuditService]]:
     try:
         async with create_session_factory(engine)() as session:
             yield session, service
+    except SQLAlchemyError as exc:
+        # A message, not a traceback: the database error may quote SQL and parameters.
+        raise CustosError(
+            f"the database is unavailable ({type(exc).__name__})", code="DATABASE_UNAVAILABLE"
+        ) from None
     finally:
         await engine.dispose()
 
