@@ -394,3 +394,29 @@ async def test_a_fully_pruned_chain_verifies_from_its_boundary(state: AppState) 
         report = await verify_chain(session, audit.signer)
     assert report.ok, report.problem
     assert report.start_seq == 2
+
+
+async def test_an_entry_forged_past_the_chain_head_is_detected(
+    api: Api, state: AppState, database: Database
+) -> None:
+    events = await _produce_events(api, state)
+    last_seq = events[-1][0]
+
+    async def forge(session: AsyncSession) -> None:
+        recorder = AuditRecorder(Principal(subject="ghost", roles=("admin",)))
+        await recorder.commit(
+            session, operation_type="query", operation_name=None, query=None, outcome="ok"
+        )
+        await session.execute(
+            text("UPDATE audit_chain_head SET seq = :s, hash = :h"),
+            {
+                "s": last_seq,
+                "h": (
+                    await session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == last_seq))
+                ),
+            },
+        )
+
+    report = await _tampered(state, database, forge)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.seq) == ("altered", last_seq + 1)

@@ -126,9 +126,26 @@ async def verify_chain(
                     "altered", head_seq, None, "the chain head does not match the last entry"
                 )
             )
+        await _no_entries_past_the_head(repo)
     except _Stop as stop:
         return VerifyReport(0, 0, 0, len(checkpoints), stop.problem)
     return VerifyReport(start_seq, last_seq, checked, len(checkpoints), None)
+
+
+async def _no_entries_past_the_head(repo: AuditRepository) -> None:
+    """Rows past the head were never appended through the chain (read the head again
+    last, so an append that committed during the walk is not mistaken for one)."""
+    tail = await repo.last_seq()
+    head_seq, _ = await repo.chain_head()
+    if tail > head_seq:
+        raise _Stop(
+            ChainBreak(
+                "altered",
+                head_seq + 1,
+                None,
+                f"entries up to seq {tail} lie past the chain head (seq {head_seq})",
+            )
+        )
 
 
 async def _start(
