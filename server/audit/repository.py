@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     Row,
@@ -36,7 +37,6 @@ from server.data.models import (
 AUDIT_TABLES = ("audit_events", "audit_accesses", "audit_access_records")
 _EVENTS = Base.metadata.tables["audit_events"]
 _ACCESSES = Base.metadata.tables["audit_accesses"]
-_RECORDS = Base.metadata.tables["audit_access_records"]
 
 
 @dataclass(frozen=True)
@@ -97,20 +97,21 @@ class AuditRepository:
         )
 
     async def _add_record_ids(self, access_id: object, record_ids: Sequence[uuid.UUID]) -> None:
+        """One statement for a whole page of ids: a 1,000-row read appends 1,000 of them."""
         if self._dialect == "postgresql":
-            # One statement and one round trip for a whole page of ids.
-            await self.session.execute(
-                text(
-                    "INSERT INTO audit_access_records (access_id, record_id) "
-                    "SELECT :access_id, unnest(CAST(:record_ids AS uuid[]))"
-                ),
-                {"access_id": access_id, "record_ids": list(record_ids)},
+            statement = (
+                "INSERT INTO audit_access_records (access_id, record_id) "
+                "SELECT :access_id, unnest(CAST(:record_ids AS uuid[]))"
             )
-            return
-        await self.session.execute(
-            insert(_RECORDS),
-            [{"access_id": access_id, "record_id": rid} for rid in record_ids],
-        )
+            ids: object = list(record_ids)
+        else:
+            # SQLite stores a Uuid as 32 hex digits; json_each unpacks the list in C.
+            statement = (
+                "INSERT INTO audit_access_records (access_id, record_id) "
+                "SELECT :access_id, value FROM json_each(:record_ids)"
+            )
+            ids = orjson.dumps([rid.hex for rid in record_ids]).decode()
+        await self.session.execute(text(statement), {"access_id": access_id, "record_ids": ids})
 
     async def add_checkpoint(
         self,
