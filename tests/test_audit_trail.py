@@ -284,3 +284,23 @@ async def test_a_read_with_a_denied_field_is_partial_and_names_the_field(
     assert event.outcome == "partial"
     assert access.fields == {"name": "clear"}
     assert access.denied_fields == ["national_id"]
+
+
+async def test_oversized_client_headers_are_cut_to_fit_not_a_failed_audit(
+    api: Api, state: AppState
+) -> None:
+    long_id = "r" * 300
+    response = await api.client.post(
+        "/graphql",
+        json={"query": "query " + "N" * 200 + " { me { subject } }"},
+        headers={
+            "Authorization": f"Bearer {api.token('support')}",
+            "X-Request-Id": long_id,
+            "User-Agent": "u" * 1000,
+        },
+    )
+    assert response.status_code == 200, response.text
+    event, _ = (await _events(state))[-1]
+    assert event.request_id == long_id[:64]
+    assert event.operation_name == "N" * 128
+    assert event.user_agent == "u" * 256

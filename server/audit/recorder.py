@@ -13,7 +13,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -115,17 +115,18 @@ class AuditRecorder:
         event: dict[str, object] = {
             "id": new_id(),
             "seq": seq + 1,
-            "occurred_at": occurred_at or utcnow(),
-            "subject": principal.subject,
+            # Hashed as UTC: the databases hand instants back in UTC (or naive).
+            "occurred_at": (occurred_at or utcnow()).astimezone(UTC),
+            "subject": _fit(principal.subject, 128),
             "roles": sorted(principal.roles),
             "api_key_id": principal.api_key_id,
             "purpose": principal.purpose,
-            "operation_type": operation_type,
-            "operation_name": operation_name,
+            "operation_type": _fit(operation_type, 16),
+            "operation_name": _fit(operation_name, 128),
             "query_hash": hashlib.sha256(query.encode()).hexdigest() if query else None,
-            "client_addr": principal.client_addr,
-            "user_agent": (principal.user_agent or "")[:256] or None,
-            "request_id": principal.request_id,
+            "client_addr": _fit(principal.client_addr, 64),
+            "user_agent": _fit(principal.user_agent, 256),
+            "request_id": _fit(principal.request_id, 64),
             "outcome": outcome,
         }
         rows: list[tuple[dict[str, object], list[uuid.UUID]]] = []
@@ -164,6 +165,11 @@ class AuditRecorder:
                 repo, checkpoints, new_seq, str(event["hash"]), {"reason": "periodic"}
             )
         return event["id"]  # type: ignore[return-value]
+
+
+def _fit(value: str | None, width: int) -> str | None:
+    """Client-supplied text is cut to its column: a long header must not fail the audit."""
+    return value[:width] if value else None
 
 
 async def write_checkpoint(
