@@ -304,3 +304,18 @@ async def test_oversized_client_headers_are_cut_to_fit_not_a_failed_audit(
     assert event.request_id == long_id[:64]
     assert event.operation_name == "N" * 128
     assert event.user_agent == "u" * 256
+
+
+async def test_a_denied_lookup_by_national_id_is_recorded_not_a_failed_audit(
+    api: Api, state: AppState
+) -> None:
+    await make_customer(state)
+    payload = await api.gql(
+        'query { customerByContact(nationalId: "110101199001010015") { id } }',
+        token=api.token("support"),
+        purpose="support",
+    )
+    assert payload["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    event, accesses = (await _events(state))[-1]
+    assert event.outcome == "denied"
+    assert [(a.action, a.denied_fields) for a in accesses] == [("lookup:national_id", ["*"])]

@@ -1,4 +1,4 @@
-"""audit: a guarded prune path and append-only checkpoints
+"""audit: a guarded prune path, append-only checkpoints, wider access actions
 
 Revision ID: audit_01
 Revises: 0001
@@ -11,6 +11,7 @@ UPDATE stays refused always. Checkpoints become append-only on both databases.
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "audit_01"
@@ -21,6 +22,10 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        # SQLite does not enforce VARCHAR lengths; PostgreSQL refused "lookup:national_id".
+        op.alter_column(
+            "audit_accesses", "action", type_=sa.String(64), existing_type=sa.String(16)
+        )
         op.execute(
             """
             CREATE OR REPLACE FUNCTION custos_audit_append_only() RETURNS trigger AS $$
@@ -50,6 +55,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.alter_column(
+            "audit_accesses", "action", type_=sa.String(16), existing_type=sa.String(64)
+        )
         op.execute("DROP TRIGGER IF EXISTS audit_checkpoints_append_only ON audit_checkpoints")
         op.execute(
             """
