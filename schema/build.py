@@ -18,6 +18,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
 from schema.access import AccessMutation, AccessQuery
+from schema.audit import AuditQuery
 from schema.complaints import ComplaintMutation, ComplaintQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
@@ -33,6 +34,7 @@ QUERY_TYPES: tuple[type, ...] = (
     PrivacyQuery,
     ComplaintQuery,
     InteractionQuery,
+    AuditQuery,
 )
 MUTATION_TYPES: tuple[type, ...] = (
     CustomerMutation,

@@ -70,11 +70,16 @@ class AppState:
 def build_state(settings: Settings) -> AppState:
     keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
     engine = create_engine(settings.database_url)
+    services = Services.build(keyring, settings=settings)
+    services.audit.configure(
+        retention_days=settings.audit_retention_days,
+        checkpoint_every=settings.audit_checkpoint_every,
+    )
     return AppState(
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
-        services=Services.build(keyring, settings=settings),
+        services=services,
         schema=build_schema(
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_aliases,
@@ -212,7 +217,8 @@ def _outcome(data: Any, errors: list[GraphQLError]) -> str:
     if not errors:
         return "ok"
     codes = {format_error(e)["extensions"]["code"] for e in errors}
-    if data is None:
+    # Nothing came back (no data, or every root field null): denied or error, not partial.
+    if data is None or all(value is None for value in data.values()):
         return "denied" if codes <= {"FORBIDDEN", "NOT_FOUND", "UNAUTHENTICATED"} else "error"
     return "partial"
 
@@ -270,6 +276,7 @@ async def _execute(
             if unexpected and context.operation_type == "mutation":
                 # A mutation that failed unexpectedly changes nothing at all.
                 await data_changes.rollback()
+                caller.audit.discard_changes()
                 result.data = None
                 errors = unexpected
             elif data_changes.is_active:
@@ -281,6 +288,8 @@ async def _execute(
                     operation_name=context.operation_name or gql.operation_name,
                     query=gql.query,
                     outcome=_outcome(result.data, errors),
+                    occurred_at=services.clock.now(),
+                    checkpoints=services.audit.signer,
                 )
             except SQLAlchemyError as exc:
                 raise AuditWriteError("the audit trail is unavailable; nothing was done") from exc

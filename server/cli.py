@@ -301,6 +301,15 @@ def retention_run(
         )
 
 
+def _register_subcommands() -> None:
+    from server.audit.cli import audit_app
+
+    app.add_typer(audit_app, name="audit")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()

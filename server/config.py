@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     )
     # A customer file not reviewed for this many months is stale.
     customer_review_months: int = Field(default=6, ge=1, le=120)
+    # Audit: days of events kept hot (`custos audit prune`), and the signed-checkpoint cadence.
+    audit_retention_days: int = Field(default=365, ge=1)
+    audit_checkpoint_every: int = Field(default=1000, ge=0)
     # Where dev-generated state (JWT secret) lives when not given.
     state_dir: Path = DEFAULT_STATE_DIR
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.audit.service import AuditService
 from server.authz.authorizer import Authorizer
 from server.authz.service import AccessAdminService
 from server.clock import Clock
@@ -27,6 +28,7 @@ class Services:
     privacy: PrivacyService
     complaints: ComplaintService
     interactions: InteractionService
+    audit: AuditService
 
     @classmethod
     def build(
@@ -45,6 +47,7 @@ class Services:
             privacy=PrivacyService(vault),
             complaints=ComplaintService(vault, clock, levels),
             interactions=InteractionService(vault, clock, levels),
+            audit=AuditService.build(keys),
         )
 
     def __setattr__(self, name: str, value: object) -> None:

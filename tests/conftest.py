@@ -29,6 +29,7 @@ from server.config import Settings
 from server.data.base import Base
 from server.data.engine import create_engine
 from server.data.migrate import upgrade_to_head
+from tests.audit_ledger import AuditLedger
 
 PG_HOST = os.environ.get("CUSTOS_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("CUSTOS_TEST_PG_PORT", "5432"))
@@ -206,7 +207,15 @@ class Api:
 
 
 @pytest.fixture
-async def api(app: Starlette, settings: Settings) -> AsyncIterator[Api]:
+async def api(app: Starlette, settings: Settings, state: AppState) -> AsyncIterator[Api]:
+    # Every API test also checks the audit: one event per executed request, chain intact.
+    ledger = AuditLedger(state)
+    await ledger.start()
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 51000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://custos.test") as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://custos.test",
+        event_hooks={"request": [ledger.tag], "response": [ledger.note]},
+    ) as client:
         yield Api(client, settings)
+    await ledger.check()

@@ -7,15 +7,18 @@ Only ids, field names and modes are recorded, never values.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
+import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit.chain import access_content, entry_hash, event_content
+from server.audit.checkpoints import CheckpointSigner
 from server.audit.repository import AuditRepository
 from server.auth.principal import Principal
 from server.data.base import new_id, utcnow
@@ -66,6 +69,14 @@ class AuditRecorder:
         self.denials += 1
         self._add(object_type, action, {}, ["*"], [], [record_id] if record_id else [])
 
+    def discard_changes(self) -> None:
+        """The operation's data changes were rolled back: they must not be claimed."""
+        self._accesses = {
+            key: access
+            for key, access in self._accesses.items()
+            if access.action == "read" or access.denied_fields
+        }
+
     def _add(
         self,
         object_type: str,
@@ -91,25 +102,31 @@ class AuditRecorder:
         query: str | None,
         outcome: str,
         occurred_at: datetime | None = None,
+        checkpoints: CheckpointSigner | None = None,
     ) -> uuid.UUID:
-        """Append this operation's event to the chain inside the caller's transaction."""
+        """Append this operation's event to the chain inside the caller's transaction.
+
+        With `checkpoints`, an append that reaches a multiple of its cadence also writes
+        a signed checkpoint of the new tip, in the same transaction.
+        """
         repo = AuditRepository(session)
         seq, prev_hash = await repo.lock_chain_head()
         principal = self.principal
         event: dict[str, object] = {
             "id": new_id(),
             "seq": seq + 1,
-            "occurred_at": occurred_at or utcnow(),
-            "subject": principal.subject,
+            # Hashed as UTC: the databases hand instants back in UTC (or naive).
+            "occurred_at": (occurred_at or utcnow()).astimezone(UTC),
+            "subject": _fit(principal.subject, 128),
             "roles": sorted(principal.roles),
             "api_key_id": principal.api_key_id,
             "purpose": principal.purpose,
-            "operation_type": operation_type,
-            "operation_name": operation_name,
+            "operation_type": _fit(operation_type, 16),
+            "operation_name": _fit(operation_name, 128),
             "query_hash": hashlib.sha256(query.encode()).hexdigest() if query else None,
-            "client_addr": principal.client_addr,
-            "user_agent": (principal.user_agent or "")[:256] or None,
-            "request_id": principal.request_id,
+            "client_addr": _fit(principal.client_addr, 64),
+            "user_agent": _fit(principal.user_agent, 256),
+            "request_id": _fit(principal.request_id, 64),
             "outcome": outcome,
         }
         rows: list[tuple[dict[str, object], list[uuid.UUID]]] = []
@@ -142,7 +159,76 @@ class AuditRecorder:
         event["prev_hash"] = prev_hash
         event["hash"] = entry_hash(prev_hash, event_content(_Row(event)), hashed)
         await repo.append(event, rows)
+        new_seq = seq + 1
+        if checkpoints is not None and checkpoints.is_due(new_seq):
+            await write_checkpoint(
+                repo, checkpoints, new_seq, str(event["hash"]), {"reason": "periodic"}
+            )
         return event["id"]  # type: ignore[return-value]
+
+
+def _fit(value: str | None, width: int) -> str | None:
+    """Client-supplied text is cut to its column: a long header must not fail the audit."""
+    return value[:width] if value else None
+
+
+async def write_checkpoint(
+    repo: AuditRepository,
+    signer: CheckpointSigner,
+    seq: int,
+    chain_hash: str,
+    detail: dict[str, object],
+) -> None:
+    """Sign and store a checkpoint of the chain tip at `seq` (caller holds the head lock)."""
+    created_at = utcnow()
+    key_version, signature = signer.sign(seq, chain_hash, created_at, detail)
+    await repo.add_checkpoint(
+        seq=seq,
+        chain_hash=chain_hash,
+        created_at=created_at,
+        key_version=key_version,
+        signature=signature,
+        detail=detail,
+    )
+
+
+def cli_principal(purpose: str | None = None) -> Principal:
+    """The operator running a CLI command: the OS user on this host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Principal(
+        subject=f"cli:{user}"[:128],
+        roles=("cli",),
+        purpose=purpose,
+        client_addr=socket.gethostname()[:64],
+        user_agent="custos-cli",
+    )
+
+
+async def record_cli_action(
+    session: AsyncSession,
+    command: str,
+    *,
+    recorder: AuditRecorder | None = None,
+    outcome: str = "ok",
+    checkpoints: CheckpointSigner | None = None,
+) -> uuid.UUID:
+    """One audit event for a CLI command that touches data, in the command's transaction.
+
+    Pass the `recorder` the command's services wrote their accesses to (built on
+    `cli_principal()`); without one, the event records the command alone.
+    """
+    recorder = recorder or AuditRecorder(cli_principal())
+    return await recorder.commit(
+        session,
+        operation_type="cli",
+        operation_name=command[:128],
+        query=None,
+        outcome=outcome,
+        checkpoints=checkpoints,
+    )
 
 
 class _Row:

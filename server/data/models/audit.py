@@ -47,7 +47,8 @@ class AuditAccess(Base):
     id: Mapped[int] = column(INT, BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     event_id: Mapped[uuid.UUID] = column(INT, Uuid, ForeignKey("audit_events.id"), index=True)
     object_type: Mapped[str] = column(INT, String(64))
-    action: Mapped[str] = column(INT, String(16))
+    # Wide enough for qualified actions such as "lookup:national_id".
+    action: Mapped[str] = column(INT, String(64))
     fields: Mapped[dict[str, str]] = column(INT, JSON)
     denied_fields: Mapped[list[str]] = column(INT, JSON)
     changed_fields: Mapped[list[str]] = column(INT, JSON)

@@ -1,0 +1,113 @@
+"""Audit root fields: the compliance search over the trail, readable with `audit`/`read`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import strawberry
+from strawberry.types import Info
+
+from schema.context import GraphQLContext
+from schema.selection import selected_names, top_level_names
+from schema.types.audit import (
+    AuditEvent,
+    AuditEventConnection,
+    AuditEventEdge,
+    AuditEventFilter,
+    decode_audit_cursor,
+    domain_field_name,
+    encode_audit_cursor,
+)
+from schema.types.common import PageInfo, check_page_size, parse_id
+from server.audit.repository import AuditFilter
+from server.errors import ValidationError
+
+Ctx = Info[GraphQLContext, None]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _filter(value: AuditEventFilter | None, now: datetime) -> AuditFilter:
+    if value is None:
+        return AuditFilter()
+    since = _aware(value.since)
+    if value.within_days is not None:
+        if value.within_days < 1:
+            raise ValidationError("withinDays must be at least 1")
+        window = now - timedelta(days=value.within_days)
+        since = max(since, window) if since is not None else window
+    object_type = value.object_type
+    record_id = None
+    if value.customer_id is not None:
+        record_id = parse_id(value.customer_id, "customerId")
+        object_type = object_type or "customer"
+    if value.record_id is not None:
+        if record_id is not None:
+            raise ValidationError("give customerId or recordId, not both")
+        record_id = parse_id(value.record_id, "recordId")
+    return AuditFilter(
+        subject=value.subject,
+        role=value.role,
+        purpose=value.purpose,
+        outcome=value.outcome,
+        operation_type=value.operation_type,
+        since=since,
+        until=_aware(value.until),
+        record_id=record_id,
+        object_type=object_type,
+        field=domain_field_name(value.field) if value.field else None,
+    )
+
+
+@strawberry.type
+class AuditQuery:
+    @strawberry.field(description="Audit events matching the filter, newest first.")
+    async def audit_events(
+        self,
+        info: Ctx,
+        first: int = 20,
+        after: str | None = None,
+        filter: AuditEventFilter | None = None,
+    ) -> AuditEventConnection:
+        ctx = info.context
+        check_page_size(first, ctx.max_page_size)
+        node_fields = selected_names(info, ("edges", "node"), ("nodes",))
+        access_fields = selected_names(info, ("edges", "node", "accesses"), ("nodes", "accesses"))
+        page = await ctx.services.audit.events(
+            ctx.session,
+            ctx.caller,
+            flt=_filter(filter, ctx.services.clock.now()),
+            first=first,
+            before_seq=decode_audit_cursor(after),
+            with_total="totalCount" in top_level_names(info),
+            with_accesses="accesses" in node_fields,
+            with_record_ids="recordIds" in access_fields,
+        )
+        nodes = [AuditEvent.from_view(v) for v in page.events]
+        edges = [AuditEventEdge(cursor=encode_audit_cursor(n.seq), node=n) for n in nodes]
+        return AuditEventConnection(
+            edges=edges,
+            nodes=nodes,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=page.total_count or 0,
+        )
+
+    @strawberry.field(description="One audit event by id.")
+    async def audit_event(self, info: Ctx, id: strawberry.ID) -> AuditEvent:
+        ctx = info.context
+        selected = top_level_names(info)
+        view = await ctx.services.audit.event(
+            ctx.session,
+            ctx.caller,
+            parse_id(id),
+            with_accesses="accesses" in selected,
+            with_record_ids="recordIds" in selected_names(info, ("accesses",)),
+        )
+        return AuditEvent.from_view(view)

@@ -1,0 +1,156 @@
+"""Audit trail types: events, their accesses, the compliance filter and its connection."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import re
+
+import strawberry
+
+from schema.types.common import PageInfo
+from server.audit.service import AccessView, EventView
+from server.errors import ValidationError
+
+_CURSOR_PREFIX = "audit:"
+
+
+def encode_audit_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_audit_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValidationError("cursor is not valid", code="BAD_CURSOR") from None
+    if not raw.startswith(_CURSOR_PREFIX) or not raw[len(_CURSOR_PREFIX) :].isdigit():
+        raise ValidationError("cursor is not valid", code="BAD_CURSOR")
+    return int(raw[len(_CURSOR_PREFIX) :])
+
+
+def domain_field_name(name: str) -> str:
+    """`nationalId` and `national_id` both name the recorded field `national_id`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+@strawberry.type(description="A field revealed by an access, and how (clear or masked).")
+class AuditFieldAccess:
+    name: str
+    mode: str
+
+
+@strawberry.type(description="What one operation touched of one object type. Never values.")
+class AuditAccess:
+    object_type: str
+    action: str
+    fields: list[AuditFieldAccess]
+    denied_fields: list[str]
+    changed_fields: list[str]
+    record_count: int
+    record_ids: list[strawberry.ID]
+
+    @classmethod
+    def from_view(cls, view: AccessView) -> AuditAccess:
+        return cls(
+            object_type=view.object_type,
+            action=view.action,
+            fields=[AuditFieldAccess(name=n, mode=m) for n, m in sorted(view.fields.items())],
+            denied_fields=view.denied_fields,
+            changed_fields=view.changed_fields,
+            record_count=view.record_count,
+            record_ids=[strawberry.ID(str(r)) for r in view.record_ids or []],
+        )
+
+
+@strawberry.type(description="One audited operation: who, why, what, outcome; hash-chained.")
+class AuditEvent:
+    id: strawberry.ID
+    seq: int
+    occurred_at: datetime.datetime
+    subject: str
+    roles: list[str]
+    api_key_id: strawberry.ID | None
+    purpose: str | None
+    operation_type: str
+    operation_name: str | None
+    query_hash: str | None
+    client_addr: str | None
+    user_agent: str | None
+    request_id: str | None
+    outcome: str = strawberry.field(description="ok, partial, denied or error.")
+    prev_hash: str
+    hash: str
+    accesses: list[AuditAccess]
+
+    @classmethod
+    def from_view(cls, view: EventView) -> AuditEvent:
+        event = view.event
+        occurred = event.occurred_at
+        if occurred.tzinfo is None:
+            occurred = occurred.replace(tzinfo=datetime.UTC)
+        return cls(
+            id=strawberry.ID(str(event.id)),
+            seq=event.seq,
+            occurred_at=occurred,
+            subject=event.subject,
+            roles=list(event.roles),
+            api_key_id=strawberry.ID(str(event.api_key_id)) if event.api_key_id else None,
+            purpose=event.purpose,
+            operation_type=event.operation_type,
+            operation_name=event.operation_name,
+            query_hash=event.query_hash,
+            client_addr=event.client_addr,
+            user_agent=event.user_agent,
+            request_id=event.request_id,
+            outcome=event.outcome,
+            prev_hash=event.prev_hash,
+            hash=event.hash,
+            accesses=[AuditAccess.from_view(a) for a in view.accesses],
+        )
+
+
+@strawberry.input(
+    description="Audit search. Customer, record, object type and field criteria must "
+    "hold together on one access."
+)
+class AuditEventFilter:
+    subject: str | None = None
+    role: str | None = None
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A customer's id: accesses to this customer record."
+    )
+    record_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Any record id (customer, order, audit event ...)."
+    )
+    object_type: str | None = None
+    field: str | None = strawberry.field(
+        default=None, description="A field revealed in any mode, e.g. nationalId."
+    )
+    purpose: str | None = None
+    outcome: str | None = strawberry.field(default=None, description="ok, partial, denied, error.")
+    operation_type: str | None = strawberry.field(
+        default=None, description="query, mutation or cli."
+    )
+    since: datetime.datetime | None = strawberry.field(default=None, description="Inclusive.")
+    until: datetime.datetime | None = strawberry.field(default=None, description="Exclusive.")
+    within_days: int | None = strawberry.field(
+        default=None, description="Only the last N days (server time); combines with since."
+    )
+
+
+@strawberry.type
+class AuditEventEdge:
+    cursor: str
+    node: AuditEvent
+
+
+@strawberry.type(description="Audit events, newest first.")
+class AuditEventConnection:
+    edges: list[AuditEventEdge]
+    nodes: list[AuditEvent]
+    page_info: PageInfo
+    total_count: int
