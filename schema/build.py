@@ -13,13 +13,23 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from schema.campaigns import CampaignMutation, CampaignQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
+from schema.imports import ImportMutation
+from schema.loyalty import LoyaltyMutation
+from schema.orders import OrderMutation, OrderQuery
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
-QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery)
-MUTATION_TYPES: tuple[type, ...] = (CustomerMutation,)
+QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, OrderQuery, CampaignQuery)
+MUTATION_TYPES: tuple[type, ...] = (
+    CustomerMutation,
+    OrderMutation,
+    LoyaltyMutation,
+    CampaignMutation,
+    ImportMutation,
+)
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)

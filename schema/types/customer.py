@@ -7,8 +7,14 @@ import datetime
 from typing import Any
 
 import strawberry
+from strawberry.types import Info
 
+from schema.context import GraphQLContext
+from schema.orders import order_connection
 from schema.types.common import PageInfo
+from schema.types.loyalty import Loyalty
+from schema.types.order import OrderConnection
+from server.order.repository import OrderFilter
 
 # GraphQL field name → domain field name, for fields whose names differ.
 GRAPHQL_TO_DOMAIN = {
@@ -29,7 +35,7 @@ GRAPHQL_TO_DOMAIN = {
     "upgradeIntent": "upgrade_intent",
     "preferredChannel": "preferred_channel",
 }
-COMPUTED = frozenset({"id", "__typename"})
+COMPUTED = frozenset({"id", "__typename", "orders", "loyalty"})
 
 
 def domain_fields(graphql_names: set[str]) -> set[str]:
@@ -86,6 +92,30 @@ class Customer:
     phone_verified_at: datetime.datetime | None = _field("phone_verified_at")
     email_verified_at: datetime.datetime | None = _field("email_verified_at")
     reviewed_at: datetime.datetime | None = _field("reviewed_at")
+
+    @strawberry.field(description="This customer's orders, oldest first.")
+    async def orders(
+        self,
+        root: strawberry.Parent[Any],
+        info: Info[GraphQLContext, None],
+        first: int = 20,
+        after: str | None = None,
+    ) -> OrderConnection:
+        return await order_connection(info, OrderFilter(customer_id=root.id), first, after)
+
+    @strawberry.field(description="Points balance, member level, ledger and referral count.")
+    async def loyalty(
+        self, root: strawberry.Parent[Any], info: Info[GraphQLContext, None]
+    ) -> Loyalty:
+        ctx = info.context
+        summary = await ctx.services.loyalty.summary(ctx.session, ctx.caller, root.id)
+        return Loyalty(
+            customer_id=summary.customer_id,
+            balance=summary.balance,
+            earned=summary.earned,
+            level=summary.level,
+            referral_count=summary.referral_count,
+        )
 
 
 @strawberry.type
