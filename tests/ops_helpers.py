@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+
+from server.app import AppState
+from server.data.models import Consent, Customer
 from tests.conftest import Api
 
 CREATE_PRODUCT = """
@@ -88,3 +93,26 @@ async def move(api: Api, token: str, order_id: str, *statuses: str) -> dict[str,
         result = body["data"]["updateOrderStatus"]
         assert result["__typename"] == "OrderSaved", result
     return result
+
+
+async def grant_consent(
+    state: AppState, customer_id: uuid.UUID, purpose: str, *, withdrawn: bool = False
+) -> None:
+    """Consents are recorded by their own mutations elsewhere; tests write the row."""
+    now = datetime.now(UTC)
+    async with state.sessions() as session, session.begin():
+        session.add(
+            Consent(
+                customer_id=customer_id,
+                purpose=purpose,
+                granted_at=now - timedelta(days=30),
+                withdrawn_at=now - timedelta(days=1) if withdrawn else None,
+                source="test",
+                recorded_by="test:seeder",
+            )
+        )
+
+
+async def update_customer(state: AppState, customer_id: uuid.UUID, **values: Any) -> None:
+    async with state.sessions() as session, session.begin():
+        await session.execute(update(Customer).where(Customer.id == customer_id).values(**values))

@@ -85,7 +85,7 @@ async def test_order_totals_are_exact_decimals(api: Api, state: AppState) -> Non
     )
     assert result["__typename"] == "OrderSaved", result
     order = result["order"]
-    # 3 × 19.99 + 3 × 0.10: 60.27 exactly (binary floats would give 60.269999…).
+    # 3 x 19.99 + 3 x 0.10: 60.27 exactly (binary floats would give 60.269999…).
     assert order["total"] == "60.27"
     assert order["costTotal"] == "37.23"
     assert [i["lineTotal"] for i in order["items"]] == ["59.97", "0.30"]
@@ -93,7 +93,8 @@ async def test_order_totals_are_exact_decimals(api: Api, state: AppState) -> Non
     assert order["timeline"] == [{"status": "created", "actor": "agent-1", "trackingNote": None}]
     async with state.sessions() as session:
         stored = await session.get(Order, uuid.UUID(order["id"]))
-    assert stored is not None and str(stored.total) == "60.27"
+    assert stored is not None
+    assert str(stored.total) == "60.27"
 
 
 async def test_status_moves_along_the_machine_with_a_timeline(api: Api, state: AppState) -> None:
@@ -183,7 +184,8 @@ async def test_bad_order_input_is_refused_and_writes_nothing(api: Api, state: Ap
     ]
     for items, code in cases:
         result = await make_order(api, agent, customer, items)
-        assert result["__typename"] == "UserError" and result["code"] == code, (items, result)
+        assert result["__typename"] == "UserError", items
+        assert result["code"] == code, (items, result)
     assert await _order_count(state) == (0, 0)
 
 

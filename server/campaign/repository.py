@@ -78,7 +78,7 @@ def segment_predicates(segment: Segment) -> list[ColumnElement[bool]]:
                 .where(
                     OrderItem.customer_id == Customer.id,
                     OrderItem.product_id == segment.never_bought_product_id,
-                    Order.status != "cancelled",
+                    Order.status.in_(SPENDING_STATUSES),
                 )
             )
         )
