@@ -120,7 +120,7 @@ async def _import(
     from server.auth.principal import Principal
     from server.authz.authorizer import Authorizer
     from server.data.engine import create_engine, create_session_factory
-    from server.imports.reader import count_rows, read_rows
+    from server.imports.reader import count_rows, open_rows
     from server.services import Services
     from server.vault import LocalKeyring
 
@@ -131,11 +131,10 @@ async def _import(
     principal = Principal(subject=IMPORT_SYSTEM_SUBJECT, roles=("system",))
     recorder = AuditRecorder(principal)
     total = count_rows(path)
-    header, rows = read_rows(path)
     try:
         async with sessions() as session, session.begin():
             await Authorizer().ensure_seeded(session)
-            with progress_bar() as bar:
+            with open_rows(path) as (header, rows), progress_bar() as bar:
                 task = bar.add_task(f"importing {kind}", total=total)
 
                 def advance(done: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ def _rows(header: list[str], cells: Iterator[tuple[int, list[Any]]]) -> Iterator
 
 def count_rows(path: Path) -> int | None:
     """Data rows for the progress bar (None when the file does not say cheaply)."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
+    check_file(path)
+    if path.suffix.lower() == ".csv":
         with path.open("rb") as handle:
             return max(sum(1 for _ in handle) - 1, 0)
     from openpyxl import load_workbook
@@ -59,54 +60,36 @@ def count_rows(path: Path) -> int | None:
         workbook.close()
 
 
-def read_rows(path: Path) -> tuple[list[str], Iterator[SourceRow]]:
-    """The header and a lazy iterator over data rows."""
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED:
+def check_file(path: Path) -> None:
+    if path.suffix.lower() not in SUPPORTED:
         raise ValidationError("import files are .csv or .xlsx", code="UNSUPPORTED_FILE")
     if not path.is_file():
         raise ValidationError("the import file does not exist", code="FILE_NOT_FOUND")
-    if suffix == ".csv":
-        return _read_csv(path)
-    return _read_xlsx(path)
 
 
-def _read_csv(path: Path) -> tuple[list[str], Iterator[SourceRow]]:
-    handle = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.reader(handle)
-    try:
-        header = [header_name(h) for h in next(reader)]
-    except StopIteration:
-        handle.close()
-        raise ValidationError("the file is empty", code="EMPTY_FILE") from None
-
-    def cells() -> Iterator[tuple[int, list[Any]]]:
-        try:
-            for row in reader:
-                yield reader.line_num, list(row)
-        finally:
-            handle.close()
-
-    return header, _rows(header, cells())
-
-
-def _read_xlsx(path: Path) -> tuple[list[str], Iterator[SourceRow]]:
+@contextmanager
+def open_rows(path: Path) -> Iterator[tuple[list[str], Iterator[SourceRow]]]:
+    """The header and a lazy iterator over data rows; the file closes on leaving."""
+    check_file(path)
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = _header(next(reader, None))
+            cells = ((reader.line_num, list(row)) for row in reader)
+            yield header, _rows(header, cells)
+        return
     from openpyxl import load_workbook
 
     workbook = load_workbook(path, read_only=True, data_only=True)
-    sheet = workbook.worksheets[0]
-    rows = sheet.iter_rows(values_only=True)
     try:
-        header = [header_name(h) for h in next(rows)]
-    except StopIteration:
+        rows = workbook.worksheets[0].iter_rows(values_only=True)
+        header = _header(next(rows, None))
+        yield header, _rows(header, ((n, list(r)) for n, r in enumerate(rows, start=2)))
+    finally:
         workbook.close()
-        raise ValidationError("the file is empty", code="EMPTY_FILE") from None
 
-    def cells() -> Iterator[tuple[int, list[Any]]]:
-        try:
-            for number, row in enumerate(rows, start=2):
-                yield number, list(row)
-        finally:
-            workbook.close()
 
-    return header, _rows(header, cells())
+def _header(first: Any) -> list[str]:
+    if first is None:
+        raise ValidationError("the file is empty", code="EMPTY_FILE")
+    return [header_name(h) for h in first]
