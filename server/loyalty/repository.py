@@ -39,6 +39,11 @@ class LoyaltyRepository:
         )
         return int(await self.session.scalar(stmt) or 0)
 
+    async def last_entry_id(self, customer_id: uuid.UUID) -> uuid.UUID | None:
+        return await self.session.scalar(
+            select(func.max(LoyaltyEntry.id)).where(LoyaltyEntry.customer_id == customer_id)
+        )
+
     async def earned(self, customer_id: uuid.UUID) -> int:
         stmt = select(func.coalesce(func.sum(LoyaltyEntry.points), 0)).where(
             LoyaltyEntry.customer_id == customer_id, LoyaltyEntry.reason != "redeem"

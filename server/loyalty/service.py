@@ -106,8 +106,14 @@ class LoyaltyService:
             raise ConflictError(
                 f"not enough points: balance is {balance}", code="INSUFFICIENT_POINTS"
             )
+        # The ledger reads in id order: ids ascend strictly per customer, even for two
+        # entries made within one millisecond (ids are time-ordered only to the ms).
+        entry_id = new_id()
+        last = await repo.last_entry_id(customer_id)
+        if last is not None and entry_id <= last:
+            entry_id = uuid.UUID(int=last.int + 1)
         entry = LoyaltyEntry(
-            id=new_id(),
+            id=entry_id,
             customer_id=customer_id,
             at=self.now(),
             points=points,
