@@ -40,8 +40,12 @@ class LoyaltyRepository:
         return int(await self.session.scalar(stmt) or 0)
 
     async def last_entry_id(self, customer_id: uuid.UUID) -> uuid.UUID | None:
+        # PostgreSQL has no max(uuid): order and take one (the customer index serves it).
         return await self.session.scalar(
-            select(func.max(LoyaltyEntry.id)).where(LoyaltyEntry.customer_id == customer_id)
+            select(LoyaltyEntry.id)
+            .where(LoyaltyEntry.customer_id == customer_id)
+            .order_by(LoyaltyEntry.id.desc())
+            .limit(1)
         )
 
     async def earned(self, customer_id: uuid.UUID) -> int:
