@@ -88,7 +88,9 @@ async def _seed_demo(settings: Settings, customers: int, seed: int, only_if_empt
                 )
         console.print(
             f"created {report.customers} customers, {report.orders} orders, "
-            f"{report.interactions} interactions, {report.complaints} complaints"
+            f"{report.interactions} interactions, {report.complaints} complaints, "
+            f"{report.referrals} referrals, {report.campaigns} campaigns with "
+            f"{report.campaign_recipients} recipients"
         )
         return report.customers
     finally:
