@@ -171,6 +171,7 @@ class ImportService:
         audit: AuditRecorder,
         changes: list[tuple[str, uuid.UUID, list[str]]],
     ) -> ImportReport:
+        report.rejected.sort(key=lambda r: r.row)
         if strict and report.rejected:
             await outer.rollback()
             report.written = False
@@ -180,7 +181,6 @@ class ImportService:
         await outer.commit()
         for object_type, record_id, fields in changes:
             audit.change(object_type, "import", record_id, fields)
-        report.rejected.sort(key=lambda r: r.row)
         return report
 
     # Customers ------------------------------------------------------------------------
