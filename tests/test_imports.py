@@ -4,6 +4,7 @@ validation, a report of every rejected row, nothing written for rejected rows.""
 from __future__ import annotations
 
 import csv
+import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,11 +18,19 @@ from server.app import AppState
 from server.cli import _import
 from server.clock import FixedClock
 from server.config import Settings
-from server.data.models import AuditAccess, AuditEvent, Customer, Order, OrderItem
+from server.customer.repository import CustomerRepository
+from server.data.models import (
+    AuditAccess,
+    AuditEvent,
+    Customer,
+    CustomerKey,
+    Order,
+    OrderItem,
+)
 from server.imports.service import ImportReport
 from server.vault.normalise import national_id_check_char
 from tests.conftest import Api
-from tests.factories import make_customer
+from tests.factories import customer_data, make_customer
 from tests.ops_helpers import make_product, manager
 
 
@@ -263,3 +272,31 @@ async def test_graphql_import_customers(api: Api, state: AppState) -> None:
     # The manager's team owns the upload, so the new file is in their scope.
     found = await _find_phone(api, "13700000001")
     assert found == {"name": "王芳", "region": "杭州"}
+
+
+async def test_a_batch_the_database_refuses_lands_not_at_all(state: AppState) -> None:
+    report = ImportReport("customers")
+
+    async def write() -> None:
+        sealed = state.services.customers.seal_new(customer_data(), owner_id=None, team=None)
+        await CustomerRepository(session).add(sealed.customer, sealed.key)
+        # A data key for a customer that does not exist: the database refuses the batch.
+        session.add(CustomerKey(customer_id=uuid.uuid4(), wrapped_dek=b"x", kek_version=1))
+        await session.flush()
+
+    async with state.sessions() as session, session.begin():
+        landed = await state.services.imports.land_batch(session, report, [2, 3], write)
+    assert landed is False
+    assert [r.row for r in report.rejected] == [2, 3]
+    assert report.accepted == 0
+    assert await _count(state, Customer) == 0
+
+
+async def test_overlong_plain_values_are_rejected_per_row(
+    state: AppState, settings: Settings, tmp_path: Path
+) -> None:
+    rows = [["Ok", "13900000001", "北京"], ["Long", "13900000002", "x" * 65]]
+    path = write_csv(tmp_path / "c.csv", ["name", "phone", "region"], rows)
+    report = await _import(settings, "customers", path, batch_size=10, strict=False)
+    assert _reasons(report) == [(3, "region is longer than 64 characters")]
+    assert await _count(state, Customer) == 1

@@ -85,6 +85,8 @@ class CampaignService:
         scope = owned_scope(caller, "campaign", "create")
         if not name.strip() or len(name) > 200:
             raise ValidationError("name must be 1 to 200 characters")
+        if channel is not None and not 1 <= len(channel) <= 16:
+            raise ValidationError("channel is 1 to 16 characters")
         if product_id is not None and not await ProductRepository(session).by_ids([product_id]):
             raise NotFoundError("product not found")
         repo = CampaignRepository(session)

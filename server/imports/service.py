@@ -66,6 +66,12 @@ FULL_ORDER_COLUMNS = frozenset(
     {"customer_ref", "product_sku", "quantity", "unit_price", "date", "order_ref", "status"}
 )
 DEFAULT_BATCH = 500
+PLAIN_LIMITS = {
+    c.name: c.type.length
+    for c in Customer.__table__.columns
+    if c.name in CUSTOMER_COLUMNS and isinstance(getattr(c.type, "length", None), int)
+}
+ORDER_REF_LIMIT = 64
 IMPORT_CHANNEL = "import"
 
 
@@ -141,7 +147,7 @@ class ImportService:
         self.vault = vault
         self.now = now
 
-    async def _land(
+    async def land_batch(
         self,
         session: AsyncSession,
         report: ImportReport,
@@ -291,7 +297,7 @@ class ImportService:
                     ],
                 )
 
-            if await self._land(session, report, [n for n, _ in landing], write):
+            if await self.land_batch(session, report, [n for n, _ in landing], write):
                 for _, s in landing:
                     report.created_ids.append(s.customer.id)
                     changes.append(("customer", s.customer.id, s.sealed_fields))
@@ -310,6 +316,12 @@ class ImportService:
         if birthday is not None:
             born = cell_instant(birthday, "birthday").date()
         text = {k: cell_text(v) for k, v in values.items()}
+        for name, value in text.items():
+            # Plain columns have a length limit the database enforces (PostgreSQL): refuse
+            # the row here rather than let one long value sink its whole batch.
+            limit = PLAIN_LIMITS.get(name)
+            if limit is not None and len(value) > limit:
+                raise ValidationError(f"{name} is longer than {limit} characters")
         owner = text.pop("owner_id", None) or default_owner
         team = text.pop("team", None) or default_team
         data = NewCustomer(**text, birthday=born, created_at=self.now())
@@ -474,7 +486,7 @@ class ImportService:
                 if events:
                     await session.execute(insert(OrderStatusEvent), events)
 
-            if await self._land(session, report, numbers, write):
+            if await self.land_batch(session, report, numbers, write):
                 for o in orders:
                     report.created_ids.append(o["id"])
                     changes.append(("order", o["id"], ["status", "total"]))
@@ -494,9 +506,11 @@ class ImportService:
         parsed: dict[str, Any] = {
             "ref": self._customer_ref(cell_text(v["customer_ref"])),
             "date": moment,
-            "order_ref": cell_text(v["order_ref"])[:64] if "order_ref" in v else None,
+            "order_ref": cell_text(v["order_ref"]) if "order_ref" in v else None,
             "status": cell_text(v.get("status", "delivered")).lower(),
         }
+        if parsed["order_ref"] is not None and len(parsed["order_ref"]) > ORDER_REF_LIMIT:
+            raise ValidationError(f"order_ref is longer than {ORDER_REF_LIMIT} characters")
         if parsed["status"] not in TRANSITIONS:
             raise ValidationError("status is not an order status")
         if minimal:

@@ -145,6 +145,8 @@ class OrderService:
         channel: str | None = None,
     ) -> uuid.UUID:
         scope = owned_scope(caller, "order", "create")
+        if channel is not None and not 1 <= len(channel) <= 16:
+            raise ValidationError("channel is 1 to 16 characters")
         if not items:
             raise ValidationError("an order needs at least one item")
         repo = OrderRepository(session)
