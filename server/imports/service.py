@@ -18,7 +18,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import String, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,10 +66,10 @@ FULL_ORDER_COLUMNS = frozenset(
     {"customer_ref", "product_sku", "quantity", "unit_price", "date", "order_ref", "status"}
 )
 DEFAULT_BATCH = 500
-PLAIN_LIMITS = {
+PLAIN_LIMITS: dict[str, int] = {
     c.name: c.type.length
     for c in Customer.__table__.columns
-    if c.name in CUSTOMER_COLUMNS and isinstance(getattr(c.type, "length", None), int)
+    if c.name in CUSTOMER_COLUMNS and isinstance(c.type, String) and c.type.length
 }
 ORDER_REF_LIMIT = 64
 IMPORT_CHANNEL = "import"
