@@ -70,7 +70,7 @@ def build_state(settings: Settings) -> AppState:
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
-        services=Services.build(keyring),
+        services=Services.build(keyring, settings=settings),
         schema=build_schema(
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_aliases,

@@ -127,7 +127,7 @@ async def _import(
     from server.vault import LocalKeyring
 
     keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
-    services = Services.build(keyring)
+    services = Services.build(keyring, settings=settings)
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
     principal = Principal(subject=IMPORT_SYSTEM_SUBJECT, roles=("system",))

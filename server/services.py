@@ -7,11 +7,12 @@ from datetime import datetime
 
 from server.authz.authorizer import Authorizer
 from server.campaign.service import CampaignService
-from server.care.service import CareService
+from server.care.service import CareRules, CareService, parse_holidays
 from server.clock import Clock
+from server.config import Settings
 from server.customer.service import CustomerService
 from server.imports.service import ImportService
-from server.loyalty.service import LoyaltyService
+from server.loyalty.service import LoyaltyRules, LoyaltyService
 from server.order.service import OrderService
 from server.vault import Vault
 from server.vault.keyring import KeyProvider
@@ -42,11 +43,31 @@ class Services:
         self.imports = ImportService(self.customers, self.vault, now)
 
     @classmethod
-    def build(cls, keys: KeyProvider, clock: Clock | None = None) -> Services:
+    def build(
+        cls, keys: KeyProvider, clock: Clock | None = None, settings: Settings | None = None
+    ) -> Services:
         vault = Vault(keys)
-        return cls(
+        services = cls(
             vault=vault,
             authorizer=Authorizer(),
             customers=CustomerService(vault),
             clock=clock or Clock(),
+        )
+        if settings is not None:
+            services.configure(settings)
+        return services
+
+    def configure(self, settings: Settings) -> None:
+        """Business rules from settings (`CUSTOS_LOYALTY_*`, `CUSTOS_CARE_*`)."""
+        self.loyalty.rules = LoyaltyRules(
+            points_per_currency_unit=settings.loyalty_points_per_unit,
+            referral_bonus=settings.loyalty_referral_bonus,
+            level_basis=settings.loyalty_level_basis,
+            thresholds=LoyaltyRules.parse_levels(settings.loyalty_levels),
+        )
+        self.care.rules = CareRules(
+            new_customer_days=settings.care_new_customer_days,
+            new_customer_cadence_days=settings.care_new_cadence_days,
+            established_cadence_days=settings.care_established_cadence_days,
+            holidays=parse_holidays(settings.care_holidays),
         )

@@ -5,9 +5,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 from server.app import AppState
+from server.config import Settings
+from server.errors import ConfigError
 from server.loyalty.service import LoyaltyRules
+from server.services import Services
+from server.vault import LocalKeyring
 from tests.conftest import Api
 from tests.factories import make_customer
 from tests.ops_helpers import make_order, make_product, manager, move
@@ -174,3 +181,31 @@ async def test_referrals_set_referred_by_count_and_bonus(api: Api, state: AppSta
     assert analyst["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     mgr = await api.gql(LOYALTY, {"id": str(stranger)}, token=manager(api))
     assert mgr["data"]["customer"]["referredById"] is None
+
+
+def test_rules_come_from_settings(keyring_path: Path, tmp_path: Path) -> None:
+    settings = Settings(
+        keyring=keyring_path,
+        state_dir=tmp_path,
+        loyalty_points_per_unit=Decimal("1"),
+        loyalty_referral_bonus=50,
+        loyalty_level_basis="spend",
+        loyalty_levels="member:0, vip:500.50",
+        care_new_cadence_days=3,
+        care_holidays="02-29 Leap Day; 10-01 National Day",
+    )
+    services = Services.build(LocalKeyring.load(keyring_path, create=True), settings=settings)
+    rules = services.loyalty.rules
+    assert rules.points_for(Decimal("19.99")) == 19
+    assert rules.referral_bonus == 50
+    assert rules.level_for(Decimal("500.49")) == "member"
+    assert rules.level_for(Decimal("500.50")) == "vip"
+    assert services.care.rules.new_customer_cadence_days == 3
+    assert services.care.rules.holidays == ((2, 29, "Leap Day"), (10, 1, "National Day"))
+    bad_settings = [
+        Settings(keyring=keyring_path, state_dir=tmp_path, loyalty_levels="gold:10,silver:5"),
+        Settings(keyring=keyring_path, state_dir=tmp_path, care_holidays="13-01 Nope"),
+    ]
+    for bad in bad_settings:
+        with pytest.raises(ConfigError):
+            Services.build(LocalKeyring.load(keyring_path, create=True), settings=bad)

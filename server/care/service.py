@@ -20,7 +20,7 @@ from server.caller import Caller
 from server.care.repository import CareRepository
 from server.customer.owned import owned_scope
 from server.data.base import DataClass
-from server.errors import ValidationError, VaultError
+from server.errors import ConfigError, ValidationError, VaultError
 from server.vault import FieldRef, Vault
 
 
@@ -40,6 +40,20 @@ class CareRules:
             (12, 25, "Christmas"),
         )
     )
+
+
+def parse_holidays(text: str) -> tuple[tuple[int, int, str], ...]:
+    """`01-01 New Year's Day;10-01 National Day` → ((1, 1, "New Year's Day"), ...)."""
+    holidays: list[tuple[int, int, str]] = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        when, _, name = part.partition(" ")
+        try:
+            month, day = (int(x) for x in when.split("-"))
+            date(2000, month, day)  # a leap year: 02-29 is a valid holiday
+        except ValueError:
+            raise ConfigError(f"holiday {part!r} is not 'MM-DD name'") from None
+        holidays.append((month, day, name.strip() or when))
+    return tuple(holidays)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +18,7 @@ from server.caller import Caller
 from server.customer.owned import owned_scope
 from server.data.base import new_id
 from server.data.models import LoyaltyEntry, Order, Referral
-from server.errors import ConflictError, NotFoundError, ValidationError
+from server.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from server.loyalty.repository import LoyaltyRepository
 from server.order.repository import OrderRepository
 
@@ -44,6 +44,21 @@ class LoyaltyRules:
             ("platinum", Decimal(20000)),
         )
     )
+
+    @staticmethod
+    def parse_levels(text: str) -> tuple[tuple[str, Decimal], ...]:
+        """`bronze:0,silver:1000`: names with ascending thresholds."""
+        levels: list[tuple[str, Decimal]] = []
+        for part in text.split(","):
+            name, _, threshold = part.strip().partition(":")
+            try:
+                value = Decimal(threshold)
+            except InvalidOperation:
+                raise ConfigError(f"member level {name!r} needs a numeric threshold") from None
+            if not name or (levels and value <= levels[-1][1]):
+                raise ConfigError("member levels are name:threshold with ascending thresholds")
+            levels.append((name, value))
+        return tuple(levels)
 
     def level_for(self, measure: Decimal) -> str | None:
         level = None
