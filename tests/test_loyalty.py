@@ -209,3 +209,16 @@ def test_rules_come_from_settings(keyring_path: Path, tmp_path: Path) -> None:
     for bad in bad_settings:
         with pytest.raises(ConfigError):
             Services.build(LocalKeyring.load(keyring_path, create=True), settings=bad)
+
+
+async def test_loyalty_is_denied_at_its_path_without_the_policy(api: Api, state: AppState) -> None:
+    customer = await make_customer(state, owner_id="agent-1", team="east")
+    support = api.token("support", subject="sam")
+    body = await api.gql(
+        "query($id: ID!) { customer(id: $id) { id loyalty { balance } } }",
+        {"id": str(customer)},
+        token=support,
+    )
+    assert body["data"]["customer"] == {"id": str(customer), "loyalty": None}
+    assert body["errors"][0]["path"] == ["customer", "loyalty"]
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"

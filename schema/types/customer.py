@@ -93,20 +93,26 @@ class Customer:
     email_verified_at: datetime.datetime | None = _field("email_verified_at")
     reviewed_at: datetime.datetime | None = _field("reviewed_at")
 
-    @strawberry.field(description="This customer's orders, oldest first.")
+    @strawberry.field(
+        description="This customer's orders, oldest first; null and FORBIDDEN "
+        "at its path without order access."
+    )
     async def orders(
         self,
         root: strawberry.Parent[Any],
         info: Info[GraphQLContext, None],
         first: int = 20,
         after: str | None = None,
-    ) -> OrderConnection:
+    ) -> OrderConnection | None:
         return await order_connection(info, OrderFilter(customer_id=root.id), first, after)
 
-    @strawberry.field(description="Points balance, member level, ledger and referral count.")
+    @strawberry.field(
+        description="Points, member level, ledger and referral count; null and "
+        "FORBIDDEN at its path without loyalty access."
+    )
     async def loyalty(
         self, root: strawberry.Parent[Any], info: Info[GraphQLContext, None]
-    ) -> Loyalty:
+    ) -> Loyalty | None:
         ctx = info.context
         summary = await ctx.services.loyalty.summary(ctx.session, ctx.caller, root.id)
         return Loyalty(
