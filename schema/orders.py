@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
-from schema.selection import selected_names
+from schema.selection import selected_names, top_level_names
 from schema.types.common import (
     PageInfo,
     UserError,
@@ -64,8 +64,9 @@ async def order_connection(
         after=decode_cursor(after),
         with_items="items" in selected,
         with_timeline="timeline" in selected,
+        with_total="totalCount" in top_level_names(info),
     )
-    return OrderConnection.build(page.views, page.has_next_page, after)
+    return OrderConnection.build(page.views, page.has_next_page, after, page.total_count)
 
 
 async def _saved(info: Ctx, order_id: uuid.UUID) -> OrderSaved:

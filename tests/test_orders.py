@@ -198,10 +198,14 @@ async def test_orders_follow_the_customer_row_scope(api: Api, state: AppState) -
     their_order = (await make_order(api, mgr, theirs, [{"productId": tea, "quantity": 2}]))["order"]
     agent = api.token("agent", subject="agent-1", team="east")
 
-    listed = await api.gql("{ orders { nodes { id } } }", token=agent)
+    listed = await api.gql("{ orders { totalCount nodes { id } } }", token=agent)
     assert [n["id"] for n in listed["data"]["orders"]["nodes"]] == [my_order["id"]]
-    team = await api.gql("{ orders { nodes { id } } }", token=mgr)
+    assert listed["data"]["orders"]["totalCount"] == 1
+    team = await api.gql("{ orders { totalCount nodes { id } } }", token=mgr)
     assert len(team["data"]["orders"]["nodes"]) == 2
+    assert team["data"]["orders"]["totalCount"] == 2
+    paid = await api.gql('{ orders(filter: {status: "paid"}) { totalCount } }', token=mgr)
+    assert paid["data"]["orders"]["totalCount"] == 0
 
     hidden = await api.gql(
         "query($id: ID!) { order(id: $id) { id } }", {"id": their_order["id"]}, token=agent

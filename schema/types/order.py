@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
+from typing import cast
 
 import strawberry
 
@@ -132,10 +133,11 @@ class OrderConnection:
     edges: list[OrderEdge]
     nodes: list[Order]
     page_info: PageInfo
+    total_count: int = strawberry.field(description="Orders matching the filter in scope.")
 
     @classmethod
     def build(
-        cls, views: list[OrderView], has_next_page: bool, after: str | None
+        cls, views: list[OrderView], has_next_page: bool, after: str | None, total: int | None
     ) -> OrderConnection:
         nodes = [Order.from_view(v) for v in views]
         edges = [OrderEdge(cursor=encode_cursor(uuid.UUID(str(n.id))), node=n) for n in nodes]
@@ -148,6 +150,7 @@ class OrderConnection:
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
             ),
+            total_count=cast(int, total),
         )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.customer.repository import filter_predicates
@@ -80,17 +80,22 @@ class OrderRepository:
         self.session.add_all([*items, event])
         await self.session.flush()
 
-    async def add_many(self, orders: Sequence[Order], items: Sequence[OrderItem]) -> None:
-        self.session.add_all(orders)
-        await self.session.flush()
-        if items:
-            self.session.add_all(items)
-            await self.session.flush()
-
     async def get(self, order_id: uuid.UUID, scope: ColumnElement[bool]) -> Order | None:
         return await self.session.scalar(
             select(Order).where(Order.id == order_id, visible_customer_ids(scope))
         )
+
+    def _matching(self, scope: ColumnElement[bool], flt: OrderFilter) -> list[ColumnElement[bool]]:
+        conditions = [visible_customer_ids(scope)]
+        if flt.customer_id is not None:
+            conditions.append(Order.customer_id == flt.customer_id)
+        if flt.status is not None:
+            conditions.append(Order.status == flt.status)
+        if flt.ordered_from is not None:
+            conditions.append(Order.ordered_at >= flt.ordered_from)
+        if flt.ordered_to is not None:
+            conditions.append(Order.ordered_at < flt.ordered_to)
+        return conditions
 
     async def page(
         self,
@@ -100,19 +105,15 @@ class OrderRepository:
         after: uuid.UUID | None,
         limit: int,
     ) -> Sequence[Order]:
-        stmt = select(Order).where(visible_customer_ids(scope))
-        if flt.customer_id is not None:
-            stmt = stmt.where(Order.customer_id == flt.customer_id)
-        if flt.status is not None:
-            stmt = stmt.where(Order.status == flt.status)
-        if flt.ordered_from is not None:
-            stmt = stmt.where(Order.ordered_at >= flt.ordered_from)
-        if flt.ordered_to is not None:
-            stmt = stmt.where(Order.ordered_at < flt.ordered_to)
+        stmt = select(Order).where(*self._matching(scope, flt))
         if after is not None:
             stmt = stmt.where(Order.id > after)
         stmt = stmt.order_by(Order.id).limit(limit + 1)
         return (await self.session.scalars(stmt)).all()
+
+    async def count(self, *, scope: ColumnElement[bool], flt: OrderFilter) -> int:
+        stmt = select(func.count()).select_from(Order).where(*self._matching(scope, flt))
+        return int(await self.session.scalar(stmt) or 0)
 
     async def items_for(self, order_ids: Collection[uuid.UUID]) -> Sequence[OrderItem]:
         if not order_ids:

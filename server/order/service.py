@@ -75,6 +75,7 @@ class OrderView:
 class OrderPage:
     views: list[OrderView]
     has_next_page: bool
+    total_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,11 +280,14 @@ class OrderService:
         after: uuid.UUID | None,
         with_items: bool,
         with_timeline: bool,
+        with_total: bool = False,
     ) -> OrderPage:
         scope = owned_scope(caller, "order", "read")
-        rows = await OrderRepository(session).page(scope=scope, flt=flt, after=after, limit=first)
+        repo = OrderRepository(session)
+        rows = await repo.page(scope=scope, flt=flt, after=after, limit=first)
+        total = await repo.count(scope=scope, flt=flt) if with_total else None
         views = await self._views(session, caller, rows[:first], with_items, with_timeline)
-        return OrderPage(views, len(rows) > first)
+        return OrderPage(views, len(rows) > first, total)
 
     async def _views(
         self,
