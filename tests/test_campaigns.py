@@ -73,13 +73,15 @@ async def test_recipients_need_active_marketing_consent(api: Api, state: AppStat
         "no_consent": await make_customer(state, owner_id="agent-1", team="east"),
         "analytics_only": await make_customer(state, owner_id="agent-1", team="east"),
         "erased": await make_customer(state, owner_id="agent-1", team="east"),
+        "merged": await make_customer(state, owner_id="agent-1", team="east"),
         "other_team": await make_customer(state, owner_id="agent-3", team="west"),
     }
-    for name in ("consented", "erased", "other_team"):
+    for name in ("consented", "erased", "merged", "other_team"):
         await grant_consent(state, people[name], "marketing")
     await grant_consent(state, people["withdrawn"], "marketing", withdrawn=True)
     await grant_consent(state, people["analytics_only"], "analytics")
     await update_customer(state, people["erased"], erased_at=datetime.now(UTC))
+    await update_customer(state, people["merged"], merged_into_id=people["consented"])
 
     created = await _campaign(api, {})
     assert created["__typename"] == "CampaignCreated", created

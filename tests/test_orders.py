@@ -252,3 +252,21 @@ async def test_customer_orders_page_through(api: Api, state: AppState) -> None:
     rest = second["data"]["customer"]["orders"]
     assert [n["id"] for n in page["nodes"] + rest["nodes"]] == ids
     assert rest["pageInfo"]["hasNextPage"] is False
+
+
+async def test_customer_list_with_orders_and_loyalty(api: Api, state: AppState) -> None:
+    customers = [await make_customer(state, owner_id="agent-1", team="east") for _ in range(4)]
+    tea = await make_product(api, "TEA-1", "19.99", "12.34")
+    agent = api.token("agent", subject="agent-1", team="east")
+    order = await make_order(api, agent, customers[1], [{"productId": tea, "quantity": 1}])
+    await move(api, agent, order["order"]["id"], "paid")
+    body = await api.gql(
+        "{ customers(first: 10) { nodes { id loyalty { balance } "
+        "orders { totalCount nodes { total } } } } }",
+        token=agent,
+    )
+    assert "errors" not in body
+    nodes = {n["id"]: n for n in body["data"]["customers"]["nodes"]}
+    assert nodes[str(customers[1])]["loyalty"] == {"balance": 1}
+    assert nodes[str(customers[1])]["orders"] == {"totalCount": 1, "nodes": [{"total": "19.99"}]}
+    assert nodes[str(customers[0])]["orders"]["totalCount"] == 0
