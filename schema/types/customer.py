@@ -4,9 +4,11 @@ the caller may not read raises FORBIDDEN at its own path when resolved."""
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import uuid
+from typing import Any, cast
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
@@ -14,6 +16,7 @@ from schema.orders import order_connection
 from schema.types.common import PageInfo
 from schema.types.loyalty import Loyalty
 from schema.types.order import OrderConnection
+from server.loyalty.service import LoyaltySummary
 from server.order.repository import OrderFilter
 
 # GraphQL field name → domain field name, for fields whose names differ.
@@ -51,6 +54,19 @@ def _value(name: str) -> Any:
 
 def _field(name: str, description: str | None = None) -> Any:
     return strawberry.field(resolver=_value(name), description=description)
+
+
+def loyalty_loader(ctx: GraphQLContext) -> DataLoader[uuid.UUID, LoyaltySummary | None]:
+    """One loader per request: a page of customers asks for loyalty in one batch."""
+    loader = ctx.loaders.get("loyalty")
+    if loader is None:
+
+        async def load(ids: list[uuid.UUID]) -> list[LoyaltySummary | None]:
+            found = await ctx.services.loyalty.summaries(ctx.session, ctx.caller, ids)
+            return [found.get(i) for i in ids]
+
+        loader = ctx.loaders["loyalty"] = DataLoader(load_fn=load)
+    return cast(DataLoader[uuid.UUID, LoyaltySummary | None], loader)
 
 
 @strawberry.type(description="A customer file as the caller may see it.")
@@ -113,8 +129,9 @@ class Customer:
     async def loyalty(
         self, root: strawberry.Parent[Any], info: Info[GraphQLContext, None]
     ) -> Loyalty | None:
-        ctx = info.context
-        summary = await ctx.services.loyalty.summary(ctx.session, ctx.caller, root.id)
+        summary = await loyalty_loader(info.context).load(root.id)
+        if summary is None:
+            return None
         return Loyalty(
             customer_id=summary.customer_id,
             balance=summary.balance,

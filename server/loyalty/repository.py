@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.customer.repository import filter_predicates
 from server.data.models import Customer, LoyaltyEntry, Order, Referral
 
 SPENDING_STATUSES = ("paid", "shipped", "delivered")
@@ -78,10 +79,35 @@ class LoyaltyRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def level(self, customer_id: uuid.UUID) -> str | None:
-        return await self.session.scalar(
-            select(Customer.member_level).where(Customer.id == customer_id)
+    async def levels(
+        self, ids: Collection[uuid.UUID], scope: ColumnElement[bool]
+    ) -> dict[uuid.UUID, str | None]:
+        """Member levels of the live customers among `ids` inside the scope: the keys are
+        exactly the visible customers."""
+        rows = await self.session.execute(
+            select(Customer.id, Customer.member_level).where(
+                Customer.id.in_(list(ids)), scope, *filter_predicates(None)
+            )
         )
+        return {row.id: row.member_level for row in rows}
+
+    async def points(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
+        """(balance, lifetime earned) per customer, one grouped query."""
+        earned = case((LoyaltyEntry.reason != "redeem", LoyaltyEntry.points), else_=0)
+        rows = await self.session.execute(
+            select(LoyaltyEntry.customer_id, func.sum(LoyaltyEntry.points), func.sum(earned))
+            .where(LoyaltyEntry.customer_id.in_(list(ids)))
+            .group_by(LoyaltyEntry.customer_id)
+        )
+        return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+
+    async def referral_counts(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
+        rows = await self.session.execute(
+            select(Referral.customer_id, func.count())
+            .where(Referral.customer_id.in_(list(ids)))
+            .group_by(Referral.customer_id)
+        )
+        return {row[0]: int(row[1]) for row in rows}
 
     async def entries(
         self, customer_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
@@ -91,10 +117,6 @@ class LoyaltyRepository:
             stmt = stmt.where(LoyaltyEntry.id > after)
         stmt = stmt.order_by(LoyaltyEntry.id).limit(limit + 1)
         return (await self.session.scalars(stmt)).all()
-
-    async def referral_count(self, customer_id: uuid.UUID) -> int:
-        stmt = select(func.count()).select_from(Referral).where(Referral.customer_id == customer_id)
-        return int(await self.session.scalar(stmt) or 0)
 
     async def referral_of(self, referred_id: uuid.UUID) -> Referral | None:
         return await self.session.scalar(

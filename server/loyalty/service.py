@@ -7,7 +7,7 @@ serialised and the second sees the first one's entry: the balance cannot be over
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
@@ -230,17 +230,33 @@ class LoyaltyService:
     async def summary(
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID
     ) -> LoyaltySummary:
-        await self._visible(session, caller, customer_id, "read", "loyalty")
-        repo = LoyaltyRepository(session)
-        summary = LoyaltySummary(
-            customer_id=customer_id,
-            balance=await repo.balance(customer_id),
-            earned=await repo.earned(customer_id),
-            level=await repo.level(customer_id),
-            referral_count=await repo.referral_count(customer_id),
-        )
-        caller.audit.read("loyalty", [customer_id], {"balance": "clear", "level": "clear"})
+        summary = (await self.summaries(session, caller, [customer_id])).get(customer_id)
+        if summary is None:
+            raise NotFoundError("customer not found")
         return summary
+
+    async def summaries(
+        self, session: AsyncSession, caller: Caller, customer_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, LoyaltySummary]:
+        """Loyalty of many customers in three grouped queries (a page of customers asks
+        once, not once per row); ids outside the caller's scope are absent."""
+        scope = owned_scope(caller, "loyalty", "read")
+        repo = LoyaltyRepository(session)
+        levels = await repo.levels(customer_ids, scope)
+        points = await repo.points(levels)
+        referrals = await repo.referral_counts(levels)
+        summaries = {
+            cid: LoyaltySummary(
+                customer_id=cid,
+                balance=points.get(cid, (0, 0))[0],
+                earned=points.get(cid, (0, 0))[1],
+                level=level,
+                referral_count=referrals.get(cid, 0),
+            )
+            for cid, level in levels.items()
+        }
+        caller.audit.read("loyalty", summaries, {"balance": "clear", "level": "clear"})
+        return summaries
 
     async def entries(
         self,
