@@ -19,10 +19,14 @@ from strawberry.tools import merge_types
 
 from schema.access import AccessMutation, AccessQuery
 from schema.audit import AuditQuery
+from schema.campaigns import CampaignMutation, CampaignQuery
 from schema.complaints import ComplaintMutation, ComplaintQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
+from schema.imports import ImportMutation
 from schema.interactions import InteractionMutation, InteractionQuery
+from schema.loyalty import LoyaltyMutation
+from schema.orders import OrderMutation, OrderQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.viewer import ViewerQuery
 
@@ -35,6 +39,8 @@ QUERY_TYPES: tuple[type, ...] = (
     ComplaintQuery,
     InteractionQuery,
     AuditQuery,
+    OrderQuery,
+    CampaignQuery,
 )
 MUTATION_TYPES: tuple[type, ...] = (
     CustomerMutation,
@@ -42,6 +48,10 @@ MUTATION_TYPES: tuple[type, ...] = (
     PrivacyMutation,
     ComplaintMutation,
     InteractionMutation,
+    OrderMutation,
+    LoyaltyMutation,
+    CampaignMutation,
+    ImportMutation,
 )
 
 

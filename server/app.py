@@ -267,11 +267,12 @@ async def _execute(
                 if format_error(e)["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
             ]
             for error in unexpected:
+                # Type and frames only: an exception's message may quote a value.
+                assert error.original_error is not None
                 log.error(
-                    "unexpected error request_id=%s type=%s",
+                    "unexpected error request_id=%s %s",
                     request_id,
-                    type(error.original_error).__name__,
-                    exc_info=error.original_error,
+                    describe_unexpected(error.original_error),
                 )
             if unexpected and context.operation_type == "mutation":
                 # A mutation that failed unexpectedly changes nothing at all.

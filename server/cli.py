@@ -6,7 +6,8 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,6 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from server.config import Settings, load_settings
 from server.errors import CustosError
+
+if TYPE_CHECKING:
+    from server.imports.service import ImportReport
 
 app = typer.Typer(help="Custos: privacy-first customer management.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -84,7 +88,9 @@ async def _seed_demo(settings: Settings, customers: int, seed: int, only_if_empt
                 )
         console.print(
             f"created {report.customers} customers, {report.orders} orders, "
-            f"{report.interactions} interactions, {report.complaints} complaints"
+            f"{report.interactions} interactions, {report.complaints} complaints, "
+            f"{report.referrals} referrals, {report.campaigns} campaigns with "
+            f"{report.campaign_recipients} recipients"
         )
         return report.customers
     finally:
@@ -102,6 +108,116 @@ def demo(
     settings = _settings()
     upgrade_to_head(settings.database_url)
     _run(_seed_demo(settings, customers, seed, only_if_empty=False))
+
+
+import_app = typer.Typer(help="Import customers or orders from a .csv or .xlsx file.")
+app.add_typer(import_app, name="import")
+IMPORT_SYSTEM_SUBJECT = "system:import"
+
+
+async def _import(
+    settings: Settings, kind: str, path: Path, batch_size: int, strict: bool
+) -> ImportReport:
+    from server.audit.recorder import AuditRecorder
+    from server.auth.principal import Principal
+    from server.authz.authorizer import Authorizer
+    from server.data.engine import create_engine, create_session_factory
+    from server.imports.reader import count_rows, open_rows
+    from server.services import Services
+    from server.vault import LocalKeyring
+
+    keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
+    services = Services.build(keyring, settings=settings)
+    engine = create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    principal = Principal(subject=IMPORT_SYSTEM_SUBJECT, roles=("system",))
+    recorder = AuditRecorder(principal)
+    total = count_rows(path)
+    try:
+        async with sessions() as session, session.begin():
+            await Authorizer().ensure_seeded(session)
+            with open_rows(path) as (header, rows), progress_bar() as bar:
+                task = bar.add_task(f"importing {kind}", total=total)
+
+                def advance(done: int) -> None:
+                    bar.update(task, completed=done)
+
+                if kind == "customers":
+                    report = await services.imports.import_customers(
+                        session,
+                        header,
+                        rows,
+                        audit=recorder,
+                        batch_size=batch_size,
+                        strict=strict,
+                        progress=advance,
+                    )
+                else:
+                    report = await services.imports.import_orders(
+                        session,
+                        header,
+                        rows,
+                        audit=recorder,
+                        batch_size=batch_size,
+                        strict=strict,
+                        progress=advance,
+                    )
+            # One audited CLI action: its event commits in the same transaction as the rows.
+            await recorder.commit(
+                session,
+                operation_type="cli",
+                operation_name=f"import {kind}",
+                query=None,
+                outcome="ok" if not report.rejected else "partial",
+            )
+        return report
+    finally:
+        await engine.dispose()
+
+
+def _import_command(kind: str, path: Path, batch_size: int, strict: bool) -> None:
+    from rich.table import Table
+
+    from server.data.migrate import upgrade_to_head
+
+    settings = _settings()
+    upgrade_to_head(settings.database_url)
+    report = _run(_import(settings, kind, path, batch_size, strict))
+    if report.rejected:
+        table = Table("row", "reason", title=f"{len(report.rejected)} rejected rows")
+        for rejected in report.rejected:
+            table.add_row(str(rejected.row), rejected.reason)
+        console.print(table)
+    if not report.written:
+        console.print(f"[red]strict:[/red] {len(report.rejected)} bad rows, nothing was imported")
+        raise typer.Exit(1)
+    console.print(f"imported {report.accepted} {kind}, rejected {len(report.rejected)} rows")
+
+
+BatchOption = Annotated[
+    int, typer.Option("--batch-size", min=1, max=10_000, help="Rows per all-or-nothing batch.")
+]
+StrictOption = Annotated[
+    bool, typer.Option("--strict", help="Import nothing at all if any row is bad.")
+]
+FileArgument = Annotated[Path, typer.Argument(help="A .csv or .xlsx file with a header row.")]
+
+
+@import_app.command("customers")
+def import_customers(
+    file: FileArgument, batch_size: BatchOption = 500, strict: StrictOption = False
+) -> None:
+    """Import customer files; bad and duplicate rows are reported and skipped."""
+    _import_command("customers", file, batch_size, strict)
+
+
+@import_app.command("orders")
+def import_orders(
+    file: FileArgument, batch_size: BatchOption = 500, strict: StrictOption = False
+) -> None:
+    """Import orders: full rows (customer_ref, product_sku, quantity, date, ...) or the
+    minimal analytical format (customer_ref, date, amount)."""
+    _import_command("orders", file, batch_size, strict)
 
 
 @app.command()

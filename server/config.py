@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -78,6 +79,20 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = Field(default=1000, ge=0)
     # Where dev-generated state (JWT secret) lives when not given.
     state_dir: Path = DEFAULT_STATE_DIR
+    # Loyalty: points per currency unit of a paid order, referral bonus, member levels
+    # ("name:threshold" ascending) measured on lifetime points or on spend.
+    loyalty_points_per_unit: Decimal = Field(default=Decimal("0.1"), ge=0)
+    loyalty_referral_bonus: int = Field(default=200, ge=0)
+    loyalty_level_basis: Literal["points", "spend"] = "points"
+    loyalty_levels: str = "bronze:0,silver:1000,gold:5000,platinum:20000"
+    # Care queue: contact cadence in days and the holiday table ("MM-DD name;...").
+    care_new_customer_days: int = Field(default=90, ge=0)
+    care_new_cadence_days: int = Field(default=7, ge=1)
+    care_established_cadence_days: int = Field(default=30, ge=1)
+    care_holidays: str = (
+        "01-01 New Year's Day;03-08 Women's Day;05-01 Labour Day;"
+        "06-01 Children's Day;10-01 National Day;12-25 Christmas"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -11,17 +11,20 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
+from server.campaign.repository import CampaignRepository, Segment
 from server.complaint.service import Resolution, apply_move
 from server.complaint.states import ComplaintMove, ComplaintStatus, legal_paths_to
 from server.complaint.states import target as complaint_target
+from server.customer.repository import CustomerFilter
 from server.customer.service import CustomerService, NewCustomer
 from server.data.base import new_id
 from server.data.models import (
+    Campaign,
     Complaint,
     ComplaintEvent,
     Consent,
@@ -33,7 +36,9 @@ from server.data.models import (
     OrderItem,
     OrderStatusEvent,
     Product,
+    Referral,
 )
+from server.loyalty.service import LoyaltyRules
 from server.service_levels import ServiceLevels
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.normalise import luhn_is_valid, national_id_check_char
@@ -165,6 +170,10 @@ class DemoReport:
     interactions: int = 0
     complaints: int = 0
     complaint_states: dict[str, int] = field(default_factory=dict)
+    referrals: int = 0
+    campaigns: int = 0
+    campaign_recipients: int = 0
+    member_levels: dict[str, int] = field(default_factory=dict)
 
 
 def _phone(rng: random.Random, index: int) -> str:
@@ -206,6 +215,14 @@ class DemoBuilder:
         self.customers = CustomerService(vault)
         self.rng = random.Random(seed)
         self.now = now or datetime.now(UTC)
+        self.loyalty_rules = LoyaltyRules()
+        # Per customer of this run: points balance, lifetime points earned, latest live order.
+        self.balances: dict[uuid.UUID, int] = {}
+        self.earned: dict[uuid.UUID, int] = {}
+        self.last_order: dict[uuid.UUID, tuple[uuid.UUID, Decimal]] = {}
+        self.created: list[uuid.UUID] = []
+        self.referrers: set[uuid.UUID] = set()
+        self._last_ledger_id: uuid.UUID | None = None
 
     async def products(self, session: AsyncSession) -> list[Product]:
         existing = (await session.scalars(select(Product))).all()
@@ -255,10 +272,97 @@ class DemoBuilder:
                     await self._flush(session, rows)
                     if progress:
                         progress(n + 1)
+        await self._referral_levels(session, report)
+        await self._campaigns(session, products, report, recorder)
+        for level in (await session.scalars(select(Customer.member_level))).all():
+            key = level or "none"
+            report.member_levels[key] = report.member_levels.get(key, 0) + 1
         await recorder.commit(
             session, operation_type="cli", operation_name="demo", query=None, outcome="ok"
         )
         return report
+
+    async def _referral_levels(self, session: AsyncSession, report: DemoReport) -> None:
+        """Referral bonuses change the referrers' points after their own purchases, so
+        their member level is set once all customers exist."""
+        rows = [
+            {"id": cid, "member_level": self.loyalty_rules.level_for(Decimal(points))}
+            for cid, points in self.earned.items()
+            if cid in self.referrers
+        ]
+        if rows:
+            await session.execute(update(Customer), rows)
+
+    async def _campaigns(
+        self,
+        session: AsyncSession,
+        products: list[Product],
+        report: DemoReport,
+        recorder: AuditRecorder,
+    ) -> None:
+        """Two campaigns for new products, recipients chosen by the same SQL as the API
+        (so only customers with active marketing consent), some responses and sales."""
+        repo = CampaignRepository(session)
+        new_products = [p for p in products if p.is_new]
+        segments = [
+            (
+                "Autumn launch: " + new_products[0].name,
+                new_products[0],
+                Segment(
+                    CustomerFilter(region=REGIONS[0][0]),
+                    bought_category=new_products[0].category,
+                    never_bought_product_id=new_products[0].id,
+                ),
+            ),
+            (
+                "VIP preview: " + new_products[1].name,
+                new_products[1],
+                Segment(CustomerFilter(tier="high"), never_bought_product_id=new_products[1].id),
+            ),
+        ]
+        for name, product, segment in segments:
+            campaign = Campaign(
+                id=new_id(),
+                name=name,
+                product_id=product.id,
+                segment={
+                    k: v
+                    for k, v in {
+                        "region": segment.customers.region,
+                        "tier": segment.customers.tier,
+                        "bought_category": segment.bought_category,
+                        "never_bought_product_id": str(segment.never_bought_product_id),
+                    }.items()
+                    if v is not None
+                },
+                channel="wechat",
+                status="active",
+                created_at=self.now - timedelta(days=14),
+                created_by="system:demo",
+            )
+            await repo.add(campaign)
+            recipients = []
+            for cid in await repo.select_recipients(true(), segment):
+                responded = self.rng.random() < 0.3
+                order = self.last_order.get(cid) if responded and self.rng.random() < 0.3 else None
+                recipients.append(
+                    {
+                        "id": new_id(),
+                        "campaign_id": campaign.id,
+                        "customer_id": cid,
+                        "added_at": campaign.created_at,
+                        "responded_at": campaign.created_at + timedelta(days=2)
+                        if responded
+                        else None,
+                        "converted_at": campaign.created_at + timedelta(days=5) if order else None,
+                        "order_id": order[0] if order else None,
+                        "revenue": order[1] if order else None,
+                    }
+                )
+            await repo.add_recipients(recipients)
+            recorder.change("campaign", "create", campaign.id, ["name", "segment", "recipients"])
+            report.campaigns += 1
+            report.campaign_recipients += len(recipients)
 
     async def _flush(
         self, session: AsyncSession, rows: dict[type[Any], list[dict[str, Any]]]
@@ -270,6 +374,7 @@ class DemoBuilder:
             Order,
             OrderItem,
             OrderStatusEvent,
+            Referral,
             LoyaltyEntry,
             Interaction,
             Complaint,
@@ -278,6 +383,15 @@ class DemoBuilder:
             if rows.get(model):
                 await session.execute(insert(model), rows[model])
         rows.clear()
+
+    def _ledger_id(self) -> uuid.UUID:
+        """Ledger ids strictly ascend, so `balance_after` reads in id order even for
+        entries made within one millisecond (ids are time-ordered only to the ms)."""
+        candidate = new_id()
+        if self._last_ledger_id is not None and candidate <= self._last_ledger_id:
+            candidate = uuid.UUID(int=self._last_ledger_id.int + 1)
+        self._last_ledger_id = candidate
+        return candidate
 
     def _seal(self, key: DataKey, table: str, column: str, row_id: uuid.UUID, value: str) -> bytes:
         return self.vault.seal(key, FieldRef(table, column, row_id), value)
@@ -342,6 +456,40 @@ class DemoBuilder:
             )
         values["phone_verified_at"] = created if rng.random() < 0.7 else None
         values["email_verified_at"] = created if rng.random() < 0.5 else None
+        # About one customer in eight was referred by an earlier one; the referrer earns
+        # the referral bonus when the referred customer joins.
+        if self.created and rng.random() < 0.125:
+            referrer = rng.choice(self.created)
+            referral_id = new_id()
+            values["referred_by_id"] = referrer
+            bonus = self.loyalty_rules.referral_bonus
+            rows.setdefault(Referral, []).append(
+                {
+                    "id": referral_id,
+                    "customer_id": referrer,
+                    "referred_customer_id": cid,
+                    "at": created,
+                    "bonus_points": bonus,
+                }
+            )
+            self.balances[referrer] = self.balances.get(referrer, 0) + bonus
+            self.earned[referrer] = self.earned.get(referrer, 0) + bonus
+            rows.setdefault(LoyaltyEntry, []).append(
+                {
+                    "id": self._ledger_id(),
+                    "customer_id": referrer,
+                    "at": created,
+                    "points": bonus,
+                    "reason": "referral",
+                    "order_id": None,
+                    "referral_id": referral_id,
+                    "balance_after": self.balances[referrer],
+                    "actor": "system:demo",
+                }
+            )
+            self.referrers.add(referrer)
+            report.referrals += 1
+        self.created.append(cid)
         rows.setdefault(Customer, []).append(values)
         rows.setdefault(CustomerKey, []).append(
             {
@@ -368,8 +516,12 @@ class DemoBuilder:
                     }
                 )
         balance = 0
-        for _ in range(rng.choice([0, 1, 2, 3, 4, 6, 8, 12])):
-            ordered = created + timedelta(days=rng.randrange(0, max(1, (self.now - created).days)))
+        span = max(1, (self.now - created).days)
+        order_dates = sorted(
+            created + timedelta(days=rng.randrange(0, span))
+            for _ in range(rng.choice([0, 1, 2, 3, 4, 6, 8, 12]))
+        )
+        for ordered in order_dates:
             order_id = new_id()
             total = Decimal(0)
             cost = Decimal(0)
@@ -424,11 +576,11 @@ class DemoBuilder:
                     }
                 )
             if status in ("paid", "shipped", "delivered"):
-                points = int(total // 10)
+                points = self.loyalty_rules.points_for(total)
                 balance += points
                 rows.setdefault(LoyaltyEntry, []).append(
                     {
-                        "id": new_id(),
+                        "id": self._ledger_id(),
                         "customer_id": cid,
                         "at": ordered,
                         "points": points,
@@ -439,7 +591,12 @@ class DemoBuilder:
                         "actor": "system:demo",
                     }
                 )
+            if status in ("paid", "shipped", "delivered"):
+                self.last_order[cid] = (order_id, total)
             report.orders += 1
+        self.balances[cid] = balance
+        self.earned[cid] = balance
+        values["member_level"] = self.loyalty_rules.level_for(Decimal(balance))
         for _ in range(rng.randrange(0, 6)):
             occurred = created + timedelta(days=rng.randrange(0, max(1, (self.now - created).days)))
             interaction_id = new_id()

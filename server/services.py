@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from server.audit.service import AuditService
 from server.authz.authorizer import Authorizer
 from server.authz.service import AccessAdminService
+from server.campaign.service import CampaignService
+from server.care.service import CareRules, CareService, parse_holidays
 from server.clock import Clock
 from server.complaint.service import ComplaintService
 from server.config import Settings
 from server.customer.service import CustomerService
+from server.imports.service import ImportService
 from server.interaction.service import InteractionService
+from server.loyalty.service import LoyaltyRules, LoyaltyService
+from server.order.service import OrderService
 from server.privacy.service import PrivacyService
 from server.service_levels import ServiceLevels
 from server.vault import Vault
@@ -29,6 +35,23 @@ class Services:
     complaints: ComplaintService
     interactions: InteractionService
     audit: AuditService
+    loyalty: LoyaltyService = field(init=False)
+    orders: OrderService = field(init=False)
+    campaigns: CampaignService = field(init=False)
+    care: CareService = field(init=False)
+    imports: ImportService = field(init=False)
+
+    def __post_init__(self) -> None:
+        # These services read the time through this object, so swapping `services.clock`
+        # for a FixedClock moves them too.
+        def now() -> datetime:
+            return self.clock.now()
+
+        self.loyalty = LoyaltyService(now)
+        self.orders = OrderService(now, self.loyalty)
+        self.campaigns = CampaignService(now)
+        self.care = CareService(self.vault, now)
+        self.imports = ImportService(self.customers, self.vault, now)
 
     @classmethod
     def build(
@@ -38,7 +61,7 @@ class Services:
         authorizer = Authorizer()
         clock = clock or Clock()
         levels = ServiceLevels.from_settings(settings) if settings else ServiceLevels()
-        return cls(
+        services = cls(
             vault=vault,
             authorizer=authorizer,
             customers=CustomerService(vault, clock=clock, review_months=levels.review_months),
@@ -49,11 +72,28 @@ class Services:
             interactions=InteractionService(vault, clock, levels),
             audit=AuditService.build(keys),
         )
+        if settings is not None:
+            services.configure(settings)
+        return services
+
+    def configure(self, settings: Settings) -> None:
+        """Business rules from settings (`CUSTOS_LOYALTY_*`, `CUSTOS_CARE_*`)."""
+        self.loyalty.rules = LoyaltyRules(
+            points_per_currency_unit=settings.loyalty_points_per_unit,
+            referral_bonus=settings.loyalty_referral_bonus,
+            level_basis=settings.loyalty_level_basis,
+            thresholds=LoyaltyRules.parse_levels(settings.loyalty_levels),
+        )
+        self.care.rules = CareRules(
+            new_customer_days=settings.care_new_customer_days,
+            new_customer_cadence_days=settings.care_new_cadence_days,
+            established_cadence_days=settings.care_established_cadence_days,
+            holidays=parse_holidays(settings.care_holidays),
+        )
 
     def __setattr__(self, name: str, value: object) -> None:
-        # One clock for all: `services.clock = FixedClock(...)` moves every
-        # time-dependent service with it (deadlines, reviews), so tests control time.
-        # Any domain service with a `clock` attribute follows.
+        # One clock for all: `services.clock = FixedClock(...)` moves every service
+        # holding a `clock` attribute (deadlines, reviews, policy admin) with it.
         object.__setattr__(self, name, value)
         if name == "clock":
             for service in vars(self).values():

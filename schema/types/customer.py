@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime
 import enum
-from typing import Any
+import uuid
+from typing import Any, cast
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.orders import order_connection
 from schema.types.common import PageInfo
 from schema.types.consent import Consent, consent_loader
 from schema.types.interaction import (
@@ -19,6 +22,10 @@ from schema.types.interaction import (
     customer_interactions,
     customer_timeline,
 )
+from schema.types.loyalty import Loyalty
+from schema.types.order import OrderConnection
+from server.loyalty.service import LoyaltySummary
+from server.order.repository import OrderFilter
 
 # GraphQL field name → domain field name, for fields whose names differ.
 GRAPHQL_TO_DOMAIN = {
@@ -40,7 +47,9 @@ GRAPHQL_TO_DOMAIN = {
     "preferredChannel": "preferred_channel",
     "mergedIntoId": "merged_into_id",
 }
-COMPUTED = frozenset({"id", "__typename", "consents", "interactions", "timeline"})
+COMPUTED = frozenset(
+    {"id", "__typename", "consents", "interactions", "timeline", "orders", "loyalty"}
+)
 
 
 def domain_fields(graphql_names: set[str]) -> set[str]:
@@ -88,6 +97,19 @@ def _value(name: str) -> Any:
 
 def _field(name: str, description: str | None = None) -> Any:
     return strawberry.field(resolver=_value(name), description=description)
+
+
+def loyalty_loader(ctx: GraphQLContext) -> DataLoader[uuid.UUID, LoyaltySummary | None]:
+    """One loader per request: a page of customers asks for loyalty in one batch."""
+    loader = ctx.loaders.get("loyalty")
+    if loader is None:
+
+        async def load(ids: list[uuid.UUID]) -> list[LoyaltySummary | None]:
+            found = await ctx.services.loyalty.summaries(ctx.session, ctx.caller, ids)
+            return [found.get(i) for i in ids]
+
+        loader = ctx.loaders["loyalty"] = DataLoader(load_fn=load)
+    return cast(DataLoader[uuid.UUID, LoyaltySummary | None], loader)
 
 
 @strawberry.type(description="A customer file as the caller may see it.")
@@ -171,6 +193,37 @@ class Customer:
         self, root: strawberry.Parent[Any], info: Info[GraphQLContext, Any]
     ) -> list[Consent] | None:
         return await consent_loader(info).load(root.id)
+
+    @strawberry.field(
+        description="This customer's orders, oldest first; null and FORBIDDEN "
+        "at its path without order access."
+    )
+    async def orders(
+        self,
+        root: strawberry.Parent[Any],
+        info: Info[GraphQLContext, None],
+        first: int = 20,
+        after: str | None = None,
+    ) -> OrderConnection | None:
+        return await order_connection(info, OrderFilter(customer_id=root.id), first, after)
+
+    @strawberry.field(
+        description="Points, member level, ledger and referral count; null and "
+        "FORBIDDEN at its path without loyalty access."
+    )
+    async def loyalty(
+        self, root: strawberry.Parent[Any], info: Info[GraphQLContext, None]
+    ) -> Loyalty | None:
+        summary = await loyalty_loader(info.context).load(root.id)
+        if summary is None:
+            return None
+        return Loyalty(
+            customer_id=summary.customer_id,
+            balance=summary.balance,
+            earned=summary.earned,
+            level=summary.level,
+            referral_count=summary.referral_count,
+        )
 
 
 @strawberry.type

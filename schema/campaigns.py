@@ -1,0 +1,240 @@
+"""Campaign and care-queue root fields."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from typing import Annotated, Any, cast
+
+import strawberry
+from strawberry.types import Info
+
+from schema.context import GraphQLContext
+from schema.types.common import UserError, parse_id
+from server.campaign.repository import Segment
+from server.campaign.service import CampaignResults as Results
+from server.customer.repository import CustomerFilter
+from server.data.models import Campaign as CampaignRow
+from server.errors import ConflictError, NotFoundError, ValidationError
+
+Ctx = Info[GraphQLContext, None]
+EXPECTED = (ValidationError, ConflictError, NotFoundError)
+
+
+@strawberry.input(description="Customer-list filters plus purchase history; all must match.")
+class CampaignSegmentInput:
+    tier: str | None = None
+    lifecycle: str | None = None
+    need_type: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    owner_id: str | None = None
+    team: str | None = None
+    tag: str | None = None
+    created_from: datetime.datetime | None = None
+    created_to: datetime.datetime | None = None
+    bought_category: str | None = None
+    never_bought_product_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class CreateCampaignInput:
+    name: str
+    product_id: strawberry.ID | None = None
+    channel: str | None = None
+    segment: CampaignSegmentInput = strawberry.field(default_factory=CampaignSegmentInput)
+
+
+@strawberry.type
+class Campaign:
+    id: strawberry.ID
+    name: str
+    product_id: strawberry.ID | None
+    channel: str | None
+    status: str
+    created_at: datetime.datetime
+    created_by: str
+    segment: strawberry.scalars.JSON
+
+    @classmethod
+    def from_row(cls, row: CampaignRow) -> Campaign:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            product_id=strawberry.ID(str(row.product_id)) if row.product_id else None,
+            channel=row.channel,
+            status=row.status,
+            created_at=row.created_at,
+            created_by=row.created_by,
+            segment=cast(Any, row.segment),
+        )
+
+
+@strawberry.type
+class CampaignCreated:
+    campaign: Campaign
+    reach: int = strawberry.field(description="Recipients: the segment with marketing consent.")
+
+
+@strawberry.type(description="Rates are responses or conversions over reach (0 when empty).")
+class CampaignResults:
+    campaign_id: strawberry.ID
+    reach: int
+    responses: int
+    conversions: int
+    response_rate: decimal.Decimal
+    conversion_rate: decimal.Decimal
+    revenue: decimal.Decimal
+
+    @classmethod
+    def from_results(cls, r: Results) -> CampaignResults:
+        return cls(
+            campaign_id=strawberry.ID(str(r.campaign_id)),
+            reach=r.reach,
+            responses=r.responses,
+            conversions=r.conversions,
+            response_rate=r.response_rate,
+            conversion_rate=r.conversion_rate,
+            revenue=r.revenue,
+        )
+
+
+@strawberry.type
+class CampaignRecorded:
+    results: CampaignResults
+
+
+@strawberry.type(description="One reason to contact a customer soon.")
+class CareItem:
+    customer_id: strawberry.ID
+    reason: str = strawberry.field(
+        description="cadence, birthday, holiday, anniversary or complaint_follow_up."
+    )
+    due_on: datetime.date
+    detail: str
+
+
+CreateCampaignResult = Annotated[
+    CampaignCreated | UserError, strawberry.union("CreateCampaignResult")
+]
+CampaignRecordResult = Annotated[
+    CampaignRecorded | UserError, strawberry.union("CampaignRecordResult")
+]
+
+
+def _segment(value: CampaignSegmentInput) -> Segment:
+    return Segment(
+        customers=CustomerFilter(
+            **{
+                k: getattr(value, k)
+                for k in CustomerFilter.__dataclass_fields__
+                if hasattr(value, k)
+            }
+        ),
+        tag=value.tag,
+        bought_category=value.bought_category,
+        never_bought_product_id=parse_id(value.never_bought_product_id, "neverBoughtProductId")
+        if value.never_bought_product_id
+        else None,
+    )
+
+
+async def _results(info: Ctx, campaign_id: uuid.UUID) -> CampaignRecorded:
+    ctx = info.context
+    results = await ctx.services.campaigns.results(ctx.session, ctx.caller, campaign_id)
+    return CampaignRecorded(results=CampaignResults.from_results(results))
+
+
+@strawberry.type
+class CampaignQuery:
+    @strawberry.field(description="One campaign.")
+    async def campaign(self, info: Ctx, id: strawberry.ID) -> Campaign | None:
+        ctx = info.context
+        row = await ctx.services.campaigns.get(ctx.session, ctx.caller, parse_id(id))
+        return Campaign.from_row(row)
+
+    @strawberry.field(description="Reach, response and conversion rates, revenue.")
+    async def campaign_results(self, info: Ctx, id: strawberry.ID) -> CampaignResults | None:
+        ctx = info.context
+        results = await ctx.services.campaigns.results(ctx.session, ctx.caller, parse_id(id))
+        return CampaignResults.from_results(results)
+
+    @strawberry.field(
+        description="Who to contact within `days` and why: the owner's customers (default "
+        "the caller) inside the caller's row scope."
+    )
+    async def care_queue(
+        self, info: Ctx, owner_id: str | None = None, days: int = 7
+    ) -> list[CareItem]:
+        ctx = info.context
+        items = await ctx.services.care.queue(ctx.session, ctx.caller, owner_id=owner_id, days=days)
+        return [
+            CareItem(
+                customer_id=strawberry.ID(str(i.customer_id)),
+                reason=i.reason,
+                due_on=i.due_on,
+                detail=i.detail,
+            )
+            for i in items
+        ]
+
+
+@strawberry.type
+class CampaignMutation:
+    @strawberry.mutation(description="Create a campaign; recipients are chosen at once.")
+    async def create_campaign(self, info: Ctx, input: CreateCampaignInput) -> CreateCampaignResult:
+        ctx = info.context
+        try:
+            segment = _segment(input.segment)
+            product_id = parse_id(input.product_id, "productId") if input.product_id else None
+            async with ctx.session.begin_nested():
+                campaign, reach = await ctx.services.campaigns.create(
+                    ctx.session,
+                    ctx.caller,
+                    name=input.name,
+                    product_id=product_id,
+                    segment=segment,
+                    channel=input.channel,
+                )
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return CampaignCreated(campaign=Campaign.from_row(campaign), reach=reach)
+
+    @strawberry.mutation(description="A recipient responded to the campaign.")
+    async def record_campaign_response(
+        self, info: Ctx, campaign_id: strawberry.ID, customer_id: strawberry.ID
+    ) -> CampaignRecordResult:
+        ctx = info.context
+        try:
+            cid = parse_id(campaign_id, "campaignId")
+            async with ctx.session.begin_nested():
+                await ctx.services.campaigns.record_response(
+                    ctx.session, ctx.caller, cid, parse_id(customer_id, "customerId")
+                )
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _results(info, cid)
+
+    @strawberry.mutation(description="A recipient bought: the order's total is the revenue.")
+    async def record_campaign_conversion(
+        self,
+        info: Ctx,
+        campaign_id: strawberry.ID,
+        customer_id: strawberry.ID,
+        order_id: strawberry.ID,
+    ) -> CampaignRecordResult:
+        ctx = info.context
+        try:
+            cid = parse_id(campaign_id, "campaignId")
+            async with ctx.session.begin_nested():
+                await ctx.services.campaigns.record_conversion(
+                    ctx.session,
+                    ctx.caller,
+                    cid,
+                    parse_id(customer_id, "customerId"),
+                    parse_id(order_id, "orderId"),
+                )
+        except EXPECTED as error:
+            return UserError.from_error(error)
+        return await _results(info, cid)

@@ -1,0 +1,81 @@
+"""`importCustomers`: a small spreadsheet upload as GraphQL rows, with the same row-by-row
+report as `custos import customers`."""
+
+from __future__ import annotations
+
+import datetime
+
+import strawberry
+from strawberry.types import Info
+
+from schema.context import GraphQLContext
+from server.imports.reader import SourceRow
+from server.imports.service import ImportReport as Report
+
+Ctx = Info[GraphQLContext, None]
+MAX_ROWS = 1000
+
+
+@strawberry.input(description="One customer row; row numbers in the report start at 1.")
+class ImportCustomerRowInput:
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    national_id: str | None = None
+    bank_card: str | None = None
+    address: str | None = None
+    birthday: datetime.date | None = None
+    gender: str | None = None
+    industry: str | None = None
+    company_size: str | None = None
+    region: str | None = None
+    occupation: str | None = None
+    source: str | None = None
+    owner_id: str | None = None
+    team: str | None = None
+    tier: str | None = None
+
+
+@strawberry.type
+class RejectedRow:
+    row: int
+    reason: str
+
+
+@strawberry.type(description="What an import did: counts, every rejected row and why.")
+class ImportReport:
+    accepted: int
+    rejected: list[RejectedRow]
+    written: bool = strawberry.field(
+        description="False when `strict` rolled everything back because a row was bad."
+    )
+    created_ids: list[strawberry.ID]
+
+    @classmethod
+    def from_report(cls, report: Report) -> ImportReport:
+        return cls(
+            accepted=report.accepted,
+            rejected=[RejectedRow(row=r.row, reason=r.reason) for r in report.rejected],
+            written=report.written,
+            created_ids=[strawberry.ID(str(i)) for i in report.created_ids],
+        )
+
+
+@strawberry.type
+class ImportMutation:
+    @strawberry.mutation(description="Import up to 1000 customers; needs import/create.")
+    async def import_customers(
+        self, info: Ctx, rows: list[ImportCustomerRowInput], strict: bool = False
+    ) -> ImportReport:
+        ctx = info.context
+        source = [
+            SourceRow(
+                number,
+                {k: v for k, v in vars(row).items() if v is not None and not k.startswith("_")},
+            )
+            for number, row in enumerate(rows, start=1)
+        ]
+        report = await ctx.services.imports.import_customers_as(
+            ctx.session, ctx.caller, source, strict=strict, max_rows=MAX_ROWS
+        )
+        return ImportReport.from_report(report)

@@ -1,0 +1,191 @@
+"""Products, orders, their items and tracking timeline. Money is a Decimal scalar,
+rendered as a string so no client ever sees a float."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from typing import cast
+
+import strawberry
+
+from schema.types.common import PageInfo, encode_cursor
+from server.data.models import OrderItem as OrderItemRow
+from server.data.models import OrderStatusEvent as OrderStatusEventRow
+from server.data.models import Product as ProductRow
+from server.order.service import OrderView
+
+
+@strawberry.type(description="A product; prices and costs are exact decimals.")
+class Product:
+    id: strawberry.ID
+    sku: str
+    name: str
+    category: str
+    unit_price: decimal.Decimal
+    unit_cost: decimal.Decimal
+    is_new: bool
+    launched_at: datetime.datetime | None
+
+    @classmethod
+    def from_row(cls, row: ProductRow) -> Product:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            sku=row.sku,
+            name=row.name,
+            category=row.category,
+            unit_price=row.unit_price,
+            unit_cost=row.unit_cost,
+            is_new=row.is_new,
+            launched_at=row.launched_at,
+        )
+
+
+@strawberry.type
+class ProductEdge:
+    cursor: str
+    node: Product
+
+
+@strawberry.type
+class ProductConnection:
+    edges: list[ProductEdge]
+    nodes: list[Product]
+    page_info: PageInfo
+
+
+@strawberry.type
+class OrderItem:
+    id: strawberry.ID
+    product_id: strawberry.ID
+    quantity: int
+    unit_price: decimal.Decimal
+    unit_cost: decimal.Decimal
+    line_total: decimal.Decimal
+
+    @classmethod
+    def from_row(cls, row: OrderItemRow) -> OrderItem:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            product_id=strawberry.ID(str(row.product_id)),
+            quantity=row.quantity,
+            unit_price=row.unit_price,
+            unit_cost=row.unit_cost,
+            line_total=row.line_total,
+        )
+
+
+@strawberry.type(description="One step of an order's tracking timeline.")
+class OrderStatusEvent:
+    status: str
+    at: datetime.datetime
+    actor: str
+    tracking_note: str | None
+
+    @classmethod
+    def from_row(cls, row: OrderStatusEventRow) -> OrderStatusEvent:
+        return cls(status=row.status, at=row.at, actor=row.actor, tracking_note=row.tracking_note)
+
+
+@strawberry.type(description="An order; totals are computed by the server from its items.")
+class Order:
+    id: strawberry.ID
+    customer_id: strawberry.ID
+    ordered_at: datetime.datetime
+    status: str = strawberry.field(
+        description="created, paid, shipped, delivered, cancelled or returned."
+    )
+    channel: str | None
+    currency: str
+    total: decimal.Decimal
+    cost_total: decimal.Decimal
+    external_ref: str | None
+    items: list[OrderItem]
+    timeline: list[OrderStatusEvent]
+
+    @classmethod
+    def from_view(cls, view: OrderView) -> Order:
+        o = view.order
+        return cls(
+            id=strawberry.ID(str(o.id)),
+            customer_id=strawberry.ID(str(o.customer_id)),
+            ordered_at=o.ordered_at,
+            status=o.status,
+            channel=o.channel,
+            currency=o.currency,
+            total=o.total,
+            cost_total=o.cost_total,
+            external_ref=o.external_ref,
+            items=[OrderItem.from_row(i) for i in view.items],
+            timeline=[OrderStatusEvent.from_row(e) for e in view.timeline],
+        )
+
+
+@strawberry.type
+class OrderEdge:
+    cursor: str
+    node: Order
+
+
+@strawberry.type
+class OrderConnection:
+    edges: list[OrderEdge]
+    nodes: list[Order]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Orders matching the filter in scope.")
+
+    @classmethod
+    def build(
+        cls, views: list[OrderView], has_next_page: bool, after: str | None, total: int | None
+    ) -> OrderConnection:
+        nodes = [Order.from_view(v) for v in views]
+        edges = [OrderEdge(cursor=encode_cursor(uuid.UUID(str(n.id))), node=n) for n in nodes]
+        return cls(
+            edges=edges,
+            nodes=nodes,
+            page_info=PageInfo(
+                has_next_page=has_next_page,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=cast(int, total),
+        )
+
+
+@strawberry.input
+class OrderFilterInput:
+    customer_id: strawberry.ID | None = None
+    status: str | None = None
+    ordered_from: datetime.datetime | None = None
+    ordered_to: datetime.datetime | None = None
+
+
+@strawberry.input
+class CreateProductInput:
+    sku: str
+    name: str
+    category: str
+    unit_price: decimal.Decimal
+    unit_cost: decimal.Decimal
+    is_new: bool = False
+
+
+@strawberry.input
+class OrderItemInput:
+    product_id: strawberry.ID
+    quantity: int
+    unit_price: decimal.Decimal | None = strawberry.field(
+        default=None, description="Defaults to the product's unit price."
+    )
+
+
+@strawberry.type
+class ProductCreated:
+    product: Product
+
+
+@strawberry.type
+class OrderSaved:
+    order: Order

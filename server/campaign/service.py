@@ -1,0 +1,182 @@
+"""Campaigns: promote a product to a segment of customers who consented to marketing,
+then record responses and conversions and report the results."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.caller import Caller
+from server.campaign.repository import CampaignRepository, CampaignTotals, Segment
+from server.customer.owned import owned_scope
+from server.data.base import new_id
+from server.data.models import Campaign
+from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from server.order.repository import OrderRepository, ProductRepository
+
+RATE = Decimal("0.0001")
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignResults:
+    campaign_id: uuid.UUID
+    reach: int
+    responses: int
+    conversions: int
+    response_rate: Decimal
+    conversion_rate: Decimal
+    revenue: Decimal
+
+
+def rate(part: int, whole: int) -> Decimal:
+    """part / whole to four decimals; an empty campaign has rate 0, not an error."""
+    if whole == 0:
+        return Decimal("0.0000")
+    return (Decimal(part) / Decimal(whole)).quantize(RATE)
+
+
+def results_of(campaign_id: uuid.UUID, totals: CampaignTotals) -> CampaignResults:
+    return CampaignResults(
+        campaign_id=campaign_id,
+        reach=totals.reach,
+        responses=totals.responses,
+        conversions=totals.conversions,
+        response_rate=rate(totals.responses, totals.reach),
+        conversion_rate=rate(totals.conversions, totals.reach),
+        revenue=totals.revenue.quantize(Decimal("0.01")),
+    )
+
+
+def _segment_json(segment: Segment) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in segment.customers.__dataclass_fields__:
+        value = getattr(segment.customers, name)
+        if value is not None:
+            values[name] = value.isoformat() if isinstance(value, datetime) else value
+    for name in ("tag", "bought_category", "never_bought_product_id"):
+        value = getattr(segment, name)
+        if value is not None:
+            values[name] = str(value)
+    return values
+
+
+class CampaignService:
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self.now = now
+
+    async def create(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        name: str,
+        product_id: uuid.UUID | None,
+        segment: Segment,
+        channel: str | None = None,
+    ) -> tuple[Campaign, int]:
+        """Store the campaign and its recipients: the segment within the caller's row
+        scope, only customers with active marketing consent, never erased or merged ones."""
+        scope = owned_scope(caller, "campaign", "create")
+        if not name.strip() or len(name) > 200:
+            raise ValidationError("name must be 1 to 200 characters")
+        if channel is not None and not 1 <= len(channel) <= 16:
+            raise ValidationError("channel is 1 to 16 characters")
+        if product_id is not None and not await ProductRepository(session).by_ids([product_id]):
+            raise NotFoundError("product not found")
+        repo = CampaignRepository(session)
+        now = self.now()
+        campaign = Campaign(
+            id=new_id(),
+            name=name.strip(),
+            product_id=product_id,
+            segment=_segment_json(segment),
+            channel=channel,
+            status="active",
+            created_at=now,
+            created_by=caller.principal.subject,
+        )
+        await repo.add(campaign)
+        recipients = await repo.select_recipients(scope, segment)
+        await repo.add_recipients(
+            [
+                {"id": new_id(), "campaign_id": campaign.id, "customer_id": cid, "added_at": now}
+                for cid in recipients
+            ]
+        )
+        caller.audit.change("campaign", "create", campaign.id, ["name", "segment", "recipients"])
+        return campaign, len(recipients)
+
+    async def _recipient_in_scope(
+        self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID, customer_id: uuid.UUID
+    ) -> Any:
+        scope = owned_scope(caller, "campaign", "update")
+        if not await OrderRepository(session).customer_visible(customer_id, scope):
+            raise NotFoundError("customer not found")
+        recipient = await CampaignRepository(session).recipient(campaign_id, customer_id)
+        if recipient is None:
+            raise NotFoundError("this customer is not a recipient of the campaign")
+        return recipient
+
+    async def record_response(
+        self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID, customer_id: uuid.UUID
+    ) -> None:
+        recipient = await self._recipient_in_scope(session, caller, campaign_id, customer_id)
+        if recipient.responded_at is None:
+            await CampaignRepository(session).update_recipient(
+                recipient.id, responded_at=self.now()
+            )
+        caller.audit.change("campaign_recipient", "update", recipient.id, ["responded_at"])
+
+    async def record_conversion(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        campaign_id: uuid.UUID,
+        customer_id: uuid.UUID,
+        order_id: uuid.UUID,
+    ) -> None:
+        recipient = await self._recipient_in_scope(session, caller, campaign_id, customer_id)
+        repo = CampaignRepository(session)
+        order = await repo.order(order_id)
+        if order is None or order.customer_id != customer_id:
+            raise NotFoundError("order not found for this customer")
+        if order.status in ("cancelled", "returned"):
+            raise ConflictError(
+                f"a {order.status} order is not a conversion", code="ORDER_NOT_CONVERTIBLE"
+            )
+        if recipient.converted_at is not None:
+            raise ConflictError("this recipient already converted", code="ALREADY_CONVERTED")
+        now = self.now()
+        await repo.update_recipient(
+            recipient.id,
+            responded_at=recipient.responded_at or now,
+            converted_at=now,
+            order_id=order_id,
+            revenue=order.total,
+        )
+        caller.audit.change(
+            "campaign_recipient", "update", recipient.id, ["converted_at", "order_id", "revenue"]
+        )
+
+    async def get(self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID) -> Campaign:
+        if not caller.access.allows("campaign", "read"):
+            caller.audit.deny("campaign", "read", campaign_id)
+            raise ForbiddenError("not allowed to read campaigns")
+        campaign = await CampaignRepository(session).get(campaign_id)
+        if campaign is None:
+            raise NotFoundError("campaign not found")
+        caller.audit.read("campaign", [campaign_id], {"name": "clear", "segment": "clear"})
+        return campaign
+
+    async def results(
+        self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID
+    ) -> CampaignResults:
+        await self.get(session, caller, campaign_id)
+        totals = await CampaignRepository(session).totals(campaign_id)
+        return results_of(campaign_id, totals)

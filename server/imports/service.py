@@ -1,0 +1,575 @@
+"""Spreadsheet imports of customers and orders, validated row by row.
+
+Landing rule (documented in the README): rows are validated one by one and rejected rows
+are reported (row number and reason, never the value) and excluded. The valid rows of each
+batch of N are written inside a savepoint, so a batch lands whole or not at all; if the
+database refuses a batch, all its rows are reported and nothing of it stays. With
+`strict`, one rejected row rolls back the whole file. The audit records only rows that
+landed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import String, insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.audit.recorder import AuditRecorder
+from server.caller import Caller
+from server.customer.service import (
+    BLIND_INDEXED,
+    NORMALISERS,
+    CustomerService,
+    NewCustomer,
+    SealedCustomer,
+)
+from server.data.base import new_id
+from server.data.models import Customer, Order, OrderItem, OrderStatusEvent
+from server.errors import ForbiddenError, ValidationError, VaultError
+from server.imports.reader import SourceRow
+from server.imports.repository import ImportRepository
+from server.order.repository import OrderRepository, ProductRepository
+from server.order.service import TRANSITIONS, money
+from server.vault import FieldRef, Vault
+
+CUSTOMER_COLUMNS = frozenset(
+    {
+        "name",
+        "phone",
+        "email",
+        "national_id",
+        "bank_card",
+        "address",
+        "birthday",
+        "gender",
+        "industry",
+        "company_size",
+        "region",
+        "occupation",
+        "source",
+        "owner_id",
+        "team",
+        "tier",
+        "lifecycle",
+    }
+)
+MINIMAL_ORDER_COLUMNS = frozenset({"customer_ref", "date", "amount"})
+FULL_ORDER_COLUMNS = frozenset(
+    {"customer_ref", "product_sku", "quantity", "unit_price", "date", "order_ref", "status"}
+)
+DEFAULT_BATCH = 500
+PLAIN_LIMITS: dict[str, int] = {
+    c.name: c.type.length
+    for c in Customer.__table__.columns
+    if c.name in CUSTOMER_COLUMNS and isinstance(c.type, String) and c.type.length
+}
+ORDER_REF_LIMIT = 64
+IMPORT_CHANNEL = "import"
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    row: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    accepted: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    written: bool = True
+    created_ids: list[uuid.UUID] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return self.accepted + len(self.rejected)
+
+
+Progress = Callable[[int], None]
+
+
+def cell_text(value: Any) -> str:
+    """A cell as text: spreadsheet numbers like 13812345678.0 lose the `.0`."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def cell_instant(value: Any, what: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time())
+    else:
+        try:
+            moment = datetime.fromisoformat(cell_text(value))
+        except ValueError:
+            raise ValidationError(
+                f"{what} is not a date (YYYY-MM-DD)", code="INVALID_DATE"
+            ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cell_money(value: Any, what: str) -> Decimal:
+    # str() of a float is its shortest repr, so 19.99 stays 19.99, never 19.989999…
+    return money(cell_text(value), what)
+
+
+def check_columns(header: Iterable[str], allowed: frozenset[str], required: set[str]) -> None:
+    names = {h for h in header if h}
+    unknown = sorted(names - allowed)
+    if unknown:
+        raise ValidationError(f"unknown columns: {', '.join(unknown)}", code="BAD_HEADER")
+    missing = sorted(required - names)
+    if missing:
+        raise ValidationError(f"missing columns: {', '.join(missing)}", code="BAD_HEADER")
+
+
+def batches(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+class ImportService:
+    def __init__(self, customers: CustomerService, vault: Vault, now: Callable[[], datetime]):
+        self.customers = customers
+        self.vault = vault
+        self.now = now
+
+    async def land_batch(
+        self,
+        session: AsyncSession,
+        report: ImportReport,
+        numbers: list[int],
+        write: Callable[[], Awaitable[None]],
+    ) -> bool:
+        """Write one batch inside a savepoint: all of it or none of it."""
+        if not numbers:
+            return True
+        try:
+            async with session.begin_nested():
+                await write()
+        except SQLAlchemyError:
+            report.rejected.extend(
+                RejectedRow(n, "the database refused this row's batch; none of it was written")
+                for n in numbers
+            )
+            return False
+        report.accepted += len(numbers)
+        return True
+
+    async def _finish(
+        self,
+        outer: Any,
+        report: ImportReport,
+        strict: bool,
+        audit: AuditRecorder,
+        changes: list[tuple[str, uuid.UUID, list[str]]],
+    ) -> ImportReport:
+        report.rejected.sort(key=lambda r: r.row)
+        if strict and report.rejected:
+            await outer.rollback()
+            report.written = False
+            report.accepted = 0
+            report.created_ids = []
+            return report
+        await outer.commit()
+        for object_type, record_id, fields in changes:
+            audit.change(object_type, "import", record_id, fields)
+        return report
+
+    # Customers ------------------------------------------------------------------------
+
+    async def import_customers_as(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        rows: list[SourceRow],
+        *,
+        strict: bool,
+        max_rows: int,
+    ) -> ImportReport:
+        """An upload by an API caller: needs import/create and customer/create; an agent's
+        rows default to being their own customers, like `createCustomer`."""
+        for obj, action in (("import", "create"), ("customer", "create")):
+            if not caller.access.allows(obj, action):
+                caller.audit.deny(obj, action)
+                raise ForbiddenError(f"not allowed to {action} {obj}")
+        if len(rows) > max_rows:
+            raise ValidationError(f"at most {max_rows} rows per upload; use the CLI for more")
+        principal = caller.principal
+        owner = principal.subject if "agent" in principal.role_set else None
+        header = sorted({k for r in rows for k in r.values} | {"name"})
+        return await self.import_customers(
+            session,
+            header,
+            iter(rows),
+            audit=caller.audit,
+            default_owner=owner,
+            default_team=principal.team,
+            strict=strict,
+        )
+
+    async def import_customers(
+        self,
+        session: AsyncSession,
+        header: list[str],
+        rows: Iterator[SourceRow],
+        *,
+        audit: AuditRecorder,
+        default_owner: str | None = None,
+        default_team: str | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        strict: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        check_columns(header, CUSTOMER_COLUMNS, {"name"})
+        report = ImportReport("customers")
+        seen: dict[tuple[str, str], int] = {}
+        changes: list[tuple[str, uuid.UUID, list[str]]] = []
+        outer = await session.begin_nested()
+        for chunk in batches(rows, batch_size):
+            valid: list[tuple[int, SealedCustomer]] = []
+            for row in chunk:
+                try:
+                    sealed = self._seal_row(row, default_owner, default_team)
+                except ValidationError as error:
+                    report.rejected.append(RejectedRow(row.number, error.message))
+                    continue
+                duplicate = next(
+                    (
+                        (f, seen[(f, v)])
+                        for f, v in sealed.contacts.items()
+                        if v is not None and (f, v) in seen
+                    ),
+                    None,
+                )
+                if duplicate is not None:
+                    report.rejected.append(
+                        RejectedRow(
+                            row.number,
+                            f"duplicate {duplicate[0]} of row {duplicate[1]} in the file",
+                        )
+                    )
+                    continue
+                for f, v in sealed.contacts.items():
+                    if v is not None:
+                        seen[(f, v)] = row.number
+                valid.append((row.number, sealed))
+            existing = await self._existing_contacts(session, [s for _, s in valid])
+            landing: list[tuple[int, SealedCustomer]] = []
+            for number, sealed in valid:
+                taken = [
+                    f for f, v in sealed.contacts.items() if v is not None and (f, v) in existing
+                ]
+                if taken:
+                    report.rejected.append(
+                        RejectedRow(number, f"a customer with this {taken[0]} already exists")
+                    )
+                else:
+                    landing.append((number, sealed))
+
+            async def write(landing: list[tuple[int, SealedCustomer]] = landing) -> None:
+                await ImportRepository(session).add_customers(
+                    [
+                        {c.key: getattr(s.customer, c.key) for c in Customer.__table__.columns}
+                        for _, s in landing
+                    ],
+                    [
+                        {
+                            "customer_id": s.customer.id,
+                            "wrapped_dek": s.key.wrapped_dek,
+                            "kek_version": s.key.kek_version,
+                            "created_at": s.customer.created_at,
+                        }
+                        for _, s in landing
+                    ],
+                )
+
+            if await self.land_batch(session, report, [n for n, _ in landing], write):
+                for _, s in landing:
+                    report.created_ids.append(s.customer.id)
+                    changes.append(("customer", s.customer.id, s.sealed_fields))
+            if progress:
+                progress(report.seen)
+        return await self._finish(outer, report, strict, audit, changes)
+
+    def _seal_row(
+        self, row: SourceRow, default_owner: str | None, default_team: str | None
+    ) -> SealedCustomer:
+        values = {k: v for k, v in row.values.items() if k in CUSTOMER_COLUMNS}
+        if "name" not in values:
+            raise ValidationError("name is missing")
+        birthday = values.pop("birthday", None)
+        born: date | None = None
+        if birthday is not None:
+            born = cell_instant(birthday, "birthday").date()
+        text = {k: cell_text(v) for k, v in values.items()}
+        for name, value in text.items():
+            # Plain columns have a length limit the database enforces (PostgreSQL): refuse
+            # the row here rather than let one long value sink its whole batch.
+            limit = PLAIN_LIMITS.get(name)
+            if limit is not None and len(value) > limit:
+                raise ValidationError(f"{name} is longer than {limit} characters")
+        owner = text.pop("owner_id", None) or default_owner
+        team = text.pop("team", None) or default_team
+        data = NewCustomer(**text, birthday=born, created_at=self.now())
+        return self.customers.seal_new(data, owner_id=owner, team=team)
+
+    async def _existing_contacts(
+        self, session: AsyncSession, sealed: list[SealedCustomer]
+    ) -> set[tuple[str, str]]:
+        """(field, normalised value) pairs that already belong to a customer: blind index
+        candidates in one query per field, confirmed by decrypting (indexes are truncated)."""
+        wanted: dict[str, set[str]] = {}
+        for s in sealed:
+            for f, v in s.contacts.items():
+                if v is not None:
+                    wanted.setdefault(f, set()).add(v)
+        found: set[tuple[str, str]] = set()
+        repo = ImportRepository(session)
+        for f, values in wanted.items():
+            indexes = {self.vault.blind_index(f, v) for v in values}
+            for candidate in await repo.candidates(BLIND_INDEXED[f], indexes):
+                text = self._reveal(candidate, f)
+                if text is not None and NORMALISERS[f](text) in values:
+                    found.add((f, NORMALISERS[f](text)))
+        return found
+
+    def _reveal(self, candidate: Any, f: str) -> str | None:
+        if candidate.sealed is None:
+            return None
+        try:
+            key = self.vault.open_data_key(
+                candidate.id, candidate.kek_version, candidate.wrapped_dek
+            )
+            return self.vault.reveal(key, FieldRef("customers", f, candidate.id), candidate.sealed)
+        except (VaultError, ValidationError):
+            return None
+
+    # Orders ---------------------------------------------------------------------------
+
+    async def import_orders(
+        self,
+        session: AsyncSession,
+        header: list[str],
+        rows: Iterator[SourceRow],
+        *,
+        audit: AuditRecorder,
+        batch_size: int = DEFAULT_BATCH,
+        strict: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Full rows (customer_ref, product_sku, quantity, unit_price?, date, order_ref?,
+        status?) make one single-item order each; minimal rows (customer_ref, date, amount)
+        make an order without items for analysis. Imported orders earn no points."""
+        names = {h for h in header if h}
+        minimal = "product_sku" not in names
+        if minimal:
+            check_columns(header, MINIMAL_ORDER_COLUMNS | {"order_ref"}, set(MINIMAL_ORDER_COLUMNS))
+        else:
+            check_columns(
+                header, FULL_ORDER_COLUMNS, {"customer_ref", "product_sku", "quantity", "date"}
+            )
+        report = ImportReport("orders")
+        refs_in_file: dict[str, int] = {}
+        changes: list[tuple[str, uuid.UUID, list[str]]] = []
+        outer = await session.begin_nested()
+        now = self.now()
+        for chunk in batches(rows, batch_size):
+            parsed: list[tuple[int, dict[str, Any]]] = []
+            for row in chunk:
+                try:
+                    parsed.append((row.number, self._order_row(row, minimal, now)))
+                except ValidationError as error:
+                    report.rejected.append(RejectedRow(row.number, error.message))
+            customers = await self._resolve_customers(session, [p["ref"] for _, p in parsed])
+            products = await ProductRepository(session).by_skus(
+                {p["sku"] for _, p in parsed if p.get("sku")}
+            )
+            taken = await OrderRepository(session).external_refs_taken(
+                {p["order_ref"] for _, p in parsed if p.get("order_ref")}
+            )
+            orders: list[dict[str, Any]] = []
+            items: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            numbers: list[int] = []
+            for number, p in parsed:
+                customer_id = customers.get(p["ref"])
+                if customer_id is None:
+                    report.rejected.append(RejectedRow(number, "unknown customer"))
+                    continue
+                order_ref = p.get("order_ref")
+                if order_ref is not None and order_ref in refs_in_file:
+                    report.rejected.append(
+                        RejectedRow(
+                            number,
+                            f"duplicate order_ref of row {refs_in_file[order_ref]} in the file",
+                        )
+                    )
+                    continue
+                if order_ref is not None and order_ref in taken:
+                    report.rejected.append(
+                        RejectedRow(number, "an order with this order_ref exists")
+                    )
+                    continue
+                order_id = new_id()
+                total, cost = p.get("amount"), Decimal("0.00")
+                if not minimal:
+                    product = products.get(p["sku"])
+                    if product is None:
+                        report.rejected.append(RejectedRow(number, "unknown product"))
+                        continue
+                    price = p["unit_price"] if p["unit_price"] is not None else product.unit_price
+                    total = price * p["quantity"]
+                    cost = product.unit_cost * p["quantity"]
+                    items.append(
+                        {
+                            "id": new_id(),
+                            "order_id": order_id,
+                            "customer_id": customer_id,
+                            "product_id": product.id,
+                            "quantity": p["quantity"],
+                            "unit_price": price,
+                            "unit_cost": product.unit_cost,
+                            "line_total": total,
+                        }
+                    )
+                if order_ref is not None:
+                    refs_in_file[order_ref] = number
+                orders.append(
+                    {
+                        "id": order_id,
+                        "customer_id": customer_id,
+                        "ordered_at": p["date"],
+                        "status": p["status"],
+                        "channel": IMPORT_CHANNEL,
+                        "currency": "CNY",
+                        "total": total,
+                        "cost_total": cost,
+                        "external_ref": order_ref,
+                    }
+                )
+                events.append(
+                    {
+                        "id": new_id(),
+                        "order_id": order_id,
+                        "customer_id": customer_id,
+                        "status": p["status"],
+                        "at": p["date"],
+                        "actor": audit.principal.subject,
+                        "tracking_note": "imported",
+                    }
+                )
+                numbers.append(number)
+
+            async def write(
+                orders: list[dict[str, Any]] = orders,
+                items: list[dict[str, Any]] = items,
+                events: list[dict[str, Any]] = events,
+            ) -> None:
+                if orders:
+                    await session.execute(insert(Order), orders)
+                if items:
+                    await session.execute(insert(OrderItem), items)
+                if events:
+                    await session.execute(insert(OrderStatusEvent), events)
+
+            if await self.land_batch(session, report, numbers, write):
+                for o in orders:
+                    report.created_ids.append(o["id"])
+                    changes.append(("order", o["id"], ["status", "total"]))
+            if progress:
+                progress(report.seen)
+        return await self._finish(outer, report, strict, audit, changes)
+
+    def _order_row(self, row: SourceRow, minimal: bool, now: datetime) -> dict[str, Any]:
+        v = row.values
+        if "customer_ref" not in v:
+            raise ValidationError("customer_ref is missing")
+        if "date" not in v:
+            raise ValidationError("date is missing")
+        moment = cell_instant(v["date"], "date")
+        if moment > now:
+            raise ValidationError("date is in the future", code="INVALID_DATE")
+        parsed: dict[str, Any] = {
+            "ref": self._customer_ref(cell_text(v["customer_ref"])),
+            "date": moment,
+            "order_ref": cell_text(v["order_ref"]) if "order_ref" in v else None,
+            "status": cell_text(v.get("status", "delivered")).lower(),
+        }
+        if parsed["order_ref"] is not None and len(parsed["order_ref"]) > ORDER_REF_LIMIT:
+            raise ValidationError(f"order_ref is longer than {ORDER_REF_LIMIT} characters")
+        if parsed["status"] not in TRANSITIONS:
+            raise ValidationError("status is not an order status")
+        if minimal:
+            if "amount" not in v:
+                raise ValidationError("amount is missing")
+            amount = cell_money(v["amount"], "amount")
+            if amount <= 0:
+                raise ValidationError("amount must be positive", code="INVALID_AMOUNT")
+            parsed["amount"] = amount
+            return parsed
+        if "product_sku" not in v:
+            raise ValidationError("product_sku is missing")
+        parsed["sku"] = cell_text(v["product_sku"])
+        try:
+            quantity = int(cell_text(v.get("quantity", "")))
+        except ValueError:
+            raise ValidationError("quantity is not a whole number") from None
+        if not 1 <= quantity <= 100_000:
+            raise ValidationError("quantity must be 1 to 100000")
+        parsed["quantity"] = quantity
+        parsed["unit_price"] = (
+            cell_money(v["unit_price"], "unit_price") if "unit_price" in v else None
+        )
+        return parsed
+
+    def _customer_ref(self, text: str) -> tuple[str, str]:
+        """A customer id, an email or a phone number, normalised for lookup."""
+        try:
+            return ("id", str(uuid.UUID(text)))
+        except ValueError:
+            pass
+        try:
+            if "@" in text:
+                return ("email", NORMALISERS["email"](text))
+            return ("phone", NORMALISERS["phone"](text))
+        except ValidationError:
+            raise ValidationError(
+                "customer_ref is not a customer id, email or phone", code="INVALID_CUSTOMER_REF"
+            ) from None
+
+    async def _resolve_customers(
+        self, session: AsyncSession, refs: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], uuid.UUID]:
+        repo = ImportRepository(session)
+        found: dict[tuple[str, str], uuid.UUID] = {}
+        ids = {uuid.UUID(v) for k, v in refs if k == "id"}
+        for customer_id in await repo.existing_ids(ids):
+            found[("id", str(customer_id))] = customer_id
+        for f in ("email", "phone"):
+            values = {v for k, v in refs if k == f}
+            if not values:
+                continue
+            indexes = {self.vault.blind_index(f, v) for v in values}
+            matches: dict[str, set[uuid.UUID]] = {}
+            for candidate in await repo.candidates(BLIND_INDEXED[f], indexes):
+                text = self._reveal(candidate, f)
+                if text is not None and NORMALISERS[f](text) in values:
+                    matches.setdefault(NORMALISERS[f](text), set()).add(candidate.id)
+            for value, owners in matches.items():
+                if len(owners) == 1:  # an ambiguous contact matches nobody
+                    found[(f, value)] = next(iter(owners))
+        return found

@@ -1,0 +1,310 @@
+"""Products and orders: totals computed here in exact decimals, status moves by a state
+machine with a tracking timeline, loyalty points earned when an order is paid."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.caller import Caller
+from server.customer.owned import owned_scope
+from server.data.base import new_id
+from server.data.models import Order, OrderItem, OrderStatusEvent, Product
+from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from server.loyalty.service import LoyaltyService
+from server.order.repository import OrderFilter, OrderRepository, ProductRepository
+
+CENT = Decimal("0.01")
+MAX_MONEY = Decimal("999999999999.99")
+# created → paid → shipped → delivered; cancelled before shipping; returned after delivery.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "created": frozenset({"paid", "cancelled"}),
+    "paid": frozenset({"shipped", "cancelled"}),
+    "shipped": frozenset({"delivered"}),
+    "delivered": frozenset({"returned"}),
+    "cancelled": frozenset(),
+    "returned": frozenset(),
+}
+STATUSES = tuple(TRANSITIONS)
+ORDER_READ_FIELDS = {"status": "clear", "total": "clear", "cost_total": "clear"}
+
+
+def money(value: Decimal | str | int, what: str) -> Decimal:
+    """An exact, non-negative amount with at most two decimals; floats never get here."""
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise ValidationError(f"{what} is not a decimal amount", code="INVALID_AMOUNT") from None
+    if not amount.is_finite() or amount < 0 or amount > MAX_MONEY:
+        raise ValidationError(f"{what} must be between 0 and {MAX_MONEY}", code="INVALID_AMOUNT")
+    if amount != amount.quantize(CENT):
+        raise ValidationError(f"{what} has more than two decimals", code="INVALID_AMOUNT")
+    return amount.quantize(CENT)
+
+
+@dataclass(frozen=True, slots=True)
+class NewProduct:
+    sku: str
+    name: str
+    category: str
+    unit_price: Decimal
+    unit_cost: Decimal
+    is_new: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrderItem:
+    product_id: uuid.UUID
+    quantity: int
+    unit_price: Decimal | None = None
+
+
+@dataclass(slots=True)
+class OrderView:
+    order: Order
+    items: list[OrderItem] = field(default_factory=list)
+    timeline: list[OrderStatusEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    views: list[OrderView]
+    has_next_page: bool
+    total_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductPage:
+    products: list[Product]
+    has_next_page: bool
+
+
+class OrderService:
+    def __init__(self, now: Callable[[], datetime], loyalty: LoyaltyService) -> None:
+        self.now = now
+        self.loyalty = loyalty
+
+    # Products -------------------------------------------------------------------------
+
+    async def products(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        first: int,
+        after: uuid.UUID | None,
+        category: str | None,
+    ) -> ProductPage:
+        if not caller.access.allows("product", "read"):
+            caller.audit.deny("product", "read")
+            raise ForbiddenError("not allowed to read products")
+        rows = await ProductRepository(session).page(after=after, limit=first, category=category)
+        return ProductPage(list(rows[:first]), len(rows) > first)
+
+    async def create_product(
+        self, session: AsyncSession, caller: Caller, data: NewProduct
+    ) -> Product:
+        if not caller.access.allows("product", "manage"):
+            caller.audit.deny("product", "manage")
+            raise ForbiddenError("not allowed to manage products")
+        sku, name, category = data.sku.strip(), data.name.strip(), data.category.strip()
+        if not sku or not name or not category:
+            raise ValidationError("sku, name and category must not be empty")
+        if len(sku) > 64 or len(name) > 200 or len(category) > 64:
+            raise ValidationError("sku, name or category is too long")
+        repo = ProductRepository(session)
+        if await repo.sku_exists(sku):
+            raise ConflictError("a product with this sku exists", code="DUPLICATE_SKU")
+        product = Product(
+            id=new_id(),
+            sku=sku,
+            name=name,
+            category=category,
+            unit_price=money(data.unit_price, "unitPrice"),
+            unit_cost=money(data.unit_cost, "unitCost"),
+            is_new=data.is_new,
+            launched_at=self.now() if data.is_new else None,
+        )
+        await repo.add(product)
+        caller.audit.change("product", "create", product.id, ["sku", "unit_price", "unit_cost"])
+        return product
+
+    # Orders ---------------------------------------------------------------------------
+
+    async def create_order(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        customer_id: uuid.UUID,
+        items: Sequence[NewOrderItem],
+        *,
+        channel: str | None = None,
+    ) -> uuid.UUID:
+        scope = owned_scope(caller, "order", "create")
+        if channel is not None and not 1 <= len(channel) <= 16:
+            raise ValidationError("channel is 1 to 16 characters")
+        if not items:
+            raise ValidationError("an order needs at least one item")
+        repo = OrderRepository(session)
+        if not await repo.customer_visible(customer_id, scope):
+            raise NotFoundError("customer not found")
+        products = await ProductRepository(session).by_ids({i.product_id for i in items})
+        order_id = new_id()
+        total = cost_total = Decimal("0.00")
+        rows: list[OrderItem] = []
+        # Ids in ascending order keep the items in the order they were given (ids made
+        # within one millisecond are otherwise random relative to each other).
+        item_ids = sorted(new_id() for _ in items)
+        for index, item in enumerate(items):
+            product = products.get(item.product_id)
+            if product is None:
+                raise NotFoundError(f"product of item {index + 1} not found")
+            if not 1 <= item.quantity <= 100_000:
+                raise ValidationError(f"quantity of item {index + 1} must be 1 to 100000")
+            unit_price = (
+                money(item.unit_price, f"unitPrice of item {index + 1}")
+                if item.unit_price is not None
+                else product.unit_price
+            )
+            line_total = unit_price * item.quantity
+            total += line_total
+            cost_total += product.unit_cost * item.quantity
+            rows.append(
+                OrderItem(
+                    id=item_ids[index],
+                    order_id=order_id,
+                    customer_id=customer_id,
+                    product_id=product.id,
+                    quantity=item.quantity,
+                    unit_price=unit_price,
+                    unit_cost=product.unit_cost,
+                    line_total=line_total,
+                )
+            )
+        if total > MAX_MONEY:
+            raise ValidationError("order total is too large", code="INVALID_AMOUNT")
+        now = self.now()
+        order = Order(
+            id=order_id,
+            customer_id=customer_id,
+            ordered_at=now,
+            status="created",
+            channel=channel,
+            currency="CNY",
+            total=total,
+            cost_total=cost_total,
+        )
+        event = OrderStatusEvent(
+            id=new_id(),
+            order_id=order_id,
+            customer_id=customer_id,
+            status="created",
+            at=now,
+            actor=caller.principal.subject,
+        )
+        await repo.add(order, rows, event)
+        caller.audit.change("order", "create", order_id, ["status", "total", "items"])
+        return order_id
+
+    async def update_status(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        order_id: uuid.UUID,
+        status: str,
+        tracking_note: str | None = None,
+    ) -> uuid.UUID:
+        scope = owned_scope(caller, "order", "update")
+        if status not in TRANSITIONS:
+            raise ValidationError(f"status must be one of {', '.join(STATUSES)}")
+        if tracking_note is not None and len(tracking_note) > 200:
+            raise ValidationError("trackingNote is at most 200 characters")
+        repo = OrderRepository(session)
+        order = await repo.get(order_id, scope)
+        if order is None:
+            raise NotFoundError("order not found")
+        current = order.status
+        if status not in TRANSITIONS[current]:
+            raise ConflictError(
+                f"an order cannot move from {current} to {status}", code="ILLEGAL_TRANSITION"
+            )
+        if not await repo.move_status(order_id, current, status):
+            raise ConflictError("the order changed meanwhile; reload it", code="STALE_ORDER")
+        await repo.add_event(
+            OrderStatusEvent(
+                id=new_id(),
+                order_id=order_id,
+                customer_id=order.customer_id,
+                status=status,
+                at=self.now(),
+                actor=caller.principal.subject,
+                tracking_note=tracking_note,
+            )
+        )
+        actor = caller.principal.subject
+        if status == "paid":
+            await self.loyalty.earn_for_order(session, order, actor)
+        elif status == "returned" or (status == "cancelled" and current == "paid"):
+            await self.loyalty.reverse_for_order(session, order, actor)
+        caller.audit.change("order", "update", order_id, ["status"])
+        return order_id
+
+    async def get(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        order_id: uuid.UUID,
+        *,
+        with_items: bool = True,
+        with_timeline: bool = True,
+    ) -> OrderView:
+        scope = owned_scope(caller, "order", "read")
+        order = await OrderRepository(session).get(order_id, scope)
+        if order is None:
+            raise NotFoundError("order not found")
+        views = await self._views(session, caller, [order], with_items, with_timeline)
+        return views[0]
+
+    async def page(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        flt: OrderFilter,
+        first: int,
+        after: uuid.UUID | None,
+        with_items: bool,
+        with_timeline: bool,
+        with_total: bool = False,
+    ) -> OrderPage:
+        scope = owned_scope(caller, "order", "read")
+        repo = OrderRepository(session)
+        rows = await repo.page(scope=scope, flt=flt, after=after, limit=first)
+        total = await repo.count(scope=scope, flt=flt) if with_total else None
+        views = await self._views(session, caller, rows[:first], with_items, with_timeline)
+        return OrderPage(views, len(rows) > first, total)
+
+    async def _views(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        orders: Sequence[Order],
+        with_items: bool,
+        with_timeline: bool,
+    ) -> list[OrderView]:
+        """Items and timelines of a whole page in two queries, only when selected."""
+        views = {o.id: OrderView(o) for o in orders}
+        repo = OrderRepository(session)
+        if with_items:
+            for item in await repo.items_for(views):
+                views[item.order_id].items.append(item)
+        if with_timeline:
+            for event in await repo.events_for(views):
+                views[event.order_id].timeline.append(event)
+        caller.audit.read("order", views, ORDER_READ_FIELDS)
+        return list(views.values())
