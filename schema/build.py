@@ -13,12 +13,13 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from schema.analytics import AnalyticsQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
-QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery)
+QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, AnalyticsQuery)
 MUTATION_TYPES: tuple[type, ...] = (CustomerMutation,)
 
 Query = merge_types("Query", QUERY_TYPES)

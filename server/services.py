@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.analytics.service import AnalyticsConfig, AnalyticsService
 from server.authz.authorizer import Authorizer
 from server.clock import Clock
 from server.customer.service import CustomerService
@@ -17,13 +18,20 @@ class Services:
     authorizer: Authorizer
     customers: CustomerService
     clock: Clock
+    analytics: AnalyticsService
 
     @classmethod
-    def build(cls, keys: KeyProvider, clock: Clock | None = None) -> Services:
+    def build(
+        cls,
+        keys: KeyProvider,
+        clock: Clock | None = None,
+        analytics: AnalyticsConfig | None = None,
+    ) -> Services:
         vault = Vault(keys)
         return cls(
             vault=vault,
             authorizer=Authorizer(),
             customers=CustomerService(vault),
             clock=clock or Clock(),
+            analytics=AnalyticsService(analytics),
         )
