@@ -13,14 +13,14 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from schema.analytics import AnalyticsQuery
+from schema.analytics import AnalyticsMutation, AnalyticsQuery
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.extensions import OperationCapture
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
 QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery, AnalyticsQuery)
-MUTATION_TYPES: tuple[type, ...] = (CustomerMutation,)
+MUTATION_TYPES: tuple[type, ...] = (CustomerMutation, AnalyticsMutation)
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)

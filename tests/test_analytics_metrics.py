@@ -24,6 +24,7 @@ from sqlalchemy import update
 from server.app import AppState
 from server.data.models import Customer
 from tests.analytics_factories import (
+    at,
     make_complaint,
     make_interaction,
     make_order,
@@ -31,7 +32,6 @@ from tests.analytics_factories import (
 )
 from tests.conftest import Api
 from tests.factories import make_customer
-from tests.analytics_factories import at
 
 KPIS = """
 customersTotal newCustomers customerGrowthRate highValueShare averageCustomerValue
@@ -69,12 +69,20 @@ async def seed(state: AppState) -> dict[str, uuid.UUID]:
     await make_order(state, c, "2026-03-06 10:00", [(p2, 1, "50", "20")])
     await make_order(state, c, "2026-03-10 10:00", [(p1, 1, "100", "60")], status="cancelled")
     await make_complaint(
-        state, a, "2026-03-03 10:00", acknowledged="2026-03-03 11:00",
-        resolved="2026-03-04 09:00", rating=5,
+        state,
+        a,
+        "2026-03-03 10:00",
+        acknowledged="2026-03-03 11:00",
+        resolved="2026-03-04 09:00",
+        rating=5,
     )
     await make_complaint(
-        state, c, "2026-03-07 10:00", acknowledged="2026-03-07 13:00",
-        resolved="2026-03-09 10:00", rating=2,
+        state,
+        c,
+        "2026-03-07 10:00",
+        acknowledged="2026-03-07 13:00",
+        resolved="2026-03-09 10:00",
+        rating=2,
     )
     await make_complaint(state, a, "2026-03-20 10:00")
     await make_interaction(state, a, "2026-03-02 09:00", responded="2026-03-02 09:30")
@@ -150,10 +158,22 @@ async def test_empty_range_counts_zero_and_rates_are_null(api: Api, state: AppSt
     assert k["customersTotal"] == 0 and k["newCustomers"] == 0
     assert (k["salesTotal"], k["serviceCost"], k["orders"]) == ("0.00", "0.00", 0)
     for rate in (
-        "customerGrowthRate", "highValueShare", "averageCustomerValue", "retentionRate",
-        "churnRate", "repurchaseRate", "referralRate", "customerLifetimeValue", "salesGrowth",
-        "grossMargin", "purchaseFrequency", "averageOrderValue", "complaintRate",
-        "onTimeAcknowledgementRate", "onTimeResolutionRate", "complaintSatisfaction",
+        "customerGrowthRate",
+        "highValueShare",
+        "averageCustomerValue",
+        "retentionRate",
+        "churnRate",
+        "repurchaseRate",
+        "referralRate",
+        "customerLifetimeValue",
+        "salesGrowth",
+        "grossMargin",
+        "purchaseFrequency",
+        "averageOrderValue",
+        "complaintRate",
+        "onTimeAcknowledgementRate",
+        "onTimeResolutionRate",
+        "complaintSatisfaction",
         "averageFirstResponseSeconds",
     ):
         assert k[rate] is None, rate
@@ -185,7 +205,12 @@ async def test_weekly_series_with_previous_bucket(api: Api, state: AppState) -> 
     points = {p["bucket"]: p["kpis"] for p in m["total"]["series"]}
     # 1 March 2026 is a Sunday: weeks start on Mondays 23 Feb ... 30 Mar.
     assert list(points) == [
-        "2026-02-23", "2026-03-02", "2026-03-09", "2026-03-16", "2026-03-23", "2026-03-30"
+        "2026-02-23",
+        "2026-03-02",
+        "2026-03-09",
+        "2026-03-16",
+        "2026-03-23",
+        "2026-03-30",
     ]
     assert points["2026-03-02"]["salesTotal"] == "200.00"  # o3 + o5
     assert points["2026-03-09"]["salesTotal"] == "100.00"  # o4 on Sunday 15th; o6 cancelled
@@ -194,9 +219,7 @@ async def test_weekly_series_with_previous_bucket(api: Api, state: AppState) -> 
     assert points["2026-03-02"]["retentionRate"] is None  # no buyer in the week of 23 Feb
     assert points["2026-03-02"]["newCustomers"] == 1  # C on 5 Mar
     assert points["2026-03-16"]["customersTotal"] == 4  # D joined on the 20th
-    month = await metrics(
-        api, **{"from": "2026-03-01", "to": "2026-03-31", "granularity": "MONTH"}
-    )
+    month = await metrics(api, **{"from": "2026-03-01", "to": "2026-03-31", "granularity": "MONTH"})
     (march,) = month["total"]["series"]
     assert march["bucket"] == "2026-03-01"
     assert march["kpis"]["salesGrowth"] == 1.0  # against February's 150

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import strawberry
 
+from server.analytics import churn, segments
 from server.analytics import metrics as domain
 from server.analytics.repository import Granularity as DomainGranularity
 from server.analytics.repository import GroupBy as DomainGroupBy
-
 
 
 @strawberry.enum(description="Width of a time-series bucket (weeks start on Monday, UTC).")
@@ -112,3 +112,117 @@ class Metrics:
             total=MetricGroup.of(r.total),
             groups=[MetricGroup.of(g) for g in r.groups],
         )
+
+
+@strawberry.enum(description="Segment dimension of a breakdown.")
+class SegmentDimension(enum.Enum):
+    TIER = "tier"
+    LIFECYCLE = "lifecycle"
+    NEED_TYPE = "need_type"
+    GRADE = "grade"
+    RFM = "rfm"
+
+    def domain(self) -> segments.SegmentDimension:
+        return segments.SegmentDimension(self.value)
+
+
+@strawberry.type(description="A customer's segments as of a day.")
+class CustomerSegment:
+    recency: int | None = strawberry.field(description="RFM recency quintile, 5 = most recent.")
+    frequency: int | None = strawberry.field(description="RFM frequency quintile, 5 = most.")
+    monetary: int | None = strawberry.field(description="RFM monetary quintile, 5 = most.")
+    last_order_at: datetime.datetime | None
+    orders: int
+    spend: Decimal
+    tier: str = strawberry.field(description="high, mid or low (the configured tier rule).")
+    lifecycle: str = strawberry.field(description="new, active, at_risk, churned or won_back.")
+    need_type: str = strawberry.field(description="quality, value or service.")
+    grade: str = strawberry.field(description="A, B or C by cumulative share of revenue.")
+
+    @classmethod
+    def of(cls, s: segments.CustomerSegment) -> CustomerSegment:
+        values = dataclasses.asdict(s)
+        values.pop("customer_id")
+        return cls(**values)
+
+
+@strawberry.type(description="Customers and revenue (last 365 days) of one segment.")
+class SegmentShare:
+    segment: str
+    customers: int
+    revenue: Decimal
+    revenue_share: float | None
+
+
+@strawberry.type(description="A warning signal behind a churn score, in words.")
+class ChurnSignal:
+    code: str
+    weight: float
+    description: str
+
+
+@strawberry.type(description="Churn risk 0-1: the purchase model combined with warning signals.")
+class ChurnRisk:
+    score: float
+    probability_alive: float | None = strawberry.field(
+        description="BG/NBD P(alive); null without a purchase."
+    )
+    expected_purchases: float | None = strawberry.field(
+        description="Expected purchases in the next 13 weeks."
+    )
+    signals: list[ChurnSignal]
+
+    @classmethod
+    def of(cls, r: churn.ChurnRisk) -> ChurnRisk:
+        return cls(
+            score=r.score,
+            probability_alive=r.probability_alive,
+            expected_purchases=r.expected_purchases,
+            signals=[
+                ChurnSignal(code=s.code, weight=s.weight, description=s.description)
+                for s in r.signals
+            ],
+        )
+
+
+@strawberry.type(description="The fitted BG/NBD model (Fader, Hardie & Lee 2005).")
+class ChurnModel:
+    as_of: datetime.date
+    r: float
+    alpha: float
+    a: float
+    b: float
+    time_unit: str = strawberry.field(description="The unit of alpha (a rate scale): week.")
+    log_likelihood: float
+    customers: int
+
+    @classmethod
+    def of(cls, m: churn.ChurnModel) -> ChurnModel:
+        p = m.parameters
+        return cls(
+            as_of=m.as_of,
+            r=p.r,
+            alpha=p.alpha,
+            a=p.a,
+            b=p.b,
+            time_unit=m.time_unit,
+            log_likelihood=p.log_likelihood,
+            customers=p.customers,
+        )
+
+
+@strawberry.type(description="A product in a co-purchase rule.")
+class RuleProduct:
+    id: strawberry.ID
+    sku: str
+    name: str
+    category: str
+
+
+@strawberry.type(description="Association rule: orders with the product also hold this one.")
+class CoPurchaseRule:
+    product: RuleProduct
+    orders_with_both: int
+    support: float = strawberry.field(description="Share of all orders holding both.")
+    confidence: float = strawberry.field(description="Share of the product's orders holding it.")
+    lift: float = strawberry.field(description="Confidence over this product's own share.")

@@ -4,10 +4,15 @@ the caller may not read raises FORBIDDEN at its own path when resolved."""
 from __future__ import annotations
 
 import datetime
+import uuid
 from typing import Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info
 
+from schema.context import GraphQLContext
+from schema.types.analytics import ChurnRisk, CustomerSegment
 from schema.types.common import PageInfo
 
 # GraphQL field name → domain field name, for fields whose names differ.
@@ -29,7 +34,8 @@ GRAPHQL_TO_DOMAIN = {
     "upgradeIntent": "upgrade_intent",
     "preferredChannel": "preferred_channel",
 }
-COMPUTED = frozenset({"id", "__typename"})
+# Fields resolved by other services, not columns of the customer row.
+COMPUTED = frozenset({"id", "__typename", "segment", "churnRisk"})
 
 
 def domain_fields(graphql_names: set[str]) -> set[str]:
@@ -45,6 +51,47 @@ def _value(name: str) -> Any:
 
 def _field(name: str, description: str | None = None) -> Any:
     return strawberry.field(resolver=_value(name), description=description)
+
+
+def _loader(info: Info[GraphQLContext, None], name: str, day: datetime.date, load: Any) -> Any:
+    """One DataLoader per (field, day) per request, so a page of customers is one query."""
+    key = f"{name}:{day.isoformat()}"
+    loader = info.context.loaders.get(key)
+    if loader is None:
+        loader = info.context.loaders[key] = DataLoader(load_fn=load)
+    return loader
+
+
+async def resolve_segment(
+    root: strawberry.Parent[Any],
+    info: Info[GraphQLContext, None],
+    as_of: datetime.date | None = None,
+) -> CustomerSegment | None:
+    ctx = info.context
+    day = as_of or ctx.services.clock.now().date()
+
+    async def load(ids: list[uuid.UUID]) -> list[CustomerSegment | None]:
+        found = await ctx.services.analytics.segments_of(ctx.session, ctx.caller, ids, day)
+        return [CustomerSegment.of(found[i]) if i in found else None for i in ids]
+
+    result: CustomerSegment | None = await _loader(info, "segment", day, load).load(root.id)
+    return result
+
+
+async def resolve_churn_risk(
+    root: strawberry.Parent[Any],
+    info: Info[GraphQLContext, None],
+    as_of: datetime.date | None = None,
+) -> ChurnRisk | None:
+    ctx = info.context
+    day = as_of or ctx.services.clock.now().date()
+
+    async def load(ids: list[uuid.UUID]) -> list[ChurnRisk | None]:
+        found = await ctx.services.analytics.churn_risks(ctx.session, ctx.caller, ids, day)
+        return [ChurnRisk.of(found[i]) if i in found else None for i in ids]
+
+    result: ChurnRisk | None = await _loader(info, "churn", day, load).load(root.id)
+    return result
 
 
 @strawberry.type(description="A customer file as the caller may see it.")
@@ -86,6 +133,14 @@ class Customer:
     phone_verified_at: datetime.datetime | None = _field("phone_verified_at")
     email_verified_at: datetime.datetime | None = _field("email_verified_at")
     reviewed_at: datetime.datetime | None = _field("reviewed_at")
+    segment: CustomerSegment | None = strawberry.field(
+        resolver=resolve_segment,
+        description="RFM, tier, lifecycle, need type and grade as of a day (default today).",
+    )
+    churn_risk: ChurnRisk | None = strawberry.field(
+        resolver=resolve_churn_risk,
+        description="Churn risk as of a day (default today), with its signals in words.",
+    )
 
 
 @strawberry.type

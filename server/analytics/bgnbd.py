@@ -58,7 +58,12 @@ def fit(x: Array, t_x: Array, big_t: Array, weights: Array | None = None) -> BgN
         return -float(np.sum(w * _log_likelihood_terms(params, xs, txs, ts)))
 
     start = np.zeros(4)
-    result = minimize(negative, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-8})
+    result = minimize(
+        negative,
+        start,
+        method="Nelder-Mead",
+        options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-8},
+    )
     result = minimize(negative, result.x, method="L-BFGS-B")
     r, alpha, a, b = (float(v) for v in np.exp(result.x))
     alpha *= scale
@@ -69,8 +74,10 @@ def fit(x: Array, t_x: Array, big_t: Array, weights: Array | None = None) -> BgN
 def probability_alive(p: BgNbdParameters, x: Array, t_x: Array, big_t: Array) -> Array:
     """P(alive | x, t_x, T): 1 for customers who never bought again (x = 0 has no death)."""
     repeat = x > 0
-    log_ratio = np.log(p.a) - np.log(np.where(repeat, p.b + x - 1, 1.0)) + (p.r + x) * (
-        np.log(p.alpha + big_t) - np.log(p.alpha + t_x)
+    log_ratio = (
+        np.log(p.a)
+        - np.log(np.where(repeat, p.b + x - 1, 1.0))
+        + (p.r + x) * (np.log(p.alpha + big_t) - np.log(p.alpha + t_x))
     )
     result: Array = np.where(repeat, 1.0 / (1.0 + np.exp(log_ratio)), 1.0)
     return result
@@ -81,11 +88,7 @@ def expected_purchases(
 ) -> Array:
     """Expected purchases in the next `horizon` time units given the history (FHL eq. 10)."""
     r, alpha, a, b = p.r, p.alpha, p.a, p.b
-    if a <= 1:
-        # The closed form needs a > 1; fall back to P(alive) x the pooled purchase rate.
-        rate = r / alpha
-        out: Array = probability_alive(p, x, t_x, big_t) * (rate * horizon)
-        return out
+    # The closed form holds for any a != 1 (for a < 1 both factors are negative).
     z = horizon / (alpha + big_t + horizon)
     head = (a + b + x - 1) / (a - 1)
     tail = 1 - np.power((alpha + big_t) / (alpha + big_t + horizon), r + x) * hyp2f1(

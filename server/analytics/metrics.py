@@ -202,9 +202,7 @@ def buckets(first: date, last: date, granularity: Granularity) -> list[date]:
 Key = tuple[str, str | None]
 
 
-async def _collect(
-    repo: AnalyticsRepository, window: Window, keys: Keys
-) -> dict[Key, Sums]:
+async def _collect(repo: AnalyticsRepository, window: Window, keys: Keys) -> dict[Key, Sums]:
     """All aggregates for a window, keyed by (bucket label, group)."""
     sums: dict[Key, Sums] = defaultdict(Sums)
 

@@ -11,17 +11,21 @@ import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     Float,
+    Integer,
     Row,
     Select,
+    String,
     and_,
     case,
+    cast,
     distinct,
     func,
     literal,
@@ -42,7 +46,7 @@ from server.data.models import (
     Product,
 )
 
-EMPTY = literal_column("''")
+EMPTY: ColumnElement[Any] = literal_column("''")
 # Orders that did not turn into a sale are left out of every sales figure.
 NOT_SOLD = ("cancelled", "returned")
 
@@ -89,7 +93,7 @@ class SqlDialect:
     def next_bucket(self, column: Any, granularity: Granularity) -> ColumnElement[str]:
         """The start day of the bucket after the one holding `column`."""
         if self.postgres:
-            step = literal_column(f"interval '1 {granularity.value}'")
+            step: ColumnElement[Any] = literal_column(f"interval '1 {granularity.value}'")
             return func.to_char(
                 func.date_trunc(granularity.value, func.timezone("UTC", column) + step),
                 "YYYY-MM-DD",
@@ -100,7 +104,7 @@ class SqlDialect:
             return func.date(column, "weekday 0", "+1 days")
         return func.strftime("%Y-%m-01", column, "start of month", "+1 months")
 
-    def days_between(self, later: Any, earlier: Any) -> ColumnElement[float]:
+    def days_between(self, later: Any, earlier: Any) -> ColumnElement[Any]:
         if self.postgres:
             return func.extract("epoch", later - earlier) / 86400.0
         return (func.julianday(later) - func.julianday(earlier)).cast(Float)
@@ -151,7 +155,7 @@ class Keys:
 class AnalyticsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.dialect = SqlDialect(session.bind.dialect.name)
+        self.dialect = SqlDialect(session.get_bind().dialect.name)
         # The statements run, for the benchmark's bare-SQL comparison.
         self.statements: list[Any] = []
 
@@ -257,9 +261,7 @@ class AnalyticsRepository:
             current_label = EMPTY
             previous_label = EMPTY
             lookback = window.start - (window.end - window.start)
-        grp: ColumnElement[Any] = (
-            getattr(Customer, keys.group_by.value) if keys.group_by else EMPTY
-        )
+        grp: ColumnElement[Any] = getattr(Customer, keys.group_by.value) if keys.group_by else EMPTY
         current = (
             select(Order.customer_id.label("cid"), current_label.label("bucket"))
             .where(_sold(), _in(Order.ordered_at, window))
@@ -350,3 +352,495 @@ def _bucket_before(instant: datetime, granularity: Granularity) -> datetime:
         return instant - timedelta(days=7)
     year, month = (instant.year, instant.month - 1) if instant.month > 1 else (instant.year - 1, 12)
     return instant.replace(year=year, month=month, day=1)
+
+
+# --- segmentation --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TierRule:
+    """High tier: at least two of spend, orders and margin over the last 365 days reach
+    their high mark. Mid tier: spend or orders reach their mid mark. Otherwise low."""
+
+    high_spend: Decimal = Decimal("5000")
+    high_orders: int = 6
+    high_margin: float = 0.35
+    mid_spend: Decimal = Decimal("1000")
+    mid_orders: int = 2
+
+
+DAY = timedelta(days=1)
+
+
+def segment_query(as_of: datetime, rule: TierRule, scope: ColumnElement[bool]) -> Any:
+    """One row per live customer in scope with RFM scores, tier, lifecycle, need type,
+    grade and the last 365 days' revenue, all as of the instant `as_of` (exclusive).
+
+    RFM quintiles and grades rank customers among the whole live population, not only
+    those in scope, so a customer's score does not depend on who is asking.
+    """
+    sold_before = and_(_sold(), Order.ordered_at < as_of)
+    last_year = and_(sold_before, Order.ordered_at >= as_of - 365 * DAY)
+
+    def when(condition: ColumnElement[bool], value: Any) -> Any:
+        return case((condition, value), else_=null())
+
+    orders = (
+        select(
+            Order.customer_id.label("cid"),
+            func.max(when(sold_before, Order.ordered_at)).label("last_order"),
+            func.count(when(sold_before, 1)).label("orders_all"),
+            func.coalesce(func.sum(when(sold_before, Order.total)), 0).label("spend_all"),
+            func.count(when(last_year, 1)).label("orders_365"),
+            func.coalesce(func.sum(when(last_year, Order.total)), 0).label("spend_365"),
+            func.coalesce(func.sum(when(last_year, Order.cost_total)), 0).label("cost_365"),
+            func.count(when(and_(sold_before, Order.ordered_at >= as_of - 90 * DAY), 1)).label(
+                "recent"
+            ),
+            func.count(
+                when(
+                    and_(
+                        sold_before,
+                        Order.ordered_at >= as_of - 270 * DAY,
+                        Order.ordered_at < as_of - 90 * DAY,
+                    ),
+                    1,
+                )
+            ).label("gap"),
+            func.count(when(and_(sold_before, Order.ordered_at < as_of - 270 * DAY), 1)).label(
+                "old"
+            ),
+        )
+        .group_by(Order.customer_id)
+        .subquery("o")
+    )
+    contacts = (
+        select(Interaction.customer_id.label("cid"), func.count().label("contacts"))
+        .where(Interaction.occurred_at < as_of, Interaction.occurred_at >= as_of - 365 * DAY)
+        .group_by(Interaction.customer_id)
+        .subquery("i")
+    )
+    orders_all = func.coalesce(orders.c.orders_all, 0)
+    spend_all = func.coalesce(orders.c.spend_all, 0)
+    orders_365 = func.coalesce(orders.c.orders_365, 0)
+    spend_365 = func.coalesce(orders.c.spend_365, 0)
+    buyer = orders_all > 0
+    base = (
+        select(
+            Customer.id.label("id"),
+            Customer.created_at,
+            Customer.price_sensitivity,
+            Customer.customization,
+            Customer.upgrade_intent,
+            scope.label("in_scope"),
+            orders.c.last_order,
+            orders_all.label("orders_all"),
+            spend_all.label("spend_all"),
+            orders_365.label("orders_365"),
+            spend_365.label("spend_365"),
+            func.coalesce(orders.c.cost_365, 0).label("cost_365"),
+            func.coalesce(orders.c.recent, 0).label("recent"),
+            func.coalesce(orders.c.gap, 0).label("gap"),
+            func.coalesce(orders.c.old, 0).label("old"),
+            func.coalesce(contacts.c.contacts, 0).label("contacts"),
+            case(
+                (buyer, func.ntile(5).over(partition_by=buyer, order_by=orders.c.last_order)),
+                else_=null(),
+            ).label("r"),
+            case(
+                (buyer, func.ntile(5).over(partition_by=buyer, order_by=orders_all)),
+                else_=null(),
+            ).label("f"),
+            case(
+                (buyer, func.ntile(5).over(partition_by=buyer, order_by=spend_all)),
+                else_=null(),
+            ).label("m"),
+            # Revenue ranked from the top: the share earned by customers ranked above.
+            (
+                func.sum(spend_all).over(order_by=(spend_all.desc(), Customer.id), rows=(None, -1))
+            ).label("spend_above"),
+            func.sum(spend_all).over().label("spend_total"),
+        )
+        .select_from(Customer)
+        .outerjoin(orders, orders.c.cid == Customer.id)
+        .outerjoin(contacts, contacts.c.cid == Customer.id)
+        .where(*_live_customer(), Customer.created_at < as_of)
+        .subquery("b")
+    )
+    b = base.c
+    margin_ok = and_(b.spend_365 > 0, (b.spend_365 - b.cost_365) >= b.spend_365 * rule.high_margin)
+    points = (
+        case((b.spend_365 >= rule.high_spend, 1), else_=0)
+        + case((b.orders_365 >= rule.high_orders, 1), else_=0)
+        + case((margin_ok, 1), else_=0)
+    )
+    tier = case(
+        (points >= 2, "high"),
+        (or_(b.spend_365 >= rule.mid_spend, b.orders_365 >= rule.mid_orders), "mid"),
+        else_="low",
+    )
+    lifecycle = case(
+        (b.created_at >= as_of - 90 * DAY, "new"),
+        (and_(b.recent > 0, b.gap == 0, b.old > 0), "won_back"),
+        (b.recent > 0, "active"),
+        (b.last_order >= as_of - 365 * DAY, "at_risk"),
+        else_="churned",
+    )
+    need_type = case(
+        (b.price_sensitivity == "high", "value"),
+        (b.price_sensitivity == "low", "quality"),
+        (or_(b.customization == "high", b.upgrade_intent == "high"), "quality"),
+        # No telling profile: many contacts per purchase read as service-oriented, big
+        # spenders as quality-oriented, the rest as value-for-money.
+        (and_(b.contacts >= 2, b.contacts >= 2 * b.orders_365), "service"),
+        (b.m >= 4, "quality"),
+        else_="value",
+    )
+    grade = case(
+        (b.orders_all == 0, "C"),
+        (func.coalesce(b.spend_above, 0) < b.spend_total * 0.7, "A"),
+        (func.coalesce(b.spend_above, 0) < b.spend_total * 0.9, "B"),
+        else_="C",
+    )
+    return select(
+        b.id,
+        b.in_scope,
+        b.r,
+        b.f,
+        b.m,
+        b.last_order,
+        b.orders_all,
+        b.spend_all,
+        b.spend_365,
+        tier.label("tier"),
+        lifecycle.label("lifecycle"),
+        need_type.label("need_type"),
+        grade.label("grade"),
+    ).subquery("seg")
+
+
+class SegmentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def for_customers(
+        self, as_of: datetime, rule: TierRule, ids: Sequence[uuid.UUID]
+    ) -> Sequence[Row[Any]]:
+        seg = segment_query(as_of, rule, literal_column("1") == 1)
+        stmt = select(seg).where(seg.c.id.in_(list(ids)))
+        return (await self.session.execute(stmt)).all()
+
+    async def breakdown(
+        self, as_of: datetime, rule: TierRule, scope: ColumnElement[bool], by: str
+    ) -> Sequence[Row[Any]]:
+        """Customers and last-365-day revenue per segment value, within the caller's scope."""
+        seg = segment_query(as_of, rule, scope)
+        if by == "rfm":
+            key: ColumnElement[Any] = func.coalesce(
+                "R"
+                + cast(seg.c.r, String)
+                + "F"
+                + cast(seg.c.f, String)
+                + "M"
+                + cast(seg.c.m, String),
+                "none",
+            )
+        else:
+            key = seg.c[by]
+        stmt = (
+            select(
+                key.label("segment"),
+                func.count().label("customers"),
+                func.sum(seg.c.spend_365).label("revenue"),
+            )
+            .where(seg.c.in_scope)
+            .group_by(literal_column("segment"))
+            .order_by(literal_column("segment"))
+        )
+        return (await self.session.execute(stmt)).all()
+
+    async def refresh(self, as_of: datetime, rule: TierRule) -> int:
+        """Write tier, lifecycle and need type onto every live customer in one UPDATE."""
+        seg = segment_query(as_of, rule, literal_column("1") == 1)
+        stmt = (
+            update(Customer)
+            .where(Customer.id == seg.c.id)
+            .values(tier=seg.c.tier, lifecycle=seg.c.lifecycle, need_type=seg.c.need_type)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- churn --------------------------------------------------------------------------------
+
+
+class ChurnRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.dialect = SqlDialect(session.get_bind().dialect.name)
+
+    def _day(self, column: Any) -> ColumnElement[Any]:
+        if self.dialect.postgres:
+            return cast(func.timezone("UTC", column), Date)
+        day: ColumnElement[Any] = func.date(column)
+        return day
+
+    def _days(self, later: Any, earlier: Any) -> ColumnElement[Any]:
+        """Whole days between two calendar days."""
+        if self.dialect.postgres:
+            difference: ColumnElement[Any] = later - earlier
+            return difference
+        return cast(func.julianday(later) - func.julianday(earlier), Integer)
+
+    def _histories(self, as_of_day: date) -> Any:
+        """Per buyer: x = purchase days after the first, t_x and T in days, up to `as_of_day`."""
+        day = self._day(Order.ordered_at).label("day")
+        days = (
+            select(Order.customer_id.label("cid"), day)
+            .where(_sold(), Order.ordered_at < datetime.combine(as_of_day + DAY, time(), UTC))
+            .distinct()
+            .subquery("d")
+        )
+        as_of_value = (
+            cast(literal(as_of_day.isoformat()), Date)
+            if self.dialect.postgres
+            else (literal(as_of_day.isoformat()))
+        )
+        return (
+            select(
+                days.c.cid,
+                (func.count() - 1).label("x"),
+                self._days(func.max(days.c.day), func.min(days.c.day)).label("t_x"),
+                self._days(as_of_value, func.min(days.c.day)).label("age"),
+                func.max(days.c.day).label("last_day"),
+            )
+            .group_by(days.c.cid)
+            .subquery("h")
+        )
+
+    async def history_counts(self, as_of_day: date) -> Sequence[Row[Any]]:
+        """Identical (x, t_x, T) summaries with how many customers share each: the fit's input."""
+        h = self._histories(as_of_day)
+        stmt = select(h.c.x, h.c.t_x, h.c.age, func.count().label("n")).group_by(
+            h.c.x, h.c.t_x, h.c.age
+        )
+        return (await self.session.execute(stmt)).all()
+
+    async def data_version(self, as_of_day: date) -> tuple[int, str]:
+        """Changes when orders up to the day change (count and latest time): the cache key."""
+        stmt = select(func.count(), func.max(Order.ordered_at)).where(
+            _sold(), Order.ordered_at < datetime.combine(as_of_day + DAY, time(), UTC)
+        )
+        count, latest = (await self.session.execute(stmt)).one()
+        return int(count), str(latest)
+
+    async def signals(
+        self,
+        as_of_day: date,
+        *,
+        scope: ColumnElement[bool],
+        ids: Sequence[uuid.UUID] | None = None,
+    ) -> Sequence[Row[Any]]:
+        """Per live customer in scope: purchase history summary and the warning-signal counts."""
+        end = datetime.combine(as_of_day + DAY, time(), UTC)
+        h = self._histories(as_of_day)
+
+        def window(column: Any, days_from: int, days_to: int) -> ColumnElement[bool]:
+            return and_(column >= end - days_from * DAY, column < end - days_to * DAY)
+
+        def when(condition: ColumnElement[bool], value: Any) -> Any:
+            return case((condition, value), else_=null())
+
+        o = (
+            select(
+                Order.customer_id.label("cid"),
+                func.count(when(window(Order.ordered_at, 180, 0), 1)).label("orders_recent"),
+                func.count(when(window(Order.ordered_at, 720, 180), 1)).label("orders_before"),
+                func.coalesce(
+                    func.sum(when(window(Order.ordered_at, 180, 0), Order.total)), 0
+                ).label("spend_recent"),
+                func.coalesce(
+                    func.sum(when(window(Order.ordered_at, 720, 180), Order.total)), 0
+                ).label("spend_before"),
+            )
+            .where(_sold(), Order.ordered_at < end)
+            .group_by(Order.customer_id)
+            .subquery("o")
+        )
+        c = (
+            select(
+                Complaint.customer_id.label("cid"),
+                func.count(when(window(Complaint.opened_at, 90, 0), 1)).label("recent"),
+                func.count(when(window(Complaint.opened_at, 360, 90), 1)).label("before"),
+                func.count(
+                    when(and_(window(Complaint.opened_at, 180, 0), Complaint.rating <= 2), 1)
+                ).label("unhappy"),
+            )
+            .where(Complaint.opened_at < end)
+            .group_by(Complaint.customer_id)
+            .subquery("c")
+        )
+        i = (
+            select(
+                Interaction.customer_id.label("cid"),
+                func.count(when(window(Interaction.occurred_at, 90, 0), 1)).label("recent"),
+                func.count(when(window(Interaction.occurred_at, 360, 90), 1)).label("before"),
+            )
+            .where(Interaction.occurred_at < end)
+            .group_by(Interaction.customer_id)
+            .subquery("i")
+        )
+        stmt = (
+            select(
+                Customer.id.label("id"),
+                h.c.x,
+                h.c.t_x,
+                h.c.age,
+                self._days(
+                    cast(literal(as_of_day.isoformat()), Date)
+                    if self.dialect.postgres
+                    else literal(as_of_day.isoformat()),
+                    h.c.last_day,
+                ).label("days_since_last"),
+                func.coalesce(o.c.orders_recent, 0).label("orders_recent"),
+                func.coalesce(o.c.orders_before, 0).label("orders_before"),
+                func.coalesce(o.c.spend_recent, 0).label("spend_recent"),
+                func.coalesce(o.c.spend_before, 0).label("spend_before"),
+                func.coalesce(c.c.recent, 0).label("complaints_recent"),
+                func.coalesce(c.c.before, 0).label("complaints_before"),
+                func.coalesce(c.c.unhappy, 0).label("unhappy"),
+                func.coalesce(i.c.recent, 0).label("contacts_recent"),
+                func.coalesce(i.c.before, 0).label("contacts_before"),
+            )
+            .select_from(Customer)
+            .outerjoin(h, h.c.cid == Customer.id)
+            .outerjoin(o, o.c.cid == Customer.id)
+            .outerjoin(c, c.c.cid == Customer.id)
+            .outerjoin(i, i.c.cid == Customer.id)
+            .where(scope, *_live_customer(), Customer.created_at < end)
+        )
+        if ids is not None:
+            stmt = stmt.where(Customer.id.in_(list(ids)))
+        return (await self.session.execute(stmt)).all()
+
+
+# --- co-purchase ----------------------------------------------------------------------------
+
+
+def _sold_items() -> Any:
+    """(order, customer, product) of every sold order line, one row per product and order."""
+    return (
+        select(
+            OrderItem.order_id.label("order_id"),
+            OrderItem.customer_id.label("customer_id"),
+            OrderItem.product_id.label("product_id"),
+        )
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(_sold())
+        .distinct()
+        .subquery()
+    )
+
+
+class CoPurchaseRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def rules_from(self, product_id: uuid.UUID, limit: int) -> Sequence[Row[Any]]:
+        """Rules product -> other: orders with both, with the product, with the other, total."""
+        items = _sold_items()
+        a, b = items.alias("a"), items.alias("b")
+        per_product = (
+            select(items.c.product_id, func.count().label("orders"))
+            .group_by(items.c.product_id)
+            .subquery("n")
+        )
+        total = select(func.count(distinct(items.c.order_id))).scalar_subquery()
+        antecedent = (
+            select(func.count()).select_from(items).where(items.c.product_id == product_id)
+        ).scalar_subquery()
+        both = func.count()
+        confidence = cast(both, Float) / antecedent
+        lift = confidence / (cast(per_product.c.orders, Float) / total)
+        stmt = (
+            select(
+                b.c.product_id,
+                both.label("both"),
+                (cast(both, Float) / total).label("support"),
+                confidence.label("confidence"),
+                lift.label("lift"),
+            )
+            .select_from(a)
+            .join(b, and_(b.c.order_id == a.c.order_id, b.c.product_id != a.c.product_id))
+            .join(per_product, per_product.c.product_id == b.c.product_id)
+            .where(a.c.product_id == product_id)
+            .group_by(b.c.product_id, per_product.c.orders)
+            .order_by(
+                literal_column("lift").desc(), literal_column("confidence").desc(), b.c.product_id
+            )
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).all()
+
+    async def likely_buyers(
+        self,
+        product_id: uuid.UUID,
+        *,
+        scope: ColumnElement[bool],
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> Sequence[Row[Any]]:
+        """Customers in scope who bought an antecedent of the product (a rule with lift > 1)
+        but never the product; score = the best confidence among their antecedents."""
+        items = _sold_items()
+        a, b = items.alias("a"), items.alias("b")
+        per_product = (
+            select(items.c.product_id, func.count().label("orders"))
+            .group_by(items.c.product_id)
+            .subquery("n")
+        )
+        total = select(func.count(distinct(items.c.order_id))).scalar_subquery()
+        target = (
+            select(func.count()).select_from(items).where(items.c.product_id == product_id)
+        ).scalar_subquery()
+        confidence = cast(func.count(), Float) / per_product.c.orders
+        rules = (
+            select(a.c.product_id.label("antecedent"), confidence.label("confidence"))
+            .select_from(a)
+            .join(b, and_(b.c.order_id == a.c.order_id, b.c.product_id == product_id))
+            .join(per_product, per_product.c.product_id == a.c.product_id)
+            .where(a.c.product_id != product_id)
+            .group_by(a.c.product_id, per_product.c.orders)
+            .having(confidence > cast(target, Float) / total)
+            .subquery("r")
+        )
+        bought_target = (
+            select(OrderItem.id)
+            .where(OrderItem.customer_id == Customer.id, OrderItem.product_id == product_id)
+            .exists()
+        )
+        bought = (
+            select(items.c.customer_id, func.max(rules.c.confidence).label("score"))
+            .join(rules, rules.c.antecedent == items.c.product_id)
+            .group_by(items.c.customer_id)
+            .subquery("c")
+        )
+        stmt = (
+            select(Customer.id, bought.c.score)
+            .join(bought, bought.c.customer_id == Customer.id)
+            .where(scope, *_live_customer(), ~bought_target)
+            .order_by(Customer.id)
+            .limit(limit + 1)
+        )
+        if after is not None:
+            stmt = stmt.where(Customer.id > after)
+        return (await self.session.execute(stmt)).all()
+
+    async def product_exists(self, product_id: uuid.UUID) -> bool:
+        return bool(await self.session.scalar(select(Product.id).where(Product.id == product_id)))
+
+    async def products(self, ids: Sequence[uuid.UUID]) -> Sequence[Row[Any]]:
+        columns: list[Any] = [Product.id, Product.sku, Product.name, Product.category]
+        stmt = select(*columns).where(Product.id.in_(list(ids)))
+        return (await self.session.execute(stmt)).all()
