@@ -54,8 +54,11 @@ def fit(x: Array, t_x: Array, big_t: Array, weights: Array | None = None) -> BgN
     xs, txs, ts = x, t_x / scale, big_t / scale
 
     def negative(log_params: Array) -> float:
-        params = np.exp(log_params)
-        return -float(np.sum(w * _log_likelihood_terms(params, xs, txs, ts)))
+        # Far-off trial points overflow; they are simply very unlikely, not errors.
+        with np.errstate(all="ignore"):
+            params = np.exp(log_params)
+            value = -float(np.sum(w * _log_likelihood_terms(params, xs, txs, ts)))
+        return value if np.isfinite(value) else 1e300
 
     start = np.zeros(4)
     result = minimize(
