@@ -47,6 +47,7 @@ from server.graphql_http import (
     parse_body,
     problem_body,
 )
+from server.analytics.service import AnalyticsConfig
 from server.services import Services
 from server.vault.keyring import LocalKeyring
 
@@ -70,7 +71,7 @@ def build_state(settings: Settings) -> AppState:
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
-        services=Services.build(keyring),
+        services=Services.build(keyring, analytics=AnalyticsConfig.from_settings(settings)),
         schema=build_schema(
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_aliases,

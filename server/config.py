@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -42,6 +43,13 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=1_000, ge=1)
     # Where dev-generated state (JWT secret) lives when not given.
     state_dir: Path = DEFAULT_STATE_DIR
+    # Analytics: service cost per interaction, and the value-tier rule (see README).
+    analytics_cost_per_interaction: Decimal = Field(default=Decimal("15.00"), ge=0)
+    analytics_tier_high_spend: Decimal = Field(default=Decimal("5000"), ge=0)
+    analytics_tier_high_orders: int = Field(default=6, ge=1)
+    analytics_tier_high_margin: float = Field(default=0.35, ge=0, le=1)
+    analytics_tier_mid_spend: Decimal = Field(default=Decimal("1000"), ge=0)
+    analytics_tier_mid_orders: int = Field(default=2, ge=1)
 
     @field_validator("database_url")
     @classmethod

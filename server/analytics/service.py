@@ -30,6 +30,7 @@ from server.analytics.repository import (
 )
 from server.analytics.segments import CustomerSegment, SegmentDimension, SegmentShare
 from server.caller import Caller
+from server.config import Settings
 from server.customer.repository import scope_predicate
 from server.errors import ForbiddenError, NotFoundError, ValidationError
 
@@ -44,6 +45,19 @@ class AnalyticsConfig:
 
     cost_per_interaction: Decimal = Decimal("15.00")
     tier_rule: TierRule = field(default_factory=TierRule)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnalyticsConfig:
+        return cls(
+            cost_per_interaction=settings.analytics_cost_per_interaction,
+            tier_rule=TierRule(
+                high_spend=settings.analytics_tier_high_spend,
+                high_orders=settings.analytics_tier_high_orders,
+                high_margin=settings.analytics_tier_high_margin,
+                mid_spend=settings.analytics_tier_mid_spend,
+                mid_orders=settings.analytics_tier_mid_orders,
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
