@@ -51,7 +51,7 @@ async def populate(url: str, customers: int, orders: int, seed: int = 11) -> Non
     rng = random.Random(seed)
     engine = create_engine(url, null_pool=True)
     sessions = create_session_factory(engine)
-    products = [
+    products: list[dict[str, Any]] = [
         {
             "id": _uuid(rng),
             "sku": f"SKU{i:04d}",
@@ -63,7 +63,7 @@ async def populate(url: str, customers: int, orders: int, seed: int = 11) -> Non
         }
         for i in range(200)
     ]
-    people = [
+    people: list[dict[str, Any]] = [
         {
             "id": _uuid(rng),
             "created_at": START + timedelta(days=rng.uniform(0, DAYS)),

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from schema.build import build_schema
 from schema.context import GraphQLContext
+from server.analytics.service import AnalyticsConfig
 from server.audit.recorder import AuditRecorder
 from server.auth.api_keys import parse_prefix
 from server.auth.principal import PURPOSES, Principal
@@ -47,7 +48,6 @@ from server.graphql_http import (
     parse_body,
     problem_body,
 )
-from server.analytics.service import AnalyticsConfig
 from server.services import Services
 from server.vault.keyring import LocalKeyring
 

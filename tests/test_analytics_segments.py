@@ -36,8 +36,7 @@ async def seed(state: AppState) -> dict[str, uuid.UUID]:
     state.services.clock = FixedClock(at("2026-06-30 12:00"))
     created = at("2025-01-01")
     ids = {
-        name: await make_customer(state, created_at=created)
-        for name in ("H", "W", "R", "C", "Z")
+        name: await make_customer(state, created_at=created) for name in ("H", "W", "R", "C", "Z")
     }
     ids["N"] = await make_customer(state, created_at=at("2026-06-01"))
     async with state.sessions() as session, session.begin():
@@ -95,7 +94,12 @@ async def test_customer_segments_follow_the_documented_rules(api: Api, state: Ap
     assert (seg["H"]["orders"], seg["H"]["spend"]) == (6, "6000.00")
     # Tier: H reaches spend 5000, 6 orders and margin 0.5 over the last year; R spent 1200.
     assert {n: s["tier"] for n, s in seg.items()} == {
-        "H": "high", "R": "mid", "W": "low", "C": "low", "N": "low", "Z": "low",
+        "H": "high",
+        "R": "mid",
+        "W": "low",
+        "C": "low",
+        "N": "low",
+        "Z": "low",
     }
     assert {n: s["lifecycle"] for n, s in seg.items()} == {
         "H": "active",  # bought in the last 90 days
@@ -115,7 +119,12 @@ async def test_customer_segments_follow_the_documented_rules(api: Api, state: Ap
     }
     # Grades by revenue rank (total 8000): H 75% -> A; R reaches 90% -> B; the rest C.
     assert {n: s["grade"] for n, s in seg.items()} == {
-        "H": "A", "R": "B", "W": "C", "C": "C", "N": "C", "Z": "C",
+        "H": "A",
+        "R": "B",
+        "W": "C",
+        "C": "C",
+        "N": "C",
+        "Z": "C",
     }
 
 
@@ -141,7 +150,10 @@ async def test_segment_breakdown_and_refresh(api: Api, state: AppState) -> None:
     assert cells["R5F5M5"] == 1  # H
     assert cells["none"] == 1  # Z
 
-    refresh = 'mutation { refreshSegments(asOf: "2026-06-30") { __typename ... on SegmentsRefreshed { updated } ... on UserError { code } } }'
+    refresh = (
+        'mutation { refreshSegments(asOf: "2026-06-30") { __typename '
+        "... on SegmentsRefreshed { updated } ... on UserError { code } } }"
+    )
     denied = await api.gql(refresh, token=analyst)
     assert denied["data"]["refreshSegments"] == {"__typename": "UserError", "code": "FORBIDDEN"}
     manager = api.token("manager", subject="max", team="east")
@@ -156,19 +168,26 @@ async def test_segment_breakdown_and_refresh(api: Api, state: AppState) -> None:
     ]
     async with state.sessions() as session:
         changes = (
-            await session.execute(
-                select(AuditAccess.changed_fields).where(
-                    AuditAccess.object_type == "segment", AuditAccess.action == "refresh"
+            (
+                await session.execute(
+                    select(AuditAccess.changed_fields).where(
+                        AuditAccess.object_type == "segment", AuditAccess.action == "refresh"
+                    )
                 )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert changes == [["lifecycle", "need_type", "tier"]]
 
 
 AT_RISK = """
 query($min: Float!) {
   atRiskCustomers(first: 10, minScore: $min, asOf: "2026-06-30") {
-    edges { node { customer { id name } risk { score probabilityAlive signals { code description } } } }
+    edges { node {
+      customer { id name }
+      risk { score probabilityAlive signals { code description } }
+    } }
   }
 }
 """
@@ -188,8 +207,12 @@ async def test_churn_risk_names_its_signals(api: Api, state: AppState) -> None:
     # R: no order in the last 180 days against 4 before, a complaint rated 1 in May,
     # no contact in the last 90 days against 3 before.
     assert {s["code"] for s in r["signals"]} == {
-        "model", "frequency_falling", "spend_falling", "complaints_rising",
-        "unhappy_outcome", "contact_fading",
+        "model",
+        "frequency_falling",
+        "spend_falling",
+        "complaints_rising",
+        "unhappy_outcome",
+        "contact_fading",
     }
     assert any("rated 2 or lower" in s["description"] for s in r["signals"])
     h = by_id[str(ids["H"])]["risk"]
@@ -202,8 +225,7 @@ async def test_churn_risk_names_its_signals(api: Api, state: AppState) -> None:
         e["node"]["customer"]["id"] for e in high["data"]["atRiskCustomers"]["edges"]
     }
     assert all(
-        e["node"]["risk"]["score"] >= r["score"]
-        for e in high["data"]["atRiskCustomers"]["edges"]
+        e["node"]["risk"]["score"] >= r["score"] for e in high["data"]["atRiskCustomers"]["edges"]
     )
 
     model = await api.gql(
@@ -268,9 +290,7 @@ async def test_co_purchase_rules_and_likely_buyers(api: Api, state: AppState) ->
     customers.append(await make_customer(state))
     baskets = [[a, b], [a, b], [a, c], [a], [c]]
     for customer, basket in zip(customers, baskets, strict=True):
-        await make_order(
-            state, customer, "2026-05-01 10:00", [(p, 1, "10", "5") for p in basket]
-        )
+        await make_order(state, customer, "2026-05-01 10:00", [(p, 1, "10", "5") for p in basket])
     manager = api.token("manager", subject="max", team="east")
     body = await api.gql(
         "query($p: ID!) { frequentlyBoughtWith(productId: $p) "
@@ -280,13 +300,24 @@ async def test_co_purchase_rules_and_likely_buyers(api: Api, state: AppState) ->
     )
     assert body["data"]["frequentlyBoughtWith"] == [
         # A in 4 of 5 orders, B in 2, C in 2.
-        {"product": {"sku": "B"}, "ordersWithBoth": 2, "support": 0.4, "confidence": 0.5,
-         "lift": 1.25},  # 0.5 / (2/5)
-        {"product": {"sku": "C"}, "ordersWithBoth": 1, "support": 0.2, "confidence": 0.25,
-         "lift": 0.625},  # 0.25 / (2/5)
+        {
+            "product": {"sku": "B"},
+            "ordersWithBoth": 2,
+            "support": 0.4,
+            "confidence": 0.5,
+            "lift": 1.25,
+        },  # 0.5 / (2/5)
+        {
+            "product": {"sku": "C"},
+            "ordersWithBoth": 1,
+            "support": 0.2,
+            "confidence": 0.25,
+            "lift": 0.625,
+        },  # 0.25 / (2/5)
     ]
     buyers = await api.gql(
-        "query($p: ID!) { likelyBuyers(productId: $p) { edges { node { customer { id } score } } } }",
+        "query($p: ID!) { likelyBuyers(productId: $p) "
+        "{ edges { node { customer { id } score } } } }",
         {"p": str(b)},
         token=manager,
     )
