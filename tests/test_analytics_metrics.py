@@ -17,6 +17,7 @@ The data set (March 2026 is the range; 29 Jan - 28 Feb the equally long period b
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import update
@@ -231,5 +232,36 @@ async def test_inverted_range_is_a_typed_error(api: Api, state: AppState) -> Non
     token = api.token("analyst", subject="ann")
     body = await api.gql(
         METRICS, {"from": "2026-03-31", "to": "2026-03-01"}, token=token, purpose="analytics"
+    )
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_every_grouping_and_granularity_adds_up(api: Api, state: AppState) -> None:
+    await seed(state)
+    for group_by in ("REGION", "INDUSTRY", "TIER", "OWNER"):
+        for granularity in ("DAY", "WEEK", "MONTH"):
+            m = await metrics(
+                api,
+                **{
+                    "from": "2026-02-01",
+                    "to": "2026-03-31",
+                    "granularity": granularity,
+                    "groupBy": group_by,
+                },
+            )
+            total = m["total"]
+            assert total["current"]["salesTotal"] == "450.00"  # o1..o5
+            by_group = sum(Decimal(g["current"]["salesTotal"]) for g in m["groups"])
+            assert by_group == Decimal("450.00"), (group_by, granularity)
+            by_bucket = sum(Decimal(p["kpis"]["salesTotal"]) for p in total["series"])
+            assert by_bucket == Decimal("450.00"), (group_by, granularity)
+
+
+async def test_too_long_daily_series_is_refused(api: Api, state: AppState) -> None:
+    token = api.token("analyst", subject="ann")
+    body = await api.gql(
+        METRICS,
+        {"from": "2020-01-01", "to": "2026-01-01", "granularity": "DAY"},
+        token=token,
     )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
