@@ -11,14 +11,19 @@ Customers as of 30 June 2026 (all created 1 Jan 2025 unless noted):
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
+from typer.testing import CliRunner
 
+from server import cli
 from server.app import AppState
 from server.clock import FixedClock
-from server.data.models import AuditAccess, Customer
+from server.config import Settings
+from server.data.models import AuditAccess, AuditEvent, Customer
 from tests.analytics_factories import (
     at,
     make_complaint,
@@ -331,3 +336,31 @@ async def test_co_purchase_rules_and_likely_buyers(api: Api, state: AppState) ->
         token=manager,
     )
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_segments_refresh_command(
+    api: Api, state: AppState, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await seed(state)
+    monkeypatch.setenv("CUSTOS_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CUSTOS_KEYRING", str(settings.keyring))
+    monkeypatch.setenv("CUSTOS_STATE_DIR", str(settings.state_dir))
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli.app, ["segments", "refresh", "--as-of", AS_OF]
+    )
+    assert result.exit_code == 0, result.output
+    async with state.sessions() as session:
+        rows = (await session.execute(select(Customer.id, Customer.lifecycle))).all()
+        stored = {customer_id: lifecycle for customer_id, lifecycle in rows}
+        operations = (
+            (
+                await session.execute(
+                    select(AuditEvent.operation_name).where(AuditEvent.operation_type == "command")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert stored[ids["W"]] == "won_back"
+    assert stored[ids["C"]] == "churned"
+    assert operations == ["segments refresh"]
