@@ -7,7 +7,7 @@ those sums into rates. A rate whose denominator is zero is `None` (unknown), nev
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -243,6 +243,46 @@ async def _customer_base(
     return {(r.grp if keys.group_by else None): (r.total, r.high) for r in rows}
 
 
+@dataclass
+class _Collected:
+    """Every aggregate a report needs, keyed by (bucket, group)."""
+
+    current: dict[Key, Sums]
+    previous: dict[Key, Sums]
+    base_current: dict[str | None, tuple[int, int]]
+    base_previous: dict[str | None, tuple[int, int]]
+    series: dict[Key, Sums]
+    base_series: dict[str | None, tuple[int, int]]
+    labels: list[date]
+
+    def merged(self) -> _Collected:
+        """Totals over all groups. Every customer is in exactly one group, so even the
+        distinct-customer counts add up: one grouped pass serves both."""
+
+        def sums(by_key: dict[Key, Sums]) -> dict[Key, Sums]:
+            out: dict[Key, Sums] = defaultdict(Sums)
+            for (bucket, _), value in by_key.items():
+                target = out[(bucket, None)]
+                for f in fields(Sums):
+                    setattr(target, f.name, getattr(target, f.name) + getattr(value, f.name))
+            return dict(out)
+
+        def base(by_group: dict[str | None, tuple[int, int]]) -> dict[str | None, tuple[int, int]]:
+            return {
+                None: (sum(t for t, _ in by_group.values()), sum(h for _, h in by_group.values()))
+            }
+
+        return _Collected(
+            sums(self.current),
+            sums(self.previous),
+            base(self.base_current),
+            base(self.base_previous),
+            sums(self.series),
+            base(self.base_series),
+            self.labels,
+        )
+
+
 class MetricsCalculator:
     def __init__(self, cost_per_interaction: Decimal) -> None:
         self.cost_per_interaction = cost_per_interaction
@@ -265,19 +305,7 @@ class MetricsCalculator:
         current = Window(day_start(start), day_start(end + timedelta(days=1)))
         previous = Window(current.start - timedelta(days=days), current.start)
         range_keys = Keys(None, group_by)
-
-        cur = await _collect(repo, current, range_keys)
-        prev = await _collect(repo, previous, range_keys)
-        base_cur = await _customer_base(repo, current.start, range_keys)
-        base_prev = await _customer_base(repo, previous.start, range_keys)
-        groups = sorted(
-            {k[1] for k in (*cur, *prev)} | set(base_cur) | set(base_prev),
-            key=lambda g: (g is None, g or ""),
-        )
-        if not group_by:
-            groups = [None]
-
-        series: dict[str | None, list[MetricPoint]] = {g: [] for g in groups}
+        labels: list[date] = []
         if granularity is not None:
             labels = buckets(start, end, granularity)
             if len(labels) > MAX_SERIES_POINTS:
@@ -285,49 +313,71 @@ class MetricsCalculator:
                     f"the series would have {len(labels)} points; at most {MAX_SERIES_POINTS}"
                 )
             # One bucket more at the front, so the first point has a bucket to compare with.
-            first = bucket_start(labels[0] - timedelta(days=1), granularity)
+            labels.insert(0, bucket_start(labels[0] - timedelta(days=1), granularity))
+
+        series: dict[Key, Sums] = {}
+        base_series: dict[str | None, tuple[int, int]] = {}
+        if granularity is not None:
             series_window = Window(
-                day_start(first), day_start(next_bucket(labels[-1], granularity))
+                day_start(labels[0]), day_start(next_bucket(labels[-1], granularity))
             )
             keys = Keys(granularity, group_by)
-            by_bucket = await _collect(repo, series_window, keys)
-            base = await _customer_base(repo, series_window.start, keys)
-            for g in groups:
-                total, high = base.get(g, (0, 0))
-                prior_sales: Decimal | None = None
-                for label in [first, *labels]:
-                    s = by_bucket.get((label.isoformat(), g), Sums())
-                    s.customers_start = total
-                    total += s.new_customers
-                    high += s.high_value
-                    s.customers_total, s.high_value = total, high
-                    if label != first:
-                        series[g].append(
-                            MetricPoint(label, kpis(s, prior_sales, self.cost_per_interaction))
-                        )
-                    prior_sales = s.sales
+            series = await _collect(repo, series_window, keys)
+            base_series = await _customer_base(repo, series_window.start, keys)
+        data = _Collected(
+            await _collect(repo, current, range_keys),
+            await _collect(repo, previous, range_keys),
+            await _customer_base(repo, current.start, range_keys),
+            await _customer_base(repo, previous.start, range_keys),
+            series,
+            base_series,
+            labels,
+        )
+        previous_start = start - timedelta(days=days)
+        if group_by is None:
+            (total,) = self._build([None], data)
+            return MetricsReport(start, end, previous_start, granularity, None, total, [])
+        groups = sorted(
+            {k[1] for k in (*data.current, *data.previous)}
+            | set(data.base_current)
+            | set(data.base_previous),
+            key=lambda g: (g is None, g or ""),
+        )
+        (total,) = self._build([None], data.merged())
+        return MetricsReport(
+            start, end, previous_start, granularity, group_by, total, self._build(groups, data)
+        )
 
+    def _build(self, groups: list[str | None], data: _Collected) -> list[MetricGroup]:
         out: list[MetricGroup] = []
         for g in groups:
-            p = self._with_base(prev.get(("", g), Sums()), base_prev.get(g, (0, 0)))
-            c = self._with_base(cur.get(("", g), Sums()), base_cur.get(g, (0, 0)))
+            points: list[MetricPoint] = []
+            total, high = data.base_series.get(g, (0, 0))
+            prior_sales: Decimal | None = None
+            for index, label in enumerate(data.labels):
+                s = data.series.get((label.isoformat(), g), Sums())
+                s.customers_start = total
+                total += s.new_customers
+                high += s.high_value
+                s.customers_total, s.high_value = total, high
+                if index:
+                    points.append(
+                        MetricPoint(label, kpis(s, prior_sales, self.cost_per_interaction))
+                    )
+                prior_sales = s.sales
+            p = self._with_base(
+                data.previous.get(("", g), Sums()), data.base_previous.get(g, (0, 0))
+            )
+            c = self._with_base(data.current.get(("", g), Sums()), data.base_current.get(g, (0, 0)))
             out.append(
                 MetricGroup(
                     key=g,
                     current=kpis(c, p.sales, self.cost_per_interaction),
                     previous=kpis(p, None, self.cost_per_interaction),
-                    series=series[g],
+                    series=points,
                 )
             )
-        previous_start = start - timedelta(days=days)
-        if group_by is None:
-            return MetricsReport(start, end, previous_start, granularity, None, out[0], [])
-        total_report = await self.report(
-            session, start=start, end=end, granularity=granularity, group_by=None, repo=repo
-        )
-        return MetricsReport(
-            start, end, previous_start, granularity, group_by, total_report.total, out
-        )
+        return out
 
     @staticmethod
     def _with_base(s: Sums, base: tuple[int, int]) -> Sums:
