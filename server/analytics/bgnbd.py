@@ -61,13 +61,20 @@ def fit(x: Array, t_x: Array, big_t: Array, weights: Array | None = None) -> BgN
         return value if np.isfinite(value) else 1e300
 
     start = np.zeros(4)
-    result = minimize(
-        negative,
-        start,
-        method="Nelder-Mead",
-        options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-8},
-    )
-    result = minimize(negative, result.x, method="L-BFGS-B")
+    # Log-parameters are bounded so a degenerate data set cannot run one off to infinity.
+    # Quasi-Newton from the unit start converges on real data; a derivative-free pass is
+    # the fallback when it does not.
+    bounds = [(-20.0, 20.0)] * 4
+    result = minimize(negative, start, method="L-BFGS-B", bounds=bounds)
+    if not result.success:
+        result = minimize(
+            negative,
+            start,
+            method="Nelder-Mead",
+            bounds=bounds,
+            options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-8},
+        )
+        result = minimize(negative, result.x, method="L-BFGS-B", bounds=bounds)
     r, alpha, a, b = (float(v) for v in np.exp(result.x))
     alpha *= scale
     ll = float(np.sum(w * _log_likelihood_terms(np.array([r, alpha, a, b]), x, t_x, big_t)))
