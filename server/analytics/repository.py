@@ -33,6 +33,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -108,6 +109,25 @@ class SqlDialect:
         if self.postgres:
             return func.extract("epoch", later - earlier) / 86400.0
         return (func.julianday(later) - func.julianday(earlier)).cast(Float)
+
+    def day(self, column: Any) -> ColumnElement[Any]:
+        """The UTC calendar day of a timestamp."""
+        if self.postgres:
+            return cast(func.timezone("UTC", column), Date)
+        day: ColumnElement[Any] = func.date(column)
+        return day
+
+    def day_literal(self, day: date) -> ColumnElement[Any]:
+        """A calendar day as SQL: a DATE on PostgreSQL, ISO text (what date() gives) on SQLite."""
+        text_day: ColumnElement[Any] = literal(day.isoformat())
+        return cast(text_day, Date) if self.postgres else text_day
+
+    def whole_days(self, later: Any, earlier: Any) -> ColumnElement[Any]:
+        """Whole days between two calendar days."""
+        if self.postgres:
+            difference: ColumnElement[Any] = later - earlier
+            return difference
+        return cast(func.julianday(later) - func.julianday(earlier), Integer)
 
 
 def _live_customer() -> list[ColumnElement[bool]]:
@@ -526,7 +546,7 @@ class SegmentRepository:
     async def for_customers(
         self, as_of: datetime, rule: TierRule, ids: Sequence[uuid.UUID]
     ) -> Sequence[Row[Any]]:
-        seg = segment_query(as_of, rule, literal_column("1") == 1)
+        seg = segment_query(as_of, rule, true())
         stmt = select(seg).where(seg.c.id.in_(list(ids)))
         return (await self.session.execute(stmt)).all()
 
@@ -561,7 +581,7 @@ class SegmentRepository:
 
     async def refresh(self, as_of: datetime, rule: TierRule) -> int:
         """Write tier, lifecycle and need type onto every live customer in one UPDATE."""
-        seg = segment_query(as_of, rule, literal_column("1") == 1)
+        seg = segment_query(as_of, rule, true())
         stmt = (
             update(Customer)
             .where(Customer.id == seg.c.id)
@@ -580,39 +600,22 @@ class ChurnRepository:
         self.session = session
         self.dialect = SqlDialect(session.get_bind().dialect.name)
 
-    def _day(self, column: Any) -> ColumnElement[Any]:
-        if self.dialect.postgres:
-            return cast(func.timezone("UTC", column), Date)
-        day: ColumnElement[Any] = func.date(column)
-        return day
-
-    def _days(self, later: Any, earlier: Any) -> ColumnElement[Any]:
-        """Whole days between two calendar days."""
-        if self.dialect.postgres:
-            difference: ColumnElement[Any] = later - earlier
-            return difference
-        return cast(func.julianday(later) - func.julianday(earlier), Integer)
-
     def _histories(self, as_of_day: date) -> Any:
         """Per buyer: x = purchase days after the first, t_x and T in days, up to `as_of_day`."""
-        day = self._day(Order.ordered_at).label("day")
+        day = self.dialect.day(Order.ordered_at).label("day")
         days = (
             select(Order.customer_id.label("cid"), day)
             .where(_sold(), Order.ordered_at < datetime.combine(as_of_day + DAY, time(), UTC))
             .distinct()
             .subquery("d")
         )
-        as_of_value = (
-            cast(literal(as_of_day.isoformat()), Date)
-            if self.dialect.postgres
-            else (literal(as_of_day.isoformat()))
-        )
+        as_of_value = self.dialect.day_literal(as_of_day)
         return (
             select(
                 days.c.cid,
                 (func.count() - 1).label("x"),
-                self._days(func.max(days.c.day), func.min(days.c.day)).label("t_x"),
-                self._days(as_of_value, func.min(days.c.day)).label("age"),
+                self.dialect.whole_days(func.max(days.c.day), func.min(days.c.day)).label("t_x"),
+                self.dialect.whole_days(as_of_value, func.min(days.c.day)).label("age"),
                 func.max(days.c.day).label("last_day"),
             )
             .group_by(days.c.cid)
@@ -697,12 +700,9 @@ class ChurnRepository:
                 h.c.x,
                 h.c.t_x,
                 h.c.age,
-                self._days(
-                    cast(literal(as_of_day.isoformat()), Date)
-                    if self.dialect.postgres
-                    else literal(as_of_day.isoformat()),
-                    h.c.last_day,
-                ).label("days_since_last"),
+                self.dialect.whole_days(self.dialect.day_literal(as_of_day), h.c.last_day).label(
+                    "days_since_last"
+                ),
                 func.coalesce(o.c.orders_recent, 0).label("orders_recent"),
                 func.coalesce(o.c.orders_before, 0).label("orders_before"),
                 func.coalesce(o.c.spend_recent, 0).label("spend_recent"),
