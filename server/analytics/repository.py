@@ -440,6 +440,7 @@ def segment_query(as_of: datetime, rule: TierRule, scope: ColumnElement[bool]) -
         .group_by(Interaction.customer_id)
         .subquery("i")
     )
+    # Ties split across quintiles by customer id, so a score is the same on every run.
     orders_all = func.coalesce(orders.c.orders_all, 0)
     spend_all = func.coalesce(orders.c.spend_all, 0)
     orders_365 = func.coalesce(orders.c.orders_365, 0)
@@ -464,15 +465,20 @@ def segment_query(as_of: datetime, rule: TierRule, scope: ColumnElement[bool]) -
             func.coalesce(orders.c.old, 0).label("old"),
             func.coalesce(contacts.c.contacts, 0).label("contacts"),
             case(
-                (buyer, func.ntile(5).over(partition_by=buyer, order_by=orders.c.last_order)),
+                (
+                    buyer,
+                    func.ntile(5).over(
+                        partition_by=buyer, order_by=(orders.c.last_order, Customer.id)
+                    ),
+                ),
                 else_=null(),
             ).label("r"),
             case(
-                (buyer, func.ntile(5).over(partition_by=buyer, order_by=orders_all)),
+                (buyer, func.ntile(5).over(partition_by=buyer, order_by=(orders_all, Customer.id))),
                 else_=null(),
             ).label("f"),
             case(
-                (buyer, func.ntile(5).over(partition_by=buyer, order_by=spend_all)),
+                (buyer, func.ntile(5).over(partition_by=buyer, order_by=(spend_all, Customer.id))),
                 else_=null(),
             ).label("m"),
             # Revenue ranked from the top: the share earned by customers ranked above.
