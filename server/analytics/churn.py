@@ -1,8 +1,8 @@
 """Churn risk: the BG/NBD model's P(alive) combined with the warning signals of practice.
 
 The model is fit once per (as-of day, data version) and kept in a small process cache:
-fits are not per request, and a new order changes the data version so a stale fit is
-never served. Each process fits on its own first use; nothing shared lives only here.
+fits are not per request, and a new or cancelled order changes the data version so the
+model is refitted. Each process fits on its own first use; nothing shared lives only here.
 """
 
 from __future__ import annotations
