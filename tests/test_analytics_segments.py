@@ -364,3 +364,18 @@ async def test_segments_refresh_command(
     assert stored[ids["W"]] == "won_back"
     assert stored[ids["C"]] == "churned"
     assert operations == ["segments refresh"]
+
+
+async def test_churn_model_is_refitted_when_orders_change(api: Api, state: AppState) -> None:
+    ids = await seed(state)
+    manager = api.token("manager", subject="max", team="east")
+    query = '{ churnModel(asOf: "2026-06-30") { customers logLikelihood } }'
+    before = (await api.gql(query, token=manager))["data"]["churnModel"]
+    again = (await api.gql(query, token=manager))["data"]["churnModel"]
+    assert again == before
+    product = await make_product(state, "Q", "10", "5")
+    await make_order(state, ids["Z"], "2026-06-20 10:00", [(product, 1, "10", "5")])
+    after = (await api.gql(query, token=manager))["data"]["churnModel"]
+    assert (before["customers"], after["customers"]) == (5, 6)  # Z is a buyer now
+    empty = await api.gql('{ churnModel(asOf: "2020-01-01") { customers } }', token=manager)
+    assert empty["errors"][0]["extensions"]["code"] == "NOT_FOUND"
