@@ -732,20 +732,36 @@ class ChurnRepository:
 
 
 # --- co-purchase ----------------------------------------------------------------------------
+#
+# Counts are of sold orders: "orders with X" is the number of distinct sold orders holding a
+# line of X. Each query starts from the lines of one product (indexed) and counts the other
+# side per product, so nothing scans every pair of lines in the shop.
 
 
-def _sold_items() -> Any:
-    """(order, customer, product) of every sold order line, one row per product and order."""
+def _orders_per_product(products: Any) -> Any:
+    """Distinct sold orders per product, for the products in `products` (a subquery)."""
     return (
         select(
-            OrderItem.order_id.label("order_id"),
-            OrderItem.customer_id.label("customer_id"),
             OrderItem.product_id.label("product_id"),
+            func.count(distinct(OrderItem.order_id)).label("orders"),
         )
         .join(Order, Order.id == OrderItem.order_id)
-        .where(_sold())
-        .distinct()
-        .subquery()
+        .where(_sold(), OrderItem.product_id.in_(select(products.c.product_id)))
+        .group_by(OrderItem.product_id)
+        .subquery("n")
+    )
+
+
+def _sold_orders() -> Any:
+    return select(func.count()).select_from(Order).where(_sold()).scalar_subquery()
+
+
+def _orders_with(product_id: uuid.UUID) -> Any:
+    return (
+        select(func.count(distinct(OrderItem.order_id)))
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(_sold(), OrderItem.product_id == product_id)
+        .scalar_subquery()
     )
 
 
@@ -753,37 +769,46 @@ class CoPurchaseRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def rules_from(self, product_id: uuid.UUID, limit: int) -> Sequence[Row[Any]]:
-        """Rules product -> other: orders with both, with the product, with the other, total."""
-        items = _sold_items()
-        a, b = items.alias("a"), items.alias("b")
-        per_product = (
-            select(items.c.product_id, func.count().label("orders"))
-            .group_by(items.c.product_id)
-            .subquery("n")
+    def _together(self, product_id: uuid.UUID) -> Any:
+        """Per other product: sold orders holding both it and `product_id`."""
+        mine = OrderItem.__table__.alias("mine")
+        other = OrderItem.__table__.alias("other")
+        return (
+            select(
+                other.c.product_id.label("product_id"),
+                func.count(distinct(other.c.order_id)).label("both"),
+            )
+            .select_from(mine)
+            .join(Order, Order.id == mine.c.order_id)
+            .join(
+                other,
+                and_(other.c.order_id == mine.c.order_id, other.c.product_id != product_id),
+            )
+            .where(mine.c.product_id == product_id, _sold())
+            .group_by(other.c.product_id)
+            .subquery("t")
         )
-        total = select(func.count(distinct(items.c.order_id))).scalar_subquery()
-        antecedent = (
-            select(func.count()).select_from(items).where(items.c.product_id == product_id)
-        ).scalar_subquery()
-        both = func.count()
-        confidence = cast(both, Float) / antecedent
+
+    async def rules_from(self, product_id: uuid.UUID, limit: int) -> Sequence[Row[Any]]:
+        """Rules product -> other, best lift first: support, confidence and lift."""
+        together = self._together(product_id)
+        per_product = _orders_per_product(together)
+        total = cast(_sold_orders(), Float)
+        confidence = cast(together.c.both, Float) / _orders_with(product_id)
         lift = confidence / (cast(per_product.c.orders, Float) / total)
         stmt = (
             select(
-                b.c.product_id,
-                both.label("both"),
-                (cast(both, Float) / total).label("support"),
+                together.c.product_id,
+                together.c.both,
+                (cast(together.c.both, Float) / total).label("support"),
                 confidence.label("confidence"),
                 lift.label("lift"),
             )
-            .select_from(a)
-            .join(b, and_(b.c.order_id == a.c.order_id, b.c.product_id != a.c.product_id))
-            .join(per_product, per_product.c.product_id == b.c.product_id)
-            .where(a.c.product_id == product_id)
-            .group_by(b.c.product_id, per_product.c.orders)
+            .join(per_product, per_product.c.product_id == together.c.product_id)
             .order_by(
-                literal_column("lift").desc(), literal_column("confidence").desc(), b.c.product_id
+                literal_column("lift").desc(),
+                literal_column("confidence").desc(),
+                together.c.product_id,
             )
             .limit(limit)
         )
@@ -799,37 +824,27 @@ class CoPurchaseRepository:
     ) -> Sequence[Row[Any]]:
         """Customers in scope who bought an antecedent of the product (a rule with lift > 1)
         but never the product; score = the best confidence among their antecedents."""
-        items = _sold_items()
-        a, b = items.alias("a"), items.alias("b")
-        per_product = (
-            select(items.c.product_id, func.count().label("orders"))
-            .group_by(items.c.product_id)
-            .subquery("n")
-        )
-        total = select(func.count(distinct(items.c.order_id))).scalar_subquery()
-        target = (
-            select(func.count()).select_from(items).where(items.c.product_id == product_id)
-        ).scalar_subquery()
-        confidence = cast(func.count(), Float) / per_product.c.orders
+        together = self._together(product_id)
+        per_product = _orders_per_product(together)
+        # Rule antecedent -> product: confidence = both / orders with the antecedent; lift > 1
+        # when that beats the product's own share of orders.
+        confidence = cast(together.c.both, Float) / per_product.c.orders
         rules = (
-            select(a.c.product_id.label("antecedent"), confidence.label("confidence"))
-            .select_from(a)
-            .join(b, and_(b.c.order_id == a.c.order_id, b.c.product_id == product_id))
-            .join(per_product, per_product.c.product_id == a.c.product_id)
-            .where(a.c.product_id != product_id)
-            .group_by(a.c.product_id, per_product.c.orders)
-            .having(confidence > cast(target, Float) / total)
+            select(together.c.product_id.label("antecedent"), confidence.label("confidence"))
+            .join(per_product, per_product.c.product_id == together.c.product_id)
+            .where(confidence > cast(_orders_with(product_id), Float) / _sold_orders())
             .subquery("r")
         )
-        bought_target = (
-            select(OrderItem.id)
-            .where(OrderItem.customer_id == Customer.id, OrderItem.product_id == product_id)
-            .exists()
+        # Computed once as a list, not probed per customer.
+        bought_target = Customer.id.in_(
+            select(OrderItem.customer_id).where(OrderItem.product_id == product_id)
         )
         bought = (
-            select(items.c.customer_id, func.max(rules.c.confidence).label("score"))
-            .join(rules, rules.c.antecedent == items.c.product_id)
-            .group_by(items.c.customer_id)
+            select(OrderItem.customer_id, func.max(rules.c.confidence).label("score"))
+            .join(rules, rules.c.antecedent == OrderItem.product_id)
+            .join(Order, Order.id == OrderItem.order_id)
+            .where(_sold())
+            .group_by(OrderItem.customer_id)
             .subquery("c")
         )
         stmt = (
