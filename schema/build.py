@@ -18,6 +18,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
 from schema.access import AccessMutation, AccessQuery
+from schema.analytics import AnalyticsMutation, AnalyticsQuery
 from schema.audit import AuditQuery
 from schema.campaigns import CampaignMutation, CampaignQuery
 from schema.complaints import ComplaintMutation, ComplaintQuery
@@ -41,6 +42,7 @@ QUERY_TYPES: tuple[type, ...] = (
     AuditQuery,
     OrderQuery,
     CampaignQuery,
+    AnalyticsQuery,
 )
 MUTATION_TYPES: tuple[type, ...] = (
     CustomerMutation,
@@ -52,6 +54,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     LoyaltyMutation,
     CampaignMutation,
     ImportMutation,
+    AnalyticsMutation,
 )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -424,6 +425,58 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+segments_app = typer.Typer(help="Customer segments.", no_args_is_help=True)
+app.add_typer(segments_app, name="segments")
+
+
+async def _refresh_segments(settings: Settings, as_of: date | None) -> tuple[date, int]:
+    import getpass
+
+    from server.analytics.service import AnalyticsConfig, AnalyticsService
+    from server.audit.recorder import AuditRecorder
+    from server.auth.principal import Principal
+    from server.authz.authorizer import Authorizer
+    from server.caller import Caller
+    from server.clock import Clock
+    from server.data.engine import create_engine, create_session_factory
+
+    day = as_of or Clock().now().date()
+    # The operator acts with the manager role, so the policy and the audit trail apply.
+    principal = Principal(subject=f"cli:{getpass.getuser()}", roles=("manager",))
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_session_factory(engine)() as session, session.begin():
+            authorizer = Authorizer()
+            await authorizer.ensure_seeded(session)
+            await authorizer.refresh(session, force=True)
+            caller = Caller(principal, authorizer.decisions(principal), AuditRecorder(principal))
+            service = AnalyticsService(AnalyticsConfig.from_settings(settings))
+            updated = await service.refresh_segments(session, caller, day)
+            await caller.audit.commit(
+                session,
+                operation_type="command",
+                operation_name="segments refresh",
+                query=None,
+                outcome="ok",
+            )
+        return day, updated
+    finally:
+        await engine.dispose()
+
+
+@segments_app.command("refresh")
+def segments_refresh(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="Day to segment as of (today)."),
+    ] = None,
+) -> None:
+    """Write tier, lifecycle and need type onto every customer (set-based, audited)."""
+    settings = _settings()
+    day, updated = _run(_refresh_segments(settings, as_of.date() if as_of else None))
+    console.print(f"segments as of {day.isoformat()} written onto {updated} customers")
 
 
 def main() -> None:

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         "01-01 New Year's Day;03-08 Women's Day;05-01 Labour Day;"
         "06-01 Children's Day;10-01 National Day;12-25 Christmas"
     )
+    # Analytics: service cost per interaction, and the value-tier rule (see README).
+    analytics_cost_per_interaction: Decimal = Field(default=Decimal("15.00"), ge=0)
+    analytics_tier_high_spend: Decimal = Field(default=Decimal("5000"), ge=0)
+    analytics_tier_high_orders: int = Field(default=6, ge=1)
+    analytics_tier_high_margin: float = Field(default=0.35, ge=0, le=1)
+    analytics_tier_mid_spend: Decimal = Field(default=Decimal("1000"), ge=0)
+    analytics_tier_mid_orders: int = Field(default=2, ge=1)
 
     @field_validator("database_url")
     @classmethod

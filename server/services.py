@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from server.analytics.service import AnalyticsConfig, AnalyticsService
 from server.audit.service import AuditService
 from server.authz.authorizer import Authorizer
 from server.authz.service import AccessAdminService
@@ -35,6 +36,7 @@ class Services:
     complaints: ComplaintService
     interactions: InteractionService
     audit: AuditService
+    analytics: AnalyticsService
     loyalty: LoyaltyService = field(init=False)
     orders: OrderService = field(init=False)
     campaigns: CampaignService = field(init=False)
@@ -71,6 +73,9 @@ class Services:
             complaints=ComplaintService(vault, clock, levels),
             interactions=InteractionService(vault, clock, levels),
             audit=AuditService.build(keys),
+            analytics=AnalyticsService(
+                AnalyticsConfig.from_settings(settings) if settings else None
+            ),
         )
         if settings is not None:
             services.configure(settings)

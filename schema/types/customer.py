@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from schema.context import GraphQLContext
 from schema.orders import order_connection
+from schema.types.analytics import ChurnRisk, CustomerSegment
 from schema.types.common import PageInfo
 from schema.types.consent import Consent, consent_loader
 from schema.types.interaction import (
@@ -48,7 +49,17 @@ GRAPHQL_TO_DOMAIN = {
     "mergedIntoId": "merged_into_id",
 }
 COMPUTED = frozenset(
-    {"id", "__typename", "consents", "interactions", "timeline", "orders", "loyalty"}
+    {
+        "id",
+        "__typename",
+        "consents",
+        "interactions",
+        "timeline",
+        "orders",
+        "loyalty",
+        "segment",
+        "churnRisk",
+    }
 )
 
 
@@ -112,6 +123,47 @@ def loyalty_loader(ctx: GraphQLContext) -> DataLoader[uuid.UUID, LoyaltySummary 
     return cast(DataLoader[uuid.UUID, LoyaltySummary | None], loader)
 
 
+def _loader(info: Info[GraphQLContext, None], name: str, day: datetime.date, load: Any) -> Any:
+    """One DataLoader per (field, day) per request, so a page of customers is one query."""
+    key = f"{name}:{day.isoformat()}"
+    loader = info.context.loaders.get(key)
+    if loader is None:
+        loader = info.context.loaders[key] = DataLoader(load_fn=load)
+    return loader
+
+
+async def resolve_segment(
+    root: strawberry.Parent[Any],
+    info: Info[GraphQLContext, None],
+    as_of: datetime.date | None = None,
+) -> CustomerSegment | None:
+    ctx = info.context
+    day = as_of or ctx.services.clock.now().date()
+
+    async def load(ids: list[uuid.UUID]) -> list[CustomerSegment | None]:
+        found = await ctx.services.analytics.segments_of(ctx.session, ctx.caller, ids, day)
+        return [CustomerSegment.of(found[i]) if i in found else None for i in ids]
+
+    result: CustomerSegment | None = await _loader(info, "segment", day, load).load(root.id)
+    return result
+
+
+async def resolve_churn_risk(
+    root: strawberry.Parent[Any],
+    info: Info[GraphQLContext, None],
+    as_of: datetime.date | None = None,
+) -> ChurnRisk | None:
+    ctx = info.context
+    day = as_of or ctx.services.clock.now().date()
+
+    async def load(ids: list[uuid.UUID]) -> list[ChurnRisk | None]:
+        found = await ctx.services.analytics.churn_risks(ctx.session, ctx.caller, ids, day)
+        return [ChurnRisk.of(found[i]) if i in found else None for i in ids]
+
+    result: ChurnRisk | None = await _loader(info, "churn", day, load).load(root.id)
+    return result
+
+
 @strawberry.type(description="A customer file as the caller may see it.")
 class Customer:
     @strawberry.field
@@ -151,6 +203,14 @@ class Customer:
     phone_verified_at: datetime.datetime | None = _field("phone_verified_at")
     email_verified_at: datetime.datetime | None = _field("email_verified_at")
     reviewed_at: datetime.datetime | None = _field("reviewed_at")
+    segment: CustomerSegment | None = strawberry.field(
+        resolver=resolve_segment,
+        description="RFM, tier, lifecycle, need type and grade as of a day (default today).",
+    )
+    churn_risk: ChurnRisk | None = strawberry.field(
+        resolver=resolve_churn_risk,
+        description="Churn risk as of a day (default today), with its signals in words.",
+    )
     merged_into_id: strawberry.ID | None = _field(
         "merged_into_id", "Set when this file was merged into another (the survivor)."
     )

@@ -1,0 +1,1 @@
+"""Analytics: segmentation, churn risk, metrics with trends, co-purchase rules."""

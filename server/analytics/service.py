@@ -1,0 +1,283 @@
+"""Analytics for managers and analysts: authorize, compute in SQL, audit.
+
+Aggregate results (metrics, segment breakdowns, the churn model, co-purchase rules) carry
+no personal value; they are audited as reads of `metrics` or `segment` with no record
+ids. Per-customer results (segments, churn risk, likely buyers) are audited with the ids
+of the customers returned, and only customers under the caller's row scope are returned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.analytics.churn import ChurnModel, ChurnRisk, ModelCache, assess, fit_histories
+from server.analytics.metrics import MetricsCalculator, MetricsReport
+from server.analytics.repository import (
+    ChurnRepository,
+    CoPurchaseRepository,
+    Granularity,
+    GroupBy,
+    SegmentRepository,
+    TierRule,
+)
+from server.analytics.segments import CustomerSegment, SegmentDimension, SegmentShare
+from server.caller import Caller
+from server.config import Settings
+from server.customer.repository import scope_predicate
+from server.errors import ForbiddenError, NotFoundError, ValidationError
+
+METRICS = "metrics"
+SEGMENT = "segment"
+SEGMENT_FIELDS = ("tier", "lifecycle", "need_type")
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsConfig:
+    """Tunable rules; defaults follow common practice and are documented in the README."""
+
+    cost_per_interaction: Decimal = Decimal("15.00")
+    tier_rule: TierRule = field(default_factory=TierRule)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnalyticsConfig:
+        return cls(
+            cost_per_interaction=settings.analytics_cost_per_interaction,
+            tier_rule=TierRule(
+                high_spend=settings.analytics_tier_high_spend,
+                high_orders=settings.analytics_tier_high_orders,
+                high_margin=settings.analytics_tier_high_margin,
+                mid_spend=settings.analytics_tier_mid_spend,
+                mid_orders=settings.analytics_tier_mid_orders,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CoPurchaseRule:
+    product_id: uuid.UUID
+    orders_with_both: int
+    support: float
+    confidence: float
+    lift: float
+
+
+@dataclass(frozen=True, slots=True)
+class LikelyBuyer:
+    customer_id: uuid.UUID
+    score: float
+
+
+def end_of(day: date) -> datetime:
+    """The instant just after `day` ends: as-of queries include the whole day."""
+    return datetime.combine(day + timedelta(days=1), time(), UTC)
+
+
+class AnalyticsService:
+    def __init__(self, config: AnalyticsConfig | None = None) -> None:
+        self.config = config or AnalyticsConfig()
+        self.models = ModelCache()
+
+    # --- access ---------------------------------------------------------------------------
+
+    def _require(self, caller: Caller, obj: str, action: str = "read") -> None:
+        if not caller.access.allows(obj, action):
+            caller.audit.deny(obj, action)
+            raise ForbiddenError(f"not allowed to {action} {obj}")
+
+    def _customer_scope(self, caller: Caller) -> ColumnElement[bool]:
+        scope = caller.access.row_scope("customer")
+        if scope is None:
+            caller.audit.deny("customer", "read")
+            raise ForbiddenError("not allowed to read customers")
+        return scope_predicate(scope, caller.principal)
+
+    # --- metrics --------------------------------------------------------------------------
+
+    async def metrics(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        start: date,
+        end: date,
+        granularity: Granularity | None,
+        group_by: GroupBy | None,
+    ) -> MetricsReport:
+        self._require(caller, METRICS)
+        report = await MetricsCalculator(self.config.cost_per_interaction).report(
+            session, start=start, end=end, granularity=granularity, group_by=group_by
+        )
+        caller.audit.read(METRICS, (), {})
+        return report
+
+    # --- segments -------------------------------------------------------------------------
+
+    async def segments_of(
+        self, session: AsyncSession, caller: Caller, ids: Sequence[uuid.UUID], as_of: date
+    ) -> dict[uuid.UUID, CustomerSegment]:
+        """Segments of customers the caller already sees (ids come from a scoped read)."""
+        self._require(caller, SEGMENT)
+        rows = await SegmentRepository(session).for_customers(
+            end_of(as_of), self.config.tier_rule, ids
+        )
+        out = {
+            r.id: CustomerSegment(
+                customer_id=r.id,
+                recency=r.r,
+                frequency=r.f,
+                monetary=r.m,
+                last_order_at=r.last_order,
+                orders=int(r.orders_all),
+                spend=Decimal(r.spend_all or 0).quantize(Decimal("0.01")),
+                tier=r.tier,
+                lifecycle=r.lifecycle,
+                need_type=r.need_type,
+                grade=r.grade,
+            )
+            for r in rows
+        }
+        caller.audit.read(SEGMENT, out.keys(), {})
+        return out
+
+    async def segment_breakdown(
+        self, session: AsyncSession, caller: Caller, *, as_of: date, by: SegmentDimension
+    ) -> list[SegmentShare]:
+        """Customers and the last 365 days' revenue per segment, over the caller's scope."""
+        self._require(caller, SEGMENT)
+        scope = self._customer_scope(caller)
+        rows = await SegmentRepository(session).breakdown(
+            end_of(as_of), self.config.tier_rule, scope, by.value
+        )
+        total = sum((Decimal(r.revenue or 0) for r in rows), Decimal(0))
+        caller.audit.read(SEGMENT, (), {})
+        return [
+            SegmentShare(
+                segment=str(r.segment),
+                customers=int(r.customers),
+                revenue=Decimal(r.revenue or 0).quantize(Decimal("0.01")),
+                revenue_share=float(Decimal(r.revenue or 0) / total) if total else None,
+            )
+            for r in rows
+        ]
+
+    async def refresh_segments(self, session: AsyncSession, caller: Caller, as_of: date) -> int:
+        """Write tier, lifecycle and need type onto every live customer, set-based."""
+        self._require(caller, SEGMENT, "manage")
+        updated = await SegmentRepository(session).refresh(end_of(as_of), self.config.tier_rule)
+        caller.audit.change(SEGMENT, "refresh", None, SEGMENT_FIELDS)
+        return updated
+
+    # --- churn ----------------------------------------------------------------------------
+
+    async def _model(self, session: AsyncSession, as_of: date) -> ChurnModel | None:
+        repo = ChurnRepository(session)
+        key = (as_of, await repo.data_version(as_of))
+        model = self.models.get(key)
+        if model is None:
+            rows = await repo.history_counts(as_of)
+            if not rows:
+                return None
+            model = fit_histories(as_of, rows)
+            self.models.put(key, model)
+        return model
+
+    async def churn_model(self, session: AsyncSession, caller: Caller, as_of: date) -> ChurnModel:
+        self._require(caller, SEGMENT)
+        model = await self._model(session, as_of)
+        caller.audit.read(SEGMENT, (), {})
+        if model is None:
+            raise NotFoundError("no purchase histories up to that day to fit a model on")
+        return model
+
+    async def churn_risks(
+        self, session: AsyncSession, caller: Caller, ids: Sequence[uuid.UUID], as_of: date
+    ) -> dict[uuid.UUID, ChurnRisk]:
+        self._require(caller, SEGMENT)
+        scope = self._customer_scope(caller)
+        rows = await ChurnRepository(session).signals(as_of, scope=scope, ids=ids)
+        risks = assess(await self._model(session, as_of), rows)
+        caller.audit.read(SEGMENT, (r.customer_id for r in risks), {})
+        return {r.customer_id: r for r in risks}
+
+    async def at_risk_customers(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        as_of: date,
+        first: int,
+        after: uuid.UUID | None,
+        min_score: float,
+    ) -> tuple[list[ChurnRisk], bool]:
+        """Customers in scope with score >= min_score, riskiest first (then by id).
+
+        The model is evaluated per customer in Python (it needs numerical functions), on
+        one aggregate row per customer; the cursor is the last customer id of a page.
+        """
+        if not 0.0 <= min_score <= 1.0:
+            raise ValidationError("minScore must be between 0 and 1")
+        self._require(caller, SEGMENT)
+        scope = self._customer_scope(caller)
+        rows = await ChurnRepository(session).signals(as_of, scope=scope)
+        risks = [r for r in assess(await self._model(session, as_of), rows) if r.score >= min_score]
+        risks.sort(key=lambda r: (-r.score, r.customer_id))
+        start = 0
+        if after is not None:
+            positions = [i for i, r in enumerate(risks) if r.customer_id == after]
+            if not positions:
+                raise ValidationError("cursor is not valid", code="BAD_CURSOR")
+            start = positions[0] + 1
+        page = risks[start : start + first]
+        caller.audit.read(SEGMENT, (r.customer_id for r in page), {})
+        return page, start + first < len(risks)
+
+    # --- co-purchase ----------------------------------------------------------------------
+
+    async def frequently_bought_with(
+        self, session: AsyncSession, caller: Caller, product_id: uuid.UUID, first: int
+    ) -> list[CoPurchaseRule]:
+        """Association rules product -> other product, by lift then confidence."""
+        self._require(caller, METRICS)
+        repo = CoPurchaseRepository(session)
+        if not await repo.product_exists(product_id):
+            raise NotFoundError("product not found")
+        rows = await repo.rules_from(product_id, first)
+        caller.audit.read(METRICS, (), {})
+        return [
+            CoPurchaseRule(
+                r.product_id, int(r.both), float(r.support), float(r.confidence), float(r.lift)
+            )
+            for r in rows
+        ]
+
+    async def likely_buyers(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        product_id: uuid.UUID,
+        *,
+        first: int,
+        after: uuid.UUID | None,
+    ) -> tuple[list[LikelyBuyer], bool]:
+        """Customers in the caller's scope likely to buy the product: they bought one of its
+        antecedents (a rule with lift > 1) but not the product. For campaign targeting."""
+        self._require(caller, SEGMENT)
+        scope = self._customer_scope(caller)
+        repo = CoPurchaseRepository(session)
+        if not await repo.product_exists(product_id):
+            raise NotFoundError("product not found")
+        rows = await repo.likely_buyers(product_id, scope=scope, after=after, limit=first)
+        buyers = [LikelyBuyer(r.id, float(r.score)) for r in rows[:first]]
+        caller.audit.read(SEGMENT, (b.customer_id for b in buyers), {})
+        return buyers, len(rows) > first
+
+    async def products(self, session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[Any, Any]:
+        return {r.id: r for r in await CoPurchaseRepository(session).products(ids)}
