@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from schema.customers import CustomerMutation, CustomerQuery
+from schema.execution import FastExecutionContext
 from schema.extensions import OperationCapture
 from schema.viewer import ViewerQuery
 
@@ -26,12 +27,19 @@ Mutation = merge_types("Mutation", MUTATION_TYPES)
 
 
 def build_schema(
-    *, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2000
+    *,
+    max_depth: int = 12,
+    max_aliases: int = 30,
+    max_tokens: int = 2000,
+    fast_execution: bool = True,
 ) -> strawberry.Schema:
+    """The schema; `fast_execution=False` gives graphql-core's own executor (for the
+    differential test of the fast path)."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=FastExecutionContext if fast_execution else None,
         extensions=[
             OperationCapture,
             # Factories: a fresh extension per request; the parse and validation caches

@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 
+from schema.execution import plain_leaf
 from schema.types.common import PageInfo
 
 # GraphQL field name → domain field name, for fields whose names differ.
@@ -37,10 +38,18 @@ def domain_fields(graphql_names: set[str]) -> set[str]:
 
 
 def _value(name: str) -> Any:
+    # Plain: the view already holds the revealed value (or raises FORBIDDEN), so the
+    # execution fast path may call this without resolve info.
+    @plain_leaf
     def resolve(root: strawberry.Parent[Any]) -> Any:
         return root.get(name)
 
     return resolve
+
+
+@plain_leaf
+def _customer_id(root: strawberry.Parent[Any]) -> strawberry.ID:
+    return strawberry.ID(str(root.id))
 
 
 def _field(name: str, description: str | None = None) -> Any:
@@ -49,9 +58,7 @@ def _field(name: str, description: str | None = None) -> Any:
 
 @strawberry.type(description="A customer file as the caller may see it.")
 class Customer:
-    @strawberry.field
-    def id(self, root: strawberry.Parent[Any]) -> strawberry.ID:
-        return strawberry.ID(str(root.id))
+    id: strawberry.ID = strawberry.field(resolver=_customer_id)
 
     name: str | None = _field("name", "Personal: clear, masked (first character) or denied.")
     gender: str | None = _field("gender")
