@@ -6,10 +6,12 @@
 (B) `/bench/b/graphql` — idiomatic strawberry over the same data: a permission class on
     every field and a resolver per decrypted field.
 (C) `/bench/c/{name}` — precomputed response bytes: the transport floor.
+`/bench/plain/graphql` is the real endpoint without the execution fast path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,8 @@ from starlette.routing import Route
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from server.app import AppState
+from schema.build import build_schema
+from server.app import AppState, handle_graphql
 from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
 from server.authz.authorizer import AccessDecisions, FieldMode
@@ -270,8 +273,31 @@ def transport_floor(floor_dir: Path) -> Route:
     return Route("/bench/c/{name}", endpoint, methods=["POST"])
 
 
+def without_fast_path(state: AppState) -> Route:
+    """The real endpoint on graphql-core's own executor: what the fast path saves."""
+    plain_state = dataclasses.replace(
+        state,
+        schema=build_schema(
+            max_depth=state.settings.max_query_depth,
+            max_aliases=state.settings.max_aliases,
+            max_tokens=state.settings.max_tokens,
+            fast_execution=False,
+        ),
+    )
+
+    async def endpoint(request: Request) -> Response:
+        return await handle_graphql(plain_state, request)
+
+    return Route("/bench/plain/graphql", endpoint, methods=["POST"])
+
+
 def mount_baselines(app: Starlette, floor_dir: Path) -> None:
     state: AppState = app.state.custos
     app.router.routes.extend(
-        [hand_written(state), idiomatic_strawberry(state), transport_floor(floor_dir)]
+        [
+            hand_written(state),
+            idiomatic_strawberry(state),
+            transport_floor(floor_dir),
+            without_fast_path(state),
+        ]
     )

@@ -45,6 +45,9 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
             found[key] = {
                 "list_1000_app_over_A": _ratio(p50("list_1000", "app"), p50("list_1000", "A")),
                 "list_1000_B_over_app": _ratio(p50("list_1000", "B"), p50("list_1000", "app")),
+                "list_1000_plain_over_app": _ratio(
+                    p50("list_1000", "app-plain"), p50("list_1000", "app")
+                ),
                 "single_p50_app_over_C": _ratio(
                     p50("single_by_id", "app"), p50("single_by_id", "C")
                 ),
@@ -104,7 +107,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Sizes: {report['sizes']}",
         "",
         "Targets: app = the real GraphQL endpoint; A = hand-written Starlette endpoint; "
-        "B = idiomatic strawberry; C = precomputed bytes (transport floor). "
+        "B = idiomatic strawberry; C = precomputed bytes (transport floor); "
+        "app-plain = the app on graphql-core's own executor (no fast path). "
         "In-process CPU includes the load generator; HTTP CPU is the server processes only.",
         "",
         "| " + " | ".join(COLUMNS) + " |",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -12,11 +13,13 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.execution import FastExecutionContext
 from schema.extensions import OperationCapture
 from schema.viewer import ViewerQuery
+from server.errors import CustosError
 
 # Each domain module contributes its root fields here: one line per domain.
 QUERY_TYPES: tuple[type, ...] = (CustomerQuery, ViewerQuery)
@@ -24,6 +27,22 @@ MUTATION_TYPES: tuple[type, ...] = (CustomerMutation,)
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)
+
+
+class CustosSchema(strawberry.Schema):
+    """Strawberry's schema without its per-error traceback logging for expected errors.
+
+    A denied field is an expected outcome (null + FORBIDDEN at its path); logging a
+    traceback for each of a thousand rows cost more than answering the query. The HTTP
+    edge logs unexpected errors itself, with the request id.
+    """
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = [e for e in errors if not isinstance(e.original_error, CustosError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
 
 
 def build_schema(
@@ -35,7 +54,7 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema; `fast_execution=False` gives graphql-core's own executor (for the
     differential test of the fast path)."""
-    return strawberry.Schema(
+    return CustosSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
