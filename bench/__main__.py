@@ -267,7 +267,7 @@ async def _profile(client: httpx.AsyncClient, s: Scenario, settings: Settings) -
         await run_load(client, s.make, concurrency=s.concurrency, seconds=5, warmup=1)
     backend = "postgresql" if settings.database_url.startswith("postgresql") else "sqlite"
     path = RESULTS / f"profile-{s.name}-{s.target}-{backend}.txt"
-    path.write_text(profiler.output_text(unicode=False, show_all=False))
+    path.write_text(profiler.output_text(unicode=False, show_all=True))
     print(f"  profile written to {path}", flush=True)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -54,6 +55,10 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema; `fast_execution=False` gives graphql-core's own executor (for the
     differential test of the fast path)."""
+    limit_rules: list[type[ASTValidationRule]] = [
+        max_depth_rule(max_depth, None),
+        max_aliases_rule(max_aliases),
+    ]
     return CustosSchema(
         query=Query,
         mutation=Mutation,
@@ -64,8 +69,10 @@ def build_schema(
             # Factories: a fresh extension per request; the parse and validation caches
             # themselves are module-level and shared across requests.
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            # The limit rules are built once: the validation cache is keyed by the rule
+            # classes, and QueryDepthLimiter/MaxAliasesLimiter build new classes per
+            # instance, which made every request miss the cache and validate again.
+            lambda: AddValidationRules(limit_rules),
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
         ],
