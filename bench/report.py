@@ -39,6 +39,17 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 )
                 return row["p50_ms"] if row else None
 
+            def cpu(scenario: str, target: str, concurrency: int = 1) -> float | None:
+                row = _find(
+                    rows,
+                    backend=backend,  # noqa: B023
+                    mode=mode,  # noqa: B023
+                    scenario=scenario,
+                    target=target,
+                    concurrency=concurrency,
+                )
+                return row["cpu_ms_per_request"] if row else None
+
             create = _find(
                 rows, backend=backend, mode=mode, scenario="create_customer", target="app"
             )
@@ -48,6 +59,9 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "list_1000_plain_over_app": _ratio(
                     p50("list_1000", "app-plain"), p50("list_1000", "app")
                 ),
+                # CPU per request is steadier than wall time on a shared machine.
+                "list_1000_cpu_app_over_A": _ratio(cpu("list_1000", "app"), cpu("list_1000", "A")),
+                "list_1000_cpu_B_over_app": _ratio(cpu("list_1000", "B"), cpu("list_1000", "app")),
                 "single_p50_app_over_C": _ratio(
                     p50("single_by_id", "app"), p50("single_by_id", "C")
                 ),
