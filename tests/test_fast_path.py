@@ -22,6 +22,7 @@ from strawberry.types.scalar import ScalarDefinition
 
 from schema.build import build_schema
 from schema.execution import FastExecutionContext, plain_leaf
+from schema.loaders import grouped, request_loader
 from server.app import AppState
 from server.errors import ForbiddenError
 from server.graphql_http import format_error
@@ -127,6 +128,33 @@ class Row:
     def unmarked(self) -> str | None:
         return _secret_or_denied(self)
 
+    @strawberry.field
+    async def related(self, info: strawberry.Info) -> list[Child]:
+        # A nested list behind a per-request DataLoader, as nested connections are built.
+        loader = request_loader(info.context, "related", _load_related)
+        return await loader.load(self.index)  # type: ignore[return-value]
+
+
+async def _load_related(indexes: list[int]) -> list[list[ChildRecord]]:
+    rows = [
+        (i, ChildRecord(f"rel{i}.{j}", None if j == 1 else j)) for i in indexes for j in range(3)
+    ]
+    return [
+        [child for owner, child in group] for group in grouped(indexes, rows, key=lambda r: r[0])
+    ]
+
+
+@strawberry.type
+class RowEdge:
+    cursor: str
+    node: Row
+
+
+@strawberry.type
+class RowConnection:
+    edges: list[RowEdge]
+    total_count: int
+
 
 def _records() -> list[Record]:
     base = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -171,11 +199,24 @@ class DiffQuery:
         return _records()[index]  # type: ignore[return-value]
 
     @strawberry.field
+    def connection(self) -> RowConnection:
+        records = _records()
+        edges = [RowEdge(cursor=f"c{r.index}", node=r) for r in records]  # type: ignore[arg-type]
+        return RowConnection(edges=edges, total_count=len(records))
+
+    @strawberry.field
     def awaited_child(self) -> Child | None:
         async def child() -> ChildRecord:
             return ChildRecord("awaited", 1)
 
         return child()  # type: ignore[return-value]
+
+
+class _LoaderContext:
+    """Just the per-request loader memo that `request_loader` uses."""
+
+    def __init__(self) -> None:
+        self.loaders: dict[str, Any] = {}
 
 
 def _diff_schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
@@ -218,6 +259,12 @@ EDGE_CASE_QUERIES: list[tuple[str, dict[str, Any] | None]] = [
     ("{ row(index: 5) { id must } }", None),
     ("{ awaitedChild { label } }", None),
     ("{ rows { id a: child { label } b: child { size } } }", None),
+    (
+        "{ connection { totalCount edges { cursor node { id secret child { label } "
+        "related { label size } } } } }",
+        None,
+    ),
+    ("{ connection { edges { node { __typename id must } } } }", None),
 ]
 
 
@@ -233,8 +280,12 @@ async def test_fast_path_matches_graphql_core_on_edge_cases(
     query: str, variables: dict[str, Any] | None
 ) -> None:
     fast, plain = _diff_schemas()
-    expected = _normalised(await plain.execute(query, variable_values=variables))
-    actual = _normalised(await fast.execute(query, variable_values=variables))
+    expected = _normalised(
+        await plain.execute(query, variable_values=variables, context_value=_LoaderContext())
+    )
+    actual = _normalised(
+        await fast.execute(query, variable_values=variables, context_value=_LoaderContext())
+    )
     assert actual == expected
     # The cases must actually exercise something: a response, and errors where meant.
     assert expected["data"] is not None or expected["errors"]
@@ -337,6 +388,8 @@ class _CountingContext(FastExecutionContext):
         ("{ rows { id shout(times: 1) } }", 0),
         ("{ rows { id unmarked } }", 0),
         ("{ rows { id children { label } } }", 6 * 3),
+        # Each edge and its node; the connection holds a list of objects: normal path.
+        ("{ connection { totalCount edges { cursor node { id } } } }", 6 * 2),
     ],
 )
 async def test_fast_path_is_taken_only_for_plain_selections(query: str, plain_objects: int) -> None:
