@@ -5,7 +5,7 @@ object, argument coercion, a resolver wrapper, `complete_value`'s type dispatch.
 page of 1,000 customers with ten fields that is most of the request. Here an object
 whose whole selection is *plain* — `__typename`, fields read straight off the parent
 (strawberry's default resolver) or resolvers declared with `plain_leaf`, returning
-scalars, enums, lists of those or further plain objects — is completed in one tight
+scalars, enums, further plain objects or lists of either — is completed in one tight
 loop from a plan computed once per (type, selection) per request.
 
 Semantics are graphql-core's, by construction: anything the loop cannot prove plain
@@ -70,7 +70,7 @@ class _Irregular(Exception):
 
 
 # Kinds of plain field.
-_TYPENAME, _LEAF, _LEAF_LIST, _OBJECT = range(4)
+_TYPENAME, _LEAF, _LEAF_LIST, _OBJECT, _OBJECT_LIST = range(5)
 
 
 @dataclass(slots=True)
@@ -90,6 +90,14 @@ class _PlainField:
 class _Plan:
     type_name: str
     fields: list[_PlainField]
+
+
+def _streamed(group: FieldGroup) -> bool:
+    return any(
+        directive.name.value == "stream"
+        for details in group
+        for directive in details.node.directives or ()
+    )
 
 
 def _getter(field_def: Any) -> Callable[[Any], Any] | None:
@@ -172,7 +180,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if node.name.value == "__typename":
                 fields.append(_PlainField(response_name, _TYPENAME, None, True, return_type, group))
                 continue
-            if field_def.args or node.arguments:
+            if field_def.args or node.arguments or _streamed(group):
                 return None
             getter = _getter(field_def)
             if getter is None:
@@ -208,6 +216,20 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             item_type = inner.of_type
             item_non_null = is_non_null_type(item_type)
             item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+            if is_object_type(item):
+                item_plan = self._plan(item, group)
+                if item_plan is None:
+                    return None
+                return _PlainField(
+                    response_name,
+                    _OBJECT_LIST,
+                    getter,
+                    non_null,
+                    return_type,
+                    group,
+                    item_non_null=item_non_null,
+                    plan=item_plan,
+                )
             if not is_leaf_type(item):
                 return None
             return _PlainField(
@@ -273,6 +295,10 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 completed[name] = coerced
             elif kind == _LEAF_LIST:
                 completed[name] = self._complete_leaf_list(field, value)
+            elif kind == _OBJECT_LIST:
+                completed[name] = self._complete_object_list(
+                    field, value, Path(path, name, plan.type_name), pending
+                )
             else:
                 if not self._settled(value):
                     raise _Irregular
@@ -284,7 +310,30 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 )
         return completed
 
-    def _complete_leaf_list(self, field: _PlainField, value: Any) -> list[Any]:
+    def _complete_object_list(
+        self,
+        field: _PlainField,
+        value: Any,
+        path: Path,
+        pending: list[tuple[Exception, _PlainField, Path]],
+    ) -> list[Any]:
+        """A list of plain objects (a connection's edges, a page's nodes) in one loop."""
+        self._check_list(value)
+        plan = field.plan
+        assert plan is not None
+        items: list[Any] = []
+        for index, item in enumerate(value):
+            if item is None:
+                if field.item_non_null:
+                    raise _Irregular
+                items.append(None)
+                continue
+            if not self._settled(item):
+                raise _Irregular
+            items.append(self._complete_plain(plan, item, path.add_key(index, None), pending))
+        return items
+
+    def _check_list(self, value: Any) -> None:
         if (
             not self._settled(value)
             or isinstance(value, str | bytes | dict)
@@ -292,6 +341,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             or self.is_async_iterable(value)
         ):
             raise _Irregular
+
+    def _complete_leaf_list(self, field: _PlainField, value: Any) -> list[Any]:
+        self._check_list(value)
         coerce = field.coerce
         assert coerce is not None
         items: list[Any] = []

@@ -387,9 +387,11 @@ class _CountingContext(FastExecutionContext):
         ("{ rows { id later } }", 0),
         ("{ rows { id shout(times: 1) } }", 0),
         ("{ rows { id unmarked } }", 0),
-        ("{ rows { id children { label } } }", 6 * 3),
-        # Each edge and its node; the connection holds a list of objects: normal path.
-        ("{ connection { totalCount edges { cursor node { id } } } }", 6 * 2),
+        # Each row with its three children, inside the row's own loop.
+        ("{ rows { id children { label } } }", 6 * (1 + 3)),
+        # The whole connection in one plan: itself, each edge and each node.
+        ("{ connection { totalCount edges { cursor node { id } } } }", 1 + 6 * 2),
+        ("{ connection { edges { node { id later } } } }", 0),
     ],
 )
 async def test_fast_path_is_taken_only_for_plain_selections(query: str, plain_objects: int) -> None:
