@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
@@ -23,6 +24,7 @@ from schema.audit import AuditQuery
 from schema.campaigns import CampaignMutation, CampaignQuery
 from schema.complaints import ComplaintMutation, ComplaintQuery
 from schema.customers import CustomerMutation, CustomerQuery
+from schema.execution import FastExecutionContext
 from schema.extensions import OperationCapture
 from schema.imports import ImportMutation
 from schema.interactions import InteractionMutation, InteractionQuery
@@ -58,7 +60,7 @@ MUTATION_TYPES: tuple[type, ...] = (
 )
 
 
-class SerialRootFields(StrawberryGraphQLCoreExecutionContext):
+class SerialRootFields:
     """Runs a query's root fields one after another, as mutations already are.
 
     They share the request's one database session, which allows one statement at a
@@ -66,7 +68,15 @@ class SerialRootFields(StrawberryGraphQLCoreExecutionContext):
     """
 
     def execute_operation(self, serially: bool | None = None) -> Any:
-        return super().execute_operation(True)
+        return super().execute_operation(True)  # type: ignore[misc]
+
+
+class SerialExecution(SerialRootFields, StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor with serial root fields (the reference for the fast path)."""
+
+
+class SerialFastExecution(SerialRootFields, FastExecutionContext):
+    """The fast path for plain selections, with serial root fields."""
 
 
 Query = merge_types("Query", QUERY_TYPES)
@@ -83,20 +93,32 @@ class CustosSchema(strawberry.Schema):
 
 
 def build_schema(
-    *, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2000
+    *,
+    max_depth: int = 12,
+    max_aliases: int = 30,
+    max_tokens: int = 2000,
+    fast_execution: bool = True,
 ) -> strawberry.Schema:
+    """The schema; `fast_execution=False` gives graphql-core's own executor (for the
+    differential test of the fast path)."""
+    limit_rules: list[type[ASTValidationRule]] = [
+        max_depth_rule(max_depth, None),
+        max_aliases_rule(max_aliases),
+    ]
     return CustosSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
-        execution_context_class=SerialRootFields,
+        execution_context_class=SerialFastExecution if fast_execution else SerialExecution,
         extensions=[
             OperationCapture,
             # Factories: a fresh extension per request; the parse and validation caches
             # themselves are module-level and shared across requests.
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            # The limit rules are built once: the validation cache is keyed by the rule
+            # classes, and QueryDepthLimiter/MaxAliasesLimiter build new classes per
+            # instance, which made every request miss the cache and validate again.
+            lambda: AddValidationRules(limit_rules),
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
         ],

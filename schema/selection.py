@@ -10,23 +10,38 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from graphql import (
+    BooleanValueNode,
     FieldNode,
     FragmentSpreadNode,
-    GraphQLIncludeDirective,
-    GraphQLSkipDirective,
     InlineFragmentNode,
     SelectionSetNode,
+    VariableNode,
 )
-from graphql.execution.values import get_directive_values
 from strawberry.types import Info
 
 
-def _included(node: Any, variables: Any) -> bool:
-    skip = get_directive_values(GraphQLSkipDirective, node, variables)
-    if skip and skip.get("if") is True:
+def _directive_if(node: Any, directive: str, variables: dict[str, Any]) -> bool | None:
+    # Resolvers see the coerced variables as a plain dict (not graphql-core's
+    # VariableValues), so the `if:` argument of @skip/@include is read directly;
+    # validation has already checked it is a Boolean! literal or variable.
+    for found in node.directives or ():
+        if found.name.value != directive:
+            continue
+        for argument in found.arguments:
+            if argument.name.value != "if":
+                continue
+            value = argument.value
+            if isinstance(value, VariableNode):
+                return bool(variables.get(value.name.value))
+            if isinstance(value, BooleanValueNode):
+                return value.value
+    return None
+
+
+def _included(node: Any, variables: dict[str, Any]) -> bool:
+    if _directive_if(node, "skip", variables) is True:
         return False
-    include = get_directive_values(GraphQLIncludeDirective, node, variables)
-    return not (include and include.get("if") is False)
+    return _directive_if(node, "include", variables) is not False
 
 
 def _fields(

@@ -59,10 +59,17 @@ def _rotation(state: AppState, settings: Settings, **kwargs: Any) -> KeyRotation
 
 
 async def _read_everything(api: Api, token: str) -> list[dict[str, Any]]:
-    body = await api.gql(ALL, {}, token=token, purpose="support")
-    assert "errors" not in body, body.get("errors")
-    nodes: list[dict[str, Any]] = body["data"]["customers"]["nodes"]
-    return nodes
+    """Every customer, following the pages (writes during a rotation can pass one page)."""
+    nodes: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        body = await api.gql(ALL, {"after": after}, token=token, purpose="support")
+        assert "errors" not in body, body.get("errors")
+        page = body["data"]["customers"]
+        nodes.extend(page["nodes"])
+        if not page["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = page["pageInfo"]["endCursor"]
 
 
 async def _kek_versions(state: AppState) -> dict[int, int]:

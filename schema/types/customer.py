@@ -13,6 +13,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.execution import plain_leaf
 from schema.orders import order_connection
 from schema.types.analytics import ChurnRisk, CustomerSegment
 from schema.types.common import PageInfo
@@ -100,10 +101,18 @@ class ContactChannel(enum.Enum):
 
 
 def _value(name: str) -> Any:
+    # Plain: the view already holds the revealed value (or raises FORBIDDEN), so the
+    # execution fast path may call this without resolve info.
+    @plain_leaf
     def resolve(root: strawberry.Parent[Any]) -> Any:
         return root.get(name)
 
     return resolve
+
+
+@plain_leaf
+def _customer_id(root: strawberry.Parent[Any]) -> strawberry.ID:
+    return strawberry.ID(str(root.id))
 
 
 def _field(name: str, description: str | None = None) -> Any:
@@ -166,9 +175,7 @@ async def resolve_churn_risk(
 
 @strawberry.type(description="A customer file as the caller may see it.")
 class Customer:
-    @strawberry.field
-    def id(self, root: strawberry.Parent[Any]) -> strawberry.ID:
-        return strawberry.ID(str(root.id))
+    id: strawberry.ID = strawberry.field(resolver=_customer_id)
 
     name: str | None = _field("name", "Personal: clear, masked (first character) or denied.")
     gender: str | None = _field("gender")
