@@ -4,13 +4,9 @@ row scope, a customer's paged interactions without N+1, and the merged timeline.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-
-from sqlalchemy import event
 
 from server.app import AppState
 from server.clock import FixedClock
@@ -18,6 +14,7 @@ from server.data.base import new_id
 from server.data.models import Interaction, Order
 from tests.conftest import Api
 from tests.factories import make_customer, make_interactions
+from tests.sql_statements import count_statements
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LOG = """
@@ -176,23 +173,6 @@ query($customers: Int!, $interactions: Int!) {
     timeline(first: $interactions) { edges { node { kind recordId } } } } } }
 }
 """
-
-
-@contextmanager
-def count_statements(state: AppState) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        # The policy-version poll is throttled by wall time, not driven by the query.
-        if "policy_version" not in args[2]:
-            statements.append(args[2])
-
-    engine = state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_nested_interactions_cost_a_constant_number_of_statements(

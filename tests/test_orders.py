@@ -18,6 +18,7 @@ from tests.ops_helpers import (
     manager,
     move,
 )
+from tests.sql_statements import count_statements
 
 
 async def _order_count(state: AppState) -> tuple[int, int]:
@@ -270,3 +271,37 @@ async def test_customer_list_with_orders_and_loyalty(api: Api, state: AppState) 
     assert nodes[str(customers[1])]["loyalty"] == {"balance": 1}
     assert nodes[str(customers[1])]["orders"] == {"totalCount": 1, "nodes": [{"total": "19.99"}]}
     assert nodes[str(customers[0])]["orders"]["totalCount"] == 0
+
+
+NESTED_ORDERS = """
+query($customers: Int!, $orders: Int!) {
+  customers(first: $customers) {
+    nodes { id orders(first: $orders) { totalCount nodes { id total items { quantity } } } }
+  }
+}
+"""
+
+
+async def test_nested_orders_cost_a_constant_number_of_statements(
+    api: Api, state: AppState
+) -> None:
+    customers = [await make_customer(state, owner_id="agent-1", team="east") for _ in range(6)]
+    tea = await make_product(api, "TEA-N", "10.00", "6.00")
+    agent = api.token("agent", subject="agent-1", team="east")
+    for customer in customers:
+        for _ in range(3):
+            await make_order(api, agent, customer, [{"productId": tea, "quantity": 2}])
+
+    with count_statements(state) as small:
+        body = await api.gql(NESTED_ORDERS, {"customers": 1, "orders": 1}, token=agent)
+    assert "errors" not in body
+    with count_statements(state) as large:
+        body = await api.gql(NESTED_ORDERS, {"customers": 6, "orders": 2}, token=agent)
+    assert "errors" not in body
+    nodes = body["data"]["customers"]["nodes"]
+    assert len(nodes) == 6
+    for node in nodes:
+        assert node["orders"]["totalCount"] == 3
+        assert len(node["orders"]["nodes"]) == 2
+        assert all(o["items"] == [{"quantity": 2}] for o in node["orders"]["nodes"])
+    assert len(large) == len(small)

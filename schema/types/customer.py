@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from schema.context import GraphQLContext
 from schema.execution import plain_leaf
-from schema.orders import order_connection
+from schema.orders import customer_orders
 from schema.types.analytics import ChurnRisk, CustomerSegment
 from schema.types.common import PageInfo
 from schema.types.consent import Consent, consent_loader
@@ -27,7 +27,6 @@ from schema.types.interaction import (
 from schema.types.loyalty import Loyalty
 from schema.types.order import OrderConnection
 from server.loyalty.service import LoyaltySummary
-from server.order.repository import OrderFilter
 
 # GraphQL field name → domain field name, for fields whose names differ.
 GRAPHQL_TO_DOMAIN = {
@@ -272,7 +271,7 @@ class Customer:
         first: int = 20,
         after: str | None = None,
     ) -> OrderConnection | None:
-        return await order_connection(info, OrderFilter(customer_id=root.id), first, after)
+        return await customer_orders(info, root.id, first, after)
 
     @strawberry.field(
         description="Points, member level, ledger and referral count; null and "

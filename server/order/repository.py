@@ -111,6 +111,43 @@ class OrderRepository:
         stmt = stmt.order_by(Order.id).limit(limit + 1)
         return (await self.session.scalars(stmt)).all()
 
+    async def pages_for_customers(
+        self,
+        customer_ids: Collection[uuid.UUID],
+        *,
+        scope: ColumnElement[bool],
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> Sequence[Order]:
+        """Up to `limit + 1` orders per customer, oldest first, for many customers at once."""
+        rank = (
+            func.row_number().over(partition_by=Order.customer_id, order_by=Order.id).label("rank")
+        )
+        conditions = [
+            *self._matching(scope, OrderFilter()),
+            Order.customer_id.in_(list(customer_ids)),
+        ]
+        if after is not None:
+            conditions.append(Order.id > after)
+        ranked = select(Order.id.label("order_id"), rank).where(*conditions).subquery()
+        stmt = (
+            select(Order)
+            .join(ranked, ranked.c.order_id == Order.id)
+            .where(ranked.c.rank <= limit + 1)
+            .order_by(Order.customer_id, Order.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def counts_for_customers(
+        self, customer_ids: Collection[uuid.UUID], *, scope: ColumnElement[bool]
+    ) -> dict[uuid.UUID, int]:
+        stmt = (
+            select(Order.customer_id, func.count())
+            .where(*self._matching(scope, OrderFilter()), Order.customer_id.in_(list(customer_ids)))
+            .group_by(Order.customer_id)
+        )
+        return {cid: int(n) for cid, n in (await self.session.execute(stmt)).all()}
+
     async def count(self, *, scope: ColumnElement[bool], flt: OrderFilter) -> int:
         stmt = select(func.count()).select_from(Order).where(*self._matching(scope, flt))
         return int(await self.session.scalar(stmt) or 0)

@@ -4,7 +4,7 @@ machine with a tracking timeline, loyalty points earned when an order is paid.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -288,6 +288,38 @@ class OrderService:
         total = await repo.count(scope=scope, flt=flt) if with_total else None
         views = await self._views(session, caller, rows[:first], with_items, with_timeline)
         return OrderPage(views, len(rows) > first, total)
+
+    async def pages_for_customers(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        customer_ids: Collection[uuid.UUID],
+        *,
+        first: int,
+        after: uuid.UUID | None,
+        with_items: bool,
+        with_timeline: bool,
+        with_total: bool,
+    ) -> dict[uuid.UUID, OrderPage]:
+        """Each customer's first orders for a whole page of customers: a constant number
+        of statements however many customers there are."""
+        scope = owned_scope(caller, "order", "read")
+        repo = OrderRepository(session)
+        rows = await repo.pages_for_customers(customer_ids, scope=scope, after=after, limit=first)
+        totals = await repo.counts_for_customers(customer_ids, scope=scope) if with_total else {}
+        groups: dict[uuid.UUID, list[Order]] = {cid: [] for cid in customer_ids}
+        for row in rows:
+            groups[row.customer_id].append(row)
+        shown = [order for group in groups.values() for order in group[:first]]
+        views = iter(await self._views(session, caller, shown, with_items, with_timeline))
+        return {
+            cid: OrderPage(
+                [next(views) for _ in group[:first]],
+                len(group) > first,
+                totals.get(cid, 0) if with_total else None,
+            )
+            for cid, group in groups.items()
+        }
 
     async def _views(
         self,
