@@ -25,6 +25,31 @@ CASES: list[dict[str, Any]] = MATRIX["cases"]
 GRAPHQL_NAMES = {"national_id": "nationalId", "bank_card": "bankCard"}
 OWNER, TEAM = "agent-1", "east"
 ADMIN_QUERIES = {"policy": "{ policies { id } }", "apikey": "{ apiKeys { id } }"}
+# Type reads of other objects, each through a root field that needs exactly that type.
+TYPE_READS = {
+    "interaction": "query($i: ID!) { interaction(id: $i) { id } }",
+    "complaint": "query($c: ID!) { complaint(id: $c) { id } }",
+    "order": "{ orders(first: 1) { totalCount } }",
+    "metrics": '{ metrics(from: "2026-01-01", to: "2026-02-01") { total { key } } }',
+    "audit": "{ auditEvents(first: 1) { totalCount } }",
+}
+# Sealed texts of customer-owned records: (root field, id variable, clear value).
+RECORD_TEXTS = {
+    ("interaction", "notes"): ("interaction", "i", "Asked about the invoice"),
+    ("complaint", "description"): ("complaint", "c", "The kettle leaks"),
+}
+SETUP = """
+mutation($customer: ID!) {
+  logInteraction(input: {customerId: $customer, channel: PHONE, direction: INBOUND,
+                         kind: CONSULTATION, notes: "Asked about the invoice"}) {
+    ... on InteractionPayload { interaction { id } }
+  }
+  openComplaint(input: {customerId: $customer, category: PRODUCT_QUALITY, severity: "normal",
+                        description: "The kettle leaks"}) {
+    ... on ComplaintPayload { complaint { id } }
+  }
+}
+"""
 CREATE = """
 mutation($input: CreateCustomerInput!) {
   createCustomer(input: $input) {
@@ -89,12 +114,38 @@ async def _check_field_read(
         assert node[name] != clear[field], case
 
 
+async def _check_record_text(api: Api, case: dict[str, Any], records: dict[str, str]) -> None:
+    root, variable, clear = RECORD_TEXTS[(case["type"], case["field"])]
+    field = case["field"]
+    query = f"query($id: ID!) {{ {root}(id: $id) {{ id {field} }} }}"
+    body = await api.gql(
+        query, {"id": records[variable]}, token=_token(api, case["role"]), purpose=case["purpose"]
+    )
+    node = body["data"][root]
+    assert node["id"] == records[variable], (case, body)
+    if case["outcome"] == "deny":
+        assert node[field] is None, case
+        assert [e["path"] for e in body["errors"]] == [[root, field]], case
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", case
+        return
+    assert "errors" not in body, (case, body)
+    assert node[field] == (clear if case["mode"] == "clear" else mask(field, clear)), case
+
+
 async def _check_type_action(
-    api: Api, state: AppState, case: dict[str, Any], new_customer: dict[str, Any]
+    api: Api,
+    state: AppState,
+    case: dict[str, Any],
+    new_customer: dict[str, Any],
+    records: dict[str, str],
 ) -> None:
     token = _token(api, case["role"])
     allowed = case["outcome"] == "allow"
-    if case["type"] in ADMIN_QUERIES:
+    if case["type"] in TYPE_READS:
+        query = TYPE_READS[case["type"]]
+        variables = {k: v for k, v in records.items() if f"${k}" in query} or None
+        body = await api.gql(query, variables, token=token, purpose="support")
+    elif case["type"] in ADMIN_QUERIES:
         body = await api.gql(ADMIN_QUERIES[case["type"]], token=token)
     elif case["action"] == "read":
         body = await api.gql("{ customers(first: 5) { totalCount } }", token=token)
@@ -107,17 +158,24 @@ async def _check_type_action(
     if allowed:
         assert "errors" not in body, (case, body)
     else:
-        assert body["data"] is None, case
+        # A denied non-null root field nulls `data`; a nullable one is null itself.
+        assert body["data"] is None or all(v is None for v in body["data"].values()), case
         assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], case
 
 
 async def test_every_matrix_case_holds_through_the_api(api: Api, state: AppState) -> None:
     values, clear = _clear_values()
     customer_id = str(await make_customer(state, **values))
+    setup = await api.gql(SETUP, {"customer": customer_id}, token=_token(api, "agent"))
+    records = {
+        "i": setup["data"]["logInteraction"]["interaction"]["id"],
+        "c": setup["data"]["openComplaint"]["complaint"]["id"],
+    }
     counter = 0
     for case in CASES:
-        if case["field"] is not None:
-            assert case["type"] == "customer", "only customer fields are exposed so far"
+        if case["field"] is not None and case["type"] != "customer":
+            await _check_record_text(api, case, records)
+        elif case["field"] is not None:
             await _check_field_read(api, case, customer_id, clear)
         else:
             counter += 1
@@ -127,7 +185,7 @@ async def test_every_matrix_case_holds_through_the_api(api: Api, state: AppState
                 "phone": f"139{counter:08d}",
                 "email": f"matrix{counter}@example.com",
             }
-            await _check_type_action(api, state, case, new_customer)
+            await _check_type_action(api, state, case, new_customer, records)
 
 
 def test_matrix_covers_every_default_role_for_reads_and_denials() -> None:
