@@ -52,15 +52,20 @@ CREATE_QUERY = (
     "{ __typename ... on CustomerCreated { customer { id name phone } } "
     "... on UserError { code } } }"
 )
+LOG_INTERACTION_QUERY = (
+    "mutation Log($input: LogInteractionInput!) { logInteraction(input: $input) "
+    "{ __typename ... on InteractionPayload { interaction { id } } "
+    "... on UserError { code } } }"
+)
 DENIED_QUERY = "query Denied { customers(first: 100) { edges { node { id tier region phone } } } }"
 # Written against the nested connection other work adds; skipped while the field is absent.
 NESTED_QUERY = (
     "query Nested { customers(first: 50) { edges { node { id name "
-    "interactions(first: 20) { edges { node { id channel occurredAt summary } } } } } } }"
+    "interactions(first: 20) { edges { node { id channel occurredAt notes } } } } } } }"
 )
 METRICS_QUERY = (
-    'query Metrics { metrics(from: "2020-01-01T00:00:00Z", to: "2030-01-01T00:00:00Z") '
-    "{ __typename } }"
+    'query Metrics { metrics(from: "2020-01-01", to: "2030-01-01") '
+    "{ total { current { customersTotal orders salesTotal averageOrderValue } } } }"
 )
 
 
@@ -122,6 +127,17 @@ def build_scenarios(
         }
         return _gql("/graphql", CREATE_QUERY, {"input": data}, agent, "sales")
 
+    def log_interaction(n: int) -> Request:
+        data = {
+            "customerId": one,
+            "channel": "PHONE",
+            "direction": "OUTBOUND",
+            "kind": "FOLLOW_UP",
+            "subject": f"Follow-up {n}",
+            "notes": f"Discussed the renewal, call {n}",
+        }
+        return _gql("/graphql", LOG_INTERACTION_QUERY, {"input": data}, agent, "support")
+
     scenarios = [
         Scenario("list_1000", "app", 1, fixed("/graphql", LIST_QUERY, list_vars, agent)),
         Scenario("list_1000", "A", 1, fixed("/bench/a/customers", LIST_QUERY, list_vars, agent)),
@@ -149,10 +165,11 @@ def build_scenarios(
             expect_errors=True,
         ),
     ]
-    skipped: dict[str, str] = {
-        "create_interaction": "no logInteraction mutation on this branch; createCustomer "
-        "(3 sealed fields, 2 blind indexes, audit) is measured instead",
-    }
+    skipped: dict[str, str] = {}
+    if "logInteraction(" in schema_sdl:
+        scenarios.append(Scenario("create_interaction", "app", 8, log_interaction))
+    else:
+        skipped["create_interaction"] = "no logInteraction mutation in this schema"
     if "interactions(" in schema_sdl:
         scenarios.append(
             Scenario("nested_50x20", "app", 1, fixed("/graphql", NESTED_QUERY, {}, agent))
@@ -160,7 +177,9 @@ def build_scenarios(
     else:
         skipped["nested_50x20"] = "Customer.interactions does not exist on this branch yet"
     if "metrics(" in schema_sdl:
-        scenarios.append(Scenario("metrics", "app", 1, fixed("/graphql", METRICS_QUERY, {}, agent)))
+        scenarios.append(
+            Scenario("metrics", "app", 1, fixed("/graphql", METRICS_QUERY, {}, analyst))
+        )
     else:
         skipped["metrics"] = "Query.metrics does not exist on this branch yet"
     return scenarios, skipped

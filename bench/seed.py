@@ -11,6 +11,7 @@ import os
 import random
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ from sqlalchemy import insert, text
 
 from server.authz.authorizer import Authorizer
 from server.customer.service import CustomerService, NewCustomer
+from server.data.base import new_id
 from server.data.engine import create_engine
 from server.data.migrate import upgrade_to_head
-from server.data.models import Customer, CustomerKey
-from server.vault import Vault
+from server.data.models import Customer, CustomerKey, Interaction
+from server.vault import DataKey, FieldRef, Vault
 from server.vault.keyring import LocalKeyring
 from server.vault.normalise import luhn_is_valid, national_id_check_char
 
@@ -54,6 +56,34 @@ def _bank_card(n: int) -> str:
     return next(body + str(d) for d in range(10) if luhn_is_valid(body + str(d)))
 
 
+NESTED_CUSTOMERS = 50
+NESTED_INTERACTIONS = 20
+
+
+def _interactions(vault: Vault, keys: dict[uuid.UUID, DataKey]) -> list[dict[str, Any]]:
+    """20 interactions with sealed notes for each given customer, a day apart."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows: list[dict[str, Any]] = []
+    for customer_id, key in keys.items():
+        for i in range(NESTED_INTERACTIONS):
+            interaction_id = new_id()
+            where = FieldRef("interactions", "notes", interaction_id)
+            rows.append(
+                {
+                    "id": interaction_id,
+                    "customer_id": customer_id,
+                    "occurred_at": start + timedelta(days=i),
+                    "channel": "phone",
+                    "direction": "outbound",
+                    "kind": "follow_up",
+                    "complex": False,
+                    "agent_id": AGENT,
+                    "notes": vault.seal(key, where, f"Call {i}: asked about delivery"),
+                }
+            )
+    return rows
+
+
 async def _seed(url: str, keyring: Path, customers: int, owned: int) -> BenchDatabase:
     vault = Vault(LocalKeyring.load(keyring, create=True))
     service = CustomerService(vault)
@@ -61,6 +91,8 @@ async def _seed(url: str, keyring: Path, customers: int, owned: int) -> BenchDat
     engine = create_engine(url, null_pool=True)
     db = BenchDatabase("", url, customers)
     columns = [c.key for c in Customer.__table__.columns]
+    # The agent's first customers get a history, for the nested 50 x 20 scenario.
+    nested_keys: dict[uuid.UUID, DataKey] = {}
     try:
         async with engine.begin() as conn:
             from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,6 +125,8 @@ async def _seed(url: str, keyring: Path, customers: int, owned: int) -> BenchDat
                     if mine:
                         db.agent_ids.append(sealed.customer.id)
                         db.agent_phone = phone
+                        if len(nested_keys) < NESTED_CUSTOMERS:
+                            nested_keys[sealed.customer.id] = sealed.data_key
                     values = {c: getattr(sealed.customer, c) for c in columns}
                     values["updated_at"] = values["created_at"]
                     customer_rows.append(values)
@@ -106,6 +140,7 @@ async def _seed(url: str, keyring: Path, customers: int, owned: int) -> BenchDat
                     )
                 await conn.execute(insert(Customer), customer_rows)
                 await conn.execute(insert(CustomerKey), key_rows)
+            await conn.execute(insert(Interaction), _interactions(vault, nested_keys))
         async with engine.connect() as conn:
             if url.startswith("postgresql"):
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
