@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from schema.context import GraphQLContext
 from schema.types.common import UserError, parse_id
+from schema.types.customer import CustomerFilterInput
 from server.campaign.repository import Segment
 from server.campaign.service import CampaignResults as Results
 from server.customer.repository import CustomerFilter
@@ -23,17 +24,7 @@ EXPECTED = (ValidationError, ConflictError, NotFoundError)
 
 
 @strawberry.input(description="Customer-list filters plus purchase history; all must match.")
-class CampaignSegmentInput:
-    tier: str | None = None
-    lifecycle: str | None = None
-    need_type: str | None = None
-    industry: str | None = None
-    region: str | None = None
-    owner_id: str | None = None
-    team: str | None = None
-    tag: str | None = None
-    created_from: datetime.datetime | None = None
-    created_to: datetime.datetime | None = None
+class CampaignSegmentInput(CustomerFilterInput):
     bought_category: str | None = None
     never_bought_product_id: strawberry.ID | None = None
 

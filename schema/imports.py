@@ -3,12 +3,11 @@ report as `custos import customers`."""
 
 from __future__ import annotations
 
-import datetime
-
 import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.types.customer import CreateCustomerInput
 from server.imports.reader import SourceRow
 from server.imports.service import ImportReport as Report
 
@@ -17,22 +16,7 @@ MAX_ROWS = 1000
 
 
 @strawberry.input(description="One customer row; row numbers in the report start at 1.")
-class ImportCustomerRowInput:
-    name: str
-    phone: str | None = None
-    email: str | None = None
-    national_id: str | None = None
-    bank_card: str | None = None
-    address: str | None = None
-    birthday: datetime.date | None = None
-    gender: str | None = None
-    industry: str | None = None
-    company_size: str | None = None
-    region: str | None = None
-    occupation: str | None = None
-    source: str | None = None
-    owner_id: str | None = None
-    team: str | None = None
+class ImportCustomerRowInput(CreateCustomerInput):
     tier: str | None = None
 
 
