@@ -64,11 +64,9 @@ def migrate() -> None:
 
 
 async def _seed_demo(settings: Settings, customers: int, seed: int, only_if_empty: bool) -> int:
-    from sqlalchemy import func, select
-
     from server.authz.authorizer import Authorizer
+    from server.customer.repository import CustomerRepository
     from server.data.engine import create_engine, create_session_factory
-    from server.data.models import Customer
     from server.demo import DemoBuilder
     from server.vault import LocalKeyring, Vault
 
@@ -78,8 +76,7 @@ async def _seed_demo(settings: Settings, customers: int, seed: int, only_if_empt
     try:
         async with sessions() as session, session.begin():
             await Authorizer().ensure_seeded(session)
-            existing = int(await session.scalar(select(func.count()).select_from(Customer)) or 0)
-            if only_if_empty and existing:
+            if only_if_empty and await CustomerRepository(session).any_exist():
                 return 0
             builder = DemoBuilder(Vault(keyring), seed=seed)
             with progress_bar() as bar:

@@ -157,6 +157,10 @@ class CustomerRepository:
         stmt = stmt.order_by(*order).limit(limit + 1)
         return (await self.session.execute(stmt)).all()
 
+    async def any_exist(self) -> bool:
+        """Whether the table holds any customer at all (erased and merged included)."""
+        return await self.session.scalar(select(Customer.id).limit(1)) is not None
+
     async def count(self, *, scope: ColumnElement[bool], flt: CustomerFilter | None) -> int:
         stmt = select(func.count()).select_from(Customer).where(scope, *filter_predicates(flt))
         return int(await self.session.scalar(stmt) or 0)

@@ -1,4 +1,4 @@
-"""Lookups an import needs in bulk: customers by id or blind index, taken order refs."""
+"""SQL an import needs in bulk: lookups by id, blind index or order ref, and batch writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import Row, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.customer.repository import filter_predicates
-from server.data.models import Customer, CustomerKey
+from server.data.models import Customer, CustomerKey, Order, OrderItem, OrderStatusEvent
 
 
 class ImportRepository:
@@ -50,3 +50,14 @@ class ImportRepository:
         if customers:
             await self.session.execute(insert(Customer), customers)
             await self.session.execute(insert(CustomerKey), keys)
+
+    async def add_orders(
+        self,
+        orders: list[dict[str, Any]],
+        items: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+    ) -> None:
+        """One batch of imported orders with their items and status events."""
+        for model, rows in ((Order, orders), (OrderItem, items), (OrderStatusEvent, events)):
+            if rows:
+                await self.session.execute(insert(model), rows)

@@ -18,7 +18,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import String, insert
+from sqlalchemy import String
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +32,7 @@ from server.customer.service import (
     SealedCustomer,
 )
 from server.data.base import new_id
-from server.data.models import Customer, Order, OrderItem, OrderStatusEvent
+from server.data.models import Customer
 from server.errors import ForbiddenError, ValidationError, VaultError
 from server.imports.reader import SourceRow
 from server.imports.repository import ImportRepository
@@ -479,12 +479,7 @@ class ImportService:
                 items: list[dict[str, Any]] = items,
                 events: list[dict[str, Any]] = events,
             ) -> None:
-                if orders:
-                    await session.execute(insert(Order), orders)
-                if items:
-                    await session.execute(insert(OrderItem), items)
-                if events:
-                    await session.execute(insert(OrderStatusEvent), events)
+                await ImportRepository(session).add_orders(orders, items, events)
 
             if await self.land_batch(session, report, numbers, write):
                 for o in orders:
