@@ -15,7 +15,6 @@ from schema.types.common import UserError, parse_id
 from schema.types.customer import CustomerFilterInput
 from server.campaign.repository import Segment
 from server.campaign.service import CampaignResults as Results
-from server.customer.repository import CustomerFilter
 from server.data.models import Campaign as CampaignRow
 from server.errors import ConflictError, NotFoundError, ValidationError
 
@@ -116,13 +115,7 @@ CampaignRecordResult = Annotated[
 
 def _segment(value: CampaignSegmentInput) -> Segment:
     return Segment(
-        customers=CustomerFilter(
-            **{
-                k: getattr(value, k)
-                for k in CustomerFilter.__dataclass_fields__
-                if hasattr(value, k)
-            }
-        ),
+        customers=value.to_filter(),
         tag=value.tag,
         bought_category=value.bought_category,
         never_bought_product_id=parse_id(value.never_bought_product_id, "neverBoughtProductId")

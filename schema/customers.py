@@ -42,11 +42,7 @@ Ctx = Info[GraphQLContext, None]
 
 
 def _filter(value: CustomerFilterInput | None) -> CustomerFilter | None:
-    if value is None:
-        return None
-    return CustomerFilter(
-        **{k: getattr(value, k) for k in CustomerFilter.__dataclass_fields__ if hasattr(value, k)}
-    )
+    return value.to_filter() if value is not None else None
 
 
 @strawberry.type

@@ -26,6 +26,7 @@ from schema.types.interaction import (
 )
 from schema.types.loyalty import Loyalty
 from schema.types.order import OrderConnection
+from server.customer.repository import CustomerFilter
 from server.loyalty.service import LoyaltySummary
 
 # GraphQL field name → domain field name, for fields whose names differ.
@@ -318,6 +319,12 @@ class CustomerFilterInput:
     created_from: datetime.datetime | None = None
     created_to: datetime.datetime | None = None
     tag: str | None = None
+
+    def to_filter(self) -> CustomerFilter:
+        """The domain filter; fields the API does not expose keep their defaults."""
+        return CustomerFilter(
+            **{k: getattr(self, k) for k in CustomerFilter.__dataclass_fields__ if hasattr(self, k)}
+        )
 
 
 @strawberry.input
