@@ -300,3 +300,34 @@ async def test_overlong_plain_values_are_rejected_per_row(
     report = await _import(settings, "customers", path, batch_size=10, strict=False)
     assert _reasons(report) == [(3, "region is longer than 64 characters")]
     assert await _count(state, Customer) == 1
+
+
+ADD_POLICY = """
+mutation($input: PolicyInput!) {
+  addPolicy(input: $input) { __typename }
+}
+"""
+
+
+async def test_an_uploader_with_own_scope_owns_the_imported_rows(api: Api) -> None:
+    # A role of the operator's own (not named "agent"): ownership follows the row scope.
+    admin = api.token("admin", subject="root")
+    for obj, action in (
+        ("customer", "read"),
+        ("customer", "create"),
+        ("customer", "scope:own"),
+        ("import", "create"),
+    ):
+        granted = await api.gql(
+            ADD_POLICY,
+            {"input": {"subject": "field_rep", "object": obj, "action": action}},
+            token=admin,
+        )
+        assert granted["data"]["addPolicy"]["__typename"] == "PolicyAdded", granted
+    rep = api.token("field_rep", subject="rep-7", team="east")
+    rows = [{"name": "林静", "phone": "13700000077"}]
+    body = await api.gql(IMPORT, {"rows": rows, "strict": True}, token=rep)
+    assert body["data"]["importCustomers"]["accepted"] == 1
+    # Own scope: the uploader sees the new file only because the import made it theirs.
+    listed = await api.gql("{ customers(first: 5) { totalCount nodes { ownerId } } }", token=rep)
+    assert listed["data"]["customers"] == {"totalCount": 1, "nodes": [{"ownerId": "rep-7"}]}

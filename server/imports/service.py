@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit.recorder import AuditRecorder
+from server.authz.authorizer import RowScope
 from server.caller import Caller
 from server.customer.service import (
     BLIND_INDEXED,
@@ -200,8 +201,9 @@ class ImportService:
         strict: bool,
         max_rows: int,
     ) -> ImportReport:
-        """An upload by an API caller: needs import/create and customer/create; an agent's
-        rows default to being their own customers, like `createCustomer`."""
+        """An upload by an API caller: needs import/create and customer/create. A caller whose
+        row scope is `own` gets the rows as their own customers, like `createCustomer`, so
+        the files stay visible to whoever imported them."""
         for obj, action in (("import", "create"), ("customer", "create")):
             if not caller.access.allows(obj, action):
                 caller.audit.deny(obj, action)
@@ -209,7 +211,8 @@ class ImportService:
         if len(rows) > max_rows:
             raise ValidationError(f"at most {max_rows} rows per upload; use the CLI for more")
         principal = caller.principal
-        owner = principal.subject if "agent" in principal.role_set else None
+        owns_only = caller.access.row_scope("customer") is RowScope.OWN
+        owner = principal.subject if owns_only else None
         header = sorted({k for r in rows for k in r.values} | {"name"})
         return await self.import_customers(
             session,
