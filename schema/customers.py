@@ -31,11 +31,12 @@ from schema.types.customer import (
     CustomerUpdated,
     DuplicateCandidate,
     UpdateCustomerInput,
+    customer_changes,
     domain_fields,
     graphql_name,
+    new_customer,
 )
 from server.customer.repository import CustomerFilter, CustomerSort
-from server.customer.service import NewCustomer
 from server.errors import ConflictError, NotFoundError, ValidationError
 
 Ctx = Info[GraphQLContext, None]
@@ -185,9 +186,7 @@ class CustomerMutation:
     @strawberry.mutation(description="Create a customer file; duplicates by contact are refused.")
     async def create_customer(self, info: Ctx, input: CreateCustomerInput) -> CreateCustomerResult:
         ctx = info.context
-        data = NewCustomer(
-            **{k: getattr(input, k) for k in NewCustomer.__dataclass_fields__ if hasattr(input, k)}
-        )
+        data = new_customer(input)
         try:
             async with ctx.session.begin_nested():
                 customer_id = await ctx.services.customers.create(ctx.session, ctx.caller, data)
@@ -206,11 +205,7 @@ class CustomerMutation:
         self, info: Ctx, id: strawberry.ID, input: UpdateCustomerInput
     ) -> UpdateCustomerResult:
         ctx = info.context
-        changes = {
-            name: getattr(input, name)
-            for name in UpdateCustomerInput.__annotations__
-            if getattr(input, name) is not strawberry.UNSET
-        }
+        changes = customer_changes(input)
         try:
             customer_id = parse_id(id)
             async with ctx.session.begin_nested():

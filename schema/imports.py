@@ -20,6 +20,29 @@ class ImportCustomerRowInput(CreateCustomerInput):
     tier: str | None = None
 
 
+def row_values(row: ImportCustomerRowInput) -> dict[str, object]:
+    """A row's given cells by import column, as a spreadsheet row would have them."""
+    cells: dict[str, object] = {
+        "name": row.name,
+        "phone": row.phone,
+        "email": row.email,
+        "national_id": row.national_id,
+        "bank_card": row.bank_card,
+        "address": row.address,
+        "birthday": row.birthday,
+        "gender": row.gender,
+        "industry": row.industry,
+        "company_size": row.company_size,
+        "region": row.region,
+        "occupation": row.occupation,
+        "source": row.source,
+        "owner_id": row.owner_id,
+        "team": row.team,
+        "tier": row.tier,
+    }
+    return {k: v for k, v in cells.items() if v is not None}
+
+
 @strawberry.type
 class RejectedRow:
     row: int
@@ -52,13 +75,7 @@ class ImportMutation:
         self, info: Ctx, rows: list[ImportCustomerRowInput], strict: bool = False
     ) -> ImportReport:
         ctx = info.context
-        source = [
-            SourceRow(
-                number,
-                {k: v for k, v in vars(row).items() if v is not None and not k.startswith("_")},
-            )
-            for number, row in enumerate(rows, start=1)
-        ]
+        source = [SourceRow(number, row_values(row)) for number, row in enumerate(rows, start=1)]
         report = await ctx.services.imports.import_customers_as(
             ctx.session, ctx.caller, source, strict=strict, max_rows=MAX_ROWS
         )

@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime
 import enum
 import uuid
+from collections.abc import Iterable
 from typing import Any, cast
 
 import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
+from strawberry.utils.str_converters import to_camel_case
 
 from schema.context import GraphQLContext
 from schema.execution import plain_leaf
@@ -26,53 +28,31 @@ from schema.types.interaction import (
 )
 from schema.types.loyalty import Loyalty
 from schema.types.order import OrderConnection
-from server.customer.repository import CustomerFilter
+from server.customer.repository import COMPLETENESS, CustomerFilter
+from server.customer.service import CustomerChanges, NewCustomer
+from server.data.customer_fields import CUSTOMER_FIELDS
 from server.loyalty.service import LoyaltySummary
 
-# GraphQL field name → domain field name, for fields whose names differ.
-GRAPHQL_TO_DOMAIN = {
-    "nationalId": "national_id",
-    "bankCard": "bank_card",
-    "companySize": "company_size",
-    "needType": "need_type",
-    "memberLevel": "member_level",
-    "ownerId": "owner_id",
-    "referredById": "referred_by_id",
-    "createdAt": "created_at",
-    "updatedAt": "updated_at",
-    "phoneVerifiedAt": "phone_verified_at",
-    "emailVerifiedAt": "email_verified_at",
-    "reviewedAt": "reviewed_at",
-    "potentialNeeds": "potential_needs",
-    "priceSensitivity": "price_sensitivity",
-    "upgradeIntent": "upgrade_intent",
-    "preferredChannel": "preferred_channel",
-    "mergedIntoId": "merged_into_id",
+# GraphQL names of the customer fields: strawberry's camelCase of the domain name unless
+# the field registry (server/data/customer_fields.py) overrides it.
+GRAPHQL_NAMES: dict[str, str] = {
+    f.name: f.graphql_name or to_camel_case(f.name) for f in CUSTOMER_FIELDS
 }
-COMPUTED = frozenset(
-    {
-        "id",
-        "__typename",
-        "consents",
-        "interactions",
-        "timeline",
-        "orders",
-        "loyalty",
-        "segment",
-        "churnRisk",
-    }
-)
+# GraphQL name → view field, for the `Customer` fields resolved from the customer view.
+# Other fields (id, connections, analytics) have resolvers of their own.
+VIEW_FIELDS: dict[str, str] = {
+    **{GRAPHQL_NAMES[f.name]: f.name for f in CUSTOMER_FIELDS if f.output},
+    "completeness": COMPLETENESS,
+}
 
 
-def domain_fields(graphql_names: set[str]) -> set[str]:
-    return {GRAPHQL_TO_DOMAIN.get(n, n) for n in graphql_names if n not in COMPUTED}
-
-
-DOMAIN_TO_GRAPHQL = {v: k for k, v in GRAPHQL_TO_DOMAIN.items()}
+def domain_fields(graphql_names: Iterable[str]) -> set[str]:
+    """The view fields a selection of `Customer` fields needs."""
+    return {VIEW_FIELDS[n] for n in graphql_names if n in VIEW_FIELDS}
 
 
 def graphql_name(domain_name: str) -> str:
-    return DOMAIN_TO_GRAPHQL.get(domain_name, domain_name)
+    return GRAPHQL_NAMES[domain_name]
 
 
 @strawberry.type(description="Weighted share of the facts a file holds, and its review state.")
@@ -116,7 +96,9 @@ def _customer_id(root: strawberry.Parent[Any]) -> strawberry.ID:
 
 
 def _field(name: str, description: str | None = None) -> Any:
-    return strawberry.field(resolver=_value(name), description=description)
+    return strawberry.field(
+        resolver=_value(name), name=GRAPHQL_NAMES[name], description=description
+    )
 
 
 def loyalty_loader(ctx: GraphQLContext) -> DataLoader[uuid.UUID, LoyaltySummary | None]:
@@ -323,7 +305,16 @@ class CustomerFilterInput:
     def to_filter(self) -> CustomerFilter:
         """The domain filter; fields the API does not expose keep their defaults."""
         return CustomerFilter(
-            **{k: getattr(self, k) for k in CustomerFilter.__dataclass_fields__ if hasattr(self, k)}
+            tier=self.tier,
+            lifecycle=self.lifecycle,
+            need_type=self.need_type,
+            industry=self.industry,
+            region=self.region,
+            owner_id=self.owner_id,
+            team=self.team,
+            created_from=self.created_from,
+            created_to=self.created_to,
+            tag=self.tag,
         )
 
 
@@ -344,6 +335,26 @@ class CreateCustomerInput:
     source: str | None = None
     owner_id: str | None = None
     team: str | None = None
+
+
+def new_customer(input: CreateCustomerInput) -> NewCustomer:
+    return NewCustomer(
+        name=input.name,
+        phone=input.phone,
+        email=input.email,
+        national_id=input.national_id,
+        bank_card=input.bank_card,
+        address=input.address,
+        birthday=input.birthday,
+        gender=input.gender,
+        industry=input.industry,
+        company_size=input.company_size,
+        region=input.region,
+        occupation=input.occupation,
+        source=input.source,
+        owner_id=input.owner_id,
+        team=input.team,
+    )
 
 
 @strawberry.type
@@ -381,6 +392,58 @@ class UpdateCustomerInput:
     need_type: str | None = strawberry.field(default=UNSET, description="quality|value|service")
     owner_id: str | None = UNSET
     team: str | None = UNSET
+
+
+def customer_changes(input: UpdateCustomerInput) -> CustomerChanges:
+    """The fields given (null included); omitted ones are left out."""
+    changes: CustomerChanges = {}
+    if input.name is not UNSET:
+        changes["name"] = input.name
+    if input.phone is not UNSET:
+        changes["phone"] = input.phone
+    if input.email is not UNSET:
+        changes["email"] = input.email
+    if input.national_id is not UNSET:
+        changes["national_id"] = input.national_id
+    if input.bank_card is not UNSET:
+        changes["bank_card"] = input.bank_card
+    if input.address is not UNSET:
+        changes["address"] = input.address
+    if input.birthday is not UNSET:
+        changes["birthday"] = input.birthday
+    if input.gender is not UNSET:
+        changes["gender"] = input.gender
+    if input.industry is not UNSET:
+        changes["industry"] = input.industry
+    if input.company_size is not UNSET:
+        changes["company_size"] = input.company_size
+    if input.region is not UNSET:
+        changes["region"] = input.region
+    if input.occupation is not UNSET:
+        changes["occupation"] = input.occupation
+    if input.source is not UNSET:
+        changes["source"] = input.source
+    if input.preferences is not UNSET:
+        changes["preferences"] = input.preferences
+    if input.potential_needs is not UNSET:
+        changes["potential_needs"] = input.potential_needs
+    if input.expectations is not UNSET:
+        changes["expectations"] = input.expectations
+    if input.price_sensitivity is not UNSET:
+        changes["price_sensitivity"] = input.price_sensitivity
+    if input.customization is not UNSET:
+        changes["customization"] = input.customization
+    if input.upgrade_intent is not UNSET:
+        changes["upgrade_intent"] = input.upgrade_intent
+    if input.preferred_channel is not UNSET:
+        changes["preferred_channel"] = input.preferred_channel
+    if input.need_type is not UNSET:
+        changes["need_type"] = input.need_type
+    if input.owner_id is not UNSET:
+        changes["owner_id"] = input.owner_id
+    if input.team is not UNSET:
+        changes["team"] = input.team
+    return changes
 
 
 @strawberry.type

@@ -1,7 +1,8 @@
 """How complete and how current a customer file is.
 
 The score is the sum of the weights of the facts the file holds (presence only: no
-value is decrypted to score it). Weights, summing to 100:
+value is decrypted to score it). Weights, declared in the field registry
+(server/data/customer_fields.py), summing to 100:
 
     basic facts 60  name 10, phone 10, email 10, address 5, birthday 5, industry 5,
                     region 5, occupation 4, gender 3, company size 3
@@ -20,27 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-WEIGHTS: dict[str, int] = {
-    "name": 10,
-    "phone": 10,
-    "email": 10,
-    "address": 5,
-    "birthday": 5,
-    "industry": 5,
-    "region": 5,
-    "occupation": 4,
-    "gender": 3,
-    "company_size": 3,
-    "preferences": 8,
-    "potential_needs": 7,
-    "expectations": 5,
-    "preferred_channel": 5,
-    "price_sensitivity": 4,
-    "customization": 3,
-    "upgrade_intent": 3,
-    "phone_verified_at": 3,
-    "email_verified_at": 2,
-}
+from server.data.customer_fields import CUSTOMER_FIELDS
+
+# From the field registry (server/data/customer_fields.py), in its order: the order in
+# which missing and stale facts are listed.
+WEIGHTS: dict[str, int] = {f.name: f.weight for f in CUSTOMER_FIELDS if f.weight}
 assert sum(WEIGHTS.values()) == 100
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.principal import Principal
 from server.authz.authorizer import RowScope
 from server.customer.completeness import WEIGHTS
+from server.customer.fields import FILTERABLE
 from server.data.models import (
     Complaint,
     ComplaintEvent,
@@ -66,6 +67,9 @@ class CustomerSort(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CustomerFilter:
+    """The customer list's filters: one per registry field marked filterable (equality),
+    plus the creation-time range, a tag and the review cutoff."""
+
     tier: str | None = None
     lifecycle: str | None = None
     need_type: str | None = None
@@ -97,7 +101,7 @@ def filter_predicates(flt: CustomerFilter | None) -> list[ColumnElement[bool]]:
     ]
     if flt is None:
         return conditions
-    for attr in ("tier", "lifecycle", "need_type", "industry", "region", "owner_id", "team"):
+    for attr in FILTERABLE:
         value = getattr(flt, attr)
         if value is not None:
             conditions.append(getattr(Customer, attr) == value)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import builtins
 import re
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Row, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,16 @@ from server.authz.authorizer import FieldMode, RowScope
 from server.caller import Caller
 from server.clock import Clock
 from server.customer.completeness import WEIGHTS, assess, months_before
-from server.customer.fields import CUSTOMER_FIELD_CLASSES, SEALED_CUSTOMER_FIELDS
+from server.customer.fields import (
+    BLIND_INDEXED,
+    CHOICES,
+    CUSTOMER_FIELD_CLASSES,
+    EDITABLE,
+    FILLABLE,
+    NORMALISERS,
+    SEALED_CUSTOMER_FIELDS,
+    VERIFIED_AT,
+)
 from server.customer.repository import (
     COMPLETENESS,
     CustomerFilter,
@@ -43,52 +52,6 @@ from server.vault.normalise import (
 
 OBJECT = "customer"
 TABLE = "customers"
-BLIND_INDEXED = {"phone": "phone_bidx", "email": "email_bidx", "national_id": "national_id_bidx"}
-NORMALISERS = {
-    "phone": normalise_phone,
-    "email": normalise_email,
-    "national_id": normalise_national_id,
-}
-VERIFIED_AT = {"phone": "phone_verified_at", "email": "email_verified_at"}
-LEVELS = ("low", "medium", "high")
-CHOICES: dict[str, tuple[str, ...]] = {
-    "price_sensitivity": LEVELS,
-    "customization": LEVELS,
-    "upgrade_intent": LEVELS,
-    "preferred_channel": ("phone", "email", "wechat", "sms", "chat", "visit", "meeting"),
-    "need_type": ("quality", "value", "service"),
-}
-# What `updateCustomer` may change. Segments (tier, lifecycle) belong to analytics;
-# verification and review stamps have their own mutations.
-EDITABLE = frozenset(
-    {
-        "name",
-        "phone",
-        "email",
-        "national_id",
-        "bank_card",
-        "address",
-        "birthday",
-        "gender",
-        "industry",
-        "company_size",
-        "region",
-        "occupation",
-        "source",
-        "preferences",
-        "potential_needs",
-        "expectations",
-        "price_sensitivity",
-        "customization",
-        "upgrade_intent",
-        "preferred_channel",
-        "need_type",
-        "owner_id",
-        "team",
-    }
-)
-# Facts a survivor takes from its duplicate when it lacks them.
-FILLABLE = tuple(sorted(EDITABLE - {"name", "owner_id", "team"}))
 # Sealed columns of the rows a customer owns: re-sealed under the survivor's key on merge.
 SEALED_CHILDREN: dict[type[Any], tuple[str, ...]] = {
     Interaction: ("subject", "notes"),
@@ -158,6 +121,35 @@ class NewCustomer:
     tier: str | None = None
     lifecycle: str | None = None
     created_at: datetime | None = None
+
+
+class CustomerChanges(TypedDict, total=False):
+    """A change to a file: a given key sets its field (None clears it), an absent one
+    leaves it. The keys are the registry's editable fields."""
+
+    name: str | None
+    phone: str | None
+    email: str | None
+    national_id: str | None
+    bank_card: str | None
+    address: str | None
+    birthday: date | None
+    gender: str | None
+    industry: str | None
+    company_size: str | None
+    region: str | None
+    occupation: str | None
+    source: str | None
+    preferences: str | None
+    potential_needs: str | None
+    expectations: str | None
+    price_sensitivity: str | None
+    customization: str | None
+    upgrade_intent: str | None
+    preferred_channel: str | None
+    need_type: str | None
+    owner_id: str | None
+    team: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,7 +460,7 @@ class CustomerService:
         session: AsyncSession,
         caller: Caller,
         customer_id: uuid.UUID,
-        changes: dict[str, Any],
+        changes: CustomerChanges,
     ) -> builtins.list[str]:
         """Change any editable fields (None clears one). Sealed values are sealed again,
         contacts re-indexed, re-verified and checked for duplicates. Returns the changed
@@ -667,7 +659,7 @@ def _tag(value: str) -> str:
     return tag
 
 
-def _validated(changes: dict[str, Any]) -> dict[str, Any]:
+def _validated(changes: Mapping[str, Any]) -> dict[str, Any]:
     """Normalise and check the new values; the first bad one refuses the whole change."""
     values: dict[str, Any] = {}
     for field, value in changes.items():
@@ -679,8 +671,6 @@ def _validated(changes: dict[str, Any]) -> dict[str, Any]:
             values[field] = None
         elif field in NORMALISERS:
             values[field] = NORMALISERS[field](value)
-        elif field == "bank_card":
-            values[field] = normalise_bank_card(value)
         elif field in CHOICES and value not in CHOICES[field]:
             raise ValidationError(f"{field} must be one of {', '.join(CHOICES[field])}")
         else:

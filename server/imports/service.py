@@ -18,21 +18,16 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import String
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit.recorder import AuditRecorder
 from server.authz.authorizer import RowScope
 from server.caller import Caller
-from server.customer.service import (
-    BLIND_INDEXED,
-    NORMALISERS,
-    CustomerService,
-    NewCustomer,
-    SealedCustomer,
-)
+from server.customer.fields import BLIND_INDEXED, IMPORTABLE, NORMALISERS, REQUIRED
+from server.customer.service import CustomerService, NewCustomer, SealedCustomer
 from server.data.base import new_id
+from server.data.customer_fields import CUSTOMER_FIELDS
 from server.data.models import Customer
 from server.errors import ForbiddenError, ValidationError, VaultError
 from server.imports.reader import SourceRow
@@ -41,36 +36,16 @@ from server.order.repository import OrderRepository, ProductRepository
 from server.order.service import TRANSITIONS, money
 from server.vault import FieldRef, Vault
 
-CUSTOMER_COLUMNS = frozenset(
-    {
-        "name",
-        "phone",
-        "email",
-        "national_id",
-        "bank_card",
-        "address",
-        "birthday",
-        "gender",
-        "industry",
-        "company_size",
-        "region",
-        "occupation",
-        "source",
-        "owner_id",
-        "team",
-        "tier",
-        "lifecycle",
-    }
-)
+# Customer columns, from the field registry (server/data/customer_fields.py).
+CUSTOMER_COLUMNS = IMPORTABLE
+REQUIRED_CUSTOMER_COLUMNS = IMPORTABLE & REQUIRED
 MINIMAL_ORDER_COLUMNS = frozenset({"customer_ref", "date", "amount"})
 FULL_ORDER_COLUMNS = frozenset(
     {"customer_ref", "product_sku", "quantity", "unit_price", "date", "order_ref", "status"}
 )
 DEFAULT_BATCH = 500
 PLAIN_LIMITS: dict[str, int] = {
-    c.name: c.type.length
-    for c in Customer.__table__.columns
-    if c.name in CUSTOMER_COLUMNS and isinstance(c.type, String) and c.type.length
+    f.name: f.max_length for f in CUSTOMER_FIELDS if f.importable and f.max_length is not None
 }
 ORDER_REF_LIMIT = 64
 IMPORT_CHANNEL = "import"
@@ -140,6 +115,31 @@ def check_columns(header: Iterable[str], allowed: frozenset[str], required: set[
 def batches(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
     while chunk := list(islice(rows, size)):
         yield chunk
+
+
+def new_customer(text: dict[str, str], birthday: date | None, now: datetime) -> NewCustomer:
+    """A row's cells (as text, the birthday parsed) as a new customer created `now`.
+    `seal_new` takes the owner and team apart, where the importer's defaults apply."""
+    return NewCustomer(
+        name=text["name"],
+        phone=text.get("phone"),
+        email=text.get("email"),
+        national_id=text.get("national_id"),
+        bank_card=text.get("bank_card"),
+        address=text.get("address"),
+        birthday=birthday,
+        gender=text.get("gender"),
+        industry=text.get("industry"),
+        company_size=text.get("company_size"),
+        region=text.get("region"),
+        occupation=text.get("occupation"),
+        source=text.get("source"),
+        owner_id=text.get("owner_id"),
+        team=text.get("team"),
+        tier=text.get("tier"),
+        lifecycle=text.get("lifecycle"),
+        created_at=now,
+    )
 
 
 class ImportService:
@@ -237,7 +237,7 @@ class ImportService:
         strict: bool = False,
         progress: Progress | None = None,
     ) -> ImportReport:
-        check_columns(header, CUSTOMER_COLUMNS, {"name"})
+        check_columns(header, CUSTOMER_COLUMNS, set(REQUIRED_CUSTOMER_COLUMNS))
         report = ImportReport("customers")
         seen: dict[tuple[str, str], int] = {}
         changes: list[tuple[str, uuid.UUID, list[str]]] = []
@@ -325,9 +325,9 @@ class ImportService:
             limit = PLAIN_LIMITS.get(name)
             if limit is not None and len(value) > limit:
                 raise ValidationError(f"{name} is longer than {limit} characters")
-        owner = text.pop("owner_id", None) or default_owner
-        team = text.pop("team", None) or default_team
-        data = NewCustomer(**text, birthday=born, created_at=self.now())
+        owner = text.get("owner_id") or default_owner
+        team = text.get("team") or default_team
+        data = new_customer(text, born, self.now())
         return self.customers.seal_new(data, owner_id=owner, team=team)
 
     async def _existing_contacts(

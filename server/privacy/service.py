@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.caller import Caller
 from server.customer.repository import scope_predicate
 from server.data.base import Base, DataClass, new_id
+from server.data.customer_fields import CUSTOMER_FIELDS
 from server.data.models import Consent
 from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError, VaultError
 from server.privacy.repository import PrivacyRepository, customer_owned_tables
@@ -31,8 +32,9 @@ CUSTOMERS = Base.metadata.tables["customers"]
 CUSTOMER = "customer"
 CONSENT = "consent"
 CONSENT_PURPOSES = ("marketing", "analytics", "third_party_sharing")
-# Columns an export leaves out: search handles and key bookkeeping, not facts about anyone.
-EXPORT_HIDDEN = frozenset({"phone_bidx", "email_bidx", "national_id_bidx", "bidx_key_version"})
+# Columns an export leaves out: search handles and key bookkeeping, not facts about anyone
+# (the registry's unreadable fields).
+EXPORT_HIDDEN = frozenset(f.name for f in CUSTOMER_FIELDS if not f.readable)
 
 
 async def has_consent(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from server.data.customer_fields import CUSTOMER_FIELDS, Mask
+
 
 def mask_phone(value: str) -> str:
     digits = "".join(ch for ch in value if ch.isdigit())
@@ -47,15 +49,19 @@ def mask_date(value: str) -> str:
     return "****" + value[4:] if len(value) == 10 else "***"
 
 
-MASKS: dict[str, Callable[[str], str]] = {
-    "phone": mask_phone,
-    "email": mask_email,
-    "national_id": mask_national_id,
-    "bank_card": mask_bank_card,
-    "name": mask_name,
-    "birthday": mask_date,
+# Each mask the customer field registry can name, by kind.
+MASKS: dict[Mask, Callable[[str], str]] = {
+    Mask.TEXT: mask_text,
+    Mask.NAME: mask_name,
+    Mask.PHONE: mask_phone,
+    Mask.EMAIL: mask_email,
+    Mask.NATIONAL_ID: mask_national_id,
+    Mask.BANK_CARD: mask_bank_card,
+    Mask.DATE: mask_date,
 }
+CUSTOMER_MASKS: dict[str, Mask] = {f.name: f.mask for f in CUSTOMER_FIELDS if f.mask is not None}
 
 
 def mask(field: str, value: str) -> str:
-    return MASKS.get(field, mask_text)(value)
+    """A customer field masked as the registry declares; other sealed text is masked whole."""
+    return MASKS[CUSTOMER_MASKS.get(field, Mask.TEXT)](value)

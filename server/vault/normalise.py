@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+from server.data.customer_fields import CUSTOMER_FIELDS, Normaliser
 from server.errors import ValidationError
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -73,3 +75,16 @@ def normalise_bank_card(value: str) -> str:
             "bank card number has a bad format or checksum", code="INVALID_BANK_CARD"
         )
     return digits
+
+
+# Each canonical form the customer field registry can name, by kind.
+NORMALISERS: dict[Normaliser, Callable[[str], str]] = {
+    Normaliser.PHONE: normalise_phone,
+    Normaliser.EMAIL: normalise_email,
+    Normaliser.NATIONAL_ID: normalise_national_id,
+    Normaliser.BANK_CARD: normalise_bank_card,
+}
+# Customer field → its canonical form, as the registry declares.
+CUSTOMER_NORMALISERS: dict[str, Callable[[str], str]] = {
+    f.name: NORMALISERS[f.normaliser] for f in CUSTOMER_FIELDS if f.normaliser is not None
+}

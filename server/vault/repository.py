@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.data.customer_fields import BLIND_INDEXED
 from server.data.models import Customer, CustomerKey, KeyRotation
 
-CONTACT_COLUMNS = ("phone", "email", "national_id")
+# The blind-indexed contact columns, from the customer field registry.
+CONTACT_COLUMNS = tuple(BLIND_INDEXED)
 
 
 class KeyRepository:
@@ -155,7 +157,7 @@ class KeyRepository:
             )
             .values(
                 bidx_key_version=new_version,
-                **{f"{column}_bidx": indexes[column] for column in CONTACT_COLUMNS},
+                **{BLIND_INDEXED[column]: indexes[column] for column in CONTACT_COLUMNS},
             )
         )
         return bool(getattr(result, "rowcount", 0))

@@ -23,7 +23,7 @@ from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
 from server.clock import Clock
 from server.errors import ConflictError, ValidationError, VaultError
-from server.vault.normalise import normalise_email, normalise_national_id, normalise_phone
+from server.vault.normalise import CUSTOMER_NORMALISERS
 from server.vault.repository import CONTACT_COLUMNS, KeyRepository
 from server.vault.vault import FieldRef, Vault
 
@@ -31,11 +31,6 @@ KEK = "kek"
 BLIND_INDEX = "blind_index"
 KINDS = (KEK, BLIND_INDEX)
 KEY_ADMIN = Principal(subject="system:keys", roles=("system",))
-NORMALISERS: dict[str, Callable[[str], str]] = {
-    "phone": normalise_phone,
-    "email": normalise_email,
-    "national_id": normalise_national_id,
-}
 
 Progress = Callable[[int, int], None]
 
@@ -209,7 +204,9 @@ class KeyRotationService:
                 if ciphertext is None:
                     continue
                 text = self.vault.reveal(key, FieldRef("customers", column, row.id), ciphertext)
-                indexes[column] = self.vault.blind_index(column, NORMALISERS[column](text), version)
+                indexes[column] = self.vault.blind_index(
+                    column, CUSTOMER_NORMALISERS[column](text), version
+                )
         except (VaultError, ValidationError):
             return None
         return indexes

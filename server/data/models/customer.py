@@ -7,63 +7,82 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Uuid
-from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Mapped, MappedColumn
 
-from server.data.base import Base, DataClass, column, new_id, timestamp, utcnow
+from server.data.base import Base, DataClass, UtcDateTime, column, new_id, timestamp, utcnow
+from server.data.customer_fields import CUSTOMER_FIELD
 
 PUB, INT, PER, SEN = DataClass.PUBLIC, DataClass.INTERNAL, DataClass.PERSONAL, DataClass.SENSITIVE
+
+
+def field(name: str, *args: Any, **kwargs: Any) -> MappedColumn[Any]:
+    """A `customers` column as the field registry (server/data/customer_fields.py)
+    declares it: the data class comes from there, and so does the length of a text column,
+    written as a bare `String`."""
+    declared = CUSTOMER_FIELD[name]
+    if args and args[0] is String:
+        if declared.max_length is None:
+            raise TypeError(f"customer field {name} declares no length")
+        args = (String(declared.max_length), *args[1:])
+    elif declared.max_length is not None:
+        raise TypeError(f"customer field {name} declares a length but is not text")
+    return column(declared.data_class, *args, **kwargs)
 
 
 class Customer(Base):
     __tablename__ = "customers"
 
-    id: Mapped[uuid.UUID] = column(PUB, Uuid, primary_key=True, default=new_id)
-    created_at: Mapped[datetime] = timestamp(INT, default=utcnow, index=True)
-    updated_at: Mapped[datetime] = timestamp(INT, default=utcnow, onupdate=utcnow)
-    # Basic facts. Name is personal; contact and identity facts are sensitive.
-    name: Mapped[bytes] = column(PER, LargeBinary)
-    gender: Mapped[str | None] = column(INT, String(16))
-    birthday: Mapped[bytes | None] = column(SEN, LargeBinary)
-    phone: Mapped[bytes | None] = column(SEN, LargeBinary)
-    email: Mapped[bytes | None] = column(SEN, LargeBinary)
-    national_id: Mapped[bytes | None] = column(SEN, LargeBinary)
-    bank_card: Mapped[bytes | None] = column(SEN, LargeBinary)
-    address: Mapped[bytes | None] = column(SEN, LargeBinary)
-    # Blind indexes: truncated keyed HMACs of normalised values, for equality lookup only.
-    phone_bidx: Mapped[int | None] = column(INT, Integer, index=True)
-    email_bidx: Mapped[int | None] = column(INT, Integer, index=True)
-    national_id_bidx: Mapped[int | None] = column(INT, Integer, index=True)
-    bidx_key_version: Mapped[int | None] = column(INT, Integer)
-    industry: Mapped[str | None] = column(INT, String(64), index=True)
-    company_size: Mapped[str | None] = column(INT, String(32))
-    region: Mapped[str | None] = column(INT, String(64), index=True)
-    occupation: Mapped[str | None] = column(INT, String(64))
-    source: Mapped[str | None] = column(INT, String(32))
-    # Needs profile. Free-text needs are personal; scales and choices are internal.
-    preferences: Mapped[bytes | None] = column(PER, LargeBinary)
-    potential_needs: Mapped[bytes | None] = column(PER, LargeBinary)
-    expectations: Mapped[bytes | None] = column(PER, LargeBinary)
-    price_sensitivity: Mapped[str | None] = column(INT, String(16))
-    customization: Mapped[str | None] = column(INT, String(16))
-    upgrade_intent: Mapped[str | None] = column(INT, String(16))
-    preferred_channel: Mapped[str | None] = column(INT, String(16))
-    tags: Mapped[list[str]] = column(INT, JSON, default=list)
-    # Segmentation, kept current by the analytics jobs.
-    tier: Mapped[str | None] = column(INT, String(8), index=True)
-    lifecycle: Mapped[str | None] = column(INT, String(16), index=True)
-    need_type: Mapped[str | None] = column(INT, String(24), index=True)
-    member_level: Mapped[str | None] = column(INT, String(16))
-    # Ownership: row scope `own` is owner_id = subject, `team` is team = principal team.
-    owner_id: Mapped[str | None] = column(INT, String(128), index=True)
-    team: Mapped[str | None] = column(INT, String(64), index=True)
-    referred_by_id: Mapped[uuid.UUID | None] = column(
-        INT, Uuid, ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    id: Mapped[uuid.UUID] = field("id", Uuid, primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = field("created_at", UtcDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = field(
+        "updated_at", UtcDateTime(), default=utcnow, onupdate=utcnow
     )
-    merged_into_id: Mapped[uuid.UUID | None] = column(INT, Uuid, ForeignKey("customers.id"))
-    phone_verified_at: Mapped[datetime | None] = timestamp()
-    email_verified_at: Mapped[datetime | None] = timestamp()
-    reviewed_at: Mapped[datetime | None] = timestamp()
-    erased_at: Mapped[datetime | None] = timestamp()
+    # Basic facts. Name is personal; contact and identity facts are sensitive.
+    name: Mapped[bytes] = field("name", LargeBinary)
+    gender: Mapped[str | None] = field("gender", String)
+    birthday: Mapped[bytes | None] = field("birthday", LargeBinary)
+    phone: Mapped[bytes | None] = field("phone", LargeBinary)
+    email: Mapped[bytes | None] = field("email", LargeBinary)
+    national_id: Mapped[bytes | None] = field("national_id", LargeBinary)
+    bank_card: Mapped[bytes | None] = field("bank_card", LargeBinary)
+    address: Mapped[bytes | None] = field("address", LargeBinary)
+    # Blind indexes: truncated keyed HMACs of normalised values, for equality lookup only.
+    phone_bidx: Mapped[int | None] = field("phone_bidx", Integer, index=True)
+    email_bidx: Mapped[int | None] = field("email_bidx", Integer, index=True)
+    national_id_bidx: Mapped[int | None] = field("national_id_bidx", Integer, index=True)
+    bidx_key_version: Mapped[int | None] = field("bidx_key_version", Integer)
+    industry: Mapped[str | None] = field("industry", String, index=True)
+    company_size: Mapped[str | None] = field("company_size", String)
+    region: Mapped[str | None] = field("region", String, index=True)
+    occupation: Mapped[str | None] = field("occupation", String)
+    source: Mapped[str | None] = field("source", String)
+    # Needs profile. Free-text needs are personal; scales and choices are internal.
+    preferences: Mapped[bytes | None] = field("preferences", LargeBinary)
+    potential_needs: Mapped[bytes | None] = field("potential_needs", LargeBinary)
+    expectations: Mapped[bytes | None] = field("expectations", LargeBinary)
+    price_sensitivity: Mapped[str | None] = field("price_sensitivity", String)
+    customization: Mapped[str | None] = field("customization", String)
+    upgrade_intent: Mapped[str | None] = field("upgrade_intent", String)
+    preferred_channel: Mapped[str | None] = field("preferred_channel", String)
+    tags: Mapped[list[str]] = field("tags", JSON, default=list)
+    # Segmentation, kept current by the analytics jobs.
+    tier: Mapped[str | None] = field("tier", String, index=True)
+    lifecycle: Mapped[str | None] = field("lifecycle", String, index=True)
+    need_type: Mapped[str | None] = field("need_type", String, index=True)
+    member_level: Mapped[str | None] = field("member_level", String)
+    # Ownership: row scope `own` is owner_id = subject, `team` is team = principal team.
+    owner_id: Mapped[str | None] = field("owner_id", String, index=True)
+    team: Mapped[str | None] = field("team", String, index=True)
+    referred_by_id: Mapped[uuid.UUID | None] = field(
+        "referred_by_id", Uuid, ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    merged_into_id: Mapped[uuid.UUID | None] = field(
+        "merged_into_id", Uuid, ForeignKey("customers.id")
+    )
+    phone_verified_at: Mapped[datetime | None] = field("phone_verified_at", UtcDateTime())
+    email_verified_at: Mapped[datetime | None] = field("email_verified_at", UtcDateTime())
+    reviewed_at: Mapped[datetime | None] = field("reviewed_at", UtcDateTime())
+    erased_at: Mapped[datetime | None] = field("erased_at", UtcDateTime())
 
 
 class CustomerKey(Base):
