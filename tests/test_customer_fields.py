@@ -44,7 +44,7 @@ from server.customer.repository import COMPLETENESS, CustomerFilter
 from server.customer.service import CustomerChanges, NewCustomer
 from server.data.customer_fields import (
     BLIND_INDEXED,
-    CUSTOMER_FIELD,
+    CUSTOMER_FIELD_BY_NAME,
     CUSTOMER_FIELDS,
     CustomerField,
     Mask,
@@ -94,7 +94,7 @@ def assert_input_covers(strawberry_type: type, fields: set[str], *, creates: boo
     found = graphql_fields(strawberry_type)
     assert {n: f.python_name for n, f in found.items()} == {GRAPHQL_NAMES[n]: n for n in fields}
     for graphql, field in found.items():
-        required = creates and CUSTOMER_FIELD[field.python_name].required
+        required = creates and CUSTOMER_FIELD_BY_NAME[field.python_name].required
         assert isinstance(field.type, StrawberryOptional) is not required, graphql
 
 
@@ -103,10 +103,10 @@ def assert_input_covers(strawberry_type: type, fields: set[str], *, creates: boo
 
 def test_the_model_reads_its_columns_from_the_registry() -> None:
     columns = {c.key: c for c in CustomerRow.__table__.columns}
-    assert set(columns) == set(CUSTOMER_FIELD)
-    assert len(CUSTOMER_FIELD) == len(CUSTOMER_FIELDS)
+    assert set(columns) == set(CUSTOMER_FIELD_BY_NAME)
+    assert len(CUSTOMER_FIELD_BY_NAME) == len(CUSTOMER_FIELDS)
     for name, col in columns.items():
-        declared = CUSTOMER_FIELD[name]
+        declared = CUSTOMER_FIELD_BY_NAME[name]
         assert col.info["data_class"] is declared.data_class, name
         if isinstance(col.type, String):
             assert col.type.length == declared.max_length, name
@@ -134,9 +134,9 @@ def test_the_registry_is_consistent() -> None:
         assert not (f.data_class.sealed and (f.choices or f.max_length)), f.name
         if f.blind_index is not None:
             assert f.normaliser is not None, f.name
-            assert not CUSTOMER_FIELD[f.blind_index].readable, f.name
+            assert not CUSTOMER_FIELD_BY_NAME[f.blind_index].readable, f.name
         if f.verified_at is not None:
-            assert f.verified_at in CUSTOMER_FIELD, f.name
+            assert f.verified_at in CUSTOMER_FIELD_BY_NAME, f.name
         if f.choices:
             assert f.editable, f.name
             assert f.max_length is not None, f.name
@@ -155,7 +155,7 @@ def test_masks_and_normalisers_exist_for_every_kind() -> None:
 
 def test_domain_tables_are_the_registry_flags() -> None:
     assert set(CUSTOMER_FIELD_CLASSES) == names("readable")
-    assert names("readable") == set(CUSTOMER_FIELD) - EXPORT_HIDDEN
+    assert names("readable") == set(CUSTOMER_FIELD_BY_NAME) - EXPORT_HIDDEN
     assert set(EDITABLE) == names("editable")
     assert set(FILLABLE) == names("fillable")
     assert set(FILTERABLE) == names("filterable")

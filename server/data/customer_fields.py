@@ -288,7 +288,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     CustomerField(name="bidx_key_version", data_class=INT, **HIDDEN),
 )
 
-CUSTOMER_FIELD: dict[str, CustomerField] = {f.name: f for f in CUSTOMER_FIELDS}
+CUSTOMER_FIELD_BY_NAME: dict[str, CustomerField] = {f.name: f for f in CUSTOMER_FIELDS}
 """The declaration of each field by its domain name."""
 
 BLIND_INDEXED: dict[str, str] = {

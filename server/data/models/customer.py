@@ -10,7 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Uu
 from sqlalchemy.orm import Mapped, MappedColumn
 
 from server.data.base import Base, DataClass, UtcDateTime, column, new_id, timestamp, utcnow
-from server.data.customer_fields import CUSTOMER_FIELD
+from server.data.customer_fields import CUSTOMER_FIELD_BY_NAME
 
 PUB, INT, PER, SEN = DataClass.PUBLIC, DataClass.INTERNAL, DataClass.PERSONAL, DataClass.SENSITIVE
 
@@ -19,7 +19,7 @@ def field(name: str, *args: Any, **kwargs: Any) -> MappedColumn[Any]:
     """A `customers` column as the field registry (server/data/customer_fields.py)
     declares it: the data class comes from there, and so does the length of a text column,
     written as a bare `String`."""
-    declared = CUSTOMER_FIELD[name]
+    declared = CUSTOMER_FIELD_BY_NAME[name]
     if args and args[0] is String:
         if declared.max_length is None:
             raise TypeError(f"customer field {name} declares no length")
