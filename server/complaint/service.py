@@ -36,6 +36,7 @@ from server.customer.owned import (
 from server.data.base import new_id
 from server.data.models import Complaint, ComplaintEvent
 from server.errors import ConflictError, NotFoundError, ValidationError
+from server.paging import Page, page_of
 from server.service_levels import ComplaintDeadline, ServiceLevels
 from server.vault import DataKey, FieldRef, Vault
 
@@ -78,13 +79,6 @@ class Resolution:
     text: str
     root_cause: str
     compensation: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ComplaintPage:
-    views: list[RecordView]
-    has_next_page: bool
-    total_count: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,13 +158,14 @@ class ComplaintService:
         after: tuple[datetime, uuid.UUID] | None,
         fields: Collection[str],
         with_total: bool,
-    ) -> ComplaintPage:
+    ) -> Page[RecordView]:
         scope = owned_scope(caller, OBJECT)
         repo = ComplaintRepository(session)
         now = self.clock.now()
         rows = await repo.page(scope=scope, flt=flt, now=now, after=after, limit=first)
         total = await repo.count(scope=scope, flt=flt, now=now) if with_total else None
-        return ComplaintPage(self._views(caller, rows[:first], fields), len(rows) > first, total)
+        page = page_of(rows, first, total)
+        return page.with_items(self._views(caller, page.items, fields))
 
     async def get(
         self,

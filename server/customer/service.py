@@ -32,6 +32,7 @@ from server.customer.repository import (
 from server.data.base import DataClass, new_id, utcnow
 from server.data.models import Complaint, ComplaintEvent, Customer, CustomerKey, Interaction
 from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError, VaultError
+from server.paging import Page, page_of
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.masking import mask
 from server.vault.normalise import (
@@ -129,13 +130,6 @@ class CustomerView:
         if value is UNDECRYPTABLE:
             raise VaultError(f"customer.{name} cannot be decrypted")
         return value
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerPage:
-    views: list[CustomerView]
-    has_next_page: bool
-    total_count: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +256,7 @@ class CustomerService:
         fields: Collection[str],
         with_total: bool,
         sort: CustomerSort = CustomerSort.CREATED_ASC,
-    ) -> CustomerPage:
+    ) -> Page[CustomerView]:
         scope = self._scope(caller)
         # The sort key is read too: the next page's cursor carries it.
         modes = self._modes(caller, {*fields, sort.column})
@@ -280,8 +274,8 @@ class CustomerService:
             sort=sort,
         )
         total = await repo.count(scope=scope, flt=flt) if with_total else None
-        views = self._reveal_rows(caller, rows[:first], modes)
-        return CustomerPage(views, len(rows) > first, total)
+        page = page_of(rows, first, total)
+        return page.with_items(self._reveal_rows(caller, page.items, modes))
 
     async def get_many(
         self,

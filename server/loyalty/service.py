@@ -21,6 +21,7 @@ from server.data.models import LoyaltyEntry, Order, Referral
 from server.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from server.loyalty.repository import LoyaltyRepository
 from server.order.repository import OrderRepository
+from server.paging import Page, page_of
 
 REASONS = ("purchase", "referral", "redeem", "order_reversal")
 
@@ -78,12 +79,6 @@ class LoyaltySummary:
     earned: int
     level: str | None
     referral_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class EntryPage:
-    entries: list[LoyaltyEntry]
-    has_next_page: bool
 
 
 class LoyaltyService:
@@ -266,9 +261,11 @@ class LoyaltyService:
         *,
         first: int,
         after: uuid.UUID | None,
-    ) -> EntryPage:
+    ) -> Page[LoyaltyEntry]:
         await self._visible(session, caller, customer_id, "read", "loyalty")
         rows = await LoyaltyRepository(session).entries(customer_id, after=after, limit=first)
-        page = list(rows[:first])
-        caller.audit.read("loyalty", (e.id for e in page), {"points": "clear", "reason": "clear"})
-        return EntryPage(page, len(rows) > first)
+        page = page_of(rows, first)
+        caller.audit.read(
+            "loyalty", (e.id for e in page.items), {"points": "clear", "reason": "clear"}
+        )
+        return page

@@ -18,6 +18,7 @@ from server.data.models import Order, OrderItem, OrderStatusEvent, Product
 from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from server.loyalty.service import LoyaltyService
 from server.order.repository import OrderFilter, OrderRepository, ProductRepository
+from server.paging import Page, items_of, page_of, pages_of, refill
 
 CENT = Decimal("0.01")
 MAX_MONEY = Decimal("999999999999.99")
@@ -71,19 +72,6 @@ class OrderView:
     timeline: list[OrderStatusEvent] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class OrderPage:
-    views: list[OrderView]
-    has_next_page: bool
-    total_count: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProductPage:
-    products: list[Product]
-    has_next_page: bool
-
-
 class OrderService:
     def __init__(self, now: Callable[[], datetime], loyalty: LoyaltyService) -> None:
         self.now = now
@@ -99,12 +87,12 @@ class OrderService:
         first: int,
         after: uuid.UUID | None,
         category: str | None,
-    ) -> ProductPage:
+    ) -> Page[Product]:
         if not caller.access.allows("product", "read"):
             caller.audit.deny("product", "read")
             raise ForbiddenError("not allowed to read products")
         rows = await ProductRepository(session).page(after=after, limit=first, category=category)
-        return ProductPage(list(rows[:first]), len(rows) > first)
+        return page_of(rows, first)
 
     async def create_product(
         self, session: AsyncSession, caller: Caller, data: NewProduct
@@ -281,13 +269,15 @@ class OrderService:
         with_items: bool,
         with_timeline: bool,
         with_total: bool = False,
-    ) -> OrderPage:
+    ) -> Page[OrderView]:
         scope = owned_scope(caller, "order", "read")
         repo = OrderRepository(session)
         rows = await repo.page(scope=scope, flt=flt, after=after, limit=first)
         total = await repo.count(scope=scope, flt=flt) if with_total else None
-        views = await self._views(session, caller, rows[:first], with_items, with_timeline)
-        return OrderPage(views, len(rows) > first, total)
+        page = page_of(rows, first, total)
+        return page.with_items(
+            await self._views(session, caller, page.items, with_items, with_timeline)
+        )
 
     async def pages_for_customers(
         self,
@@ -300,26 +290,18 @@ class OrderService:
         with_items: bool,
         with_timeline: bool,
         with_total: bool,
-    ) -> dict[uuid.UUID, OrderPage]:
+    ) -> dict[uuid.UUID, Page[OrderView]]:
         """Each customer's first orders for a whole page of customers: a constant number
         of statements however many customers there are."""
         scope = owned_scope(caller, "order", "read")
         repo = OrderRepository(session)
         rows = await repo.pages_for_customers(customer_ids, scope=scope, after=after, limit=first)
-        totals = await repo.counts_for_customers(customer_ids, scope=scope) if with_total else {}
-        groups: dict[uuid.UUID, list[Order]] = {cid: [] for cid in customer_ids}
-        for row in rows:
-            groups[row.customer_id].append(row)
-        shown = [order for group in groups.values() for order in group[:first]]
-        views = iter(await self._views(session, caller, shown, with_items, with_timeline))
-        return {
-            cid: OrderPage(
-                [next(views) for _ in group[:first]],
-                len(group) > first,
-                totals.get(cid, 0) if with_total else None,
-            )
-            for cid, group in groups.items()
-        }
+        totals = await repo.counts_for_customers(customer_ids, scope=scope) if with_total else None
+        pages = pages_of(
+            customer_ids, rows, key=lambda order: order.customer_id, first=first, totals=totals
+        )
+        views = await self._views(session, caller, items_of(pages), with_items, with_timeline)
+        return refill(pages, views)
 
     async def _views(
         self,
