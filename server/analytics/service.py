@@ -224,7 +224,7 @@ class AnalyticsService:
         one aggregate row per customer; the cursor is the last customer id of a page.
         """
         if not 0.0 <= min_score <= 1.0:
-            raise ValidationError("minScore must be between 0 and 1")
+            raise ValidationError("minScore must be between 0 and 1", field="min_score")
         self._require(caller, SEGMENT)
         scope = self._customer_scope(caller)
         rows = await ChurnRepository(session).signals(as_of, scope=scope)
@@ -234,7 +234,7 @@ class AnalyticsService:
         if after is not None:
             positions = [i for i, r in enumerate(risks) if r.customer_id == after]
             if not positions:
-                raise ValidationError("cursor is not valid", code="BAD_CURSOR")
+                raise ValidationError("cursor is not valid", code="BAD_CURSOR", field="after")
             start = positions[0] + 1
         page = page_of(risks[start : start + first + 1], first)
         caller.audit.read(SEGMENT, (r.customer_id for r in page.items), {})

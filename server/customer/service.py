@@ -364,7 +364,7 @@ class CustomerService:
         The one place a customer row is built, for the API, imports and demo data alike.
         """
         if not data.name.strip():
-            raise ValidationError("name must not be empty")
+            raise ValidationError("name must not be empty", field="name")
         contacts = {
             "phone": normalise_phone(data.phone) if data.phone else None,
             "email": normalise_email(data.email) if data.email else None,
@@ -510,7 +510,7 @@ class CustomerService:
     ) -> None:
         """The customer confirmed this phone or email (e.g. answered a code sent to it)."""
         if channel not in VERIFIED_AT:
-            raise ValidationError("channel must be phone or email")
+            raise ValidationError("channel must be phone or email", field="channel")
         scope = self._write_scope(caller)
         customer, _key = await self._locked(session, scope, customer_id)
         if getattr(customer, channel) is None:
@@ -530,14 +530,14 @@ class CustomerService:
         add: Collection[str],
         remove: Collection[str],
     ) -> None:
-        adding = [_tag(t) for t in add]
-        removing = {_tag(t) for t in remove}
+        adding = [_tag(t, "add") for t in add]
+        removing = {_tag(t, "remove") for t in remove}
         scope = self._write_scope(caller)
         customer, _key = await self._locked(session, scope, customer_id)
         tags = [t for t in (customer.tags or []) if t not in removing]
         tags += [t for t in dict.fromkeys(adding) if t not in tags]
         if len(tags) > MAX_TAGS:
-            raise ValidationError(f"a customer has at most {MAX_TAGS} tags")
+            raise ValidationError(f"a customer has at most {MAX_TAGS} tags", field="add")
         customer.tags = tags
         customer.updated_at = self.clock.now()
         await CustomerRepository(session).flush()
@@ -595,7 +595,7 @@ class CustomerService:
         with `merged_into_id` set. Returns the survivor's filled field names.
         """
         if survivor_id == duplicate_id:
-            raise ValidationError("a customer cannot be merged into itself")
+            raise ValidationError("a customer cannot be merged into itself", field="duplicate_id")
         scope = self._write_scope(caller)
         survivor, survivor_key = await self._locked(session, scope, survivor_id)
         duplicate, duplicate_key = await self._locked(session, scope, duplicate_id)
@@ -652,11 +652,12 @@ class CustomerService:
         return filled
 
 
-def _tag(value: str) -> str:
+def _tag(value: str, field: str) -> str:
     tag = value.strip()
     if not tag or len(tag) > 32 or not TAG_PATTERN.fullmatch(tag):
         raise ValidationError(
-            "a tag is 1 to 32 letters, digits, spaces or - _ : . (no quotes or backslashes)"
+            "a tag is 1 to 32 letters, digits, spaces or - _ : . (no quotes or backslashes)",
+            field=field,
         )
     return tag
 
@@ -668,7 +669,7 @@ def _validated(changes: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str):
             value = value.strip() or None
         if field == "name" and value is None:
-            raise ValidationError("name must not be empty")
+            raise ValidationError("name must not be empty", field="name")
         if value is None:
             values[field] = None
         elif field in NORMALISERS:
@@ -676,7 +677,9 @@ def _validated(changes: dict[str, Any]) -> dict[str, Any]:
         elif field == "bank_card":
             values[field] = normalise_bank_card(value)
         elif field in CHOICES and value not in CHOICES[field]:
-            raise ValidationError(f"{field} must be one of {', '.join(CHOICES[field])}")
+            raise ValidationError(
+                f"{field} must be one of {', '.join(CHOICES[field])}", field=field
+            )
         else:
             values[field] = value
     return values

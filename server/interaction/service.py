@@ -122,13 +122,13 @@ class InteractionService:
             (data.kind, KINDS, "kind"),
         ):
             if value not in allowed:
-                raise ValidationError(f"{what} must be one of {', '.join(allowed)}")
+                raise ValidationError(f"{what} must be one of {', '.join(allowed)}", field=what)
         now = self.clock.now()
         occurred = data.occurred_at or now
         if occurred.tzinfo is None:
-            raise ValidationError("occurredAt must carry a timezone")
+            raise ValidationError("occurredAt must carry a timezone", field="occurred_at")
         if occurred > now:
-            raise ValidationError("occurredAt must not be in the future")
+            raise ValidationError("occurredAt must not be in the future", field="occurred_at")
         key = await visible_customer_key(session, self.vault, data.customer_id, scope)
         interaction_id = new_id()
         sealed: dict[str, bytes | None] = {}

@@ -176,7 +176,7 @@ class LoyaltyService:
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, points: int
     ) -> LoyaltyEntry:
         if points <= 0:
-            raise ValidationError("points to redeem must be positive")
+            raise ValidationError("points to redeem must be positive", field="points")
         await self._visible(session, caller, customer_id, "update", "loyalty")
         entry = await self.append(session, customer_id, -points, "redeem", caller.principal.subject)
         caller.audit.change("loyalty", "redeem", entry.id, ["points"])
@@ -190,7 +190,7 @@ class LoyaltyService:
         referred_id: uuid.UUID,
     ) -> Referral:
         if referrer_id == referred_id:
-            raise ValidationError("a customer cannot refer themselves")
+            raise ValidationError("a customer cannot refer themselves", field="referred_id")
         scope = owned_scope(caller, "referral", "create")
         orders = OrderRepository(session)
         for customer_id in (referrer_id, referred_id):

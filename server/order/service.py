@@ -35,16 +35,23 @@ STATUSES = tuple(TRANSITIONS)
 ORDER_READ_FIELDS = {"status": "clear", "total": "clear", "cost_total": "clear"}
 
 
-def money(value: Decimal | str | int, what: str) -> Decimal:
-    """An exact, non-negative amount with at most two decimals; floats never get here."""
+def money(value: Decimal | str | int, what: str, field: str | None = None) -> Decimal:
+    """An exact, non-negative amount with at most two decimals; floats never get here.
+    `field` names the input field (ValidationError.field)."""
     try:
         amount = Decimal(value)
     except (InvalidOperation, ValueError):
-        raise ValidationError(f"{what} is not a decimal amount", code="INVALID_AMOUNT") from None
+        raise ValidationError(
+            f"{what} is not a decimal amount", code="INVALID_AMOUNT", field=field
+        ) from None
     if not amount.is_finite() or amount < 0 or amount > MAX_MONEY:
-        raise ValidationError(f"{what} must be between 0 and {MAX_MONEY}", code="INVALID_AMOUNT")
+        raise ValidationError(
+            f"{what} must be between 0 and {MAX_MONEY}", code="INVALID_AMOUNT", field=field
+        )
     if amount != amount.quantize(CENT):
-        raise ValidationError(f"{what} has more than two decimals", code="INVALID_AMOUNT")
+        raise ValidationError(
+            f"{what} has more than two decimals", code="INVALID_AMOUNT", field=field
+        )
     return amount.quantize(CENT)
 
 
@@ -113,8 +120,8 @@ class OrderService:
             sku=sku,
             name=name,
             category=category,
-            unit_price=money(data.unit_price, "unitPrice"),
-            unit_cost=money(data.unit_cost, "unitCost"),
+            unit_price=money(data.unit_price, "unitPrice", "unit_price"),
+            unit_cost=money(data.unit_cost, "unitCost", "unit_cost"),
             is_new=data.is_new,
             launched_at=self.now() if data.is_new else None,
         )
@@ -135,9 +142,9 @@ class OrderService:
     ) -> uuid.UUID:
         scope = owned_scope(caller, "order", "create")
         if channel is not None and not 1 <= len(channel) <= 16:
-            raise ValidationError("channel is 1 to 16 characters")
+            raise ValidationError("channel is 1 to 16 characters", field="channel")
         if not items:
-            raise ValidationError("an order needs at least one item")
+            raise ValidationError("an order needs at least one item", field="items")
         repo = OrderRepository(session)
         if not await repo.customer_visible(customer_id, scope):
             raise NotFoundError("customer not found")
@@ -153,9 +160,14 @@ class OrderService:
             if product is None:
                 raise NotFoundError(f"product of item {index + 1} not found")
             if not 1 <= item.quantity <= 100_000:
-                raise ValidationError(f"quantity of item {index + 1} must be 1 to 100000")
+                raise ValidationError(
+                    f"quantity of item {index + 1} must be 1 to 100000",
+                    field=f"items.{index}.quantity",
+                )
             unit_price = (
-                money(item.unit_price, f"unitPrice of item {index + 1}")
+                money(
+                    item.unit_price, f"unitPrice of item {index + 1}", f"items.{index}.unit_price"
+                )
                 if item.unit_price is not None
                 else product.unit_price
             )
@@ -209,9 +221,9 @@ class OrderService:
     ) -> uuid.UUID:
         scope = owned_scope(caller, "order", "update")
         if status not in TRANSITIONS:
-            raise ValidationError(f"status must be one of {', '.join(STATUSES)}")
+            raise ValidationError(f"status must be one of {', '.join(STATUSES)}", field="status")
         if tracking_note is not None and len(tracking_note) > 200:
-            raise ValidationError("trackingNote is at most 200 characters")
+            raise ValidationError("trackingNote is at most 200 characters", field="tracking_note")
         repo = OrderRepository(session)
         order = await repo.get(order_id, scope)
         if order is None:
