@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.mutations import run_mutation
 from schema.types.access import (
     AccessExplanation,
     ApiKey,
@@ -28,10 +29,8 @@ from schema.types.access import (
     RoleRevoked,
 )
 from schema.types.common import UserError, parse_id
-from server.errors import ConflictError, NotFoundError, ValidationError
 
 Ctx = Info[GraphQLContext, None]
-EXPECTED = (ValidationError, ConflictError, NotFoundError)
 
 
 @strawberry.type
@@ -87,88 +86,92 @@ class AccessMutation:
     @strawberry.mutation(description="Add a rule; every worker applies it within a second.")
     async def add_policy(self, info: Ctx, input: PolicyInput) -> AddPolicyResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                rule = await ctx.services.access.add_policy(
-                    ctx.session,
-                    ctx.caller,
-                    subject=input.subject,
-                    obj=input.object,
-                    action=input.action,
-                    effect=input.effect,
-                    mode=input.mode,
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        rule = await run_mutation(
+            ctx,
+            lambda: ctx.services.access.add_policy(
+                ctx.session,
+                ctx.caller,
+                subject=input.subject,
+                obj=input.object,
+                action=input.action,
+                effect=input.effect,
+                mode=input.mode,
+            ),
+        )
+        if isinstance(rule, UserError):
+            return rule
         return PolicyAdded(rule=PolicyRule.of(rule))
 
     @strawberry.mutation(description="Remove a rule, given exactly as it was added.")
     async def remove_policy(self, info: Ctx, input: PolicyInput) -> RemovePolicyResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                rule = await ctx.services.access.remove_policy(
-                    ctx.session,
-                    ctx.caller,
-                    subject=input.subject,
-                    obj=input.object,
-                    action=input.action,
-                    effect=input.effect,
-                    mode=input.mode,
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        rule = await run_mutation(
+            ctx,
+            lambda: ctx.services.access.remove_policy(
+                ctx.session,
+                ctx.caller,
+                subject=input.subject,
+                obj=input.object,
+                action=input.action,
+                effect=input.effect,
+                mode=input.mode,
+            ),
+        )
+        if isinstance(rule, UserError):
+            return rule
         return PolicyRemoved(rule=PolicyRule.of(rule))
 
     @strawberry.mutation(description="Give a subject a role on top of its token's roles.")
     async def assign_role(self, info: Ctx, subject: str, role: str) -> AssignRoleResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                row = await ctx.services.access.assign_role(
-                    ctx.session, ctx.caller, subject=subject, role=role
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        row = await run_mutation(
+            ctx,
+            lambda: ctx.services.access.assign_role(
+                ctx.session, ctx.caller, subject=subject, role=role
+            ),
+        )
+        if isinstance(row, UserError):
+            return row
         return RoleAssigned(assignment=RoleAssignment.of(row))
 
     @strawberry.mutation(description="Take an assigned role away from a subject.")
     async def revoke_role(self, info: Ctx, subject: str, role: str) -> RevokeRoleResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                row = await ctx.services.access.revoke_role(
-                    ctx.session, ctx.caller, subject=subject, role=role
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        row = await run_mutation(
+            ctx,
+            lambda: ctx.services.access.revoke_role(
+                ctx.session, ctx.caller, subject=subject, role=role
+            ),
+        )
+        if isinstance(row, UserError):
+            return row
         return RoleRevoked(assignment=RoleAssignment.of(row))
 
     @strawberry.mutation(description="Create an API key; the secret is returned this once only.")
     async def create_api_key(self, info: Ctx, input: CreateApiKeyInput) -> CreateApiKeyResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                created = await ctx.services.access.create_api_key(
-                    ctx.session,
-                    ctx.caller,
-                    name=input.name,
-                    roles=input.roles,
-                    team=input.team,
-                    expires_at=input.expires_at,
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        created = await run_mutation(
+            ctx,
+            lambda: ctx.services.access.create_api_key(
+                ctx.session,
+                ctx.caller,
+                name=input.name,
+                roles=input.roles,
+                team=input.team,
+                expires_at=input.expires_at,
+            ),
+        )
+        if isinstance(created, UserError):
+            return created
         return ApiKeyCreated(api_key=ApiKey.of(created.key), secret=created.secret)
 
     @strawberry.mutation(description="Revoke an API key; it is rejected from the next request.")
     async def revoke_api_key(self, info: Ctx, id: strawberry.ID) -> RevokeApiKeyResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                key = await ctx.services.access.revoke_api_key(
-                    ctx.session, ctx.caller, parse_id(id)
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        key = await run_mutation(
+            ctx,
+            lambda: ctx.services.access.revoke_api_key(ctx.session, ctx.caller, parse_id(id)),
+        )
+        if isinstance(key, UserError):
+            return key
         return ApiKeyRevoked(api_key=ApiKey.of(key))

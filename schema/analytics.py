@@ -10,6 +10,8 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.mutations import run_mutation
+from schema.paging import Connection, check_page_size, connection, id_cursor
 from schema.selection import selected_names
 from schema.types.analytics import (
     ChurnModel,
@@ -22,29 +24,26 @@ from schema.types.analytics import (
     SegmentDimension,
     SegmentShare,
 )
-from schema.types.common import (
-    PageInfo,
-    UserError,
-    check_page_size,
-    decode_cursor,
-    encode_cursor,
-    parse_id,
-)
+from schema.types.common import UserError, parse_id
 from schema.types.customer import Customer, domain_fields
-from server.errors import ForbiddenError, ValidationError
+from server.errors import EXPECTED_ERRORS, ForbiddenError
 
 Ctx = Info[GraphQLContext, None]
+AT_RISK_CURSORS = id_cursor("at-risk-customer")
+LIKELY_BUYER_CURSORS = id_cursor("likely-buyer")
 
 
 def _day(info: Ctx, as_of: datetime.date | None) -> datetime.date:
     return as_of or info.context.services.clock.now().date()
 
 
-async def _customers(info: Ctx, ids: list[uuid.UUID], *path: str) -> dict[uuid.UUID, Any]:
-    """Customer views for ids already scoped by the analytics service, with only the
-    selected fields revealed (and audited)."""
+async def _customers(info: Ctx, ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Customer views for a connection's nodes, ids already scoped by the analytics
+    service, with only the selected fields revealed (and audited)."""
     ctx = info.context
-    fields = domain_fields(selected_names(info, path))
+    fields = domain_fields(
+        selected_names(info, ("edges", "node", "customer"), ("nodes", "customer"))
+    )
     return await ctx.services.customers.get_many(ctx.session, ctx.caller, ids, fields)
 
 
@@ -54,16 +53,9 @@ class AtRiskCustomer:
     risk: ChurnRisk
 
 
-@strawberry.type
-class AtRiskCustomerEdge:
-    cursor: str
-    node: AtRiskCustomer
-
-
 @strawberry.type(description="Customers at risk, riskiest first, under the caller's row scope.")
-class AtRiskCustomerConnection:
-    edges: list[AtRiskCustomerEdge]
-    page_info: PageInfo
+class AtRiskCustomerConnection(Connection[AtRiskCustomer]):
+    pass
 
 
 @strawberry.type(description="A customer likely to buy a product: bought its antecedents.")
@@ -72,25 +64,9 @@ class LikelyBuyer:
     score: float = strawberry.field(description="Best rule confidence among bought antecedents.")
 
 
-@strawberry.type
-class LikelyBuyerEdge:
-    cursor: str
-    node: LikelyBuyer
-
-
 @strawberry.type(description="Likely buyers under the caller's row scope, in customer order.")
-class LikelyBuyerConnection:
-    edges: list[LikelyBuyerEdge]
-    page_info: PageInfo
-
-
-def _page_info(cursors: list[str], has_next: bool, after: str | None) -> PageInfo:
-    return PageInfo(
-        has_next_page=has_next,
-        has_previous_page=after is not None,
-        start_cursor=cursors[0] if cursors else None,
-        end_cursor=cursors[-1] if cursors else None,
-    )
+class LikelyBuyerConnection(Connection[LikelyBuyer]):
+    pass
 
 
 @strawberry.type
@@ -150,27 +126,25 @@ class AnalyticsQuery:
     ) -> AtRiskCustomerConnection:
         ctx = info.context
         check_page_size(first, ctx.max_page_size)
-        risks, has_next = await ctx.services.analytics.at_risk_customers(
+        page = await ctx.services.analytics.at_risk_customers(
             ctx.session,
             ctx.caller,
             as_of=_day(info, as_of),
             first=first,
-            after=decode_cursor(after),
+            after=AT_RISK_CURSORS.decode(after),
             min_score=min_score,
         )
-        views = await _customers(info, [r.customer_id for r in risks], "edges", "node", "customer")
-        edges = [
-            AtRiskCustomerEdge(
-                cursor=encode_cursor(r.customer_id),
-                node=AtRiskCustomer(
-                    customer=cast(Customer, views[r.customer_id]), risk=ChurnRisk.of(r)
-                ),
-            )
-            for r in risks
-            if r.customer_id in views
-        ]
-        return AtRiskCustomerConnection(
-            edges=edges, page_info=_page_info([e.cursor for e in edges], has_next, after)
+        ids = [r.customer_id for r in page.items]
+        views = await _customers(info, ids)
+        shown = page.with_items([r for r in page.items if r.customer_id in views])
+        return connection(
+            AtRiskCustomerConnection,
+            shown,
+            after=after,
+            cursor=lambda r: AT_RISK_CURSORS.encode(r.customer_id),
+            node=lambda r: AtRiskCustomer(
+                customer=cast(Customer, views[r.customer_id]), risk=ChurnRisk.of(r)
+            ),
         )
 
     @strawberry.field(description="Products bought together with this one, by lift.")
@@ -205,24 +179,24 @@ class AnalyticsQuery:
     ) -> LikelyBuyerConnection:
         ctx = info.context
         check_page_size(first, ctx.max_page_size)
-        buyers, has_next = await ctx.services.analytics.likely_buyers(
+        page = await ctx.services.analytics.likely_buyers(
             ctx.session,
             ctx.caller,
             parse_id(product_id, "productId"),
             first=first,
-            after=decode_cursor(after),
+            after=LIKELY_BUYER_CURSORS.decode(after),
         )
-        views = await _customers(info, [b.customer_id for b in buyers], "edges", "node", "customer")
-        edges = [
-            LikelyBuyerEdge(
-                cursor=encode_cursor(b.customer_id),
-                node=LikelyBuyer(customer=cast(Customer, views[b.customer_id]), score=b.score),
-            )
-            for b in buyers
-            if b.customer_id in views
-        ]
-        return LikelyBuyerConnection(
-            edges=edges, page_info=_page_info([e.cursor for e in edges], has_next, after)
+        ids = [b.customer_id for b in page.items]
+        views = await _customers(info, ids)
+        shown = page.with_items([b for b in page.items if b.customer_id in views])
+        return connection(
+            LikelyBuyerConnection,
+            shown,
+            after=after,
+            cursor=lambda b: LIKELY_BUYER_CURSORS.encode(b.customer_id),
+            node=lambda b: LikelyBuyer(
+                customer=cast(Customer, views[b.customer_id]), score=b.score
+            ),
         )
 
 
@@ -245,8 +219,13 @@ class AnalyticsMutation:
     ) -> RefreshSegmentsResult:
         ctx = info.context
         day = _day(info, as_of)
-        try:
-            updated = await ctx.services.analytics.refresh_segments(ctx.session, ctx.caller, day)
-        except (ValidationError, ForbiddenError) as error:
-            return UserError.from_error(error)
+        updated = await run_mutation(
+            ctx,
+            lambda: ctx.services.analytics.refresh_segments(ctx.session, ctx.caller, day),
+            # Published before the rule: a caller without segment/manage gets a
+            # UserError FORBIDDEN here, not an error at the path.
+            expected=(*EXPECTED_ERRORS, ForbiddenError),
+        )
+        if isinstance(updated, UserError):
+            return updated
         return SegmentsRefreshed(as_of=day, updated=updated)

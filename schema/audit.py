@@ -8,21 +8,20 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.paging import check_page_size, connection, seq_cursor
 from schema.selection import selected_names, top_level_names
 from schema.types.audit import (
     AuditEvent,
     AuditEventConnection,
-    AuditEventEdge,
     AuditEventFilter,
-    decode_audit_cursor,
     domain_field_name,
-    encode_audit_cursor,
 )
-from schema.types.common import PageInfo, check_page_size, parse_id
+from schema.types.common import parse_id
 from server.audit.repository import AuditFilter
 from server.errors import ValidationError
 
 Ctx = Info[GraphQLContext, None]
+CURSORS = seq_cursor("audit-event")
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -35,7 +34,7 @@ def _filter(value: AuditEventFilter | None, now: datetime) -> AuditFilter:
     since = _aware(value.since)
     if value.within_days is not None:
         if value.within_days < 1:
-            raise ValidationError("withinDays must be at least 1")
+            raise ValidationError("withinDays must be at least 1", field="within_days")
         window = now - timedelta(days=value.within_days)
         since = max(since, window) if since is not None else window
     object_type = value.object_type
@@ -80,23 +79,17 @@ class AuditQuery:
             ctx.caller,
             flt=_filter(filter, ctx.services.clock.now()),
             first=first,
-            before_seq=decode_audit_cursor(after),
+            before_seq=CURSORS.decode(after),
             with_total="totalCount" in top_level_names(info),
             with_accesses="accesses" in node_fields,
             with_record_ids="recordIds" in access_fields,
         )
-        nodes = [AuditEvent.from_view(v) for v in page.events]
-        edges = [AuditEventEdge(cursor=encode_audit_cursor(n.seq), node=n) for n in nodes]
-        return AuditEventConnection(
-            edges=edges,
-            nodes=nodes,
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            total_count=page.total_count or 0,
+        return connection(
+            AuditEventConnection,
+            page,
+            after=after,
+            cursor=lambda view: CURSORS.encode(view.event.seq),
+            node=AuditEvent.from_view,
         )
 
     @strawberry.field(description="One audit event by id.")

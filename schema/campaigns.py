@@ -11,15 +11,14 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.mutations import run_mutation
 from schema.types.common import UserError, parse_id
 from schema.types.customer import CustomerFilterInput
 from server.campaign.repository import Segment
 from server.campaign.service import CampaignResults as Results
 from server.data.models import Campaign as CampaignRow
-from server.errors import ConflictError, NotFoundError, ValidationError
 
 Ctx = Info[GraphQLContext, None]
-EXPECTED = (ValidationError, ConflictError, NotFoundError)
 
 
 @strawberry.input(description="Customer-list filters plus purchase history; all must match.")
@@ -169,20 +168,20 @@ class CampaignMutation:
     @strawberry.mutation(description="Create a campaign; recipients are chosen at once.")
     async def create_campaign(self, info: Ctx, input: CreateCampaignInput) -> CreateCampaignResult:
         ctx = info.context
-        try:
-            segment = _segment(input.segment)
-            product_id = parse_id(input.product_id, "productId") if input.product_id else None
-            async with ctx.session.begin_nested():
-                campaign, reach = await ctx.services.campaigns.create(
-                    ctx.session,
-                    ctx.caller,
-                    name=input.name,
-                    product_id=product_id,
-                    segment=segment,
-                    channel=input.channel,
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        created = await run_mutation(
+            ctx,
+            lambda: ctx.services.campaigns.create(
+                ctx.session,
+                ctx.caller,
+                name=input.name,
+                segment=_segment(input.segment),
+                product_id=parse_id(input.product_id, "productId") if input.product_id else None,
+                channel=input.channel,
+            ),
+        )
+        if isinstance(created, UserError):
+            return created
+        campaign, reach = created
         return CampaignCreated(campaign=Campaign.from_row(campaign), reach=reach)
 
     @strawberry.mutation(description="A recipient responded to the campaign.")
@@ -190,15 +189,18 @@ class CampaignMutation:
         self, info: Ctx, campaign_id: strawberry.ID, customer_id: strawberry.ID
     ) -> CampaignRecordResult:
         ctx = info.context
-        try:
+
+        async def record() -> uuid.UUID:
             cid = parse_id(campaign_id, "campaignId")
-            async with ctx.session.begin_nested():
-                await ctx.services.campaigns.record_response(
-                    ctx.session, ctx.caller, cid, parse_id(customer_id, "customerId")
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
-        return await _results(info, cid)
+            await ctx.services.campaigns.record_response(
+                ctx.session, ctx.caller, cid, parse_id(customer_id, "customerId")
+            )
+            return cid
+
+        recorded = await run_mutation(ctx, record)
+        if isinstance(recorded, UserError):
+            return recorded
+        return await _results(info, recorded)
 
     @strawberry.mutation(description="A recipient bought: the order's total is the revenue.")
     async def record_campaign_conversion(
@@ -209,16 +211,19 @@ class CampaignMutation:
         order_id: strawberry.ID,
     ) -> CampaignRecordResult:
         ctx = info.context
-        try:
+
+        async def record() -> uuid.UUID:
             cid = parse_id(campaign_id, "campaignId")
-            async with ctx.session.begin_nested():
-                await ctx.services.campaigns.record_conversion(
-                    ctx.session,
-                    ctx.caller,
-                    cid,
-                    parse_id(customer_id, "customerId"),
-                    parse_id(order_id, "orderId"),
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
-        return await _results(info, cid)
+            await ctx.services.campaigns.record_conversion(
+                ctx.session,
+                ctx.caller,
+                cid,
+                parse_id(customer_id, "customerId"),
+                parse_id(order_id, "orderId"),
+            )
+            return cid
+
+        recorded = await run_mutation(ctx, record)
+        if isinstance(recorded, UserError):
+            return recorded
+        return await _results(info, recorded)

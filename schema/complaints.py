@@ -12,23 +12,16 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.mutations import run_mutation
+from schema.paging import check_page_size, connection, keyset_cursor
 from schema.selection import selected_names, top_level_names
-from schema.types.common import (
-    UserError,
-    check_page_size,
-    decode_keyset_cursor,
-    encode_keyset_cursor,
-    page_info,
-    parse_id,
-    snake_names,
-)
+from schema.types.common import UserError, parse_id, snake_names
 from schema.types.complaint import (
     Complaint,
     ComplaintBreakdown,
     ComplaintBreakdownCell,
     ComplaintConnection,
     ComplaintCount,
-    ComplaintEdge,
     ComplaintFilterInput,
     ComplaintPayload,
     OpenComplaintInput,
@@ -37,11 +30,9 @@ from schema.types.complaint import (
 from server.complaint.repository import ComplaintFilter
 from server.complaint.service import NewComplaint, Resolution
 from server.complaint.states import ComplaintMove
-from server.errors import ConflictError, NotFoundError, ValidationError
 
 Ctx = Info[GraphQLContext, None]
-CURSOR_SORT = "complaint-opened"
-EXPECTED = (ValidationError, ConflictError, NotFoundError)
+CURSORS = keyset_cursor("complaint-opened")
 
 ComplaintResult = Annotated[ComplaintPayload | UserError, strawberry.union("ComplaintResult")]
 
@@ -70,17 +61,20 @@ async def _payload(info: Ctx, complaint_id: uuid.UUID) -> ComplaintPayload:
     return ComplaintPayload(complaint=cast(Complaint, view))
 
 
-async def _move(info: Ctx, id: strawberry.ID, move: ComplaintMove, **details: Any) -> Any:
+async def _move(
+    info: Ctx, id: strawberry.ID, move: ComplaintMove, **details: Any
+) -> ComplaintPayload | UserError:
     ctx = info.context
-    try:
+
+    async def change() -> uuid.UUID:
         complaint_id = parse_id(id)
-        async with ctx.session.begin_nested():
-            await ctx.services.complaints.move(
-                ctx.session, ctx.caller, complaint_id, move, **details
-            )
-    except EXPECTED as error:
-        return UserError.from_error(error)
-    return await _payload(info, complaint_id)
+        await ctx.services.complaints.move(ctx.session, ctx.caller, complaint_id, move, **details)
+        return complaint_id
+
+    moved = await run_mutation(ctx, change)
+    if isinstance(moved, UserError):
+        return moved
+    return await _payload(info, moved)
 
 
 @strawberry.type
@@ -100,17 +94,15 @@ class ComplaintQuery:
             ctx.caller,
             flt=_filter(filter),
             first=first,
-            after=decode_keyset_cursor(after, CURSOR_SORT),
+            after=CURSORS.decode(after),
             fields=_node_fields(info, ("edges", "node"), ("nodes",)),
             with_total="totalCount" in top_level_names(info),
         )
-        nodes = cast(list[Complaint], page.views)
-        cursors = [encode_keyset_cursor(CURSOR_SORT, v.get("opened_at"), v.id) for v in page.views]
-        return ComplaintConnection(
-            edges=[ComplaintEdge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
-            nodes=nodes,
-            page_info=page_info(cursors, page.has_next_page, after),
-            total_count=page.total_count,
+        return connection(
+            ComplaintConnection,
+            page,
+            after=after,
+            cursor=lambda view: CURSORS.encode((view.get("opened_at"), view.id)),
         )
 
     @strawberry.field(description="One complaint; unknown and out-of-scope ids are NOT_FOUND.")
@@ -155,7 +147,8 @@ class ComplaintMutation:
     @strawberry.mutation(description="Register a complaint; deadlines follow its severity.")
     async def open_complaint(self, info: Ctx, input: OpenComplaintInput) -> ComplaintResult:
         ctx = info.context
-        try:
+
+        async def open_complaint() -> uuid.UUID:
             data = NewComplaint(
                 customer_id=parse_id(input.customer_id, "customerId"),
                 category=input.category.value,
@@ -164,23 +157,24 @@ class ComplaintMutation:
                 order_id=parse_id(input.order_id, "orderId") if input.order_id else None,
                 assignee_id=input.assignee_id,
             )
-            async with ctx.session.begin_nested():
-                complaint_id = await ctx.services.complaints.open(ctx.session, ctx.caller, data)
-        except EXPECTED as error:
-            return UserError.from_error(error)
-        return await _payload(info, complaint_id)
+            return await ctx.services.complaints.open(ctx.session, ctx.caller, data)
+
+        opened = await run_mutation(ctx, open_complaint)
+        if isinstance(opened, UserError):
+            return opened
+        return await _payload(info, opened)
 
     @strawberry.mutation
     async def acknowledge_complaint(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:
-        return cast(ComplaintResult, await _move(info, id, ComplaintMove.ACKNOWLEDGE, note=note))
+        return await _move(info, id, ComplaintMove.ACKNOWLEDGE, note=note)
 
     @strawberry.mutation
     async def start_complaint_work(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:
-        return cast(ComplaintResult, await _move(info, id, ComplaintMove.START_WORK, note=note))
+        return await _move(info, id, ComplaintMove.START_WORK, note=note)
 
     @strawberry.mutation(description="Record the resolution (sealed), root cause, compensation.")
     async def resolve_complaint(
@@ -191,32 +185,29 @@ class ComplaintMutation:
             root_cause=input.root_cause.value,
             compensation=input.compensation,
         )
-        result = await _move(
-            info, id, ComplaintMove.RESOLVE, resolution=resolution, note=input.note
-        )
-        return cast(ComplaintResult, result)
+        return await _move(info, id, ComplaintMove.RESOLVE, resolution=resolution, note=input.note)
 
     @strawberry.mutation
     async def follow_up_complaint(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:
-        return cast(ComplaintResult, await _move(info, id, ComplaintMove.FOLLOW_UP, note=note))
+        return await _move(info, id, ComplaintMove.FOLLOW_UP, note=note)
 
     @strawberry.mutation(description="The customer's rating of the handling, 1 to 5.")
     async def rate_complaint(self, info: Ctx, id: strawberry.ID, rating: int) -> ComplaintResult:
-        return cast(ComplaintResult, await _move(info, id, ComplaintMove.RATE, rating=rating))
+        return await _move(info, id, ComplaintMove.RATE, rating=rating)
 
     @strawberry.mutation
     async def close_complaint(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:
-        return cast(ComplaintResult, await _move(info, id, ComplaintMove.CLOSE, note=note))
+        return await _move(info, id, ComplaintMove.CLOSE, note=note)
 
     @strawberry.mutation
     async def reopen_complaint(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:
-        return cast(ComplaintResult, await _move(info, id, ComplaintMove.REOPEN, note=note))
+        return await _move(info, id, ComplaintMove.REOPEN, note=note)
 
     @strawberry.mutation(description="Raise the escalation level, optionally to a new assignee.")
     async def escalate_complaint(
@@ -226,5 +217,4 @@ class ComplaintMutation:
         assignee_id: str | None = None,
         note: str | None = None,
     ) -> ComplaintResult:
-        result = await _move(info, id, ComplaintMove.ESCALATE, assignee_id=assignee_id, note=note)
-        return cast(ComplaintResult, result)
+        return await _move(info, id, ComplaintMove.ESCALATE, assignee_id=assignee_id, note=note)

@@ -9,22 +9,16 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.mutations import run_mutation
+from schema.paging import check_page_size, connection, keyset_cursor
 from schema.selection import selected_names, top_level_names
-from schema.types.common import (
-    UserError,
-    check_page_size,
-    decode_keyset_cursor,
-    encode_keyset_cursor,
-    page_info,
-    parse_id,
-)
+from schema.types.common import UserError, parse_id
 from schema.types.customer import (
     ContactChannel,
     CreateCustomerInput,
     Customer,
     CustomerConnection,
     CustomerCreated,
-    CustomerEdge,
     CustomerFilterInput,
     CustomersMerged,
     CustomerSortOrder,
@@ -37,9 +31,11 @@ from schema.types.customer import (
     new_customer,
 )
 from server.customer.repository import CustomerFilter, CustomerSort
-from server.errors import ConflictError, NotFoundError, ValidationError
+from server.errors import ValidationError
 
 Ctx = Info[GraphQLContext, None]
+# A cursor carries its sort key, so each order is a list of its own.
+CURSORS = {sort: keyset_cursor(f"customer-{sort.value}") for sort in CustomerSort}
 
 
 def _filter(value: CustomerFilterInput | None) -> CustomerFilter | None:
@@ -139,7 +135,6 @@ UpdateCustomerResult = Annotated[
 MergeCustomersResult = Annotated[
     CustomersMerged | UserError, strawberry.union("MergeCustomersResult")
 ]
-EXPECTED = (ValidationError, ConflictError, NotFoundError)
 
 
 async def _customer_page(
@@ -148,24 +143,22 @@ async def _customer_page(
     ctx = info.context
     check_page_size(first, ctx.max_page_size)
     fields = domain_fields(selected_names(info, ("edges", "node"), ("nodes",)))
-    cursor_name = f"customer-{sort.value}"
+    cursors = CURSORS[sort]
     page = await ctx.services.customers.list(
         ctx.session,
         ctx.caller,
         first=first,
-        after=decode_keyset_cursor(after, cursor_name),
+        after=cursors.decode(after),
         flt=flt,
         fields=fields,
         with_total="totalCount" in top_level_names(info),
         sort=sort,
     )
-    nodes = cast(list[Customer], page.views)
-    cursors = [encode_keyset_cursor(cursor_name, v.get(sort.column), v.id) for v in page.views]
-    return CustomerConnection(
-        edges=[CustomerEdge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
-        nodes=nodes,
-        page_info=page_info(cursors, page.has_next_page, after),
-        total_count=cast(int, page.total_count),
+    return connection(
+        CustomerConnection,
+        page,
+        after=after,
+        cursor=lambda view: cursors.encode((view.get(sort.column), view.id)),
     )
 
 
@@ -187,11 +180,11 @@ class CustomerMutation:
     async def create_customer(self, info: Ctx, input: CreateCustomerInput) -> CreateCustomerResult:
         ctx = info.context
         data = new_customer(input)
-        try:
-            async with ctx.session.begin_nested():
-                customer_id = await ctx.services.customers.create(ctx.session, ctx.caller, data)
-        except (ValidationError, ConflictError) as error:
-            return UserError.from_error(error)
+        customer_id = await run_mutation(
+            ctx, lambda: ctx.services.customers.create(ctx.session, ctx.caller, data)
+        )
+        if isinstance(customer_id, UserError):
+            return customer_id
         fields = domain_fields(selected_names(info, ("customer",)))
         view = await ctx.services.customers.get(ctx.session, ctx.caller, customer_id, fields)
         return CustomerCreated(customer=cast(Customer, view))
@@ -206,30 +199,34 @@ class CustomerMutation:
     ) -> UpdateCustomerResult:
         ctx = info.context
         changes = customer_changes(input)
-        try:
+
+        async def update() -> tuple[uuid.UUID, list[str]]:
             customer_id = parse_id(id)
-            async with ctx.session.begin_nested():
-                changed = await ctx.services.customers.update(
-                    ctx.session, ctx.caller, customer_id, changes
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
-        return await _updated(info, customer_id, changed)
+            changed = await ctx.services.customers.update(
+                ctx.session, ctx.caller, customer_id, changes
+            )
+            return customer_id, changed
+
+        updated = await run_mutation(ctx, update)
+        if isinstance(updated, UserError):
+            return updated
+        return await _updated(info, *updated)
 
     @strawberry.mutation(description="Record that the customer confirmed this phone or email.")
     async def verify_contact(
         self, info: Ctx, customer_id: strawberry.ID, channel: ContactChannel
     ) -> UpdateCustomerResult:
         ctx = info.context
-        try:
+
+        async def verify() -> uuid.UUID:
             cid = parse_id(customer_id, "customerId")
-            async with ctx.session.begin_nested():
-                await ctx.services.customers.verify_contact(
-                    ctx.session, ctx.caller, cid, channel.value
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
-        return await _updated(info, cid, [f"{channel.value}_verified_at"])
+            await ctx.services.customers.verify_contact(ctx.session, ctx.caller, cid, channel.value)
+            return cid
+
+        verified = await run_mutation(ctx, verify)
+        if isinstance(verified, UserError):
+            return verified
+        return await _updated(info, verified, [f"{channel.value}_verified_at"])
 
     @strawberry.mutation(description="Add and remove tags (added after removed).")
     async def tag_customer(
@@ -240,26 +237,32 @@ class CustomerMutation:
         remove: list[str] | None = None,
     ) -> UpdateCustomerResult:
         ctx = info.context
-        try:
+
+        async def retag() -> uuid.UUID:
             cid = parse_id(customer_id, "customerId")
-            async with ctx.session.begin_nested():
-                await ctx.services.customers.retag(
-                    ctx.session, ctx.caller, cid, add=add or [], remove=remove or []
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
-        return await _updated(info, cid, ["tags"])
+            await ctx.services.customers.retag(
+                ctx.session, ctx.caller, cid, add=add or [], remove=remove or []
+            )
+            return cid
+
+        tagged = await run_mutation(ctx, retag)
+        if isinstance(tagged, UserError):
+            return tagged
+        return await _updated(info, tagged, ["tags"])
 
     @strawberry.mutation(description="The file was reviewed now: it is current again.")
     async def mark_reviewed(self, info: Ctx, customer_id: strawberry.ID) -> UpdateCustomerResult:
         ctx = info.context
-        try:
+
+        async def review() -> uuid.UUID:
             cid = parse_id(customer_id, "customerId")
-            async with ctx.session.begin_nested():
-                await ctx.services.customers.mark_reviewed(ctx.session, ctx.caller, cid)
-        except EXPECTED as error:
-            return UserError.from_error(error)
-        return await _updated(info, cid, ["reviewed_at"])
+            await ctx.services.customers.mark_reviewed(ctx.session, ctx.caller, cid)
+            return cid
+
+        reviewed = await run_mutation(ctx, review)
+        if isinstance(reviewed, UserError):
+            return reviewed
+        return await _updated(info, reviewed, ["reviewed_at"])
 
     @strawberry.mutation(
         description="Fold a duplicate file into the survivor: history moves (re-sealed under "
@@ -269,15 +272,19 @@ class CustomerMutation:
         self, info: Ctx, survivor_id: strawberry.ID, duplicate_id: strawberry.ID
     ) -> MergeCustomersResult:
         ctx = info.context
-        try:
+
+        async def merge() -> tuple[uuid.UUID, uuid.UUID, list[str]]:
             survivor = parse_id(survivor_id, "survivorId")
             duplicate = parse_id(duplicate_id, "duplicateId")
-            async with ctx.session.begin_nested():
-                filled = await ctx.services.customers.merge(
-                    ctx.session, ctx.caller, survivor, duplicate
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+            filled = await ctx.services.customers.merge(
+                ctx.session, ctx.caller, survivor, duplicate
+            )
+            return survivor, duplicate, filled
+
+        merged = await run_mutation(ctx, merge)
+        if isinstance(merged, UserError):
+            return merged
+        survivor, duplicate, filled = merged
         fields = domain_fields(selected_names(info, ("survivor",)))
         view = await ctx.services.customers.get(ctx.session, ctx.caller, survivor, fields)
         return CustomersMerged(

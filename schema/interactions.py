@@ -11,14 +11,10 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.mutations import run_mutation
+from schema.paging import check_page_size, keyset_cursor
 from schema.selection import selected_names, top_level_names
-from schema.types.common import (
-    UserError,
-    check_page_size,
-    decode_keyset_cursor,
-    parse_id,
-    snake_names,
-)
+from schema.types.common import UserError, parse_id, snake_names
 from schema.types.interaction import (
     BreachKindEnum,
     Interaction,
@@ -27,13 +23,11 @@ from schema.types.interaction import (
     InteractionDirection,
     InteractionKind,
 )
-from server.errors import ConflictError, NotFoundError, ValidationError
 from server.interaction.repository import BreachKind
 from server.interaction.service import NewInteraction
 
 Ctx = Info[GraphQLContext, None]
-EXPECTED = (ValidationError, ConflictError, NotFoundError)
-BREACH_SORT = "interaction-breach"
+BREACH_CURSORS = {kind: keyset_cursor(f"interaction-breach-{kind.value}") for kind in BreachKind}
 
 
 @strawberry.input
@@ -90,17 +84,17 @@ class InteractionQuery:
         ctx = info.context
         check_page_size(first, ctx.max_page_size)
         breach = BreachKind(kind)
-        sort = f"{BREACH_SORT}-{breach.value}"
+        cursors = BREACH_CURSORS[breach]
         page = await ctx.services.interactions.breaches(
             ctx.session,
             ctx.caller,
             kind=breach,
             first=first,
-            after=decode_keyset_cursor(after, sort),
+            after=cursors.decode(after),
             fields=snake_names(selected_names(info, ("edges", "node"), ("nodes",))),
             with_total="totalCount" in top_level_names(info),
         )
-        return InteractionConnection.of(page, after, sort, key=f"{breach.value}_due_at")
+        return InteractionConnection.of(page, after, cursors, key=f"{breach.value}_due_at")
 
 
 @strawberry.type
@@ -108,7 +102,8 @@ class InteractionMutation:
     @strawberry.mutation(description="Record a contact; inbound consultations start timers.")
     async def log_interaction(self, info: Ctx, input: LogInteractionInput) -> InteractionResult:
         ctx = info.context
-        try:
+
+        async def log() -> uuid.UUID:
             data = NewInteraction(
                 customer_id=parse_id(input.customer_id, "customerId"),
                 channel=input.channel.value,
@@ -119,32 +114,29 @@ class InteractionMutation:
                 agent_id=input.agent_id,
                 occurred_at=input.occurred_at,
             )
-            async with ctx.session.begin_nested():
-                interaction_id = await ctx.services.interactions.log(ctx.session, ctx.caller, data)
-        except EXPECTED as error:
-            return UserError.from_error(error)
+            return await ctx.services.interactions.log(ctx.session, ctx.caller, data)
+
+        interaction_id = await run_mutation(ctx, log)
+        if isinstance(interaction_id, UserError):
+            return interaction_id
         return await _payload(info, interaction_id)
 
     @strawberry.mutation(description="The first answer to an inbound consultation was given.")
     async def respond_to_interaction(self, info: Ctx, id: strawberry.ID) -> InteractionResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                interaction_id = await ctx.services.interactions.respond(
-                    ctx.session, ctx.caller, parse_id(id)
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        interaction_id = await run_mutation(
+            ctx, lambda: ctx.services.interactions.respond(ctx.session, ctx.caller, parse_id(id))
+        )
+        if isinstance(interaction_id, UserError):
+            return interaction_id
         return await _payload(info, interaction_id)
 
     @strawberry.mutation(description="An inbound consultation was solved.")
     async def solve_interaction(self, info: Ctx, id: strawberry.ID) -> InteractionResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                interaction_id = await ctx.services.interactions.solve(
-                    ctx.session, ctx.caller, parse_id(id)
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        interaction_id = await run_mutation(
+            ctx, lambda: ctx.services.interactions.solve(ctx.session, ctx.caller, parse_id(id))
+        )
+        if isinstance(interaction_id, UserError):
+            return interaction_id
         return await _payload(info, interaction_id)

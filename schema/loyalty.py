@@ -8,12 +8,11 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.mutations import run_mutation
 from schema.types.common import UserError, parse_id
 from schema.types.loyalty import LoyaltyEntry, PointsRedeemed, ReferralRecorded
-from server.errors import ConflictError, NotFoundError, ValidationError
 
 Ctx = Info[GraphQLContext, None]
-EXPECTED = (ValidationError, ConflictError, NotFoundError)
 
 RedeemPointsResult = Annotated[PointsRedeemed | UserError, strawberry.union("RedeemPointsResult")]
 RecordReferralResult = Annotated[
@@ -31,13 +30,14 @@ class LoyaltyMutation:
         self, info: Ctx, customer_id: strawberry.ID, points: int
     ) -> RedeemPointsResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                entry = await ctx.services.loyalty.redeem(
-                    ctx.session, ctx.caller, parse_id(customer_id, "customerId"), points
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        entry = await run_mutation(
+            ctx,
+            lambda: ctx.services.loyalty.redeem(
+                ctx.session, ctx.caller, parse_id(customer_id, "customerId"), points
+            ),
+        )
+        if isinstance(entry, UserError):
+            return entry
         return PointsRedeemed(entry=LoyaltyEntry.from_row(entry), balance=entry.balance_after)
 
     @strawberry.mutation(
@@ -48,16 +48,17 @@ class LoyaltyMutation:
         self, info: Ctx, referrer_id: strawberry.ID, referred_id: strawberry.ID
     ) -> RecordReferralResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                referral = await ctx.services.loyalty.record_referral(
-                    ctx.session,
-                    ctx.caller,
-                    parse_id(referrer_id, "referrerId"),
-                    parse_id(referred_id, "referredId"),
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        referral = await run_mutation(
+            ctx,
+            lambda: ctx.services.loyalty.record_referral(
+                ctx.session,
+                ctx.caller,
+                parse_id(referrer_id, "referrerId"),
+                parse_id(referred_id, "referredId"),
+            ),
+        )
+        if isinstance(referral, UserError):
+            return referral
         return ReferralRecorded(
             referral_id=strawberry.ID(str(referral.id)),
             referrer_id=strawberry.ID(str(referral.customer_id)),

@@ -10,15 +10,10 @@ from strawberry.types import Info
 
 from schema.context import GraphQLContext
 from schema.loaders import request_loader
+from schema.mutations import run_mutation
+from schema.paging import Connection, check_page_size, connection, id_cursor
 from schema.selection import selected_names, top_level_names
-from schema.types.common import (
-    PageInfo,
-    UserError,
-    check_page_size,
-    decode_cursor,
-    encode_cursor,
-    parse_id,
-)
+from schema.types.common import UserError, parse_id
 from schema.types.order import (
     CreateProductInput,
     Order,
@@ -27,16 +22,26 @@ from schema.types.order import (
     OrderItemInput,
     OrderSaved,
     Product,
-    ProductConnection,
     ProductCreated,
-    ProductEdge,
 )
-from server.errors import ConflictError, NotFoundError, ValidationError
 from server.order.repository import OrderFilter
-from server.order.service import NewOrderItem, NewProduct, OrderPage
+from server.order.service import NewOrderItem, NewProduct, OrderView
+from server.paging import Page
 
 Ctx = Info[GraphQLContext, None]
-EXPECTED = (ValidationError, ConflictError, NotFoundError)
+# Root `orders` and `Customer.orders` share the order (by id), so they share cursors.
+ORDER_CURSORS = id_cursor("order")
+PRODUCT_CURSORS = id_cursor("product")
+
+
+def _orders(page: Page[OrderView], after: str | None) -> OrderConnection:
+    return connection(
+        OrderConnection,
+        page,
+        after=after,
+        cursor=lambda view: ORDER_CURSORS.encode(view.order.id),
+        node=Order.from_view,
+    )
 
 
 def _order_filter(value: OrderFilterInput | None) -> OrderFilter:
@@ -62,12 +67,12 @@ async def order_connection(
         ctx.caller,
         flt=flt,
         first=first,
-        after=decode_cursor(after),
+        after=ORDER_CURSORS.decode(after),
         with_items="items" in selected,
         with_timeline="timeline" in selected,
         with_total="totalCount" in top_level_names(info),
     )
-    return OrderConnection.build(page.views, page.has_next_page, after, page.total_count)
+    return _orders(page, after)
 
 
 async def customer_orders(
@@ -80,9 +85,9 @@ async def customer_orders(
     with_items = "items" in selected
     with_timeline = "timeline" in selected
     with_total = "totalCount" in top_level_names(info)
-    cursor = decode_cursor(after)
+    cursor = ORDER_CURSORS.decode(after)
 
-    async def load(ids: list[uuid.UUID]) -> list[OrderPage]:
+    async def load(ids: list[uuid.UUID]) -> list[Page[OrderView]]:
         pages = await ctx.services.orders.pages_for_customers(
             ctx.session,
             ctx.caller,
@@ -97,7 +102,7 @@ async def customer_orders(
 
     name = f"customer-orders:{first}:{after}:{with_items}:{with_timeline}:{with_total}"
     page = await request_loader(ctx, name, load).load(customer_id)
-    return OrderConnection.build(page.views, page.has_next_page, after, page.total_count)
+    return _orders(page, after)
 
 
 async def _saved(info: Ctx, order_id: uuid.UUID) -> OrderSaved:
@@ -111,25 +116,22 @@ class OrderQuery:
     @strawberry.field(description="The product catalogue, optionally one category.")
     async def products(
         self, info: Ctx, first: int = 20, after: str | None = None, category: str | None = None
-    ) -> ProductConnection:
+    ) -> Connection[Product]:
         ctx = info.context
         check_page_size(first, ctx.max_page_size)
         page = await ctx.services.orders.products(
-            ctx.session, ctx.caller, first=first, after=decode_cursor(after), category=category
+            ctx.session,
+            ctx.caller,
+            first=first,
+            after=PRODUCT_CURSORS.decode(after),
+            category=category,
         )
-        nodes = [Product.from_row(p) for p in page.products]
-        edges = [
-            ProductEdge(cursor=encode_cursor(p.id), node=Product.from_row(p)) for p in page.products
-        ]
-        return ProductConnection(
-            edges=edges,
-            nodes=nodes,
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+        return connection(
+            Connection[Product],
+            page,
+            after=after,
+            cursor=lambda product: PRODUCT_CURSORS.encode(product.id),
+            node=Product.from_row,
         )
 
     @strawberry.field(description="One order; unknown and out-of-scope ids are NOT_FOUND.")
@@ -166,11 +168,11 @@ class OrderMutation:
             unit_cost=input.unit_cost,
             is_new=input.is_new,
         )
-        try:
-            async with ctx.session.begin_nested():
-                product = await ctx.services.orders.create_product(ctx.session, ctx.caller, data)
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        product = await run_mutation(
+            ctx, lambda: ctx.services.orders.create_product(ctx.session, ctx.caller, data)
+        )
+        if isinstance(product, UserError):
+            return product
         return ProductCreated(product=Product.from_row(product))
 
     @strawberry.mutation(description="Create an order; totals are computed from the items.")
@@ -182,25 +184,27 @@ class OrderMutation:
         channel: str | None = None,
     ) -> OrderResult:
         ctx = info.context
-        try:
+
+        async def create() -> uuid.UUID:
             lines = [
                 NewOrderItem(
-                    product_id=parse_id(i.product_id, "productId"),
+                    product_id=parse_id(i.product_id, f"items.{n}.productId"),
                     quantity=i.quantity,
                     unit_price=i.unit_price,
                 )
-                for i in items
+                for n, i in enumerate(items)
             ]
-            async with ctx.session.begin_nested():
-                order_id = await ctx.services.orders.create_order(
-                    ctx.session,
-                    ctx.caller,
-                    parse_id(customer_id, "customerId"),
-                    lines,
-                    channel=channel,
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+            return await ctx.services.orders.create_order(
+                ctx.session,
+                ctx.caller,
+                parse_id(customer_id, "customerId"),
+                lines,
+                channel=channel,
+            )
+
+        order_id = await run_mutation(ctx, create)
+        if isinstance(order_id, UserError):
+            return order_id
         return await _saved(info, order_id)
 
     @strawberry.mutation(
@@ -215,11 +219,12 @@ class OrderMutation:
         tracking_note: str | None = None,
     ) -> OrderResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                moved = await ctx.services.orders.update_status(
-                    ctx.session, ctx.caller, parse_id(order_id, "orderId"), status, tracking_note
-                )
-        except EXPECTED as error:
-            return UserError.from_error(error)
+        moved = await run_mutation(
+            ctx,
+            lambda: ctx.services.orders.update_status(
+                ctx.session, ctx.caller, parse_id(order_id, "orderId"), status, tracking_note
+            ),
+        )
+        if isinstance(moved, UserError):
+            return moved
         return await _saved(info, moved)

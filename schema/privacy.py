@@ -10,11 +10,15 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.mutations import run_mutation
 from schema.types.common import UserError, parse_id
 from schema.types.consent import Consent, ConsentPurpose
 from server.errors import ConflictError, ValidationError
 
 Ctx = Info[GraphQLContext, None]
+# Unlike other mutations, these have always answered an unknown or out-of-scope customer
+# with NOT_FOUND as a GraphQL error (data null), and clients rely on it.
+PRIVACY_EXPECTED = (ValidationError, ConflictError)
 
 
 @strawberry.type
@@ -50,13 +54,15 @@ class PrivacyMutation:
     )
     async def erase_customer(self, info: Ctx, id: strawberry.ID) -> EraseCustomerResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                receipt = await ctx.services.privacy.erase(
-                    ctx.session, ctx.caller, parse_id(id), now=ctx.services.clock.now()
-                )
-        except (ValidationError, ConflictError) as error:
-            return UserError.from_error(error)
+        receipt = await run_mutation(
+            ctx,
+            lambda: ctx.services.privacy.erase(
+                ctx.session, ctx.caller, parse_id(id), now=ctx.services.clock.now()
+            ),
+            expected=PRIVACY_EXPECTED,
+        )
+        if isinstance(receipt, UserError):
+            return receipt
         return CustomerErased(
             customer_id=strawberry.ID(str(receipt.customer_id)), erased_at=receipt.erased_at
         )
@@ -66,18 +72,20 @@ class PrivacyMutation:
         self, info: Ctx, customer_id: strawberry.ID, purpose: ConsentPurpose, source: str
     ) -> ConsentResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                view = await ctx.services.privacy.grant_consent(
-                    ctx.session,
-                    ctx.caller,
-                    parse_id(customer_id, "customerId"),
-                    purpose.value,
-                    source,
-                    now=ctx.services.clock.now(),
-                )
-        except (ValidationError, ConflictError) as error:
-            return UserError.from_error(error)
+        view = await run_mutation(
+            ctx,
+            lambda: ctx.services.privacy.grant_consent(
+                ctx.session,
+                ctx.caller,
+                parse_id(customer_id, "customerId"),
+                purpose.value,
+                source,
+                now=ctx.services.clock.now(),
+            ),
+            expected=PRIVACY_EXPECTED,
+        )
+        if isinstance(view, UserError):
+            return view
         return ConsentChanged(consent=Consent.of(view))
 
     @strawberry.mutation(description="Withdraw the active consent to a purpose.")
@@ -85,15 +93,17 @@ class PrivacyMutation:
         self, info: Ctx, customer_id: strawberry.ID, purpose: ConsentPurpose
     ) -> ConsentResult:
         ctx = info.context
-        try:
-            async with ctx.session.begin_nested():
-                view = await ctx.services.privacy.withdraw_consent(
-                    ctx.session,
-                    ctx.caller,
-                    parse_id(customer_id, "customerId"),
-                    purpose.value,
-                    now=ctx.services.clock.now(),
-                )
-        except (ValidationError, ConflictError) as error:
-            return UserError.from_error(error)
+        view = await run_mutation(
+            ctx,
+            lambda: ctx.services.privacy.withdraw_consent(
+                ctx.session,
+                ctx.caller,
+                parse_id(customer_id, "customerId"),
+                purpose.value,
+                now=ctx.services.clock.now(),
+            ),
+            expected=PRIVACY_EXPECTED,
+        )
+        if isinstance(view, UserError):
+            return view
         return ConsentChanged(consent=Consent.of(view))

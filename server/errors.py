@@ -36,11 +36,26 @@ class ForbiddenError(CustosError):
 
 
 class ValidationError(CustosError):
+    """Bad input. `field` names the input field concerned by its domain (snake_case)
+    name, or a dotted path into a list (`items.0.quantity`); None when the error is
+    about the input as a whole."""
+
     code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
 
 
 class ConflictError(CustosError):
     code = "CONFLICT"
+
+
+# The failures a caller can act on: bad input, a conflict with the current state, an
+# unknown or out-of-scope record. A mutation answers them with a `UserError` result
+# (after rolling its savepoint back); every other error reaches the edge as a GraphQL
+# error, FORBIDDEN at the field's path and anything unexpected rolling the request back.
+EXPECTED_ERRORS: tuple[type[CustosError], ...] = (ValidationError, ConflictError, NotFoundError)
 
 
 class VaultError(CustosError):

@@ -15,8 +15,9 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
+from strawberry.utils.str_converters import to_camel_case
 
-from server.errors import CustosError
+from server.errors import CustosError, ValidationError
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -163,6 +164,9 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if error.path:
         formatted["path"] = list(error.path)
     formatted["extensions"] = {"code": code}
+    if isinstance(original, ValidationError) and original.field is not None:
+        # The argument or input field concerned, by its GraphQL name (as UserError.field).
+        formatted["extensions"]["field"] = to_camel_case(original.field)
     return formatted
 
 

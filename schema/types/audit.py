@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import re
 
 import strawberry
 
-from schema.types.common import PageInfo
+from schema.paging import Connection
 from server.audit.service import AccessView, EventView
-from server.errors import ValidationError
-
-_CURSOR_PREFIX = "audit:"
-
-
-def encode_audit_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
-
-
-def decode_audit_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise ValidationError("cursor is not valid", code="BAD_CURSOR") from None
-    if not raw.startswith(_CURSOR_PREFIX) or not raw[len(_CURSOR_PREFIX) :].isdigit():
-        raise ValidationError("cursor is not valid", code="BAD_CURSOR")
-    return int(raw[len(_CURSOR_PREFIX) :])
 
 
 def domain_field_name(name: str) -> str:
@@ -142,15 +121,6 @@ class AuditEventFilter:
     )
 
 
-@strawberry.type
-class AuditEventEdge:
-    cursor: str
-    node: AuditEvent
-
-
 @strawberry.type(description="Audit events, newest first.")
-class AuditEventConnection:
-    edges: list[AuditEventEdge]
-    nodes: list[AuditEvent]
-    page_info: PageInfo
+class AuditEventConnection(Connection[AuditEvent]):
     total_count: int

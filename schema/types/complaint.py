@@ -13,7 +13,8 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
-from schema.types.common import PageInfo, view_field
+from schema.paging import Connection
+from schema.types.common import view_field
 from server.complaint.states import ComplaintStatus
 
 ComplaintStatusEnum = strawberry.enum(ComplaintStatus, name="ComplaintStatus")
@@ -108,17 +109,8 @@ class Complaint:
         return result
 
 
-@strawberry.type
-class ComplaintEdge:
-    cursor: str
-    node: Complaint
-
-
 @strawberry.type(description="Complaints under the caller's row scope, newest first.")
-class ComplaintConnection:
-    edges: list[ComplaintEdge]
-    nodes: list[Complaint]
-    page_info: PageInfo
+class ComplaintConnection(Connection[Complaint]):
     total_count: int | None = strawberry.field(description="Complaints matching the filter.")
 
 

@@ -17,8 +17,8 @@ from strawberry.utils.str_converters import to_camel_case
 from schema.context import GraphQLContext
 from schema.execution import plain_leaf
 from schema.orders import customer_orders
+from schema.paging import Connection
 from schema.types.analytics import ChurnRisk, CustomerSegment
-from schema.types.common import PageInfo
 from schema.types.consent import Consent, consent_loader
 from schema.types.interaction import (
     InteractionConnection,
@@ -275,17 +275,8 @@ class Customer:
         )
 
 
-@strawberry.type
-class CustomerEdge:
-    cursor: str
-    node: Customer
-
-
 @strawberry.type(description="A Relay connection of customers under the caller's row scope.")
-class CustomerConnection:
-    edges: list[CustomerEdge]
-    nodes: list[Customer]
-    page_info: PageInfo
+class CustomerConnection(Connection[Customer]):
     total_count: int = strawberry.field(description="Customers matching the filter in scope.")
 
 

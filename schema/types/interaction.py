@@ -8,27 +8,22 @@ import datetime
 import enum
 import uuid
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from schema.paging import Connection, Cursor, Edge, check_page_size, connection, keyset_cursor
 from schema.selection import selected_names
-from schema.types.common import (
-    PageInfo,
-    check_page_size,
-    decode_keyset_cursor,
-    encode_keyset_cursor,
-    page_info,
-    snake_names,
-    view_field,
-)
+from schema.types.common import snake_names, view_field
+from server.customer.owned import RecordView
 from server.interaction.repository import BreachKind, TimelineKind
-from server.interaction.service import InteractionPage, TimelinePage
+from server.interaction.service import TimelineEntry as TimelineItem
+from server.paging import Page
 
-CURSOR_SORT = "interaction-occurred"
-TIMELINE_SORT = "timeline"
+CURSORS = keyset_cursor("interaction-occurred")
+TIMELINE_CURSORS = keyset_cursor("timeline")
 
 BreachKindEnum = strawberry.enum(BreachKind, name="InteractionBreachKind")
 TimelineKindEnum = strawberry.enum(TimelineKind, name="TimelineKind")
@@ -95,17 +90,8 @@ class Interaction:
     solution_breached: bool = view_field("solution_breached")
 
 
-@strawberry.type
-class InteractionEdge:
-    cursor: str
-    node: Interaction
-
-
 @strawberry.type(description="Interactions, newest first.")
-class InteractionConnection:
-    edges: list[InteractionEdge]
-    nodes: list[Interaction]
-    page_info: PageInfo
+class InteractionConnection(Connection[Interaction]):
     total_count: int | None = strawberry.field(
         default=None, description="Only on root lists (breaches)."
     )
@@ -113,19 +99,14 @@ class InteractionConnection:
     @classmethod
     def of(
         cls,
-        page: InteractionPage,
+        page: Page[RecordView],
         after: str | None,
-        sort: str = CURSOR_SORT,
+        cursors: Cursor[tuple[datetime.datetime, uuid.UUID]] = CURSORS,
         key: str = "occurred_at",
     ) -> InteractionConnection:
         """Edges whose cursors carry the list's sort key (`key`) and the id."""
-        nodes = cast(list[Interaction], page.views)
-        cursors = [encode_keyset_cursor(sort, v.get(key), v.id) for v in page.views]
-        return cls(
-            edges=[InteractionEdge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
-            nodes=nodes,
-            page_info=page_info(cursors, page.has_next_page, after),
-            total_count=page.total_count,
+        return connection(
+            cls, page, after=after, cursor=lambda view: cursors.encode((view.get(key), view.id))
         )
 
 
@@ -139,16 +120,16 @@ class TimelineEntry:
     amount: Decimal | None = strawberry.field(description="Order total or compensation.")
 
 
+# Named before the generic naming rule (`TimelineEntryEdge`); clients know these names.
 @strawberry.type
-class TimelineEdge:
-    cursor: str
-    node: TimelineEntry
+class TimelineEdge(Edge[TimelineEntry]):
+    pass
 
 
 @strawberry.type(description="Interactions, orders and complaints by time, newest first.")
-class TimelineConnection:
-    edges: list[TimelineEdge]
-    page_info: PageInfo
+class TimelineConnection(Connection[TimelineEntry]):
+    # The same edges under their published name (a list is invariant for mypy).
+    edges: list[TimelineEdge]  # type: ignore[assignment]
 
 
 async def customer_interactions(
@@ -158,19 +139,19 @@ async def customer_interactions(
     ctx = info.context
     check_page_size(first, ctx.max_page_size)
     fields = frozenset(snake_names(selected_names(info, ("edges", "node"), ("nodes",))))
-    decoded = decode_keyset_cursor(after, CURSOR_SORT)
+    decoded = CURSORS.decode(after)
     loader_key = ("customer_interactions", first, after, fields)
     loader = ctx.loaders.get(loader_key)
     if loader is None:
 
-        async def load(ids: list[uuid.UUID]) -> list[InteractionPage]:
+        async def load(ids: list[uuid.UUID]) -> list[Page[RecordView]]:
             pages = await ctx.services.interactions.pages_for_customers(
                 ctx.session, ctx.caller, ids, first=first, after=decoded, fields=fields
             )
             return [pages[i] for i in ids]
 
         loader = ctx.loaders[loader_key] = DataLoader(load_fn=load)
-    page: InteractionPage = await loader.load(customer_id)
+    page: Page[RecordView] = await loader.load(customer_id)
     return InteractionConnection.of(page, after)
 
 
@@ -180,33 +161,30 @@ async def customer_timeline(
     """`Customer.timeline`: batched across every customer of the response."""
     ctx = info.context
     check_page_size(first, ctx.max_page_size)
-    decoded = decode_keyset_cursor(after, TIMELINE_SORT)
+    decoded = TIMELINE_CURSORS.decode(after)
     loader_key = ("customer_timeline", first, after)
     loader = ctx.loaders.get(loader_key)
     if loader is None:
 
-        async def load(ids: list[uuid.UUID]) -> list[TimelinePage]:
+        async def load(ids: list[uuid.UUID]) -> list[Page[TimelineItem]]:
             pages = await ctx.services.interactions.timelines(
                 ctx.session, ctx.caller, ids, first=first, after=decoded
             )
             return [pages[i] for i in ids]
 
         loader = ctx.loaders[loader_key] = DataLoader(load_fn=load)
-    page: TimelinePage = await loader.load(customer_id)
-    edges = [
-        TimelineEdge(
-            cursor=encode_keyset_cursor(TIMELINE_SORT, e.at, e.record_id),
-            node=TimelineEntry(
-                kind=e.kind,
-                record_id=strawberry.ID(str(e.record_id)),
-                at=e.at,
-                title=e.title,
-                status=e.status,
-                amount=e.amount,
-            ),
-        )
-        for e in page.entries
-    ]
-    return TimelineConnection(
-        edges=edges, page_info=page_info([e.cursor for e in edges], page.has_next_page, after)
+    page: Page[TimelineItem] = await loader.load(customer_id)
+    return connection(
+        TimelineConnection,
+        page,
+        after=after,
+        cursor=lambda e: TIMELINE_CURSORS.encode((e.at, e.record_id)),
+        node=lambda e: TimelineEntry(
+            kind=e.kind,
+            record_id=strawberry.ID(str(e.record_id)),
+            at=e.at,
+            title=e.title,
+            status=e.status,
+            amount=e.amount,
+        ),
     )

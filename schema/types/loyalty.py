@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
-from schema.types.common import PageInfo, check_page_size, decode_cursor, encode_cursor
+from schema.paging import Connection, check_page_size, connection, id_cursor
 from server.data.models import LoyaltyEntry as LoyaltyEntryRow
 
 
@@ -36,17 +36,7 @@ class LoyaltyEntry:
         )
 
 
-@strawberry.type
-class LoyaltyEntryEdge:
-    cursor: str
-    node: LoyaltyEntry
-
-
-@strawberry.type
-class LoyaltyEntryConnection:
-    edges: list[LoyaltyEntryEdge]
-    nodes: list[LoyaltyEntry]
-    page_info: PageInfo
+CURSORS = id_cursor("loyalty-entry")
 
 
 @strawberry.type(description="Points, member level and referrals of one customer.")
@@ -60,26 +50,18 @@ class Loyalty:
     @strawberry.field(description="The ledger, oldest first.")
     async def entries(
         self, info: Info[GraphQLContext, None], first: int = 20, after: str | None = None
-    ) -> LoyaltyEntryConnection:
+    ) -> Connection[LoyaltyEntry]:
         ctx = info.context
         check_page_size(first, ctx.max_page_size)
         page = await ctx.services.loyalty.entries(
-            ctx.session, ctx.caller, self.customer_id, first=first, after=decode_cursor(after)
+            ctx.session, ctx.caller, self.customer_id, first=first, after=CURSORS.decode(after)
         )
-        nodes = [LoyaltyEntry.from_row(e) for e in page.entries]
-        edges = [
-            LoyaltyEntryEdge(cursor=encode_cursor(e.id), node=n)
-            for e, n in zip(page.entries, nodes, strict=True)
-        ]
-        return LoyaltyEntryConnection(
-            edges=edges,
-            nodes=nodes,
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+        return connection(
+            Connection[LoyaltyEntry],
+            page,
+            after=after,
+            cursor=lambda entry: CURSORS.encode(entry.id),
+            node=LoyaltyEntry.from_row,
         )
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import uuid
-from typing import cast
 
 import strawberry
 
-from schema.types.common import PageInfo, encode_cursor
+from schema.paging import Connection
 from server.data.models import OrderItem as OrderItemRow
 from server.data.models import OrderStatusEvent as OrderStatusEventRow
 from server.data.models import Product as ProductRow
@@ -40,19 +38,6 @@ class Product:
             is_new=row.is_new,
             launched_at=row.launched_at,
         )
-
-
-@strawberry.type
-class ProductEdge:
-    cursor: str
-    node: Product
-
-
-@strawberry.type
-class ProductConnection:
-    edges: list[ProductEdge]
-    nodes: list[Product]
-    page_info: PageInfo
 
 
 @strawberry.type
@@ -123,35 +108,8 @@ class Order:
 
 
 @strawberry.type
-class OrderEdge:
-    cursor: str
-    node: Order
-
-
-@strawberry.type
-class OrderConnection:
-    edges: list[OrderEdge]
-    nodes: list[Order]
-    page_info: PageInfo
+class OrderConnection(Connection[Order]):
     total_count: int = strawberry.field(description="Orders matching the filter in scope.")
-
-    @classmethod
-    def build(
-        cls, views: list[OrderView], has_next_page: bool, after: str | None, total: int | None
-    ) -> OrderConnection:
-        nodes = [Order.from_view(v) for v in views]
-        edges = [OrderEdge(cursor=encode_cursor(uuid.UUID(str(n.id))), node=n) for n in nodes]
-        return cls(
-            edges=edges,
-            nodes=nodes,
-            page_info=PageInfo(
-                has_next_page=has_next_page,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            total_count=cast(int, total),
-        )
 
 
 @strawberry.input

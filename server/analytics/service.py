@@ -33,6 +33,7 @@ from server.caller import Caller
 from server.config import Settings
 from server.customer.repository import scope_predicate
 from server.errors import ForbiddenError, NotFoundError, ValidationError
+from server.paging import Page, page_of
 
 METRICS = "metrics"
 SEGMENT = "segment"
@@ -216,14 +217,14 @@ class AnalyticsService:
         first: int,
         after: uuid.UUID | None,
         min_score: float,
-    ) -> tuple[list[ChurnRisk], bool]:
+    ) -> Page[ChurnRisk]:
         """Customers in scope with score >= min_score, riskiest first (then by id).
 
         The model is evaluated per customer in Python (it needs numerical functions), on
         one aggregate row per customer; the cursor is the last customer id of a page.
         """
         if not 0.0 <= min_score <= 1.0:
-            raise ValidationError("minScore must be between 0 and 1")
+            raise ValidationError("minScore must be between 0 and 1", field="min_score")
         self._require(caller, SEGMENT)
         scope = self._customer_scope(caller)
         rows = await ChurnRepository(session).signals(as_of, scope=scope)
@@ -233,11 +234,11 @@ class AnalyticsService:
         if after is not None:
             positions = [i for i, r in enumerate(risks) if r.customer_id == after]
             if not positions:
-                raise ValidationError("cursor is not valid", code="BAD_CURSOR")
+                raise ValidationError("cursor is not valid", code="BAD_CURSOR", field="after")
             start = positions[0] + 1
-        page = risks[start : start + first]
-        caller.audit.read(SEGMENT, (r.customer_id for r in page), {})
-        return page, start + first < len(risks)
+        page = page_of(risks[start : start + first + 1], first)
+        caller.audit.read(SEGMENT, (r.customer_id for r in page.items), {})
+        return page
 
     # --- co-purchase ----------------------------------------------------------------------
 
@@ -266,7 +267,7 @@ class AnalyticsService:
         *,
         first: int,
         after: uuid.UUID | None,
-    ) -> tuple[list[LikelyBuyer], bool]:
+    ) -> Page[LikelyBuyer]:
         """Customers in the caller's scope likely to buy the product: they bought one of its
         antecedents (a rule with lift > 1) but not the product. For campaign targeting."""
         self._require(caller, SEGMENT)
@@ -275,9 +276,9 @@ class AnalyticsService:
         if not await repo.product_exists(product_id):
             raise NotFoundError("product not found")
         rows = await repo.likely_buyers(product_id, scope=scope, after=after, limit=first)
-        buyers = [LikelyBuyer(r.id, float(r.score)) for r in rows[:first]]
-        caller.audit.read(SEGMENT, (b.customer_id for b in buyers), {})
-        return buyers, len(rows) > first
+        page = page_of(rows, first).map(lambda r: LikelyBuyer(r.id, float(r.score)))
+        caller.audit.read(SEGMENT, (b.customer_id for b in page.items), {})
+        return page
 
     async def products(self, session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[Any, Any]:
         return {r.id: r for r in await CoPurchaseRepository(session).products(ids)}

@@ -77,6 +77,22 @@ class AuditRecorder:
             if access.action == "read" or access.denied_fields
         }
 
+    def mark(self) -> dict[tuple[object, ...], int]:
+        """Where the record stands now; `discard_changes_since` returns to it."""
+        return {key: len(access.record_ids) for key, access in self._accesses.items()}
+
+    def discard_changes_since(self, mark: dict[tuple[object, ...], int]) -> None:
+        """A savepoint rolled back: changes recorded after `mark` did not happen. Reads
+        and denials stay, as in `discard_changes`."""
+        for key, access in list(self._accesses.items()):
+            if access.action == "read" or access.denied_fields:
+                continue
+            kept = mark.get(key)
+            if kept is None:
+                del self._accesses[key]
+            else:
+                del access.record_ids[kept:]
+
     def _add(
         self,
         object_type: str,

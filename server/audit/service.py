@@ -23,6 +23,7 @@ from server.audit.verify import DEFAULT_BATCH, VerifyReport, verify_chain
 from server.caller import Caller
 from server.data.models import AuditAccess, AuditEvent
 from server.errors import NotFoundError, ValidationError
+from server.paging import Page, page_of
 
 OBJECT = "audit"
 AUDITED_AS = "audit_event"
@@ -67,13 +68,6 @@ class EventView:
 
 
 @dataclass(frozen=True)
-class EventPage:
-    events: list[EventView]
-    has_next_page: bool
-    total_count: int | None
-
-
-@dataclass(frozen=True)
 class PruneResult:
     boundary_seq: int | None
     removed_events: int
@@ -108,7 +102,7 @@ class AuditService:
         with_total: bool,
         with_accesses: bool,
         with_record_ids: bool,
-    ) -> EventPage:
+    ) -> Page[EventView]:
         """Events matching the filter, newest first, for a caller allowed `audit`/`read`."""
         self._require_read(caller)
         if flt.outcome is not None and flt.outcome not in OUTCOMES:
@@ -116,9 +110,10 @@ class AuditService:
         repo = AuditRepository(session)
         rows = await repo.search(flt, before_seq=before_seq, limit=first + 1)
         total = await repo.count(flt) if with_total else None
-        views = await self._views(repo, rows[:first], with_accesses, with_record_ids)
+        page = page_of(rows, first, total)
+        views = await self._views(repo, page.items, with_accesses, with_record_ids)
         caller.audit.read(AUDITED_AS, (v.event.id for v in views), _modes())
-        return EventPage(views, len(rows) > first, total)
+        return page.with_items(views)
 
     async def event(
         self,

@@ -249,13 +249,13 @@ class AccessAdminService:
         self._require(caller, APIKEY)
         name = name.strip()
         if not name or len(name) > 128:
-            raise ValidationError("name must be 1 to 128 characters", code="BAD_USER_INPUT")
+            raise ValidationError("name must be 1 to 128 characters", field="name")
         if team is not None and not 0 < len(team.strip()) <= 64:
-            raise ValidationError("team must be 1 to 64 characters", code="BAD_USER_INPUT")
+            raise ValidationError("team must be 1 to 64 characters", field="team")
         checked = await self._check_roles(session, roles)
         now = self.clock.now()
         if expires_at is not None and expires_at <= now:
-            raise ValidationError("expiresAt must be in the future", code="BAD_USER_INPUT")
+            raise ValidationError("expiresAt must be in the future", field="expires_at")
         generated = generate_api_key()
         key = ApiKey(
             id=uuid.uuid4(),

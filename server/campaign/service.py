@@ -84,9 +84,9 @@ class CampaignService:
         scope, only customers with active marketing consent, never erased or merged ones."""
         scope = owned_scope(caller, "campaign", "create")
         if not name.strip() or len(name) > 200:
-            raise ValidationError("name must be 1 to 200 characters")
+            raise ValidationError("name must be 1 to 200 characters", field="name")
         if channel is not None and not 1 <= len(channel) <= 16:
-            raise ValidationError("channel is 1 to 16 characters")
+            raise ValidationError("channel is 1 to 16 characters", field="channel")
         if product_id is not None and not await ProductRepository(session).by_ids([product_id]):
             raise NotFoundError("product not found")
         repo = CampaignRepository(session)

@@ -36,6 +36,7 @@ from server.customer.owned import (
 from server.data.base import new_id
 from server.data.models import Complaint, ComplaintEvent
 from server.errors import ConflictError, NotFoundError, ValidationError
+from server.paging import Page, page_of
 from server.service_levels import ComplaintDeadline, ServiceLevels
 from server.vault import DataKey, FieldRef, Vault
 
@@ -81,13 +82,6 @@ class Resolution:
 
 
 @dataclass(frozen=True, slots=True)
-class ComplaintPage:
-    views: list[RecordView]
-    has_next_page: bool
-    total_count: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class BreakdownCell:
     category: str
     root_cause: str | None
@@ -114,12 +108,14 @@ def _money(value: Decimal | None) -> Decimal | None:
         return None
     try:
         if not value.is_finite() or value < 0 or value > MAX_COMPENSATION:
-            raise ValidationError("compensation must be between 0 and 999999999999.99")
+            raise ValidationError(
+                "compensation must be between 0 and 999999999999.99", field="compensation"
+            )
         if value != value.quantize(Decimal("0.01")):
-            raise ValidationError("compensation has at most 2 decimal places")
+            raise ValidationError("compensation has at most 2 decimal places", field="compensation")
         return value.quantize(Decimal("0.01"))
     except InvalidOperation:
-        raise ValidationError("compensation is not a number") from None
+        raise ValidationError("compensation is not a number", field="compensation") from None
 
 
 class ComplaintService:
@@ -164,13 +160,14 @@ class ComplaintService:
         after: tuple[datetime, uuid.UUID] | None,
         fields: Collection[str],
         with_total: bool,
-    ) -> ComplaintPage:
+    ) -> Page[RecordView]:
         scope = owned_scope(caller, OBJECT)
         repo = ComplaintRepository(session)
         now = self.clock.now()
         rows = await repo.page(scope=scope, flt=flt, now=now, after=after, limit=first)
         total = await repo.count(scope=scope, flt=flt, now=now) if with_total else None
-        return ComplaintPage(self._views(caller, rows[:first], fields), len(rows) > first, total)
+        page = page_of(rows, first, total)
+        return page.with_items(self._views(caller, page.items, fields))
 
     async def get(
         self,
@@ -215,13 +212,15 @@ class ComplaintService:
     async def open(self, session: AsyncSession, caller: Caller, data: NewComplaint) -> uuid.UUID:
         scope = owned_scope(caller, OBJECT, "create")
         if data.category not in CATEGORIES:
-            raise ValidationError(f"category must be one of {', '.join(CATEGORIES)}")
+            raise ValidationError(
+                f"category must be one of {', '.join(CATEGORIES)}", field="category"
+            )
         deadline = self.levels.complaint_deadlines.get(data.severity)
         if deadline is None:
             severities = ", ".join(self.levels.complaint_deadlines)
-            raise ValidationError(f"severity must be one of {severities}")
+            raise ValidationError(f"severity must be one of {severities}", field="severity")
         if not data.description.strip():
-            raise ValidationError("description must not be empty")
+            raise ValidationError("description must not be empty", field="description")
         key = await visible_customer_key(session, self.vault, data.customer_id, scope)
         repo = ComplaintRepository(session)
         if data.order_id is not None and not await repo.order_of_customer(
@@ -341,9 +340,11 @@ def apply_move(
             changed.add("assignee_id")
     elif move is ComplaintMove.RESOLVE:
         if resolution is None or not resolution.text.strip():
-            raise ValidationError("a resolution text is required")
+            raise ValidationError("a resolution text is required", field="resolution")
         if resolution.root_cause not in CATEGORIES:
-            raise ValidationError(f"root cause must be one of {', '.join(CATEGORIES)}")
+            raise ValidationError(
+                f"root cause must be one of {', '.join(CATEGORIES)}", field="root_cause"
+            )
         c.compensation = _money(resolution.compensation)
         c.root_cause = resolution.root_cause
         c.resolved_at = now
@@ -359,7 +360,7 @@ def apply_move(
         changed.add("followed_up_at")
     elif move is ComplaintMove.RATE:
         if rating is None or not 1 <= rating <= 5:
-            raise ValidationError("rating must be between 1 and 5")
+            raise ValidationError("rating must be between 1 and 5", field="rating")
         c.rating = rating
         changed.add("rating")
     elif move is ComplaintMove.CLOSE:

@@ -41,6 +41,7 @@ from server.customer.repository import (
 from server.data.base import DataClass, new_id, utcnow
 from server.data.models import Complaint, ComplaintEvent, Customer, CustomerKey, Interaction
 from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError, VaultError
+from server.paging import Page, page_of
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.masking import mask
 from server.vault.normalise import (
@@ -92,13 +93,6 @@ class CustomerView:
         if value is UNDECRYPTABLE:
             raise VaultError(f"customer.{name} cannot be decrypted")
         return value
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerPage:
-    views: list[CustomerView]
-    has_next_page: bool
-    total_count: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +248,7 @@ class CustomerService:
         fields: Collection[str],
         with_total: bool,
         sort: CustomerSort = CustomerSort.CREATED_ASC,
-    ) -> CustomerPage:
+    ) -> Page[CustomerView]:
         scope = self._scope(caller)
         # The sort key is read too: the next page's cursor carries it.
         modes = self._modes(caller, {*fields, sort.column})
@@ -272,8 +266,8 @@ class CustomerService:
             sort=sort,
         )
         total = await repo.count(scope=scope, flt=flt) if with_total else None
-        views = self._reveal_rows(caller, rows[:first], modes)
-        return CustomerPage(views, len(rows) > first, total)
+        page = page_of(rows, first, total)
+        return page.with_items(self._reveal_rows(caller, page.items, modes))
 
     async def get_many(
         self,
@@ -362,7 +356,7 @@ class CustomerService:
         The one place a customer row is built, for the API, imports and demo data alike.
         """
         if not data.name.strip():
-            raise ValidationError("name must not be empty")
+            raise ValidationError("name must not be empty", field="name")
         contacts = {
             "phone": normalise_phone(data.phone) if data.phone else None,
             "email": normalise_email(data.email) if data.email else None,
@@ -508,7 +502,7 @@ class CustomerService:
     ) -> None:
         """The customer confirmed this phone or email (e.g. answered a code sent to it)."""
         if channel not in VERIFIED_AT:
-            raise ValidationError("channel must be phone or email")
+            raise ValidationError("channel must be phone or email", field="channel")
         scope = self._write_scope(caller)
         customer, _key = await self._locked(session, scope, customer_id)
         if getattr(customer, channel) is None:
@@ -528,14 +522,14 @@ class CustomerService:
         add: Collection[str],
         remove: Collection[str],
     ) -> None:
-        adding = [_tag(t) for t in add]
-        removing = {_tag(t) for t in remove}
+        adding = [_tag(t, "add") for t in add]
+        removing = {_tag(t, "remove") for t in remove}
         scope = self._write_scope(caller)
         customer, _key = await self._locked(session, scope, customer_id)
         tags = [t for t in (customer.tags or []) if t not in removing]
         tags += [t for t in dict.fromkeys(adding) if t not in tags]
         if len(tags) > MAX_TAGS:
-            raise ValidationError(f"a customer has at most {MAX_TAGS} tags")
+            raise ValidationError(f"a customer has at most {MAX_TAGS} tags", field="add")
         customer.tags = tags
         customer.updated_at = self.clock.now()
         await CustomerRepository(session).flush()
@@ -593,7 +587,7 @@ class CustomerService:
         with `merged_into_id` set. Returns the survivor's filled field names.
         """
         if survivor_id == duplicate_id:
-            raise ValidationError("a customer cannot be merged into itself")
+            raise ValidationError("a customer cannot be merged into itself", field="duplicate_id")
         scope = self._write_scope(caller)
         survivor, survivor_key = await self._locked(session, scope, survivor_id)
         duplicate, duplicate_key = await self._locked(session, scope, duplicate_id)
@@ -650,11 +644,12 @@ class CustomerService:
         return filled
 
 
-def _tag(value: str) -> str:
+def _tag(value: str, field: str) -> str:
     tag = value.strip()
     if not tag or len(tag) > 32 or not TAG_PATTERN.fullmatch(tag):
         raise ValidationError(
-            "a tag is 1 to 32 letters, digits, spaces or - _ : . (no quotes or backslashes)"
+            "a tag is 1 to 32 letters, digits, spaces or - _ : . (no quotes or backslashes)",
+            field=field,
         )
     return tag
 
@@ -666,13 +661,15 @@ def _validated(changes: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, str):
             value = value.strip() or None
         if field == "name" and value is None:
-            raise ValidationError("name must not be empty")
+            raise ValidationError("name must not be empty", field="name")
         if value is None:
             values[field] = None
         elif field in NORMALISERS:
             values[field] = NORMALISERS[field](value)
         elif field in CHOICES and value not in CHOICES[field]:
-            raise ValidationError(f"{field} must be one of {', '.join(CHOICES[field])}")
+            raise ValidationError(
+                f"{field} must be one of {', '.join(CHOICES[field])}", field=field
+            )
         else:
             values[field] = value
     return values

@@ -27,6 +27,7 @@ from server.data.base import new_id
 from server.data.models import Interaction
 from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from server.interaction.repository import BreachKind, InteractionRepository, TimelineKind
+from server.paging import Page, items_of, page_of, pages_of, refill
 from server.service_levels import ServiceLevels
 from server.vault import FieldRef, Vault
 
@@ -66,13 +67,6 @@ class NewInteraction:
 
 
 @dataclass(frozen=True, slots=True)
-class InteractionPage:
-    views: list[RecordView]
-    has_next_page: bool
-    total_count: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class TimelineEntry:
     kind: TimelineKind
     record_id: uuid.UUID
@@ -80,12 +74,6 @@ class TimelineEntry:
     title: str
     status: str
     amount: Decimal | None
-
-
-@dataclass(frozen=True, slots=True)
-class TimelinePage:
-    entries: list[TimelineEntry]
-    has_next_page: bool
 
 
 def _breached(due: datetime | None, done: datetime | None, now: datetime) -> bool:
@@ -134,13 +122,13 @@ class InteractionService:
             (data.kind, KINDS, "kind"),
         ):
             if value not in allowed:
-                raise ValidationError(f"{what} must be one of {', '.join(allowed)}")
+                raise ValidationError(f"{what} must be one of {', '.join(allowed)}", field=what)
         now = self.clock.now()
         occurred = data.occurred_at or now
         if occurred.tzinfo is None:
-            raise ValidationError("occurredAt must carry a timezone")
+            raise ValidationError("occurredAt must carry a timezone", field="occurred_at")
         if occurred > now:
-            raise ValidationError("occurredAt must not be in the future")
+            raise ValidationError("occurredAt must not be in the future", field="occurred_at")
         key = await visible_customer_key(session, self.vault, data.customer_id, scope)
         interaction_id = new_id()
         sealed: dict[str, bytes | None] = {}
@@ -234,13 +222,14 @@ class InteractionService:
         after: tuple[datetime, uuid.UUID] | None,
         fields: Collection[str],
         with_total: bool,
-    ) -> InteractionPage:
+    ) -> Page[RecordView]:
         scope = owned_scope(caller, OBJECT)
         repo = InteractionRepository(session)
         now = self.clock.now()
         rows = await repo.breaches(scope=scope, kind=kind, now=now, after=after, limit=first)
         total = await repo.count_breaches(scope=scope, kind=kind, now=now) if with_total else None
-        return InteractionPage(self._views(caller, rows[:first], fields), len(rows) > first, total)
+        page = page_of(rows, first, total)
+        return page.with_items(self._views(caller, page.items, fields))
 
     async def pages_for_customers(
         self,
@@ -251,21 +240,14 @@ class InteractionService:
         first: int,
         after: tuple[datetime, uuid.UUID] | None,
         fields: Collection[str],
-    ) -> dict[uuid.UUID, InteractionPage]:
+    ) -> dict[uuid.UUID, Page[RecordView]]:
         """Each customer's newest interactions, for many customers in one statement."""
         scope = owned_scope(caller, OBJECT)
         rows = await InteractionRepository(session).pages_for_customers(
             customer_ids, scope=scope, after=after, limit=first
         )
-        by_customer: dict[uuid.UUID, list[Any]] = {cid: [] for cid in customer_ids}
-        for row in rows:
-            by_customer[row.customer_id].append(row)
-        shown = [row for group in by_customer.values() for row in group[:first]]
-        views = iter(self._views(caller, shown, fields))
-        return {
-            cid: InteractionPage([next(views) for _ in group[:first]], len(group) > first)
-            for cid, group in by_customer.items()
-        }
+        pages = pages_of(customer_ids, rows, key=lambda row: row.customer_id, first=first)
+        return refill(pages, self._views(caller, items_of(pages), fields))
 
     async def timelines(
         self,
@@ -275,7 +257,7 @@ class InteractionService:
         *,
         first: int,
         after: tuple[datetime, uuid.UUID] | None,
-    ) -> dict[uuid.UUID, TimelinePage]:
+    ) -> dict[uuid.UUID, Page[TimelineEntry]]:
         """Interactions, orders and complaints of each customer, newest first, for many
         customers in one statement. Only record types the caller may read take part;
         customers outside the caller's scope get an empty timeline; no sealed value is read."""
@@ -287,28 +269,23 @@ class InteractionService:
         rows = await InteractionRepository(session).timelines(
             customer_ids, scope=scope, kinds=kinds, after=after, limit=first
         )
-        by_customer: dict[uuid.UUID, list[Any]] = {cid: [] for cid in customer_ids}
-        for row in rows:
-            by_customer[row.customer_id].append(row)
         pages = {
-            cid: TimelinePage(
-                [
-                    TimelineEntry(
-                        kind=TimelineKind(r.kind),
-                        record_id=r.id,
-                        at=r.at,
-                        title=r.title,
-                        status=r.status,
-                        amount=r.amount,
-                    )
-                    for r in group[:first]
-                ],
-                len(group) > first,
+            cid: page.map(
+                lambda r: TimelineEntry(
+                    kind=TimelineKind(r.kind),
+                    record_id=r.id,
+                    at=r.at,
+                    title=r.title,
+                    status=r.status,
+                    amount=r.amount,
+                )
             )
-            for cid, group in by_customer.items()
+            for cid, page in pages_of(
+                customer_ids, rows, key=lambda row: row.customer_id, first=first
+            ).items()
         }
         for kind in kinds:
-            ids = [e.record_id for p in pages.values() for e in p.entries if e.kind is kind]
+            ids = [e.record_id for e in items_of(pages) if e.kind is kind]
             if ids:
                 caller.audit.read(TIMELINE_OBJECTS[kind], ids, TIMELINE_FIELDS[kind])
         return pages

@@ -21,6 +21,7 @@ from server.data.models import LoyaltyEntry, Order, Referral
 from server.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from server.loyalty.repository import LoyaltyRepository
 from server.order.repository import OrderRepository
+from server.paging import Page, page_of
 
 REASONS = ("purchase", "referral", "redeem", "order_reversal")
 
@@ -78,12 +79,6 @@ class LoyaltySummary:
     earned: int
     level: str | None
     referral_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class EntryPage:
-    entries: list[LoyaltyEntry]
-    has_next_page: bool
 
 
 class LoyaltyService:
@@ -181,7 +176,7 @@ class LoyaltyService:
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, points: int
     ) -> LoyaltyEntry:
         if points <= 0:
-            raise ValidationError("points to redeem must be positive")
+            raise ValidationError("points to redeem must be positive", field="points")
         await self._visible(session, caller, customer_id, "update", "loyalty")
         entry = await self.append(session, customer_id, -points, "redeem", caller.principal.subject)
         caller.audit.change("loyalty", "redeem", entry.id, ["points"])
@@ -195,7 +190,7 @@ class LoyaltyService:
         referred_id: uuid.UUID,
     ) -> Referral:
         if referrer_id == referred_id:
-            raise ValidationError("a customer cannot refer themselves")
+            raise ValidationError("a customer cannot refer themselves", field="referred_id")
         scope = owned_scope(caller, "referral", "create")
         orders = OrderRepository(session)
         for customer_id in (referrer_id, referred_id):
@@ -266,9 +261,11 @@ class LoyaltyService:
         *,
         first: int,
         after: uuid.UUID | None,
-    ) -> EntryPage:
+    ) -> Page[LoyaltyEntry]:
         await self._visible(session, caller, customer_id, "read", "loyalty")
         rows = await LoyaltyRepository(session).entries(customer_id, after=after, limit=first)
-        page = list(rows[:first])
-        caller.audit.read("loyalty", (e.id for e in page), {"points": "clear", "reason": "clear"})
-        return EntryPage(page, len(rows) > first)
+        page = page_of(rows, first)
+        caller.audit.read(
+            "loyalty", (e.id for e in page.items), {"points": "clear", "reason": "clear"}
+        )
+        return page

@@ -18,6 +18,7 @@ from server.data.models import Order, OrderItem, OrderStatusEvent, Product
 from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from server.loyalty.service import LoyaltyService
 from server.order.repository import OrderFilter, OrderRepository, ProductRepository
+from server.paging import Page, items_of, page_of, pages_of, refill
 
 CENT = Decimal("0.01")
 MAX_MONEY = Decimal("999999999999.99")
@@ -34,16 +35,23 @@ STATUSES = tuple(TRANSITIONS)
 ORDER_READ_FIELDS = {"status": "clear", "total": "clear", "cost_total": "clear"}
 
 
-def money(value: Decimal | str | int, what: str) -> Decimal:
-    """An exact, non-negative amount with at most two decimals; floats never get here."""
+def money(value: Decimal | str | int, what: str, field: str | None = None) -> Decimal:
+    """An exact, non-negative amount with at most two decimals; floats never get here.
+    `field` names the input field (ValidationError.field)."""
     try:
         amount = Decimal(value)
     except (InvalidOperation, ValueError):
-        raise ValidationError(f"{what} is not a decimal amount", code="INVALID_AMOUNT") from None
+        raise ValidationError(
+            f"{what} is not a decimal amount", code="INVALID_AMOUNT", field=field
+        ) from None
     if not amount.is_finite() or amount < 0 or amount > MAX_MONEY:
-        raise ValidationError(f"{what} must be between 0 and {MAX_MONEY}", code="INVALID_AMOUNT")
+        raise ValidationError(
+            f"{what} must be between 0 and {MAX_MONEY}", code="INVALID_AMOUNT", field=field
+        )
     if amount != amount.quantize(CENT):
-        raise ValidationError(f"{what} has more than two decimals", code="INVALID_AMOUNT")
+        raise ValidationError(
+            f"{what} has more than two decimals", code="INVALID_AMOUNT", field=field
+        )
     return amount.quantize(CENT)
 
 
@@ -71,19 +79,6 @@ class OrderView:
     timeline: list[OrderStatusEvent] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class OrderPage:
-    views: list[OrderView]
-    has_next_page: bool
-    total_count: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProductPage:
-    products: list[Product]
-    has_next_page: bool
-
-
 class OrderService:
     def __init__(self, now: Callable[[], datetime], loyalty: LoyaltyService) -> None:
         self.now = now
@@ -99,12 +94,12 @@ class OrderService:
         first: int,
         after: uuid.UUID | None,
         category: str | None,
-    ) -> ProductPage:
+    ) -> Page[Product]:
         if not caller.access.allows("product", "read"):
             caller.audit.deny("product", "read")
             raise ForbiddenError("not allowed to read products")
         rows = await ProductRepository(session).page(after=after, limit=first, category=category)
-        return ProductPage(list(rows[:first]), len(rows) > first)
+        return page_of(rows, first)
 
     async def create_product(
         self, session: AsyncSession, caller: Caller, data: NewProduct
@@ -125,8 +120,8 @@ class OrderService:
             sku=sku,
             name=name,
             category=category,
-            unit_price=money(data.unit_price, "unitPrice"),
-            unit_cost=money(data.unit_cost, "unitCost"),
+            unit_price=money(data.unit_price, "unitPrice", "unit_price"),
+            unit_cost=money(data.unit_cost, "unitCost", "unit_cost"),
             is_new=data.is_new,
             launched_at=self.now() if data.is_new else None,
         )
@@ -147,9 +142,9 @@ class OrderService:
     ) -> uuid.UUID:
         scope = owned_scope(caller, "order", "create")
         if channel is not None and not 1 <= len(channel) <= 16:
-            raise ValidationError("channel is 1 to 16 characters")
+            raise ValidationError("channel is 1 to 16 characters", field="channel")
         if not items:
-            raise ValidationError("an order needs at least one item")
+            raise ValidationError("an order needs at least one item", field="items")
         repo = OrderRepository(session)
         if not await repo.customer_visible(customer_id, scope):
             raise NotFoundError("customer not found")
@@ -165,9 +160,14 @@ class OrderService:
             if product is None:
                 raise NotFoundError(f"product of item {index + 1} not found")
             if not 1 <= item.quantity <= 100_000:
-                raise ValidationError(f"quantity of item {index + 1} must be 1 to 100000")
+                raise ValidationError(
+                    f"quantity of item {index + 1} must be 1 to 100000",
+                    field=f"items.{index}.quantity",
+                )
             unit_price = (
-                money(item.unit_price, f"unitPrice of item {index + 1}")
+                money(
+                    item.unit_price, f"unitPrice of item {index + 1}", f"items.{index}.unit_price"
+                )
                 if item.unit_price is not None
                 else product.unit_price
             )
@@ -221,9 +221,9 @@ class OrderService:
     ) -> uuid.UUID:
         scope = owned_scope(caller, "order", "update")
         if status not in TRANSITIONS:
-            raise ValidationError(f"status must be one of {', '.join(STATUSES)}")
+            raise ValidationError(f"status must be one of {', '.join(STATUSES)}", field="status")
         if tracking_note is not None and len(tracking_note) > 200:
-            raise ValidationError("trackingNote is at most 200 characters")
+            raise ValidationError("trackingNote is at most 200 characters", field="tracking_note")
         repo = OrderRepository(session)
         order = await repo.get(order_id, scope)
         if order is None:
@@ -281,13 +281,15 @@ class OrderService:
         with_items: bool,
         with_timeline: bool,
         with_total: bool = False,
-    ) -> OrderPage:
+    ) -> Page[OrderView]:
         scope = owned_scope(caller, "order", "read")
         repo = OrderRepository(session)
         rows = await repo.page(scope=scope, flt=flt, after=after, limit=first)
         total = await repo.count(scope=scope, flt=flt) if with_total else None
-        views = await self._views(session, caller, rows[:first], with_items, with_timeline)
-        return OrderPage(views, len(rows) > first, total)
+        page = page_of(rows, first, total)
+        return page.with_items(
+            await self._views(session, caller, page.items, with_items, with_timeline)
+        )
 
     async def pages_for_customers(
         self,
@@ -300,26 +302,18 @@ class OrderService:
         with_items: bool,
         with_timeline: bool,
         with_total: bool,
-    ) -> dict[uuid.UUID, OrderPage]:
+    ) -> dict[uuid.UUID, Page[OrderView]]:
         """Each customer's first orders for a whole page of customers: a constant number
         of statements however many customers there are."""
         scope = owned_scope(caller, "order", "read")
         repo = OrderRepository(session)
         rows = await repo.pages_for_customers(customer_ids, scope=scope, after=after, limit=first)
-        totals = await repo.counts_for_customers(customer_ids, scope=scope) if with_total else {}
-        groups: dict[uuid.UUID, list[Order]] = {cid: [] for cid in customer_ids}
-        for row in rows:
-            groups[row.customer_id].append(row)
-        shown = [order for group in groups.values() for order in group[:first]]
-        views = iter(await self._views(session, caller, shown, with_items, with_timeline))
-        return {
-            cid: OrderPage(
-                [next(views) for _ in group[:first]],
-                len(group) > first,
-                totals.get(cid, 0) if with_total else None,
-            )
-            for cid, group in groups.items()
-        }
+        totals = await repo.counts_for_customers(customer_ids, scope=scope) if with_total else None
+        pages = pages_of(
+            customer_ids, rows, key=lambda order: order.customer_id, first=first, totals=totals
+        )
+        views = await self._views(session, caller, items_of(pages), with_items, with_timeline)
+        return refill(pages, views)
 
     async def _views(
         self,

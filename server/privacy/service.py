@@ -153,7 +153,9 @@ class PrivacyService:
         purpose = self._purpose(purpose)
         source = source.strip()
         if not source or len(source) > 64:
-            raise ValidationError("source must be 1 to 64 characters", code="BAD_SOURCE")
+            raise ValidationError(
+                "source must be 1 to 64 characters", code="BAD_SOURCE", field="source"
+            )
         customer = await self._customer(session, caller, customer_id, "update")
         if customer.erased_at is not None:
             raise ConflictError("this customer has been erased", code="ERASED")

@@ -25,14 +25,16 @@ def normalise_phone(value: str, default_country: str = "86") -> str:
         else:
             digits = "+" + digits
     if not re.fullmatch(r"\+[1-9]\d{6,14}", digits):
-        raise ValidationError("phone is not a valid phone number", code="INVALID_PHONE")
+        raise ValidationError(
+            "phone is not a valid phone number", code="INVALID_PHONE", field="phone"
+        )
     return digits
 
 
 def normalise_email(value: str) -> str:
     email = value.strip().lower()
     if not _EMAIL.match(email) or len(email) > 254:
-        raise ValidationError("email is not a valid address", code="INVALID_EMAIL")
+        raise ValidationError("email is not a valid address", code="INVALID_EMAIL", field="email")
     return email
 
 
@@ -53,7 +55,9 @@ def normalise_national_id(value: str) -> str:
     nid = re.sub(r"\s", "", value).upper()
     if not national_id_is_valid(nid):
         raise ValidationError(
-            "national ID has a bad format or checksum", code="INVALID_NATIONAL_ID"
+            "national ID has a bad format or checksum",
+            code="INVALID_NATIONAL_ID",
+            field="national_id",
         )
     return nid
 
@@ -72,7 +76,9 @@ def normalise_bank_card(value: str) -> str:
     digits = re.sub(r"[\s\-]", "", value)
     if not re.fullmatch(r"\d{12,19}", digits) or not luhn_is_valid(digits):
         raise ValidationError(
-            "bank card number has a bad format or checksum", code="INVALID_BANK_CARD"
+            "bank card number has a bad format or checksum",
+            code="INVALID_BANK_CARD",
+            field="bank_card",
         )
     return digits
 
