@@ -45,7 +45,7 @@ class Gate:
         if not self._decisions.allows(obj, action):
             raise self._refuse(obj, action, target, f"not allowed to {action} {obj}")
         if with_purpose and not self._decisions.purpose_allowed():
-            raise self._refuse(obj, action, target, f"to {action} {obj} needs an allowed X-Purpose")
+            raise self._refuse(obj, action, target, f"{action} of {obj} needs an allowed X-Purpose")
 
     def row_scope(self, obj: str, action: str, *, target: uuid.UUID | None = None) -> RowScope:
         """The customer row scope under which records of type `obj` may be `action`ed.
