@@ -21,9 +21,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from server.app import AppState, build_state
-from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
-from server.caller import Caller
+from server.caller import caller_for
 from server.config import Settings
 from server.data.migrate import upgrade_to_head
 from server.data.models import AuditEvent
@@ -54,9 +53,7 @@ async def _request(
     started = time.perf_counter()
     async with state.sessions() as session, session.begin():
         await services.authorizer.refresh(session)
-        caller = Caller(
-            principal, services.authorizer.decisions(principal), AuditRecorder(principal)
-        )
+        caller = caller_for(principal, services.authorizer)
         context = GraphQLContext(
             session=session, caller=caller, services=services, max_page_size=1000
         )

@@ -31,7 +31,9 @@ from schema.build import build_schema
 from server.app import AppState, handle_graphql
 from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
-from server.authz.authorizer import AccessDecisions, FieldMode
+from server.authz.authorizer import Authorizer, FieldMode
+from server.authz.gate import Gate
+from server.caller import caller_for
 from server.customer.fields import CUSTOMER_FIELD_CLASSES, SEALED_CUSTOMER_FIELDS
 from server.customer.repository import filter_predicates, scope_predicate
 from server.data.models import Customer, CustomerKey
@@ -69,10 +71,8 @@ async def _principal(state: AppState, request: Request) -> Principal:
     )
 
 
-async def _page(
-    session: AsyncSession, access: AccessDecisions, principal: Principal, first: int
-) -> list[Any]:
-    scope = scope_predicate(access.row_scope("customer"), principal)
+async def _page(session: AsyncSession, gate: Gate, principal: Principal, first: int) -> list[Any]:
+    scope = scope_predicate(gate.row_scope("customer", "read"), principal)
     columns = [getattr(Customer, f) for f in LIST_FIELDS.values()]
     stmt = (
         select(*columns, CustomerKey.kek_version, CustomerKey.wrapped_dek)
@@ -101,15 +101,15 @@ def hand_written(state: AppState) -> Route:
         principal = await _principal(state, request)
         async with state.sessions() as session, session.begin():
             await services.authorizer.refresh(session)
-            access = services.authorizer.decisions(principal)
+            caller = caller_for(principal, services.authorizer)
             modes = {
-                f: access.field_mode("customer", f, CUSTOMER_FIELD_CLASSES[f])
+                f: caller.gate.field_mode("customer", f, CUSTOMER_FIELD_CLASSES[f])
                 for f in LIST_FIELDS.values()
                 if f != "id"
             }
             if any(m is FieldMode.NONE for m in modes.values()):
                 return Response(b'{"errors":[]}', 400)
-            rows = await _page(session, access, principal, first)
+            rows = await _page(session, caller.gate, principal, first)
             sealed = [
                 (f, modes[f] is FieldMode.MASKED) for f in modes if f in SEALED_CUSTOMER_FIELDS
             ]
@@ -135,9 +135,10 @@ def hand_written(state: AppState) -> Route:
                     else:
                         node[gql] = getattr(row, f)
                 edges.append({"node": node})
-            recorder = AuditRecorder(principal)
-            recorder.read("customer", (r.id for r in rows), {f: m.value for f, m in modes.items()})
-            await _commit_audit(session, recorder, "List")
+            caller.audit.read(
+                "customer", (r.id for r in rows), {f: m.value for f, m in modes.items()}
+            )
+            await _commit_audit(session, caller.audit, "List")
         payload = orjson.dumps({"data": {"customers": {"edges": edges}}})
         return Response(payload, media_type="application/graphql-response+json")
 
@@ -149,13 +150,14 @@ def hand_written(state: AppState) -> Route:
 
 class BenchContext:
     def __init__(
-        self, session: AsyncSession, principal: Principal, access: AccessDecisions, vault: Vault
+        self, session: AsyncSession, principal: Principal, authorizer: Authorizer, vault: Vault
     ) -> None:
+        caller = caller_for(principal, authorizer)
         self.session = session
         self.principal = principal
-        self.access = access
+        self.gate = caller.gate
         self.vault = vault
-        self.recorder = AuditRecorder(principal)
+        self.recorder = caller.audit
 
 
 def _can_read(field: str) -> type[BasePermission]:
@@ -164,7 +166,7 @@ def _can_read(field: str) -> type[BasePermission]:
 
         def has_permission(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
             ctx: BenchContext = info.context
-            mode = ctx.access.field_mode("customer", field, CUSTOMER_FIELD_CLASSES[field])
+            mode = ctx.gate.field_mode("customer", field, CUSTOMER_FIELD_CLASSES[field])
             return mode is not FieldMode.NONE
 
     return CanRead
@@ -178,7 +180,7 @@ def _decrypted(field: str) -> Any:
             return None
         key = ctx.vault.open_data_key(root.id, root.kek_version, root.wrapped_dek)
         text = ctx.vault.reveal(key, FieldRef("customers", field, root.id), ciphertext)
-        mode = ctx.access.field_mode("customer", field, CUSTOMER_FIELD_CLASSES[field])
+        mode = ctx.gate.field_mode("customer", field, CUSTOMER_FIELD_CLASSES[field])
         return mask(field, text) if mode is FieldMode.MASKED else text
 
     return strawberry.field(resolver=resolve, permission_classes=[_can_read(field)])
@@ -223,9 +225,9 @@ class BenchQuery:
     @strawberry.field
     async def customers(self, info: Info[Any, Any], first: int) -> BenchConnection:
         ctx: BenchContext = info.context
-        rows = await _page(ctx.session, ctx.access, ctx.principal, first)
+        rows = await _page(ctx.session, ctx.gate, ctx.principal, first)
         modes = {
-            f: ctx.access.field_mode("customer", f, CUSTOMER_FIELD_CLASSES[f]).value
+            f: ctx.gate.field_mode("customer", f, CUSTOMER_FIELD_CLASSES[f]).value
             for f in LIST_FIELDS.values()
             if f != "id"
         }
@@ -244,8 +246,7 @@ def idiomatic_strawberry(state: AppState) -> Route:
         principal = await _principal(state, request)
         async with state.sessions() as session, session.begin():
             await services.authorizer.refresh(session)
-            access = services.authorizer.decisions(principal)
-            context = BenchContext(session, principal, access, services.vault)
+            context = BenchContext(session, principal, services.authorizer, services.vault)
             result = await schema.execute(
                 body["query"], variable_values=body.get("variables"), context_value=context
             )

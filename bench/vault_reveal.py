@@ -23,10 +23,9 @@ from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
 from server.authz.authorizer import Authorizer, read_policy_file
-from server.caller import Caller
+from server.caller import caller_for
 from server.customer.service import CustomerService, NewCustomer
 from server.vault import LocalKeyring, Vault
 from server.vault.vault import HEADER, NONCE_BYTES, FieldRef
@@ -106,7 +105,7 @@ def main() -> None:
         principal = Principal(subject="m-1", roles=("manager",), team="east", purpose="support")
 
         def service_path() -> None:
-            caller = Caller(principal, authorizer.decisions(principal), AuditRecorder(principal))
+            caller = caller_for(principal, authorizer)
             modes = customers._modes(caller, FIELDS)
             customers._reveal_rows(caller, rows, modes)  # type: ignore[arg-type]
 

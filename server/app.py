@@ -29,13 +29,12 @@ from strawberry.types.execution import ExecutionResult
 
 from schema.build import build_schema
 from schema.context import GraphQLContext
-from server.audit.recorder import AuditRecorder
 from server.auth.api_keys import parse_prefix
 from server.auth.principal import PURPOSES, Principal
 from server.auth.repository import ApiKeyRepository
 from server.auth.tokens import TokenVerifier
 from server.authz.service import with_assigned_roles
-from server.caller import Caller
+from server.caller import caller_for
 from server.config import Settings, load_settings
 from server.data.engine import create_engine, create_session_factory
 from server.errors import AuditWriteError, AuthenticationError, CustosError
@@ -236,11 +235,7 @@ async def _execute(
         async with state.sessions() as session, session.begin():
             principal = await _authenticate(state, session, request, purpose, request_id)
             await services.authorizer.refresh(session)
-            caller = Caller(
-                principal=principal,
-                access=services.authorizer.decisions(principal),
-                audit=AuditRecorder(principal),
-            )
+            caller = caller_for(principal, services.authorizer)
             context = GraphQLContext(
                 session=session,
                 caller=caller,

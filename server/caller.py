@@ -1,4 +1,4 @@
-"""The caller of a domain operation: who, what the policy lets them do, what they touched."""
+"""The caller of a domain operation: who, the gate that answers for them, what they touched."""
 
 from __future__ import annotations
 
@@ -6,11 +6,26 @@ from dataclasses import dataclass
 
 from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
-from server.authz.authorizer import AccessDecisions
+from server.authz.authorizer import Authorizer
+from server.authz.gate import Gate
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Caller:
+    """Made by `caller_for`: the gate records its denials on this caller's `audit`."""
+
     principal: Principal
-    access: AccessDecisions
+    gate: Gate
     audit: AuditRecorder
+
+
+def caller_for(principal: Principal, authorizer: Authorizer) -> Caller:
+    """The one way to make a caller: the HTTP edge per request, CLI commands per command.
+
+    Decisions come from `authorizer` (refreshed by whoever holds the session) and are
+    memoised for this caller; the gate and the caller share one audit recorder.
+    """
+    audit = AuditRecorder(principal)
+    return Caller(
+        principal=principal, gate=Gate(authorizer.decisions(principal), audit), audit=audit
+    )

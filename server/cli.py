@@ -432,10 +432,9 @@ async def _refresh_segments(settings: Settings, as_of: date | None) -> tuple[dat
     import getpass
 
     from server.analytics.service import AnalyticsConfig, AnalyticsService
-    from server.audit.recorder import AuditRecorder
     from server.auth.principal import Principal
     from server.authz.authorizer import Authorizer
-    from server.caller import Caller
+    from server.caller import caller_for
     from server.clock import Clock
     from server.data.engine import create_engine, create_session_factory
 
@@ -448,7 +447,7 @@ async def _refresh_segments(settings: Settings, as_of: date | None) -> tuple[dat
             authorizer = Authorizer()
             await authorizer.ensure_seeded(session)
             await authorizer.refresh(session, force=True)
-            caller = Caller(principal, authorizer.decisions(principal), AuditRecorder(principal))
+            caller = caller_for(principal, authorizer)
             service = AnalyticsService(AnalyticsConfig.from_settings(settings))
             updated = await service.refresh_segments(session, caller, day)
             await caller.audit.commit(

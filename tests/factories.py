@@ -8,9 +8,8 @@ from datetime import date
 from typing import Any
 
 from server.app import AppState
-from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
-from server.caller import Caller
+from server.caller import caller_for
 from server.customer.service import NewCustomer
 from server.vault.normalise import luhn_is_valid, national_id_check_char
 
@@ -52,7 +51,7 @@ async def make_customer(state: AppState, **overrides: Any) -> uuid.UUID:
     """Create a customer through the customer service with its own audit event."""
     data = customer_data(**overrides)
     async with state.sessions() as session, session.begin():
-        caller = Caller(SEEDER, state.services.authorizer.decisions(SEEDER), AuditRecorder(SEEDER))
+        caller = caller_for(SEEDER, state.services.authorizer)
         # Seeding acts as the system: sealing and storage go through the service, the
         # owner and team come from the data.
         sealed = state.services.customers.seal_new(data, owner_id=data.owner_id, team=data.team)
@@ -78,9 +77,7 @@ async def make_interactions(
     ids = []
     async with state.sessions() as session, session.begin():
         await state.services.authorizer.refresh(session)
-        caller = Caller(
-            OPERATOR, state.services.authorizer.decisions(OPERATOR), AuditRecorder(OPERATOR)
-        )
+        caller = caller_for(OPERATOR, state.services.authorizer)
         for n in range(count):
             values: dict[str, Any] = {
                 "customer_id": customer_id,

@@ -6,8 +6,8 @@ from server.app import AppState
 from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
 from server.authz.authorizer import FieldMode, RowScope, read_policy_file
+from server.authz.gate import Gate
 from server.authz.vocabulary import MACHINERY_TABLES, TYPE_TABLES, check_rule, valid_objects
-from server.caller import Caller
 from server.customer.fields import CUSTOMER_FIELD_CLASSES
 from server.data.base import Base, DataClass
 from tests.conftest import Api
@@ -46,10 +46,8 @@ async def test_decisions_are_made_once_per_object_and_action(state: AppState) ->
     again.row_scope("customer")
     assert state.services.authorizer.enforce_calls - casbin_before == asked
     assert again.field_mode("customer", "phone", DataClass.SENSITIVE) is FieldMode.CLEAR
-    caller = Caller(principal, access, AuditRecorder(principal))
-    assert caller.access.field_mode("customer", "national_id", DataClass.SENSITIVE) is (
-        FieldMode.MASKED
-    )
+    gate = Gate(access, AuditRecorder(principal))
+    assert gate.field_mode("customer", "national_id", DataClass.SENSITIVE) is FieldMode.MASKED
 
 
 async def test_a_subject_named_like_a_role_does_not_get_the_role(api: Api, state: AppState) -> None:

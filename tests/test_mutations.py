@@ -14,9 +14,8 @@ from schema.context import GraphQLContext
 from schema.mutations import run_mutation
 from schema.types.common import UserError
 from server.app import AppState
-from server.audit.recorder import AuditRecorder
 from server.auth.principal import Principal
-from server.caller import Caller
+from server.caller import caller_for
 from server.data.models import AuditAccess, Customer
 from server.errors import ValidationError
 from tests.conftest import Api
@@ -222,9 +221,7 @@ async def test_each_mutation_of_a_document_has_its_own_savepoint(api: Api, state
 async def _context(state: AppState, session: Any) -> GraphQLContext:
     principal = Principal(subject="mgr-east", roles=("manager",), team="east")
     await state.services.authorizer.refresh(session)
-    caller = Caller(
-        principal, state.services.authorizer.decisions(principal), AuditRecorder(principal)
-    )
+    caller = caller_for(principal, state.services.authorizer)
     return GraphQLContext(
         session=session, caller=caller, services=state.services, max_page_size=100
     )

@@ -32,7 +32,7 @@ from server.analytics.segments import CustomerSegment, SegmentDimension, Segment
 from server.caller import Caller
 from server.config import Settings
 from server.customer.repository import scope_predicate
-from server.errors import ForbiddenError, NotFoundError, ValidationError
+from server.errors import NotFoundError, ValidationError
 from server.paging import Page, page_of
 
 METRICS = "metrics"
@@ -88,17 +88,9 @@ class AnalyticsService:
 
     # --- access ---------------------------------------------------------------------------
 
-    def _require(self, caller: Caller, obj: str, action: str = "read") -> None:
-        if not caller.access.allows(obj, action):
-            caller.audit.deny(obj, action)
-            raise ForbiddenError(f"not allowed to {action} {obj}")
-
-    def _customer_scope(self, caller: Caller) -> ColumnElement[bool]:
-        scope = caller.access.row_scope("customer")
-        if scope is None:
-            caller.audit.deny("customer", "read")
-            raise ForbiddenError("not allowed to read customers")
-        return scope_predicate(scope, caller.principal)
+    def _segment_scope(self, caller: Caller) -> ColumnElement[bool]:
+        """Segments are read over the customers in the caller's row scope."""
+        return scope_predicate(caller.gate.row_scope(SEGMENT, "read"), caller.principal)
 
     # --- metrics --------------------------------------------------------------------------
 
@@ -112,7 +104,7 @@ class AnalyticsService:
         granularity: Granularity | None,
         group_by: GroupBy | None,
     ) -> MetricsReport:
-        self._require(caller, METRICS)
+        caller.gate.require(METRICS, "read")
         report = await MetricsCalculator(self.config.cost_per_interaction).report(
             session, start=start, end=end, granularity=granularity, group_by=group_by
         )
@@ -125,7 +117,7 @@ class AnalyticsService:
         self, session: AsyncSession, caller: Caller, ids: Sequence[uuid.UUID], as_of: date
     ) -> dict[uuid.UUID, CustomerSegment]:
         """Segments of customers the caller already sees (ids come from a scoped read)."""
-        self._require(caller, SEGMENT)
+        caller.gate.require(SEGMENT, "read")
         rows = await SegmentRepository(session).for_customers(
             end_of(as_of), self.config.tier_rule, ids
         )
@@ -152,8 +144,7 @@ class AnalyticsService:
         self, session: AsyncSession, caller: Caller, *, as_of: date, by: SegmentDimension
     ) -> list[SegmentShare]:
         """Customers and the last 365 days' revenue per segment, over the caller's scope."""
-        self._require(caller, SEGMENT)
-        scope = self._customer_scope(caller)
+        scope = self._segment_scope(caller)
         rows = await SegmentRepository(session).breakdown(
             end_of(as_of), self.config.tier_rule, scope, by.value
         )
@@ -171,7 +162,7 @@ class AnalyticsService:
 
     async def refresh_segments(self, session: AsyncSession, caller: Caller, as_of: date) -> int:
         """Write tier, lifecycle and need type onto every live customer, set-based."""
-        self._require(caller, SEGMENT, "manage")
+        caller.gate.require(SEGMENT, "manage")
         updated = await SegmentRepository(session).refresh(end_of(as_of), self.config.tier_rule)
         caller.audit.change(SEGMENT, "refresh", None, SEGMENT_FIELDS)
         return updated
@@ -191,7 +182,7 @@ class AnalyticsService:
         return model
 
     async def churn_model(self, session: AsyncSession, caller: Caller, as_of: date) -> ChurnModel:
-        self._require(caller, SEGMENT)
+        caller.gate.require(SEGMENT, "read")
         model = await self._model(session, as_of)
         caller.audit.read(SEGMENT, (), {})
         if model is None:
@@ -201,8 +192,7 @@ class AnalyticsService:
     async def churn_risks(
         self, session: AsyncSession, caller: Caller, ids: Sequence[uuid.UUID], as_of: date
     ) -> dict[uuid.UUID, ChurnRisk]:
-        self._require(caller, SEGMENT)
-        scope = self._customer_scope(caller)
+        scope = self._segment_scope(caller)
         rows = await ChurnRepository(session).signals(as_of, scope=scope, ids=ids)
         risks = assess(await self._model(session, as_of), rows)
         caller.audit.read(SEGMENT, (r.customer_id for r in risks), {})
@@ -225,8 +215,7 @@ class AnalyticsService:
         """
         if not 0.0 <= min_score <= 1.0:
             raise ValidationError("minScore must be between 0 and 1", field="min_score")
-        self._require(caller, SEGMENT)
-        scope = self._customer_scope(caller)
+        scope = self._segment_scope(caller)
         rows = await ChurnRepository(session).signals(as_of, scope=scope)
         risks = [r for r in assess(await self._model(session, as_of), rows) if r.score >= min_score]
         risks.sort(key=lambda r: (-r.score, r.customer_id))
@@ -246,7 +235,7 @@ class AnalyticsService:
         self, session: AsyncSession, caller: Caller, product_id: uuid.UUID, first: int
     ) -> list[CoPurchaseRule]:
         """Association rules product -> other product, by lift then confidence."""
-        self._require(caller, METRICS)
+        caller.gate.require(METRICS, "read")
         repo = CoPurchaseRepository(session)
         if not await repo.product_exists(product_id):
             raise NotFoundError("product not found")
@@ -270,8 +259,7 @@ class AnalyticsService:
     ) -> Page[LikelyBuyer]:
         """Customers in the caller's scope likely to buy the product: they bought one of its
         antecedents (a rule with lift > 1) but not the product. For campaign targeting."""
-        self._require(caller, SEGMENT)
-        scope = self._customer_scope(caller)
+        scope = self._segment_scope(caller)
         repo = CoPurchaseRepository(session)
         if not await repo.product_exists(product_id):
             raise NotFoundError("product not found")

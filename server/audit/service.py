@@ -104,7 +104,7 @@ class AuditService:
         with_record_ids: bool,
     ) -> Page[EventView]:
         """Events matching the filter, newest first, for a caller allowed `audit`/`read`."""
-        self._require_read(caller)
+        caller.gate.require(OBJECT, "read")
         if flt.outcome is not None and flt.outcome not in OUTCOMES:
             raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}")
         repo = AuditRepository(session)
@@ -124,7 +124,7 @@ class AuditService:
         with_accesses: bool,
         with_record_ids: bool,
     ) -> EventView:
-        self._require_read(caller)
+        caller.gate.require(OBJECT, "read")
         repo = AuditRepository(session)
         row = await repo.by_id(event_id)
         if row is None:
@@ -132,11 +132,6 @@ class AuditService:
         view = (await self._views(repo, [row], with_accesses, with_record_ids))[0]
         caller.audit.read(AUDITED_AS, [row.id], _modes())
         return view
-
-    def _require_read(self, caller: Caller) -> None:
-        if not caller.access.allows(OBJECT, "read"):
-            caller.audit.deny(OBJECT, "read")
-        caller.access.require(OBJECT, "read")
 
     async def _views(
         self,

@@ -3,7 +3,8 @@
 `Authorizer` owns the casbin enforcer for the process and reloads it when the policy
 version in the database moves. `AccessDecisions` answers for one request's principal;
 every (object, action) is enforced once and memoised, so a 1,000-row list costs the same
-handful of casbin calls as a single row.
+handful of casbin calls as a single row. Domain services never ask it directly: they ask
+the request's `Gate` (`server/authz/gate.py`), which audits every refusal.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.principal import Principal
 from server.authz.repository import PolicyRepository, Rule
 from server.data.base import DataClass
-from server.errors import ForbiddenError
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 MODEL_PATH = POLICY_DIR / "model.conf"
@@ -166,7 +166,10 @@ class Authorizer:
 
 
 class AccessDecisions:
-    """One request's view of the policy; every answer is computed at most once."""
+    """One request's view of the policy; every answer is computed at most once.
+
+    Plain answers that record nothing: only the `Gate` wrapping it may turn them into
+    refusals (and audit them)."""
 
     def __init__(self, authorizer: Authorizer, principal: Principal) -> None:
         self.authorizer = authorizer
@@ -182,10 +185,6 @@ class AccessDecisions:
             decision = self.authorizer.enforce(self.principal, obj, action)
             self._cache[key] = decision
         return decision
-
-    def require(self, obj: str, action: str) -> None:
-        if not self.allows(obj, action):
-            raise ForbiddenError(f"not allowed to {action} {obj}")
 
     def row_scope(self, obj: str, action: str = "read") -> RowScope | None:
         if not self.allows(obj, action):

@@ -29,7 +29,7 @@ from server.authz.vocabulary import (
 from server.caller import Caller
 from server.clock import Clock
 from server.data.models import ApiKey, RoleAssignment
-from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from server.errors import ConflictError, NotFoundError, ValidationError
 
 POLICY = "policy"
 APIKEY = "apikey"
@@ -95,11 +95,6 @@ class AccessAdminService:
         self.authorizer = authorizer
         self.clock = clock
 
-    def _require(self, caller: Caller, obj: str) -> None:
-        if not caller.access.allows(obj, "manage"):
-            caller.audit.deny(obj, "manage")
-            raise ForbiddenError(f"not allowed to manage {obj}")
-
     async def _changed(self, session: AsyncSession) -> None:
         await PolicyRepository(session).bump_version()
         # This process reloads on its next request; others see the version move.
@@ -108,12 +103,12 @@ class AccessAdminService:
     async def policies(
         self, session: AsyncSession, caller: Caller, subject: str | None = None
     ) -> list[PolicyRuleView]:
-        self._require(caller, POLICY)
+        caller.gate.require(POLICY, "manage")
         rules = await PolicyRepository(session).rules_with_ids("p")
         return [_rule_view(i, r) for i, r in rules if subject is None or r[1] == subject]
 
     async def roles(self, session: AsyncSession, caller: Caller) -> list[RoleView]:
-        self._require(caller, POLICY)
+        caller.gate.require(POLICY, "manage")
         repo = PolicyRepository(session)
         rules = await repo.rules_with_ids("p")
         grouping = await repo.rules_with_ids("g")
@@ -131,7 +126,7 @@ class AccessAdminService:
     async def role_assignments(
         self, session: AsyncSession, caller: Caller, subject: str | None = None
     ) -> Sequence[RoleAssignment]:
-        self._require(caller, POLICY)
+        caller.gate.require(POLICY, "manage")
         return await RoleAssignmentRepository(session).list(subject)
 
     async def add_policy(
@@ -145,7 +140,7 @@ class AccessAdminService:
         effect: str,
         mode: str | None,
     ) -> PolicyRuleView:
-        self._require(caller, POLICY)
+        caller.gate.require(POLICY, "manage")
         spec = check_rule(subject, obj, action, effect, mode)
         repo = PolicyRepository(session)
         rule = spec.as_rule()
@@ -169,7 +164,7 @@ class AccessAdminService:
         effect: str,
         mode: str | None,
     ) -> PolicyRuleView:
-        self._require(caller, POLICY)
+        caller.gate.require(POLICY, "manage")
         spec = check_rule(subject, obj, action, effect, mode)
         repo = PolicyRepository(session)
         rule = spec.as_rule()
@@ -195,7 +190,7 @@ class AccessAdminService:
     async def assign_role(
         self, session: AsyncSession, caller: Caller, *, subject: str, role: str
     ) -> RoleAssignment:
-        self._require(caller, POLICY)
+        caller.gate.require(POLICY, "manage")
         subject = check_user_subject(subject)
         (role,) = await self._check_roles(session, [role])
         if subject in await self._known_roles(session):
@@ -219,7 +214,7 @@ class AccessAdminService:
     async def revoke_role(
         self, session: AsyncSession, caller: Caller, *, subject: str, role: str
     ) -> RoleAssignment:
-        self._require(caller, POLICY)
+        caller.gate.require(POLICY, "manage")
         repo = RoleAssignmentRepository(session)
         assignment = await repo.find(subject.strip(), role.strip())
         if assignment is None:
@@ -232,7 +227,7 @@ class AccessAdminService:
         return assignment
 
     async def api_keys(self, session: AsyncSession, caller: Caller) -> Sequence[ApiKey]:
-        self._require(caller, APIKEY)
+        caller.gate.require(APIKEY, "manage")
         return await ApiKeyRepository(session).list()
 
     async def create_api_key(
@@ -246,7 +241,7 @@ class AccessAdminService:
         expires_at: datetime | None,
     ) -> NewApiKeySecret:
         """A new key; its secret is returned here once and stored only as a hash."""
-        self._require(caller, APIKEY)
+        caller.gate.require(APIKEY, "manage")
         name = name.strip()
         if not name or len(name) > 128:
             raise ValidationError("name must be 1 to 128 characters", field="name")
@@ -276,7 +271,7 @@ class AccessAdminService:
     async def revoke_api_key(
         self, session: AsyncSession, caller: Caller, key_id: uuid.UUID
     ) -> ApiKey:
-        self._require(caller, APIKEY)
+        caller.gate.require(APIKEY, "manage")
         repo = ApiKeyRepository(session)
         key = await repo.get(key_id)
         if key is None:
@@ -300,7 +295,7 @@ class AccessAdminService:
         action: str,
     ) -> Explanation:
         """Why `subject` (with these token roles plus its assigned ones) may or may not."""
-        self._require(caller, POLICY)
+        caller.gate.require(POLICY, "manage")
         subject = check_user_subject(subject)
         obj, action = check_request(obj, action)
         api_key_id = None

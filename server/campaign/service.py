@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
 from server.campaign.repository import CampaignRepository, CampaignTotals, Segment
-from server.customer.owned import owned_scope
+from server.customer.repository import scope_predicate
 from server.data.base import new_id
 from server.data.models import Campaign
-from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from server.errors import ConflictError, NotFoundError, ValidationError
 from server.order.repository import OrderRepository, ProductRepository
 
 RATE = Decimal("0.0001")
@@ -82,7 +82,7 @@ class CampaignService:
     ) -> tuple[Campaign, int]:
         """Store the campaign and its recipients: the segment within the caller's row
         scope, only customers with active marketing consent, never erased or merged ones."""
-        scope = owned_scope(caller, "campaign", "create")
+        scope = scope_predicate(caller.gate.row_scope("campaign", "create"), caller.principal)
         if not name.strip() or len(name) > 200:
             raise ValidationError("name must be 1 to 200 characters", field="name")
         if channel is not None and not 1 <= len(channel) <= 16:
@@ -115,9 +115,9 @@ class CampaignService:
     async def _recipient_in_scope(
         self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID, customer_id: uuid.UUID
     ) -> Any:
-        scope = owned_scope(caller, "campaign", "update")
+        scope = scope_predicate(caller.gate.row_scope("campaign", "update"), caller.principal)
         if not await OrderRepository(session).customer_visible(customer_id, scope):
-            raise NotFoundError("customer not found")
+            raise caller.gate.not_found("campaign", "update", customer_id, what="customer")
         recipient = await CampaignRepository(session).recipient(campaign_id, customer_id)
         if recipient is None:
             raise NotFoundError("this customer is not a recipient of the campaign")
@@ -165,9 +165,7 @@ class CampaignService:
         )
 
     async def get(self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID) -> Campaign:
-        if not caller.access.allows("campaign", "read"):
-            caller.audit.deny("campaign", "read", campaign_id)
-            raise ForbiddenError("not allowed to read campaigns")
+        caller.gate.require("campaign", "read", target=campaign_id)
         campaign = await CampaignRepository(session).get(campaign_id)
         if campaign is None:
             raise NotFoundError("campaign not found")

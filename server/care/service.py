@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.authz.authorizer import FieldMode
 from server.caller import Caller
 from server.care.repository import CareRepository
-from server.customer.owned import owned_scope
+from server.customer.repository import scope_predicate
 from server.data.base import DataClass
 from server.errors import ConfigError, ValidationError, VaultError
 from server.vault import FieldRef, Vault
@@ -89,7 +89,7 @@ class CareService:
     ) -> list[CareItem]:
         if not 0 <= days <= 366:
             raise ValidationError("days must be between 0 and 366")
-        scope = owned_scope(caller, "customer", "read")
+        scope = scope_predicate(caller.gate.row_scope("customer", "read"), caller.principal)
         owner = owner_id or caller.principal.subject
         now = self.now()
         today = now.date()
@@ -161,7 +161,7 @@ class CareService:
     ) -> list[CareItem]:
         """Birthdays are sealed: decrypt only rows in scope, in one pass, and only when the
         caller may read the birthday at all (clear or masked: month and day are shown)."""
-        mode = caller.access.field_mode("customer", "birthday", DataClass.SENSITIVE)
+        mode = caller.gate.field_mode("customer", "birthday", DataClass.SENSITIVE)
         if mode is FieldMode.NONE:
             return []
         rows = await CareRepository(session).birthdays(scope, owner)  # type: ignore[arg-type]

@@ -29,10 +29,10 @@ from server.complaint.states import (
 from server.customer.owned import (
     RecordView,
     SealedReader,
-    owned_scope,
     sealed_modes,
     visible_customer_key,
 )
+from server.customer.repository import scope_predicate
 from server.data.base import new_id
 from server.data.models import Complaint, ComplaintEvent
 from server.errors import ConflictError, NotFoundError, ValidationError
@@ -161,7 +161,7 @@ class ComplaintService:
         fields: Collection[str],
         with_total: bool,
     ) -> Page[RecordView]:
-        scope = owned_scope(caller, OBJECT)
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "read"), caller.principal)
         repo = ComplaintRepository(session)
         now = self.clock.now()
         rows = await repo.page(scope=scope, flt=flt, now=now, after=after, limit=first)
@@ -176,17 +176,17 @@ class ComplaintService:
         complaint_id: uuid.UUID,
         fields: Collection[str],
     ) -> RecordView:
-        scope = owned_scope(caller, OBJECT)
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "read"), caller.principal)
         row = await ComplaintRepository(session).by_id(complaint_id, scope=scope)
         if row is None:
-            raise NotFoundError("complaint not found")
+            raise caller.gate.not_found(OBJECT, "read", complaint_id)
         return self._views(caller, [row], fields)[0]
 
     async def events(
         self, session: AsyncSession, caller: Caller, complaint_ids: Collection[uuid.UUID]
     ) -> dict[uuid.UUID, list[ComplaintEvent]]:
         """Status histories of complaints the caller has already been shown (batched)."""
-        owned_scope(caller, OBJECT)
+        caller.gate.row_scope(OBJECT, "read")
         events = await ComplaintRepository(session).events_of(complaint_ids)
         history: dict[uuid.UUID, list[ComplaintEvent]] = {i: [] for i in complaint_ids}
         for event in events:
@@ -198,7 +198,7 @@ class ComplaintService:
     ) -> list[BreakdownCell]:
         if opened_to <= opened_from:
             raise ValidationError("`to` must be after `from`")
-        scope = owned_scope(caller, OBJECT)
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "read"), caller.principal)
         rows = await ComplaintRepository(session).breakdown(
             scope=scope, opened_from=opened_from, opened_to=opened_to
         )
@@ -210,7 +210,7 @@ class ComplaintService:
         return self.vault.seal(key, FieldRef(TABLE, column, row_id), text)
 
     async def open(self, session: AsyncSession, caller: Caller, data: NewComplaint) -> uuid.UUID:
-        scope = owned_scope(caller, OBJECT, "create")
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "create"), caller.principal)
         if data.category not in CATEGORIES:
             raise ValidationError(
                 f"category must be one of {', '.join(CATEGORIES)}", field="category"
@@ -222,6 +222,8 @@ class ComplaintService:
         if not data.description.strip():
             raise ValidationError("description must not be empty", field="description")
         key = await visible_customer_key(session, self.vault, data.customer_id, scope)
+        if key is None:
+            raise caller.gate.not_found(OBJECT, "create", data.customer_id, what="customer")
         repo = ComplaintRepository(session)
         if data.order_id is not None and not await repo.order_of_customer(
             data.order_id, data.customer_id
@@ -271,11 +273,11 @@ class ComplaintService:
         assignee_id: str | None = None,
     ) -> None:
         """Apply one move of the state machine, or refuse it and change nothing."""
-        scope = owned_scope(caller, OBJECT, "update")
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "update"), caller.principal)
         repo = ComplaintRepository(session)
         row = await repo.by_id(complaint_id, scope=scope, for_update=True)
         if row is None:
-            raise NotFoundError("complaint not found")
+            raise caller.gate.not_found(OBJECT, "update", complaint_id)
         c: Complaint = row.Complaint
         status = ComplaintStatus(c.status)
         to = target(status, move)

@@ -1,8 +1,9 @@
 """Records a customer owns (interactions, complaints, orders): who may see which rows.
 
 A row of an owned type is visible exactly when the caller may act on the type and its
-customer is visible under the caller's `customer` row scope. Decided once per request;
-the result is a SQL predicate on `customers`, to be joined on `customer_id`.
+customer is visible under the caller's row scope for that action
+(`caller.gate.row_scope(type, action)`, made a SQL predicate on `customers` by
+`scope_predicate` and joined on `customer_id`).
 """
 
 from __future__ import annotations
@@ -16,33 +17,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.authz.authorizer import FieldMode
 from server.caller import Caller
-from server.customer.repository import CustomerRepository, scope_predicate
+from server.customer.repository import CustomerRepository
 from server.customer.service import DENIED, UNDECRYPTABLE
-from server.errors import ForbiddenError, NotFoundError, VaultError
+from server.errors import ForbiddenError, VaultError
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.masking import mask
 
 
-def owned_scope(caller: Caller, object_type: str, action: str = "read") -> ColumnElement[bool]:
-    """The customer predicate for rows of `object_type`, or FORBIDDEN for the type."""
-    if not caller.access.allows(object_type, action):
-        caller.audit.deny(object_type, action)
-        raise ForbiddenError(f"not allowed to {action} {object_type}")
-    scope = caller.access.row_scope("customer")
-    if scope is None:
-        caller.audit.deny(object_type, action)
-        raise ForbiddenError(f"not allowed to {action} {object_type}")
-    return scope_predicate(scope, caller.principal)
-
-
 async def visible_customer_key(
     session: AsyncSession, vault: Vault, customer_id: uuid.UUID, scope: ColumnElement[bool]
-) -> DataKey:
-    """The data key of a live customer the caller can see; unknown and out-of-scope ids
-    alike answer NOT_FOUND."""
+) -> DataKey | None:
+    """The data key of a live customer the caller can see; None alike for unknown and
+    out-of-scope ids (the caller answers with `caller.gate.not_found`)."""
     row = await CustomerRepository(session).key_in_scope(customer_id, scope)
     if row is None:
-        raise NotFoundError("customer not found")
+        return None
     return vault.open_data_key(customer_id, row.kek_version, row.wrapped_dek)
 
 
@@ -75,7 +64,7 @@ def sealed_modes(
         col = model.__table__.columns.get(name)
         if col is None or not col.info["data_class"].sealed:
             continue
-        modes[name] = caller.access.field_mode(object_type, name, col.info["data_class"])
+        modes[name] = caller.gate.field_mode(object_type, name, col.info["data_class"])
     return modes
 
 

@@ -1,7 +1,7 @@
 """Customer files: authorize, fetch under row scope, reveal through the vault, audit.
 
-Field modes and row scope are decided once per call from the caller's `AccessDecisions`;
-rows are then revealed in one loop with one data key per customer.
+Field modes and row scope are asked once per call of the caller's gate (which audits
+every refusal); rows are then revealed in one loop with one data key per customer.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from server.customer.repository import (
 )
 from server.data.base import DataClass, new_id, utcnow
 from server.data.models import Complaint, ComplaintEvent, Customer, CustomerKey, Interaction
-from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError, VaultError
+from server.errors import ConflictError, ForbiddenError, ValidationError, VaultError
 from server.paging import Page, page_of
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.masking import mask
@@ -168,7 +168,7 @@ class CustomerService:
             raise ValidationError(f"unknown customer fields: {', '.join(sorted(unknown))}")
         # Completeness is derived from which facts are present: internal, like a count.
         return {
-            name: caller.access.field_mode(
+            name: caller.gate.field_mode(
                 OBJECT, name, CUSTOMER_FIELD_CLASSES.get(name, DataClass.INTERNAL)
             )
             for name in fields
@@ -230,12 +230,8 @@ class CustomerService:
         )
         return views
 
-    def _scope(self, caller: Caller) -> Any:
-        scope = caller.access.row_scope(OBJECT)
-        if scope is None:
-            caller.audit.deny(OBJECT, "read")
-            raise ForbiddenError("not allowed to read customers")
-        return scope_predicate(scope, caller.principal)
+    def _scope(self, caller: Caller, action: str = "read") -> Any:
+        return scope_predicate(caller.gate.row_scope(OBJECT, action), caller.principal)
 
     async def list(
         self,
@@ -294,7 +290,7 @@ class CustomerService:
         view = views.get(customer_id)
         if view is None:
             # Unknown and out-of-scope ids answer alike: existence is not leaked.
-            raise NotFoundError("customer not found")
+            raise caller.gate.not_found(OBJECT, "read", customer_id)
         return view
 
     async def find_by_contact(
@@ -310,9 +306,7 @@ class CustomerService:
         if field not in BLIND_INDEXED:
             raise ValidationError("lookup is by phone, email or nationalId")
         scope = self._scope(caller)
-        if self._modes(caller, [field])[field] is FieldMode.NONE:
-            caller.audit.deny(OBJECT, f"lookup:{field}")
-            raise ForbiddenError(f"not allowed to look up customers by {field}")
+        caller.gate.require_field(OBJECT, field, CUSTOMER_FIELD_CLASSES[field], action="lookup")
         normalised = NORMALISERS[field](value)
         indexes = self.vault.blind_indexes(field, normalised)
         modes = self._modes(caller, fields)
@@ -337,9 +331,9 @@ class CustomerService:
 
     async def create(self, session: AsyncSession, caller: Caller, data: NewCustomer) -> uuid.UUID:
         """Validate, check for duplicates by blind index, seal and store a new customer."""
-        caller.access.require(OBJECT, "create")
+        scope = caller.gate.row_scope(OBJECT, "create")
         owner = data.owner_id
-        if owner is None and caller.access.row_scope(OBJECT) is RowScope.OWN:
+        if owner is None and scope is RowScope.OWN:
             # Whoever sees only their own customers owns what they create, or loses it.
             owner = caller.principal.subject
         sealed = self.seal_new(data, owner_id=owner, team=data.team or caller.principal.team)
@@ -432,20 +426,20 @@ class CustomerService:
 
     # --- changing a file -------------------------------------------------------------
 
-    def _write_scope(self, caller: Caller) -> Any:
-        caller.access.require(OBJECT, "update")
-        scope = caller.access.row_scope(OBJECT)
-        if scope is None:
-            caller.audit.deny(OBJECT, "update")
-            raise ForbiddenError("not allowed to update customers")
-        return scope_predicate(scope, caller.principal)
-
     async def _locked(
-        self, session: AsyncSession, scope: Any, customer_id: uuid.UUID, *, lock: bool = True
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        scope: Any,
+        customer_id: uuid.UUID,
+        *,
+        lock: bool = True,
     ) -> tuple[Customer, DataKey]:
+        """A file the caller may change (`update` scope); unknown and out-of-scope ids
+        alike answer NOT_FOUND."""
         found = await CustomerRepository(session).for_update(customer_id, scope, lock=lock)
         if found is None:
-            raise NotFoundError("customer not found")
+            raise caller.gate.not_found(OBJECT, "update", customer_id)
         customer, key = found
         return customer, self.vault.open_data_key(customer.id, key.kek_version, key.wrapped_dek)
 
@@ -464,8 +458,8 @@ class CustomerService:
             raise ValidationError(f"these fields cannot be changed: {', '.join(sorted(unknown))}")
         if not changes:
             raise ValidationError("nothing to change")
-        scope = self._write_scope(caller)
-        customer, key = await self._locked(session, scope, customer_id)
+        scope = self._scope(caller, "update")
+        customer, key = await self._locked(session, caller, scope, customer_id)
         values = _validated(changes)
         contacts = {f: values[f] for f in BLIND_INDEXED if f in values and values[f] is not None}
         await self._refuse_duplicates(session, contacts, excluding=customer.id)
@@ -503,8 +497,8 @@ class CustomerService:
         """The customer confirmed this phone or email (e.g. answered a code sent to it)."""
         if channel not in VERIFIED_AT:
             raise ValidationError("channel must be phone or email", field="channel")
-        scope = self._write_scope(caller)
-        customer, _key = await self._locked(session, scope, customer_id)
+        scope = self._scope(caller, "update")
+        customer, _key = await self._locked(session, caller, scope, customer_id)
         if getattr(customer, channel) is None:
             raise ConflictError(f"the customer has no {channel} to verify", code="NO_CONTACT")
         now = self.clock.now()
@@ -524,8 +518,8 @@ class CustomerService:
     ) -> None:
         adding = [_tag(t, "add") for t in add]
         removing = {_tag(t, "remove") for t in remove}
-        scope = self._write_scope(caller)
-        customer, _key = await self._locked(session, scope, customer_id)
+        scope = self._scope(caller, "update")
+        customer, _key = await self._locked(session, caller, scope, customer_id)
         tags = [t for t in (customer.tags or []) if t not in removing]
         tags += [t for t in dict.fromkeys(adding) if t not in tags]
         if len(tags) > MAX_TAGS:
@@ -538,8 +532,8 @@ class CustomerService:
     async def mark_reviewed(
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID
     ) -> None:
-        scope = self._write_scope(caller)
-        customer, _key = await self._locked(session, scope, customer_id)
+        scope = self._scope(caller, "update")
+        customer, _key = await self._locked(session, caller, scope, customer_id)
         customer.reviewed_at = self.clock.now()
         await CustomerRepository(session).flush()
         caller.audit.change(OBJECT, "review", customer.id, ["reviewed_at"])
@@ -553,8 +547,8 @@ class CustomerService:
     ) -> builtins.list[tuple[uuid.UUID, builtins.list[str]]]:
         """Other visible files with the same phone, email or national ID: found through
         the blind indexes, confirmed by decryption (values never leave the server)."""
-        scope = self._write_scope(caller)
-        customer, key = await self._locked(session, scope, customer_id, lock=False)
+        scope = self._scope(caller, "update")
+        customer, key = await self._locked(session, caller, scope, customer_id, lock=False)
         repo = CustomerRepository(session)
         matches: dict[uuid.UUID, list[str]] = {}
         for field, bidx_column in BLIND_INDEXED.items():
@@ -588,9 +582,9 @@ class CustomerService:
         """
         if survivor_id == duplicate_id:
             raise ValidationError("a customer cannot be merged into itself", field="duplicate_id")
-        scope = self._write_scope(caller)
-        survivor, survivor_key = await self._locked(session, scope, survivor_id)
-        duplicate, duplicate_key = await self._locked(session, scope, duplicate_id)
+        scope = self._scope(caller, "update")
+        survivor, survivor_key = await self._locked(session, caller, scope, survivor_id)
+        duplicate, duplicate_key = await self._locked(session, caller, scope, duplicate_id)
         repo = CustomerRepository(session)
         for model, columns in SEALED_CHILDREN.items():
             table = model.__tablename__

@@ -29,7 +29,7 @@ from server.customer.service import CustomerService, NewCustomer, SealedCustomer
 from server.data.base import new_id
 from server.data.customer_fields import CUSTOMER_FIELDS
 from server.data.models import Customer
-from server.errors import ForbiddenError, ValidationError, VaultError
+from server.errors import ValidationError, VaultError
 from server.imports.reader import SourceRow
 from server.imports.repository import ImportRepository
 from server.order.repository import OrderRepository, ProductRepository
@@ -204,14 +204,12 @@ class ImportService:
         """An upload by an API caller: needs import/create and customer/create. A caller whose
         row scope is `own` gets the rows as their own customers, like `createCustomer`, so
         the files stay visible to whoever imported them."""
-        for obj, action in (("import", "create"), ("customer", "create")):
-            if not caller.access.allows(obj, action):
-                caller.audit.deny(obj, action)
-                raise ForbiddenError(f"not allowed to {action} {obj}")
+        caller.gate.require("import", "create")
+        scope = caller.gate.row_scope("customer", "create")
         if len(rows) > max_rows:
             raise ValidationError(f"at most {max_rows} rows per upload; use the CLI for more")
         principal = caller.principal
-        owns_only = caller.access.row_scope("customer") is RowScope.OWN
+        owns_only = scope is RowScope.OWN
         owner = principal.subject if owns_only else None
         header = sorted({k for r in rows for k in r.values} | {"name"})
         return await self.import_customers(

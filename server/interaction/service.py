@@ -18,14 +18,13 @@ from server.clock import Clock
 from server.customer.owned import (
     RecordView,
     SealedReader,
-    owned_scope,
     sealed_modes,
     visible_customer_key,
 )
 from server.customer.repository import scope_predicate
 from server.data.base import new_id
 from server.data.models import Interaction
-from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from server.errors import ConflictError, ValidationError
 from server.interaction.repository import BreachKind, InteractionRepository, TimelineKind
 from server.paging import Page, items_of, page_of, pages_of, refill
 from server.service_levels import ServiceLevels
@@ -115,7 +114,7 @@ class InteractionService:
         return views
 
     async def log(self, session: AsyncSession, caller: Caller, data: NewInteraction) -> uuid.UUID:
-        scope = owned_scope(caller, OBJECT, "create")
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "create"), caller.principal)
         for value, allowed, what in (
             (data.channel, CHANNELS, "channel"),
             (data.direction, DIRECTIONS, "direction"),
@@ -130,6 +129,8 @@ class InteractionService:
         if occurred > now:
             raise ValidationError("occurredAt must not be in the future", field="occurred_at")
         key = await visible_customer_key(session, self.vault, data.customer_id, scope)
+        if key is None:
+            raise caller.gate.not_found(OBJECT, "create", data.customer_id, what="customer")
         interaction_id = new_id()
         sealed: dict[str, bytes | None] = {}
         for column, text in (("subject", data.subject), ("notes", data.notes)):
@@ -161,10 +162,10 @@ class InteractionService:
     async def _timed(
         self, session: AsyncSession, caller: Caller, interaction_id: uuid.UUID
     ) -> Interaction:
-        scope = owned_scope(caller, OBJECT, "update")
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "update"), caller.principal)
         interaction = await InteractionRepository(session).by_id(interaction_id, scope=scope)
         if interaction is None:
-            raise NotFoundError("interaction not found")
+            raise caller.gate.not_found(OBJECT, "update", interaction_id)
         if interaction.first_response_due_at is None:
             raise ConflictError(
                 "only inbound consultations carry response timers", code="NO_RESPONSE_TIMER"
@@ -206,10 +207,10 @@ class InteractionService:
         interaction_id: uuid.UUID,
         fields: Collection[str],
     ) -> RecordView:
-        scope = owned_scope(caller, OBJECT)
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "read"), caller.principal)
         row = await InteractionRepository(session).view_row(interaction_id, scope=scope)
         if row is None:
-            raise NotFoundError("interaction not found")
+            raise caller.gate.not_found(OBJECT, "read", interaction_id)
         return self._views(caller, [row], fields)[0]
 
     async def breaches(
@@ -223,7 +224,7 @@ class InteractionService:
         fields: Collection[str],
         with_total: bool,
     ) -> Page[RecordView]:
-        scope = owned_scope(caller, OBJECT)
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "read"), caller.principal)
         repo = InteractionRepository(session)
         now = self.clock.now()
         rows = await repo.breaches(scope=scope, kind=kind, now=now, after=after, limit=first)
@@ -242,7 +243,7 @@ class InteractionService:
         fields: Collection[str],
     ) -> dict[uuid.UUID, Page[RecordView]]:
         """Each customer's newest interactions, for many customers in one statement."""
-        scope = owned_scope(caller, OBJECT)
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "read"), caller.principal)
         rows = await InteractionRepository(session).pages_for_customers(
             customer_ids, scope=scope, after=after, limit=first
         )
@@ -261,11 +262,9 @@ class InteractionService:
         """Interactions, orders and complaints of each customer, newest first, for many
         customers in one statement. Only record types the caller may read take part;
         customers outside the caller's scope get an empty timeline; no sealed value is read."""
-        customer_scope = caller.access.row_scope("customer")
-        if customer_scope is None:
-            raise ForbiddenError("not allowed to read customers")
-        scope = scope_predicate(customer_scope, caller.principal)
-        kinds = [k for k, obj in TIMELINE_OBJECTS.items() if caller.access.allows(obj, "read")]
+        scope = scope_predicate(caller.gate.row_scope("customer", "read"), caller.principal)
+        # Record types the caller may not read are left out of the timeline, not refused.
+        kinds = [k for k, obj in TIMELINE_OBJECTS.items() if caller.gate.allows(obj, "read")]
         rows = await InteractionRepository(session).timelines(
             customer_ids, scope=scope, kinds=kinds, after=after, limit=first
         )

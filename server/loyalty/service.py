@@ -15,7 +15,7 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
-from server.customer.owned import owned_scope
+from server.customer.repository import scope_predicate
 from server.data.base import new_id
 from server.data.models import LoyaltyEntry, Order, Referral
 from server.errors import ConfigError, ConflictError, NotFoundError, ValidationError
@@ -89,9 +89,9 @@ class LoyaltyService:
     async def _visible(
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, action: str, obj: str
     ) -> None:
-        scope = owned_scope(caller, obj, action)
+        scope = scope_predicate(caller.gate.row_scope(obj, action), caller.principal)
         if not await OrderRepository(session).customer_visible(customer_id, scope):
-            raise NotFoundError("customer not found")
+            raise caller.gate.not_found(obj, action, customer_id, what="customer")
 
     async def append(
         self,
@@ -191,11 +191,11 @@ class LoyaltyService:
     ) -> Referral:
         if referrer_id == referred_id:
             raise ValidationError("a customer cannot refer themselves", field="referred_id")
-        scope = owned_scope(caller, "referral", "create")
+        scope = scope_predicate(caller.gate.row_scope("referral", "create"), caller.principal)
         orders = OrderRepository(session)
         for customer_id in (referrer_id, referred_id):
             if not await orders.customer_visible(customer_id, scope):
-                raise NotFoundError("customer not found")
+                raise caller.gate.not_found("referral", "create", customer_id, what="customer")
         repo = LoyaltyRepository(session)
         if await repo.referral_of(referred_id) is not None:
             raise ConflictError("this customer was already referred", code="ALREADY_REFERRED")
@@ -227,7 +227,7 @@ class LoyaltyService:
     ) -> LoyaltySummary:
         summary = (await self.summaries(session, caller, [customer_id])).get(customer_id)
         if summary is None:
-            raise NotFoundError("customer not found")
+            raise caller.gate.not_found("loyalty", "read", customer_id, what="customer")
         return summary
 
     async def summaries(
@@ -235,7 +235,7 @@ class LoyaltyService:
     ) -> dict[uuid.UUID, LoyaltySummary]:
         """Loyalty of many customers in three grouped queries (a page of customers asks
         once, not once per row); ids outside the caller's scope are absent."""
-        scope = owned_scope(caller, "loyalty", "read")
+        scope = scope_predicate(caller.gate.row_scope("loyalty", "read"), caller.principal)
         repo = LoyaltyRepository(session)
         levels = await repo.levels(customer_ids, scope)
         points = await repo.points(levels)

@@ -12,10 +12,10 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
-from server.customer.owned import owned_scope
+from server.customer.repository import scope_predicate
 from server.data.base import new_id
 from server.data.models import Order, OrderItem, OrderStatusEvent, Product
-from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from server.errors import ConflictError, NotFoundError, ValidationError
 from server.loyalty.service import LoyaltyService
 from server.order.repository import OrderFilter, OrderRepository, ProductRepository
 from server.paging import Page, items_of, page_of, pages_of, refill
@@ -95,18 +95,14 @@ class OrderService:
         after: uuid.UUID | None,
         category: str | None,
     ) -> Page[Product]:
-        if not caller.access.allows("product", "read"):
-            caller.audit.deny("product", "read")
-            raise ForbiddenError("not allowed to read products")
+        caller.gate.require("product", "read")
         rows = await ProductRepository(session).page(after=after, limit=first, category=category)
         return page_of(rows, first)
 
     async def create_product(
         self, session: AsyncSession, caller: Caller, data: NewProduct
     ) -> Product:
-        if not caller.access.allows("product", "manage"):
-            caller.audit.deny("product", "manage")
-            raise ForbiddenError("not allowed to manage products")
+        caller.gate.require("product", "manage")
         sku, name, category = data.sku.strip(), data.name.strip(), data.category.strip()
         if not sku or not name or not category:
             raise ValidationError("sku, name and category must not be empty")
@@ -140,14 +136,14 @@ class OrderService:
         *,
         channel: str | None = None,
     ) -> uuid.UUID:
-        scope = owned_scope(caller, "order", "create")
+        scope = scope_predicate(caller.gate.row_scope("order", "create"), caller.principal)
         if channel is not None and not 1 <= len(channel) <= 16:
             raise ValidationError("channel is 1 to 16 characters", field="channel")
         if not items:
             raise ValidationError("an order needs at least one item", field="items")
         repo = OrderRepository(session)
         if not await repo.customer_visible(customer_id, scope):
-            raise NotFoundError("customer not found")
+            raise caller.gate.not_found("order", "create", customer_id, what="customer")
         products = await ProductRepository(session).by_ids({i.product_id for i in items})
         order_id = new_id()
         total = cost_total = Decimal("0.00")
@@ -219,7 +215,7 @@ class OrderService:
         status: str,
         tracking_note: str | None = None,
     ) -> uuid.UUID:
-        scope = owned_scope(caller, "order", "update")
+        scope = scope_predicate(caller.gate.row_scope("order", "update"), caller.principal)
         if status not in TRANSITIONS:
             raise ValidationError(f"status must be one of {', '.join(STATUSES)}", field="status")
         if tracking_note is not None and len(tracking_note) > 200:
@@ -227,7 +223,7 @@ class OrderService:
         repo = OrderRepository(session)
         order = await repo.get(order_id, scope)
         if order is None:
-            raise NotFoundError("order not found")
+            raise caller.gate.not_found("order", "update", order_id)
         current = order.status
         if status not in TRANSITIONS[current]:
             raise ConflictError(
@@ -263,10 +259,10 @@ class OrderService:
         with_items: bool = True,
         with_timeline: bool = True,
     ) -> OrderView:
-        scope = owned_scope(caller, "order", "read")
+        scope = scope_predicate(caller.gate.row_scope("order", "read"), caller.principal)
         order = await OrderRepository(session).get(order_id, scope)
         if order is None:
-            raise NotFoundError("order not found")
+            raise caller.gate.not_found("order", "read", order_id)
         views = await self._views(session, caller, [order], with_items, with_timeline)
         return views[0]
 
@@ -282,7 +278,7 @@ class OrderService:
         with_timeline: bool,
         with_total: bool = False,
     ) -> Page[OrderView]:
-        scope = owned_scope(caller, "order", "read")
+        scope = scope_predicate(caller.gate.row_scope("order", "read"), caller.principal)
         repo = OrderRepository(session)
         rows = await repo.page(scope=scope, flt=flt, after=after, limit=first)
         total = await repo.count(scope=scope, flt=flt) if with_total else None
@@ -305,7 +301,7 @@ class OrderService:
     ) -> dict[uuid.UUID, Page[OrderView]]:
         """Each customer's first orders for a whole page of customers: a constant number
         of statements however many customers there are."""
-        scope = owned_scope(caller, "order", "read")
+        scope = scope_predicate(caller.gate.row_scope("order", "read"), caller.principal)
         repo = OrderRepository(session)
         rows = await repo.pages_for_customers(customer_ids, scope=scope, after=after, limit=first)
         totals = await repo.counts_for_customers(customer_ids, scope=scope) if with_total else None

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
@@ -24,7 +24,7 @@ from server.customer.repository import scope_predicate
 from server.data.base import Base, DataClass, new_id
 from server.data.customer_fields import CUSTOMER_FIELDS
 from server.data.models import Consent
-from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError, VaultError
+from server.errors import ConflictError, ValidationError, VaultError
 from server.privacy.repository import PrivacyRepository, customer_owned_tables
 from server.vault import DataKey, FieldRef, Vault
 
@@ -92,27 +92,17 @@ class PrivacyService:
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
 
-    def _scope(self, caller: Caller, action: str) -> ColumnElement[bool]:
-        """Row scope on the customer for an action; denied callers are audited."""
-        scope = caller.access.row_scope(CUSTOMER)
-        if scope is None:
-            caller.audit.deny(CUSTOMER, action)
-            raise ForbiddenError(f"not allowed to {action} customers")
-        return scope_predicate(scope, caller.principal)
-
-    def _require(self, caller: Caller, obj: str, action: str, record: uuid.UUID) -> None:
-        if not caller.access.allows(obj, action):
-            caller.audit.deny(obj, action, record)
-            raise ForbiddenError(f"not allowed to {action} {obj}")
-
     async def _customer(
-        self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, action: str
+        self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, obj: str, action: str
     ) -> Any:
+        """The customer an `action` on `obj` is about, under the caller's row scope for it;
+        unknown and out-of-scope ids alike answer NOT_FOUND."""
+        scope = caller.gate.row_scope(obj, action, target=customer_id)
         row = await PrivacyRepository(session).customer_with_key(
-            customer_id, self._scope(caller, action)
+            customer_id, scope_predicate(scope, caller.principal)
         )
         if row is None:
-            raise NotFoundError("customer not found")
+            raise caller.gate.not_found(obj, action, customer_id, what=CUSTOMER)
         return row
 
     # --- consent
@@ -121,9 +111,7 @@ class PrivacyService:
         self, session: AsyncSession, caller: Caller, customer_ids: Collection[uuid.UUID]
     ) -> dict[uuid.UUID, list[ConsentView]]:
         """Consent history (newest last) of customers the caller has already been shown."""
-        if not caller.access.allows(CONSENT, "read"):
-            caller.audit.deny(CONSENT, "read")
-            raise ForbiddenError("not allowed to read consents")
+        caller.gate.require(CONSENT, "read")
         rows = await PrivacyRepository(session).consents_of(customer_ids)
         found: dict[uuid.UUID, list[ConsentView]] = {cid: [] for cid in customer_ids}
         for row in rows:
@@ -149,14 +137,14 @@ class PrivacyService:
         now: datetime,
     ) -> ConsentView:
         """Record a grant. Granting an already active purpose returns it unchanged."""
-        self._require(caller, CONSENT, "update", customer_id)
+        caller.gate.require(CONSENT, "update", target=customer_id)
         purpose = self._purpose(purpose)
         source = source.strip()
         if not source or len(source) > 64:
             raise ValidationError(
                 "source must be 1 to 64 characters", code="BAD_SOURCE", field="source"
             )
-        customer = await self._customer(session, caller, customer_id, "update")
+        customer = await self._customer(session, caller, customer_id, CONSENT, "update")
         if customer.erased_at is not None:
             raise ConflictError("this customer has been erased", code="ERASED")
         repo = PrivacyRepository(session)
@@ -184,9 +172,9 @@ class PrivacyService:
         *,
         now: datetime,
     ) -> ConsentView:
-        self._require(caller, CONSENT, "update", customer_id)
+        caller.gate.require(CONSENT, "update", target=customer_id)
         purpose = self._purpose(purpose)
-        await self._customer(session, caller, customer_id, "update")
+        await self._customer(session, caller, customer_id, CONSENT, "update")
         repo = PrivacyRepository(session)
         active = await repo.active_consent(customer_id, purpose)
         if active is None:
@@ -210,13 +198,10 @@ class PrivacyService:
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID
     ) -> dict[str, Any]:
         """Everything held about one person, decrypted, as JSON-ready data."""
-        self._require(caller, CUSTOMER, "export", customer_id)
-        if not caller.access.purpose_allowed():
-            # An export is every sensitive value in clear: like any clear read of a
-            # sensitive field, it needs a stated purpose the policy allows.
-            caller.audit.deny(CUSTOMER, "export", customer_id)
-            raise ForbiddenError("exporting a customer needs an allowed X-Purpose")
-        row = await self._customer(session, caller, customer_id, "export")
+        # An export is every sensitive value in clear: like any clear read of a
+        # sensitive field, it needs a stated purpose the policy allows.
+        caller.gate.require(CUSTOMER, "export", target=customer_id, with_purpose=True)
+        row = await self._customer(session, caller, customer_id, CUSTOMER, "export")
         if row.erased_at is not None:
             raise ConflictError("this customer has been erased", code="ERASED")
         key = self.vault.open_data_key(customer_id, row.key_kek_version, row.key_wrapped_dek)
@@ -273,8 +258,7 @@ class PrivacyService:
         if the transaction then fails, the data is unreadable but not yet marked erased,
         and erasing again completes it (erasure never half-fails towards keeping data).
         """
-        self._require(caller, CUSTOMER, "erase", customer_id)
-        row = await self._customer(session, caller, customer_id, "erase")
+        row = await self._customer(session, caller, customer_id, CUSTOMER, "erase")
         if row.erased_at is not None:
             raise ConflictError("this customer is already erased", code="ALREADY_ERASED")
         self.vault.shred(customer_id)
