@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped
 
-from server.data.base import Base, DataClass, column, new_id, timestamp, utcnow
+from server.data.base import Base, DataClass, column, new_id, timestamp
 
 PUB, INT, PER, SEN = DataClass.PUBLIC, DataClass.INTERNAL, DataClass.PERSONAL, DataClass.SENSITIVE
 
@@ -18,8 +18,8 @@ class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[uuid.UUID] = column(PUB, Uuid, primary_key=True, default=new_id)
-    created_at: Mapped[datetime] = timestamp(INT, default=utcnow, index=True)
-    updated_at: Mapped[datetime] = timestamp(INT, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = timestamp(INT, index=True)
+    updated_at: Mapped[datetime] = timestamp(INT)
     # Basic facts. Name is personal; contact and identity facts are sensitive.
     name: Mapped[bytes] = column(PER, LargeBinary)
     gender: Mapped[str | None] = column(INT, String(16))
@@ -77,7 +77,7 @@ class CustomerKey(Base):
     # NULL once shredded: nothing of this customer decrypts any more.
     wrapped_dek: Mapped[bytes | None] = column(INT, LargeBinary)
     kek_version: Mapped[int] = column(INT, Integer, index=True)
-    created_at: Mapped[datetime] = timestamp(default=utcnow)
+    created_at: Mapped[datetime] = timestamp()
     rotated_at: Mapped[datetime | None] = timestamp()
     shredded_at: Mapped[datetime | None] = timestamp()
 
@@ -91,7 +91,7 @@ class Consent(Base):
         INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE")
     )
     purpose: Mapped[str] = column(INT, String(32))
-    granted_at: Mapped[datetime] = timestamp(default=utcnow)
+    granted_at: Mapped[datetime] = timestamp()
     withdrawn_at: Mapped[datetime | None] = timestamp()
     source: Mapped[str] = column(INT, String(64))
     recorded_by: Mapped[str] = column(INT, String(128))
@@ -108,6 +108,6 @@ class KeyRotation(Base):
     to_version: Mapped[int] = column(INT, Integer)
     cursor: Mapped[uuid.UUID | None] = column(INT, Uuid)
     done: Mapped[int] = column(INT, Integer, default=0)
-    started_at: Mapped[datetime] = timestamp(default=utcnow)
+    started_at: Mapped[datetime] = timestamp()
     finished_at: Mapped[datetime | None] = timestamp()
     detail: Mapped[dict[str, Any]] = column(INT, JSON, default=dict)
