@@ -210,6 +210,7 @@ async def _authenticate(
         client_addr=client.host if client else None,
         user_agent=request.headers.get("user-agent"),
         request_id=request_id,
+        kind=principal.kind,
     )
 
 

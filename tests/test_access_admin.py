@@ -236,7 +236,16 @@ async def test_roles_and_policies_list_the_default_policy(api: Api) -> None:
     admin = api.token("admin", subject="root")
     roles = (await api.gql("{ roles { name ruleCount } }", token=admin))["data"]["roles"]
     names = {r["name"] for r in roles}
-    assert names == {"admin", "manager", "agent", "support", "analyst", "compliance", "integrator"}
+    assert names == {
+        "admin",
+        "manager",
+        "agent",
+        "support",
+        "analyst",
+        "compliance",
+        "integrator",
+        "cli_operator",
+    }
     assert all(r["ruleCount"] > 0 for r in roles)
     query = '{ policies(subject: "analyst") { object action effect } }'
     policies = (await api.gql(query, token=admin))["data"]["policies"]

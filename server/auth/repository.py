@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.api_keys import matches, parse_prefix
-from server.auth.principal import Principal
+from server.auth.principal import Principal, PrincipalKind
 from server.data.base import utcnow
 from server.data.models import ApiKey
 from server.errors import AuthenticationError
@@ -35,7 +35,11 @@ class ApiKeyRepository:
             update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
         )
         return Principal(
-            subject=f"apikey:{key.id}", roles=tuple(key.roles), team=key.team, api_key_id=key.id
+            subject=f"apikey:{key.id}",
+            roles=tuple(key.roles),
+            team=key.team,
+            api_key_id=key.id,
+            kind=PrincipalKind.API_KEY,
         )
 
     async def add(self, key: ApiKey) -> None:
