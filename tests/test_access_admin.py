@@ -353,7 +353,7 @@ async def test_several_root_fields_share_the_request_session(api: Api, state: Ap
     body = await api.gql(query, token=admin)
     assert "errors" not in body
     assert body["data"]["customers"]["totalCount"] == 1
-    assert len(body["data"]["roles"]) == 7
+    assert len(body["data"]["roles"]) == 8  # the seven default roles and cli_operator
 
 
 async def test_bad_api_key_input_is_refused_and_creates_nothing(api: Api, state: AppState) -> None:
