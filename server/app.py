@@ -71,10 +71,6 @@ def build_state(settings: Settings) -> AppState:
     keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
     engine = create_engine(settings.database_url)
     services = Services.build(keyring, settings=settings)
-    services.audit.configure(
-        retention_days=settings.audit_retention_days,
-        checkpoint_every=settings.audit_checkpoint_every,
-    )
     return AppState(
         settings=settings,
         engine=engine,

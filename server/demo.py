@@ -257,11 +257,15 @@ class DemoBuilder:
         count: int,
         progress: Callable[[int], None] | None = None,
         batch: int = 200,
+        *,
+        audit: AuditRecorder | None = None,
     ) -> DemoReport:
+        """Add `count` customers with their history; what is created is noted on `audit`
+        (the command appends it as its one event, in the same transaction)."""
         report = DemoReport()
         products = await self.products(session)
         start = int(await session.scalar(select(func.count()).select_from(Customer)) or 0)
-        recorder = AuditRecorder(SYSTEM)
+        recorder = audit or AuditRecorder(SYSTEM)
         rows: dict[type[Any], list[dict[str, Any]]] = {}
         # New customers' key material is stored in bulk; the caller commits the database
         # transaction after this returns, so every stored key's secret is already durable.
@@ -277,9 +281,6 @@ class DemoBuilder:
         for level in (await session.scalars(select(Customer.member_level))).all():
             key = level or "none"
             report.member_levels[key] = report.member_levels.get(key, 0) + 1
-        await recorder.commit(
-            session, operation_type="cli", operation_name="demo", query=None, outcome="ok"
-        )
         return report
 
     async def _referral_levels(self, session: AsyncSession, report: DemoReport) -> None:

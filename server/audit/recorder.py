@@ -7,13 +7,12 @@ Only ids, field names and modes are recorded, never values.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
-import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -192,43 +191,13 @@ async def write_checkpoint(
     )
 
 
-def cli_principal(purpose: str | None = None) -> Principal:
-    """The operator running a CLI command: the OS user on this host."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return Principal(
-        subject=f"cli:{user}"[:128],
-        roles=("cli",),
-        purpose=purpose,
-        client_addr=socket.gethostname()[:64],
-        user_agent="custos-cli",
-    )
+class JobAudit(Protocol):
+    """The audit of a job that runs its own transactions (key rotation): the job notes
+    what it did on `audit` and appends its one event with `record`, in its last one."""
 
+    audit: AuditRecorder
 
-async def record_cli_action(
-    session: AsyncSession,
-    command: str,
-    *,
-    recorder: AuditRecorder | None = None,
-    outcome: str = "ok",
-    checkpoints: CheckpointSigner | None = None,
-) -> uuid.UUID:
-    """One audit event for a CLI command that touches data, in the command's transaction.
-
-    Pass the `recorder` the command's services wrote their accesses to (built on
-    `cli_principal()`); without one, the event records the command alone.
-    """
-    recorder = recorder or AuditRecorder(cli_principal())
-    return await recorder.commit(
-        session,
-        operation_type="cli",
-        operation_name=command[:128],
-        query=None,
-        outcome=outcome,
-        checkpoints=checkpoints,
-    )
+    async def record(self, session: AsyncSession) -> uuid.UUID: ...
 
 
 class _Row:
