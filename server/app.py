@@ -191,7 +191,9 @@ async def _authenticate(
 ) -> Principal:
     credentials = _bearer(request)
     if parse_prefix(credentials) is not None:
-        principal = await ApiKeyRepository(session).authenticate(credentials)
+        principal = await ApiKeyRepository(session).authenticate(
+            credentials, state.services.clock.now()
+        )
     else:
         principal = state.tokens.verify(credentials)
     # Roles assigned in the database join the token's (or key's) roles, once per request.

@@ -111,11 +111,12 @@ class AuditRecorder:
         repo = AuditRepository(session)
         seq, prev_hash = await repo.lock_chain_head()
         principal = self.principal
+        occurred = (occurred_at or utcnow()).astimezone(UTC)
         event: dict[str, object] = {
             "id": new_id(),
             "seq": seq + 1,
             # Hashed as UTC: the databases hand instants back in UTC (or naive).
-            "occurred_at": (occurred_at or utcnow()).astimezone(UTC),
+            "occurred_at": occurred,
             "subject": _fit(principal.subject, 128),
             "roles": sorted(principal.roles),
             "api_key_id": principal.api_key_id,
@@ -161,7 +162,12 @@ class AuditRecorder:
         new_seq = seq + 1
         if checkpoints is not None and checkpoints.is_due(new_seq):
             await write_checkpoint(
-                repo, checkpoints, new_seq, str(event["hash"]), {"reason": "periodic"}
+                repo,
+                checkpoints,
+                new_seq,
+                str(event["hash"]),
+                {"reason": "periodic"},
+                created_at=occurred,
             )
         return event["id"]  # type: ignore[return-value]
 
@@ -177,9 +183,12 @@ async def write_checkpoint(
     seq: int,
     chain_hash: str,
     detail: dict[str, object],
+    *,
+    created_at: datetime | None = None,
 ) -> None:
-    """Sign and store a checkpoint of the chain tip at `seq` (caller holds the head lock)."""
-    created_at = utcnow()
+    """Sign and store a checkpoint of the chain tip at `seq` (caller holds the head lock),
+    stamped `created_at` (the caller's clock; the wall clock if not given)."""
+    created_at = created_at or utcnow()
     key_version, signature = signer.sign(seq, chain_hash, created_at, detail)
     await repo.add_checkpoint(
         seq=seq,

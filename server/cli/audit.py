@@ -104,7 +104,7 @@ def checkpoint() -> None:
             command.sessions() as session,
             session.begin(),
         ):
-            return await command.services.audit.checkpoint(session)
+            return await command.services.audit.checkpoint(session, at=command.clock.now())
 
     seq = run(sign())
     console.print(f"checkpoint signed at seq {seq}" if seq else "the chain is empty")
@@ -174,7 +174,7 @@ def prune(
             service = command.services.audit
             at = cutoff or service.retention_cutoff(command.clock.now())
             async with command.transaction() as session:
-                result = await service.prune(session, cutoff=at)
+                result = await service.prune(session, cutoff=at, at=command.clock.now())
                 command.detail = f"before {at.isoformat()} through seq {result.boundary_seq or 0}"
             return result.boundary_seq, result.removed_events, at
 
