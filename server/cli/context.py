@@ -121,14 +121,17 @@ class Command:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """The command's transaction: its changes and its audit event commit together,
         or neither does."""
+        recorded = False
         async with self.sessions() as session:
             try:
                 async with session.begin():
                     yield session
                     if self.audited:
                         await self.record(session)
+                        recorded = True
             except BaseException:
-                self.event_id = None  # rolled back with the transaction, if it was written
+                if recorded:
+                    self.event_id = None  # the commit failed: the event was rolled back
                 raise
 
     async def record(self, session: AsyncSession) -> uuid.UUID:
