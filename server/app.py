@@ -70,10 +70,6 @@ def build_state(settings: Settings) -> AppState:
     keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
     engine = create_engine(settings.database_url)
     services = Services.build(keyring, settings=settings)
-    services.audit.configure(
-        retention_days=settings.audit_retention_days,
-        checkpoint_every=settings.audit_checkpoint_every,
-    )
     return AppState(
         settings=settings,
         engine=engine,
@@ -194,7 +190,9 @@ async def _authenticate(
 ) -> Principal:
     credentials = _bearer(request)
     if parse_prefix(credentials) is not None:
-        principal = await ApiKeyRepository(session).authenticate(credentials)
+        principal = await ApiKeyRepository(session).authenticate(
+            credentials, state.services.clock.now()
+        )
     else:
         principal = state.tokens.verify(credentials)
     # Roles assigned in the database join the token's (or key's) roles, once per request.
@@ -209,6 +207,7 @@ async def _authenticate(
         client_addr=client.host if client else None,
         user_agent=request.headers.get("user-agent"),
         request_id=request_id,
+        kind=principal.kind,
     )
 
 

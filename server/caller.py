@@ -19,13 +19,16 @@ class Caller:
     audit: AuditRecorder
 
 
-def caller_for(principal: Principal, authorizer: Authorizer) -> Caller:
+def caller_for(
+    principal: Principal, authorizer: Authorizer, audit: AuditRecorder | None = None
+) -> Caller:
     """The one way to make a caller: the HTTP edge per request, CLI commands per command.
 
     Decisions come from `authorizer` (refreshed by whoever holds the session) and are
-    memoised for this caller; the gate and the caller share one audit recorder.
+    memoised for this caller; the gate and the caller share one audit recorder (the
+    command's own, when a CLI command passes it).
     """
-    audit = AuditRecorder(principal)
+    audit = audit or AuditRecorder(principal)
     return Caller(
         principal=principal, gate=Gate(authorizer.decisions(principal), audit), audit=audit
     )

@@ -236,7 +236,16 @@ async def test_roles_and_policies_list_the_default_policy(api: Api) -> None:
     admin = api.token("admin", subject="root")
     roles = (await api.gql("{ roles { name ruleCount } }", token=admin))["data"]["roles"]
     names = {r["name"] for r in roles}
-    assert names == {"admin", "manager", "agent", "support", "analyst", "compliance", "integrator"}
+    assert names == {
+        "admin",
+        "manager",
+        "agent",
+        "support",
+        "analyst",
+        "compliance",
+        "integrator",
+        "cli_operator",
+    }
     assert all(r["ruleCount"] > 0 for r in roles)
     query = '{ policies(subject: "analyst") { object action effect } }'
     policies = (await api.gql(query, token=admin))["data"]["policies"]
@@ -344,7 +353,7 @@ async def test_several_root_fields_share_the_request_session(api: Api, state: Ap
     body = await api.gql(query, token=admin)
     assert "errors" not in body
     assert body["data"]["customers"]["totalCount"] == 1
-    assert len(body["data"]["roles"]) == 7
+    assert len(body["data"]["roles"]) == 8  # the seven default roles and cli_operator
 
 
 async def test_bad_api_key_input_is_refused_and_creates_nothing(api: Api, state: AppState) -> None:

@@ -355,7 +355,7 @@ async def test_segments_refresh_command(
         operations = (
             (
                 await session.execute(
-                    select(AuditEvent.operation_name).where(AuditEvent.operation_type == "command")
+                    select(AuditEvent.operation_name).where(AuditEvent.operation_type == "cli")
                 )
             )
             .scalars()

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from server.data.engine import create_engine, create_session_factory
 from server.data.migrate import upgrade_to_head
 from server.data.models import Customer, CustomerKey
-from server.demo import COMPLAINT_STATES, DemoBuilder, DemoReport, _bank_card, _national_id
+from server.demo import COMPLAINT_STATES, DemoBuilder, DemoReport, data
 from server.vault import FieldRef, LocalKeyring, Vault
 from server.vault.normalise import luhn_is_valid, national_id_is_valid
 
@@ -70,5 +70,5 @@ def test_same_seed_same_data_and_every_complaint_state(tmp_path: Path) -> None:
 def test_generated_identity_numbers_are_valid() -> None:
     rng = random.Random(1)
     for _ in range(50):
-        assert national_id_is_valid(_national_id(rng, "110101", date(1990, 5, 17)))
-        assert luhn_is_valid(_bank_card(rng))
+        assert national_id_is_valid(data.national_id(rng, "110101", date(1990, 5, 17)))
+        assert luhn_is_valid(data.bank_card(rng))

@@ -15,7 +15,8 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from server.app import AppState
-from server.cli import _import
+from server.cli.context import operator
+from server.cli.imports import import_file
 from server.clock import FixedClock
 from server.config import Settings
 from server.customer.repository import CustomerRepository
@@ -101,7 +102,7 @@ def _reasons(report: ImportReport) -> list[tuple[int, str]]:
 
 async def _check_customer_import(api: Api, state: AppState, settings: Settings, path: Path) -> None:
     await make_customer(state, email="known@example.com", owner_id="mgr", team="east")
-    report = await _import(settings, "customers", path, batch_size=3, strict=False)
+    report = await import_file(settings, "customers", path, batch_size=3, strict=False)
     assert report.accepted == 2
     assert _reasons(report) == EXPECTED_REJECTIONS
     for _, reason in _reasons(report):
@@ -117,7 +118,7 @@ async def _check_customer_import(api: Api, state: AppState, settings: Settings, 
             select(AuditEvent).where(AuditEvent.operation_name == "import customers")
         )
         assert event is not None
-        assert event.subject == "system:import"
+        assert (event.subject, event.roles) == (operator().subject, ["cli_operator"])
         recorded = await session.scalar(
             select(func.sum(AuditAccess.record_count)).where(AuditAccess.event_id == event.id)
         )
@@ -145,7 +146,7 @@ async def test_strict_import_writes_nothing_when_a_row_is_bad(
     api: Api, state: AppState, settings: Settings, tmp_path: Path
 ) -> None:
     path = write_csv(tmp_path / "customers.csv", HEADER, CUSTOMER_ROWS)
-    report = await _import(settings, "customers", path, batch_size=2, strict=True)
+    report = await import_file(settings, "customers", path, batch_size=2, strict=True)
     assert report.written is False
     assert report.accepted == 0
     assert len(report.rejected) == 5  # no known email in this database
@@ -160,7 +161,7 @@ async def test_bad_header_or_file_type_is_refused(
     bad = write_csv(tmp_path / "c.csv", ["name", "salary"], [["x", "1"]])
     for path in (bad, tmp_path / "c.txt"):
         with pytest.raises(ValidationError) as refused:
-            await _import(settings, "customers", path, batch_size=10, strict=False)
+            await import_file(settings, "customers", path, batch_size=10, strict=False)
         assert refused.value.code in ("BAD_HEADER", "UNSUPPORTED_FILE")
     assert await _count(state, Customer) == 0
 
@@ -183,7 +184,7 @@ async def test_full_order_import(
         ["13800000001", "TEA-1", "1", "1.234", "2025-03-08", "A-8"],
         ["not a ref", "TEA-1", "1", "", "2025-03-09", "A-9"],
     ]
-    report = await _import(
+    report = await import_file(
         settings, "orders", write_csv(tmp_path / "o.csv", header, rows), 4, False
     )
     assert report.accepted == 3
@@ -201,7 +202,7 @@ async def test_full_order_import(
     assert totals == ["18.50", "39.98", "59.97"]
     assert statuses == {"delivered"}
     assert await _count(state, OrderItem) == 3
-    again = await _import(
+    again = await import_file(
         settings, "orders", write_csv(tmp_path / "o2.csv", header, rows[:1]), 4, False
     )
     assert _reasons(again) == [(2, "an order with this order_ref exists")]
@@ -222,7 +223,7 @@ async def test_minimal_order_import_for_analysis_from_xlsx(
         ["13800000001", "2999-01-01", "5"],
     ]
     path = write_xlsx(tmp_path / "history.xlsx", ["customer_ref", "date", "amount"], rows)
-    report = await _import(settings, "orders", path, batch_size=100, strict=False)
+    report = await import_file(settings, "orders", path, batch_size=100, strict=False)
     assert report.accepted == 2
     assert _reasons(report) == [
         (4, "amount is not a decimal amount"),
@@ -297,7 +298,7 @@ async def test_overlong_plain_values_are_rejected_per_row(
 ) -> None:
     rows = [["Ok", "13900000001", "北京"], ["Long", "13900000002", "x" * 65]]
     path = write_csv(tmp_path / "c.csv", ["name", "phone", "region"], rows)
-    report = await _import(settings, "customers", path, batch_size=10, strict=False)
+    report = await import_file(settings, "customers", path, batch_size=10, strict=False)
     assert _reasons(report) == [(3, "region is longer than 64 characters")]
     assert await _count(state, Customer) == 1
 

@@ -13,6 +13,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from server.app import AppState
+from server.audit.recorder import AuditRecorder
+from server.cli.context import operator
+from server.cli.retention import apply_retention
 from server.clock import FixedClock
 from server.config import Settings
 from server.data.base import new_id
@@ -58,13 +61,9 @@ async def test_retention_clears_only_expired_notes_and_audits_once(
     recent = await _interaction(state, customer_id, 10)
     configured = settings.model_copy(update={"retention_interaction_notes_days": 365})
 
-    async with state.sessions() as session, session.begin():
-        dry = await run_retention(session, configured, now=state.services.clock.now(), dry_run=True)
+    dry = await apply_retention(configured, dry_run=True, clock=state.services.clock)
     assert [(o.table, o.rows) for o in dry] == [("interactions", 1)]
-    async with state.sessions() as session, session.begin():
-        done = await run_retention(
-            session, configured, now=state.services.clock.now(), dry_run=False
-        )
+    done = await apply_retention(configured, dry_run=False, clock=state.services.clock)
     assert [(o.table, o.rows) for o in done] == [("interactions", 1)]
 
     async with state.sessions() as session:
@@ -83,10 +82,7 @@ async def test_retention_clears_only_expired_notes_and_audits_once(
     assert [(a.object_type, a.record_count, a.changed_fields) for a in accesses] == [
         ("interaction", 1, ["notes", "subject"])
     ]
-    async with state.sessions() as session, session.begin():
-        again = await run_retention(
-            session, configured, now=state.services.clock.now(), dry_run=False
-        )
+    again = await apply_retention(configured, dry_run=False, clock=state.services.clock)
     assert [o.rows for o in again] == [0]
 
 
@@ -96,7 +92,8 @@ async def test_retention_without_configuration_does_nothing(
     customer_id = await make_customer(state)
     kept = await _interaction(state, customer_id, 4000)
     async with state.sessions() as session, session.begin():
-        assert await run_retention(session, settings, now=NOW, dry_run=False) == []
+        audit = AuditRecorder(operator())
+        assert await run_retention(session, settings, audit, now=NOW, dry_run=False) == []
     async with state.sessions() as session:
         assert await session.scalar(select(Interaction.notes).where(Interaction.id == kept))
 

@@ -7,13 +7,12 @@ Only ids, field names and modes are recorded, never values.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
-import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,11 +127,12 @@ class AuditRecorder:
         repo = AuditRepository(session)
         seq, prev_hash = await repo.lock_chain_head()
         principal = self.principal
+        occurred = (occurred_at or utcnow()).astimezone(UTC)
         event: dict[str, object] = {
             "id": new_id(),
             "seq": seq + 1,
             # Hashed as UTC: the databases hand instants back in UTC (or naive).
-            "occurred_at": (occurred_at or utcnow()).astimezone(UTC),
+            "occurred_at": occurred,
             "subject": _fit(principal.subject, 128),
             "roles": sorted(principal.roles),
             "api_key_id": principal.api_key_id,
@@ -178,7 +178,12 @@ class AuditRecorder:
         new_seq = seq + 1
         if checkpoints is not None and checkpoints.is_due(new_seq):
             await write_checkpoint(
-                repo, checkpoints, new_seq, str(event["hash"]), {"reason": "periodic"}
+                repo,
+                checkpoints,
+                new_seq,
+                str(event["hash"]),
+                {"reason": "periodic"},
+                created_at=occurred,
             )
         return event["id"]  # type: ignore[return-value]
 
@@ -194,9 +199,12 @@ async def write_checkpoint(
     seq: int,
     chain_hash: str,
     detail: dict[str, object],
+    *,
+    created_at: datetime | None = None,
 ) -> None:
-    """Sign and store a checkpoint of the chain tip at `seq` (caller holds the head lock)."""
-    created_at = utcnow()
+    """Sign and store a checkpoint of the chain tip at `seq` (caller holds the head lock),
+    stamped `created_at` (the caller's clock; the wall clock if not given)."""
+    created_at = created_at or utcnow()
     key_version, signature = signer.sign(seq, chain_hash, created_at, detail)
     await repo.add_checkpoint(
         seq=seq,
@@ -208,43 +216,13 @@ async def write_checkpoint(
     )
 
 
-def cli_principal(purpose: str | None = None) -> Principal:
-    """The operator running a CLI command: the OS user on this host."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return Principal(
-        subject=f"cli:{user}"[:128],
-        roles=("cli",),
-        purpose=purpose,
-        client_addr=socket.gethostname()[:64],
-        user_agent="custos-cli",
-    )
+class JobAudit(Protocol):
+    """The audit of a job that runs its own transactions (key rotation): the job notes
+    what it did on `audit` and appends its one event with `record`, in its last one."""
 
+    audit: AuditRecorder
 
-async def record_cli_action(
-    session: AsyncSession,
-    command: str,
-    *,
-    recorder: AuditRecorder | None = None,
-    outcome: str = "ok",
-    checkpoints: CheckpointSigner | None = None,
-) -> uuid.UUID:
-    """One audit event for a CLI command that touches data, in the command's transaction.
-
-    Pass the `recorder` the command's services wrote their accesses to (built on
-    `cli_principal()`); without one, the event records the command alone.
-    """
-    recorder = recorder or AuditRecorder(cli_principal())
-    return await recorder.commit(
-        session,
-        operation_type="cli",
-        operation_name=command[:128],
-        query=None,
-        outcome=outcome,
-        checkpoints=checkpoints,
-    )
+    async def record(self, session: AsyncSession) -> uuid.UUID: ...
 
 
 class _Row:

@@ -201,18 +201,22 @@ class AuditService:
             on_progress=on_progress,
         )
 
-    async def checkpoint(self, session: AsyncSession) -> int:
-        """Sign the current chain tip now (no-op if it is already checkpointed)."""
+    async def checkpoint(self, session: AsyncSession, *, at: datetime | None = None) -> int:
+        """Sign the current chain tip now (no-op if it is already checkpointed); `at` is
+        the caller's clock."""
         repo = AuditRepository(session)
         seq, chain_hash = await repo.lock_chain_head()
         if seq and await repo.checkpoint_at(seq) is None:
-            await write_checkpoint(repo, self.signer, seq, chain_hash, {"reason": "on demand"})
+            detail: dict[str, object] = {"reason": "on demand"}
+            await write_checkpoint(repo, self.signer, seq, chain_hash, detail, created_at=at)
         return seq
 
     def retention_cutoff(self, now: datetime) -> datetime:
         return now - timedelta(days=self.retention_days)
 
-    async def prune(self, session: AsyncSession, *, cutoff: datetime) -> PruneResult:
+    async def prune(
+        self, session: AsyncSession, *, cutoff: datetime, at: datetime | None = None
+    ) -> PruneResult:
         """Delete events older than `cutoff`, after signing a checkpoint at the boundary.
 
         The boundary checkpoint carries the last pruned entry's hash, so the remaining
@@ -227,7 +231,12 @@ class AuditService:
         assert boundary_hash is not None
         if await repo.checkpoint_at(boundary) is None:
             await write_checkpoint(
-                repo, self.signer, boundary, boundary_hash, {"reason": "prune boundary"}
+                repo,
+                self.signer,
+                boundary,
+                boundary_hash,
+                {"reason": "prune boundary"},
+                created_at=at,
             )
         removed = await repo.delete_through(boundary)
         return PruneResult(boundary, removed)

@@ -10,8 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.api_keys import matches, parse_prefix
-from server.auth.principal import Principal
-from server.data.base import utcnow
+from server.auth.principal import Principal, PrincipalKind
 from server.data.models import ApiKey
 from server.errors import AuthenticationError
 
@@ -20,7 +19,7 @@ class ApiKeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def authenticate(self, secret: str) -> Principal:
+    async def authenticate(self, secret: str, now: datetime) -> Principal:
         prefix = parse_prefix(secret)
         key = None
         if prefix is not None:
@@ -28,14 +27,17 @@ class ApiKeyRepository:
         # One message for unknown, wrong and revoked keys: nothing to probe.
         if key is None or not matches(secret, key.key_hash) or key.revoked_at is not None:
             raise AuthenticationError("API key is invalid or revoked", code="API_KEY_INVALID")
-        now = utcnow()
         if key.expires_at is not None and key.expires_at <= now:
             raise AuthenticationError("API key has expired", code="API_KEY_EXPIRED")
         await self.session.execute(
             update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
         )
         return Principal(
-            subject=f"apikey:{key.id}", roles=tuple(key.roles), team=key.team, api_key_id=key.id
+            subject=f"apikey:{key.id}",
+            roles=tuple(key.roles),
+            team=key.team,
+            api_key_id=key.id,
+            kind=PrincipalKind.API_KEY,
         )
 
     async def add(self, key: ApiKey) -> None:

@@ -38,7 +38,7 @@ from server.customer.repository import (
     CustomerSort,
     scope_predicate,
 )
-from server.data.base import DataClass, new_id, utcnow
+from server.data.base import DataClass, new_id
 from server.data.models import Complaint, ComplaintEvent, Customer, CustomerKey, Interaction
 from server.errors import ConflictError, ForbiddenError, ValidationError, VaultError
 from server.paging import Page, page_of
@@ -358,6 +358,7 @@ class CustomerService:
         }
         bank_card = normalise_bank_card(data.bank_card) if data.bank_card else None
         customer_id = new_id()
+        created_at = data.created_at or self.clock.now()
         key = self.vault.new_data_key(customer_id)
         sealed_values: dict[str, str | None] = {
             "name": data.name.strip(),
@@ -387,14 +388,18 @@ class CustomerService:
             tier=data.tier,
             lifecycle=data.lifecycle or "new",
             tags=[],
-            created_at=data.created_at or utcnow(),
+            created_at=created_at,
+            updated_at=created_at,
             bidx_key_version=bidx_version,
             **columns,
         )
         return SealedCustomer(
             customer=customer,
             key=CustomerKey(
-                customer_id=customer_id, wrapped_dek=key.wrapped, kek_version=key.kek_version
+                customer_id=customer_id,
+                wrapped_dek=key.wrapped,
+                kek_version=key.kek_version,
+                created_at=created_at,
             ),
             data_key=key,
             contacts=contacts,
@@ -534,7 +539,9 @@ class CustomerService:
     ) -> None:
         scope = self._scope(caller, "update")
         customer, _key = await self._locked(session, caller, scope, customer_id)
-        customer.reviewed_at = self.clock.now()
+        now = self.clock.now()
+        customer.reviewed_at = now
+        customer.updated_at = now
         await CustomerRepository(session).flush()
         caller.audit.change(OBJECT, "review", customer.id, ["reviewed_at"])
 

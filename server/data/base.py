@@ -83,4 +83,6 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 def timestamp(data_class: DataClass = DataClass.INTERNAL, **kwargs: Any) -> MappedColumn[Any]:
+    """A UTC instant. Domain timestamps take no wall-clock default: the writing service
+    stamps them from its clock, and a write that forgets one fails as NOT NULL."""
     return column(data_class, UtcDateTime(), **kwargs)

@@ -79,6 +79,7 @@ class PrivacyRepository:
                 national_id_bidx=None,
                 bidx_key_version=None,
                 erased_at=now,
+                updated_at=now,
             )
         )
         await self.session.execute(

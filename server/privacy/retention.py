@@ -3,7 +3,8 @@
 Rules are per data class and table (interaction notes, complaint texts, complaint event
 notes), configured in settings (`CUSTOS_RETENTION_*_DAYS`; unset keeps forever). The
 rows themselves stay (times, statuses, amounts) so metrics keep working; only the
-personal text goes. A run is audited as one CLI event listing the rows it cleared.
+personal text goes. The rows a run clears are noted on the command's audit recorder (one
+CLI event, appended by the command in its transaction).
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit.recorder import AuditRecorder
-from server.auth.principal import Principal
 from server.config import Settings
 from server.data.base import Base
 from server.privacy.repository import PrivacyRepository
-
-RETENTION = Principal(subject="system:retention", roles=("system",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +65,15 @@ class RetentionOutcome:
 
 
 async def run_retention(
-    session: AsyncSession, settings: Settings, *, now: datetime, dry_run: bool
+    session: AsyncSession,
+    settings: Settings,
+    audit: AuditRecorder,
+    *,
+    now: datetime,
+    dry_run: bool,
 ) -> list[RetentionOutcome]:
     """Clear expired sealed values (or, with `dry_run`, only count them)."""
     repo = PrivacyRepository(session)
-    recorder = AuditRecorder(RETENTION)
     outcomes: list[RetentionOutcome] = []
     for rule in RULES:
         days = getattr(settings, rule.setting)
@@ -85,15 +87,6 @@ async def run_retention(
         if not dry_run and ids:
             await repo.clear_values(table, rule.columns, ids)
             for record_id in ids:
-                recorder.change(rule.object_type, "retention", record_id, rule.columns)
+                audit.change(rule.object_type, "retention", record_id, rule.columns)
         outcomes.append(RetentionOutcome(rule.table, rule.columns, days, cutoff, len(ids)))
-    if not dry_run:
-        await recorder.commit(
-            session,
-            operation_type="cli",
-            operation_name="retention run",
-            query=None,
-            outcome="ok",
-            occurred_at=now,
-        )
     return outcomes

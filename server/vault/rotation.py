@@ -19,8 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.audit.recorder import AuditRecorder
-from server.auth.principal import Principal
+from server.audit.recorder import JobAudit
 from server.clock import Clock
 from server.errors import ConflictError, ValidationError, VaultError
 from server.vault.normalise import CUSTOMER_NORMALISERS
@@ -30,7 +29,6 @@ from server.vault.vault import FieldRef, Vault
 KEK = "kek"
 BLIND_INDEX = "blind_index"
 KINDS = (KEK, BLIND_INDEX)
-KEY_ADMIN = Principal(subject="system:keys", roles=("system",))
 
 Progress = Callable[[int, int], None]
 
@@ -56,6 +54,7 @@ class KeyRotationService:
         batch_size: int = 200,
         pause_seconds: float = 0.0,
         propagation_seconds: float = 2.0,
+        audit: JobAudit | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValidationError("batch size must be at least 1")
@@ -67,6 +66,9 @@ class KeyRotationService:
         # Running servers re-read the key provider at least once a second; a new version
         # is used for rows only after they all know it, so lookups never miss a row.
         self.propagation_seconds = propagation_seconds
+        # The command's audit: a finished rotation or a retirement is its one event,
+        # appended in the transaction that finishes the job.
+        self.audit = audit
 
     async def rotate(
         self,
@@ -126,15 +128,7 @@ class KeyRotationService:
                         await repo.advance(rotation_id, None, 0, passes)
                         continue
                     await repo.finish(rotation_id, self.clock.now())
-                    recorder = AuditRecorder(KEY_ADMIN)
-                    recorder.change("key", "rotate", None, [f"{kind}:{to_version}"])
-                    await recorder.commit(
-                        session,
-                        operation_type="cli",
-                        operation_name=f"keys rotate {kind}",
-                        query=None,
-                        outcome="ok",
-                    )
+                    await self._record(session, "rotate", f"{kind}:{to_version}")
                     report.finished = True
                     return report
                 cursor = last
@@ -239,12 +233,9 @@ class KeyRotationService:
                     code="KEY_IN_USE",
                 )
             keys.retire_version(kind, version)
-            recorder = AuditRecorder(KEY_ADMIN)
-            recorder.change("key", "retire", None, [f"{kind}:{version}"])
-            await recorder.commit(
-                session,
-                operation_type="cli",
-                operation_name=f"keys retire {kind}",
-                query=None,
-                outcome="ok",
-            )
+            await self._record(session, "retire", f"{kind}:{version}")
+
+    async def _record(self, session: AsyncSession, action: str, key: str) -> None:
+        if self.audit is not None:
+            self.audit.audit.change("key", action, None, [key])
+            await self.audit.record(session)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Numeric, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped
 
-from server.data.base import Base, DataClass, column, new_id, timestamp, utcnow
+from server.data.base import Base, DataClass, column, new_id, timestamp
 
 PUB, INT = DataClass.PUBLIC, DataClass.INTERNAL
 
@@ -24,7 +24,7 @@ class Campaign(Base):
     segment: Mapped[dict[str, Any]] = column(INT, JSON, default=dict)
     channel: Mapped[str | None] = column(INT, String(16))
     status: Mapped[str] = column(INT, String(16), default="draft")
-    created_at: Mapped[datetime] = timestamp(default=utcnow)
+    created_at: Mapped[datetime] = timestamp()
     created_by: Mapped[str] = column(INT, String(128))
 
 
@@ -39,7 +39,7 @@ class CampaignRecipient(Base):
     customer_id: Mapped[uuid.UUID] = column(
         INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
-    added_at: Mapped[datetime] = timestamp(default=utcnow)
+    added_at: Mapped[datetime] = timestamp()
     responded_at: Mapped[datetime | None] = timestamp()
     converted_at: Mapped[datetime | None] = timestamp()
     order_id: Mapped[uuid.UUID | None] = column(INT, Uuid, ForeignKey("orders.id"))

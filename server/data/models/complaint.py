@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Integer, LargeBinary, Numeric, String, Uuid
 from sqlalchemy.orm import Mapped
 
-from server.data.base import Base, DataClass, column, new_id, timestamp, utcnow
+from server.data.base import Base, DataClass, column, new_id, timestamp
 
 PUB, INT, SEN = DataClass.PUBLIC, DataClass.INTERNAL, DataClass.SENSITIVE
 
@@ -21,7 +21,7 @@ class Complaint(Base):
     customer_id: Mapped[uuid.UUID] = column(
         INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
-    opened_at: Mapped[datetime] = timestamp(default=utcnow, index=True)
+    opened_at: Mapped[datetime] = timestamp(index=True)
     category: Mapped[str] = column(INT, String(32), index=True)
     severity: Mapped[str] = column(INT, String(16))
     status: Mapped[str] = column(INT, String(16), index=True)
@@ -57,5 +57,5 @@ class ComplaintEvent(Base):
     from_status: Mapped[str | None] = column(INT, String(16))
     to_status: Mapped[str] = column(INT, String(16))
     actor: Mapped[str] = column(INT, String(128))
-    at: Mapped[datetime] = timestamp(default=utcnow)
+    at: Mapped[datetime] = timestamp()
     note: Mapped[bytes | None] = column(SEN, LargeBinary)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, MappedColumn
 
-from server.data.base import Base, DataClass, UtcDateTime, column, new_id, timestamp, utcnow
+from server.data.base import Base, DataClass, UtcDateTime, column, new_id, timestamp
 from server.data.customer_fields import CUSTOMER_FIELD_BY_NAME
 
 PUB, INT, PER, SEN = DataClass.PUBLIC, DataClass.INTERNAL, DataClass.PERSONAL, DataClass.SENSITIVE
@@ -33,10 +33,8 @@ class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[uuid.UUID] = field("id", Uuid, primary_key=True, default=new_id)
-    created_at: Mapped[datetime] = field("created_at", UtcDateTime(), default=utcnow, index=True)
-    updated_at: Mapped[datetime] = field(
-        "updated_at", UtcDateTime(), default=utcnow, onupdate=utcnow
-    )
+    created_at: Mapped[datetime] = field("created_at", UtcDateTime(), index=True)
+    updated_at: Mapped[datetime] = field("updated_at", UtcDateTime())
     # Basic facts. Name is personal; contact and identity facts are sensitive.
     name: Mapped[bytes] = field("name", LargeBinary)
     gender: Mapped[str | None] = field("gender", String)
@@ -96,7 +94,7 @@ class CustomerKey(Base):
     # NULL once shredded: nothing of this customer decrypts any more.
     wrapped_dek: Mapped[bytes | None] = column(INT, LargeBinary)
     kek_version: Mapped[int] = column(INT, Integer, index=True)
-    created_at: Mapped[datetime] = timestamp(default=utcnow)
+    created_at: Mapped[datetime] = timestamp()
     rotated_at: Mapped[datetime | None] = timestamp()
     shredded_at: Mapped[datetime | None] = timestamp()
 
@@ -110,7 +108,7 @@ class Consent(Base):
         INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE")
     )
     purpose: Mapped[str] = column(INT, String(32))
-    granted_at: Mapped[datetime] = timestamp(default=utcnow)
+    granted_at: Mapped[datetime] = timestamp()
     withdrawn_at: Mapped[datetime | None] = timestamp()
     source: Mapped[str] = column(INT, String(64))
     recorded_by: Mapped[str] = column(INT, String(128))
@@ -127,6 +125,6 @@ class KeyRotation(Base):
     to_version: Mapped[int] = column(INT, Integer)
     cursor: Mapped[uuid.UUID | None] = column(INT, Uuid)
     done: Mapped[int] = column(INT, Integer, default=0)
-    started_at: Mapped[datetime] = timestamp(default=utcnow)
+    started_at: Mapped[datetime] = timestamp()
     finished_at: Mapped[datetime | None] = timestamp()
     detail: Mapped[dict[str, Any]] = column(INT, JSON, default=dict)

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped
 
-from server.data.base import Base, DataClass, column, new_id, timestamp, utcnow
+from server.data.base import Base, DataClass, column, new_id, timestamp
 
 PUB, INT, SEN = DataClass.PUBLIC, DataClass.INTERNAL, DataClass.SENSITIVE
 
@@ -21,7 +21,7 @@ class Interaction(Base):
     customer_id: Mapped[uuid.UUID] = column(
         INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE")
     )
-    occurred_at: Mapped[datetime] = timestamp(default=utcnow)
+    occurred_at: Mapped[datetime] = timestamp()
     channel: Mapped[str] = column(INT, String(16))
     direction: Mapped[str] = column(INT, String(8))
     kind: Mapped[str] = column(INT, String(16))

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped
 
-from server.data.base import Base, DataClass, column, new_id, timestamp, utcnow
+from server.data.base import Base, DataClass, column, new_id, timestamp
 
 PUB, INT = DataClass.PUBLIC, DataClass.INTERNAL
 
@@ -22,7 +22,7 @@ class LoyaltyEntry(Base):
     customer_id: Mapped[uuid.UUID] = column(
         INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
-    at: Mapped[datetime] = timestamp(default=utcnow)
+    at: Mapped[datetime] = timestamp()
     points: Mapped[int] = column(INT, Integer)
     reason: Mapped[str] = column(INT, String(32))
     order_id: Mapped[uuid.UUID | None] = column(INT, Uuid, ForeignKey("orders.id"))
@@ -41,5 +41,5 @@ class Referral(Base):
     referred_customer_id: Mapped[uuid.UUID] = column(
         INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE"), unique=True
     )
-    at: Mapped[datetime] = timestamp(default=utcnow)
+    at: Mapped[datetime] = timestamp()
     bonus_points: Mapped[int] = column(INT, Integer, default=0)

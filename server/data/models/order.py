@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, Numeric, String, Uuid
 from sqlalchemy.orm import Mapped
 
-from server.data.base import Base, DataClass, column, new_id, timestamp, utcnow
+from server.data.base import Base, DataClass, column, new_id, timestamp
 
 PUB, INT = DataClass.PUBLIC, DataClass.INTERNAL
 MONEY = Numeric(14, 2)
@@ -36,7 +36,7 @@ class Order(Base):
     customer_id: Mapped[uuid.UUID] = column(
         INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE")
     )
-    ordered_at: Mapped[datetime] = timestamp(default=utcnow, index=True)
+    ordered_at: Mapped[datetime] = timestamp(index=True)
     status: Mapped[str] = column(INT, String(16), index=True)
     channel: Mapped[str | None] = column(INT, String(16))
     currency: Mapped[str] = column(INT, String(3), default="CNY")
@@ -73,6 +73,6 @@ class OrderStatusEvent(Base):
         INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[str] = column(INT, String(16))
-    at: Mapped[datetime] = timestamp(default=utcnow)
+    at: Mapped[datetime] = timestamp()
     actor: Mapped[str] = column(INT, String(128))
     tracking_note: Mapped[str | None] = column(INT, String(200))

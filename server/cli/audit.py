@@ -1,7 +1,9 @@
 """`custos audit ...`: verify the chain, sign checkpoints, export for SIEM tools, prune.
 
 Long reads (verify, export) run batch by batch in short transactions, so they never hold
-SQLite's write lock against the API. Export and prune record their own audit event.
+SQLite's write lock against the API. Export and prune record their command's event;
+verify and checkpoint read and sign the trail itself and add nothing to it. None of them
+creates a keyring: a fresh key would make every checkpoint look forged.
 """
 
 from __future__ import annotations
@@ -16,14 +18,11 @@ from typing import Annotated
 
 import orjson
 import typer
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.audit.recorder import AuditRecorder, cli_principal, record_cli_action
-from server.audit.service import EVENT_FIELDS, AuditService
-from server.errors import CustosError
+from server.cli.console import console, progress_bar
+from server.cli.context import Command, open_command, run
 
-audit_app = typer.Typer(help="The audit trail: verify, checkpoint, export, prune.")
+app = typer.Typer(help="The audit trail: verify, checkpoint, export, prune.")
 
 
 class ExportFormat(StrEnum):
@@ -43,33 +42,12 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 @asynccontextmanager
-async def _open() -> AsyncIterator[tuple[AsyncSession, AuditService]]:
-    from server.cli import _settings
-    from server.data.engine import create_engine, create_session_factory
-    from server.vault import LocalKeyring
-
-    settings = _settings()
-    # Never create a keyring here: a fresh key would make every checkpoint look forged.
-    keyring = LocalKeyring.load(settings.keyring, create=False)
-    service = AuditService.build(keyring)
-    service.configure(
-        retention_days=settings.audit_retention_days,
-        checkpoint_every=settings.audit_checkpoint_every,
-    )
-    engine = create_engine(settings.database_url, null_pool=True)
-    try:
-        async with create_session_factory(engine)() as session:
-            yield session, service
-    except SQLAlchemyError as exc:
-        # A message, not a traceback: the database error may quote SQL and parameters.
-        raise CustosError(
-            f"the database is unavailable ({type(exc).__name__})", code="DATABASE_UNAVAILABLE"
-        ) from None
-    finally:
-        await engine.dispose()
+async def _audit_command(name: str, *, audited: bool) -> AsyncIterator[Command]:
+    async with open_command(name, audited=audited, create_keyring=False, null_pool=True) as c:
+        yield c
 
 
-@audit_app.command()
+@app.command()
 def verify(
     from_checkpoint: Annotated[
         str | None,
@@ -78,8 +56,6 @@ def verify(
     batch_size: Annotated[int, typer.Option(min=10, help="Entries read per batch.")] = 500,
 ) -> None:
     """Walk the chain; exit 1 naming the first altered, removed or reordered entry."""
-    from server.cli import _run, console, progress_bar
-
     start: int | None = None
     if from_checkpoint is not None:
         if from_checkpoint == "latest":
@@ -89,11 +65,14 @@ def verify(
         else:
             raise typer.BadParameter("--from-checkpoint is a seq number or 'latest'")
 
-    async def run() -> bool:
-        async with _open() as (session, service):
+    async def walk() -> bool:
+        async with (
+            _audit_command("audit verify", audited=False) as command,
+            command.sessions() as session,
+        ):
             with progress_bar() as bar:
                 task = bar.add_task("verifying audit chain", total=None)
-                report = await service.verify(
+                report = await command.services.audit.verify(
                     session,
                     from_checkpoint=start,
                     batch_size=batch_size,
@@ -111,24 +90,27 @@ def verify(
         )
         return True
 
-    if not _run(run()):
+    if not run(walk()):
         raise typer.Exit(1)
 
 
-@audit_app.command()
+@app.command()
 def checkpoint() -> None:
     """Sign a checkpoint of the chain tip now."""
-    from server.cli import _run, console
 
-    async def run() -> int:
-        async with _open() as (session, service), session.begin():
-            return await service.checkpoint(session)
+    async def sign() -> int:
+        async with (
+            _audit_command("audit checkpoint", audited=False) as command,
+            command.sessions() as session,
+            session.begin(),
+        ):
+            return await command.services.audit.checkpoint(session, at=command.clock.now())
 
-    seq = _run(run())
+    seq = run(sign())
     console.print(f"checkpoint signed at seq {seq}" if seq else "the chain is empty")
 
 
-@audit_app.command()
+@app.command()
 def export(
     format: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = (
         ExportFormat.jsonl
@@ -137,41 +119,36 @@ def export(
     until: Annotated[str | None, typer.Option(help="Before this ISO time (exclusive).")] = None,
 ) -> None:
     """Stream audit events to stdout (JSON Lines or CSV) for SIEM tools."""
-    from server.cli import _run
+    from server.audit.service import EVENT_FIELDS
 
     since_at, until_at = _when(since, "--since"), _when(until, "--until")
 
-    async def run() -> None:
-        async with _open() as (session, service):
+    async def stream() -> None:
+        async with _audit_command("audit export", audited=True) as command:
+            command.detail = f"{format.value} since={since or '-'} until={until or '-'}"
             # The export is itself recorded, and committed before any line is written.
-            recorder = AuditRecorder(cli_principal())
-            recorder.read("audit_event", [], {name: "clear" for name in EVENT_FIELDS})
-            async with session.begin():
-                await record_cli_action(
-                    session,
-                    f"audit export {format.value} since={since or '-'} until={until or '-'}",
-                    recorder=recorder,
-                    checkpoints=service.signer,
-                )
+            async with command.transaction():
+                command.audit.read("audit_event", [], {name: "clear" for name in EVENT_FIELDS})
             out = sys.stdout
             writer = csv.writer(out) if format is ExportFormat.csv else None
             if writer is not None:
                 writer.writerow([*EVENT_FIELDS, "accesses"])
-            async for record in service.stream(
-                session, since=since_at, until=until_at, release_between_batches=True
-            ):
-                if writer is None:
-                    out.write(orjson.dumps(record).decode() + "\n")
-                else:
-                    writer.writerow(
-                        [
-                            *(_csv_cell(record[name]) for name in EVENT_FIELDS),
-                            orjson.dumps(record["accesses"]).decode(),
-                        ]
-                    )
+            async with command.sessions() as session:
+                async for record in command.services.audit.stream(
+                    session, since=since_at, until=until_at, release_between_batches=True
+                ):
+                    if writer is None:
+                        out.write(orjson.dumps(record).decode() + "\n")
+                    else:
+                        writer.writerow(
+                            [
+                                *(_csv_cell(record[name]) for name in EVENT_FIELDS),
+                                orjson.dumps(record["accesses"]).decode(),
+                            ]
+                        )
             out.flush()
 
-    _run(run())
+    run(stream())
 
 
 def _csv_cell(value: object) -> str:
@@ -182,7 +159,7 @@ def _csv_cell(value: object) -> str:
     return str(value)
 
 
-@audit_app.command()
+@app.command()
 def prune(
     before: Annotated[
         str | None,
@@ -190,23 +167,18 @@ def prune(
     ] = None,
 ) -> None:
     """Delete events past retention, after signing a checkpoint at the boundary."""
-    from server.cli import _run, console
-
     cutoff = _when(before, "--before")
 
-    async def run() -> tuple[int | None, int, datetime]:
-        async with _open() as (session, service), session.begin():
-            at = cutoff or service.retention_cutoff(datetime.now(UTC))
-            result = await service.prune(session, cutoff=at)
-            await record_cli_action(
-                session,
-                f"audit prune before {at.isoformat()} through seq {result.boundary_seq or 0}",
-                outcome="ok",
-                checkpoints=service.signer,
-            )
+    async def drop() -> tuple[int | None, int, datetime]:
+        async with _audit_command("audit prune", audited=True) as command:
+            service = command.services.audit
+            at = cutoff or service.retention_cutoff(command.clock.now())
+            async with command.transaction() as session:
+                result = await service.prune(session, cutoff=at, at=command.clock.now())
+                command.detail = f"before {at.isoformat()} through seq {result.boundary_seq or 0}"
             return result.boundary_seq, result.removed_events, at
 
-    boundary, removed, at = _run(run())
+    boundary, removed, at = run(drop())
     if boundary is None:
         console.print(f"nothing to prune: no event before {at.isoformat()}")
     else:

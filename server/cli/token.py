@@ -1,0 +1,36 @@
+"""`custos token`: a signed access token for dev and tests."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from server.auth.principal import CLI_OPERATOR_ROLE
+from server.cli.console import console
+from server.config import load_settings
+
+DEFAULT_ROLES = ("admin", "manager", "agent", "support", "analyst", "compliance", "integrator")
+
+
+def token(
+    role: Annotated[list[str], typer.Option("--role", help="Role claim; repeat for several.")],
+    subject: Annotated[str, typer.Option("--subject", help="The `sub` claim.")],
+    team: Annotated[str | None, typer.Option("--team")] = None,
+    ttl: Annotated[int, typer.Option("--ttl", min=60, help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a signed access token (HS256 with the configured secret)."""
+    from server.auth.tokens import issue_token
+
+    if CLI_OPERATOR_ROLE in role:
+        raise typer.BadParameter(
+            f"{CLI_OPERATOR_ROLE} is the CLI operator's role; a token gets nothing from it",
+            param_hint="--role",
+        )
+    settings = load_settings()
+    unknown = [r for r in role if r not in DEFAULT_ROLES]
+    if unknown:
+        console.print(
+            f"[yellow]note:[/yellow] roles not in the default policy: {', '.join(unknown)}"
+        )
+    print(issue_token(settings, subject=subject, roles=list(role), team=team, ttl_seconds=ttl))
