@@ -105,7 +105,7 @@ def test_audit_commits_principals_and_callers_of_commands_have_one_home() -> Non
                 commits.add(where)
             elif name == "Principal":
                 principals.add(where)
-            elif name == "Caller" and path.is_relative_to(CLI):
+            elif name in ("Caller", "caller_for") and path.is_relative_to(CLI):
                 cli_callers.add(where)
     # Requests commit at the HTTP edge; every command through its context.
     assert commits == {"server/app.py", "server/cli/context.py"}
