@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.caller import Caller
 from server.campaign.repository import CampaignRepository, CampaignTotals, Segment
 from server.customer.owned import owned_scope
+from server.customer.repository import CustomerRepository
 from server.data.base import new_id
 from server.data.models import Campaign
 from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from server.order.repository import OrderRepository, ProductRepository
+from server.order.repository import ProductRepository
 
 RATE = Decimal("0.0001")
 
@@ -116,7 +117,7 @@ class CampaignService:
         self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID, customer_id: uuid.UUID
     ) -> Any:
         scope = owned_scope(caller, "campaign", "update")
-        if not await OrderRepository(session).customer_visible(customer_id, scope):
+        if not await CustomerRepository(session).visible(customer_id, scope):
             raise NotFoundError("customer not found")
         recipient = await CampaignRepository(session).recipient(campaign_id, customer_id)
         if recipient is None:

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
 from server.customer.owned import owned_scope
+from server.customer.repository import CustomerRepository
 from server.data.base import new_id
 from server.data.models import LoyaltyEntry, Order, Referral
 from server.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from server.loyalty.repository import LoyaltyRepository
-from server.order.repository import OrderRepository
 
 REASONS = ("purchase", "referral", "redeem", "order_reversal")
 
@@ -95,7 +95,7 @@ class LoyaltyService:
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, action: str, obj: str
     ) -> None:
         scope = owned_scope(caller, obj, action)
-        if not await OrderRepository(session).customer_visible(customer_id, scope):
+        if not await CustomerRepository(session).visible(customer_id, scope):
             raise NotFoundError("customer not found")
 
     async def append(
@@ -197,9 +197,9 @@ class LoyaltyService:
         if referrer_id == referred_id:
             raise ValidationError("a customer cannot refer themselves")
         scope = owned_scope(caller, "referral", "create")
-        orders = OrderRepository(session)
+        customers = CustomerRepository(session)
         for customer_id in (referrer_id, referred_id):
-            if not await orders.customer_visible(customer_id, scope):
+            if not await customers.visible(customer_id, scope):
                 raise NotFoundError("customer not found")
         repo = LoyaltyRepository(session)
         if await repo.referral_of(referred_id) is not None:

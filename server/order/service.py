@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
 from server.customer.owned import owned_scope
+from server.customer.repository import CustomerRepository
 from server.data.base import new_id
 from server.data.models import Order, OrderItem, OrderStatusEvent, Product
 from server.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
@@ -151,7 +152,7 @@ class OrderService:
         if not items:
             raise ValidationError("an order needs at least one item")
         repo = OrderRepository(session)
-        if not await repo.customer_visible(customer_id, scope):
+        if not await CustomerRepository(session).visible(customer_id, scope):
             raise NotFoundError("customer not found")
         products = await ProductRepository(session).by_ids({i.product_id for i in items})
         order_id = new_id()
