@@ -19,8 +19,8 @@ from server.clock import Clock
 from server.config import Settings
 from server.data.models import Customer, CustomerKey, KeyRotation
 from server.errors import ConflictError
+from server.keys.service import BLIND_INDEX, KEK, KeyRotationService
 from server.vault import LocalKeyring, Vault
-from server.vault.rotation import BLIND_INDEX, KEK, KeyRotationService
 from tests.conftest import Api
 from tests.factories import customer_data, make_customer
 
