@@ -16,13 +16,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.audit.checkpoints import CheckpointSigner, SigningKeys
+from server.audit.checkpoints import CheckpointSigner
 from server.audit.recorder import write_checkpoint
 from server.audit.repository import AuditFilter, AuditRepository
 from server.audit.verify import DEFAULT_BATCH, VerifyReport, verify_chain
 from server.caller import Caller
 from server.data.models import AuditAccess, AuditEvent
 from server.errors import NotFoundError, ValidationError
+from server.vault.signing import SigningKeys
 
 OBJECT = "audit"
 AUDITED_AS = "audit_event"
