@@ -9,7 +9,6 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
-from schema.loaders import request_loader
 from schema.selection import selected_names, top_level_names
 from schema.types.common import (
     PageInfo,
@@ -33,7 +32,7 @@ from schema.types.order import (
 )
 from server.errors import ConflictError, NotFoundError, ValidationError
 from server.order.repository import OrderFilter
-from server.order.service import NewOrderItem, NewProduct, OrderPage
+from server.order.service import NewOrderItem, NewProduct
 
 Ctx = Info[GraphQLContext, None]
 EXPECTED = (ValidationError, ConflictError, NotFoundError)
@@ -67,36 +66,6 @@ async def order_connection(
         with_timeline="timeline" in selected,
         with_total="totalCount" in top_level_names(info),
     )
-    return OrderConnection.build(page.views, page.has_next_page, after, page.total_count)
-
-
-async def customer_orders(
-    info: Ctx, customer_id: uuid.UUID, first: int, after: str | None
-) -> OrderConnection:
-    """`Customer.orders`: one batch for every customer of the page (no query per row)."""
-    ctx = info.context
-    check_page_size(first, ctx.max_page_size)
-    selected = selected_names(info, ("edges", "node"), ("nodes",))
-    with_items = "items" in selected
-    with_timeline = "timeline" in selected
-    with_total = "totalCount" in top_level_names(info)
-    cursor = decode_cursor(after)
-
-    async def load(ids: list[uuid.UUID]) -> list[OrderPage]:
-        pages = await ctx.services.orders.pages_for_customers(
-            ctx.session,
-            ctx.caller,
-            ids,
-            first=first,
-            after=cursor,
-            with_items=with_items,
-            with_timeline=with_timeline,
-            with_total=with_total,
-        )
-        return [pages[i] for i in ids]
-
-    name = f"customer-orders:{first}:{after}:{with_items}:{with_timeline}:{with_total}"
-    page = await request_loader(ctx, name, load).load(customer_id)
     return OrderConnection.build(page.views, page.has_next_page, after, page.total_count)
 
 

@@ -14,7 +14,6 @@ from strawberry.types import Info
 
 from schema.context import GraphQLContext
 from schema.execution import plain_leaf
-from schema.orders import customer_orders
 from schema.types.analytics import ChurnRisk, CustomerSegment
 from schema.types.common import PageInfo
 from schema.types.consent import Consent, consent_loader
@@ -25,7 +24,7 @@ from schema.types.interaction import (
     customer_timeline,
 )
 from schema.types.loyalty import Loyalty
-from schema.types.order import OrderConnection
+from schema.types.order import OrderConnection, customer_orders
 from server.customer.repository import CustomerFilter
 from server.loyalty.service import LoyaltySummary
 

@@ -6,15 +6,18 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from typing import cast
+from typing import Any, cast
 
 import strawberry
+from strawberry.types import Info
 
-from schema.types.common import PageInfo, encode_cursor
+from schema.loaders import request_loader
+from schema.selection import selected_names, top_level_names
+from schema.types.common import PageInfo, check_page_size, decode_cursor, encode_cursor
 from server.data.models import OrderItem as OrderItemRow
 from server.data.models import OrderStatusEvent as OrderStatusEventRow
 from server.data.models import Product as ProductRow
-from server.order.service import OrderView
+from server.order.service import OrderPage, OrderView
 
 
 @strawberry.type(description="A product; prices and costs are exact decimals.")
@@ -189,3 +192,33 @@ class ProductCreated:
 @strawberry.type
 class OrderSaved:
     order: Order
+
+
+async def customer_orders(
+    info: Info[Any, None], customer_id: uuid.UUID, first: int, after: str | None
+) -> OrderConnection:
+    """`Customer.orders`: one batch for every customer of the page (no query per row)."""
+    ctx = info.context
+    check_page_size(first, ctx.max_page_size)
+    selected = selected_names(info, ("edges", "node"), ("nodes",))
+    with_items = "items" in selected
+    with_timeline = "timeline" in selected
+    with_total = "totalCount" in top_level_names(info)
+    cursor = decode_cursor(after)
+
+    async def load(ids: list[uuid.UUID]) -> list[OrderPage]:
+        pages = await ctx.services.orders.pages_for_customers(
+            ctx.session,
+            ctx.caller,
+            ids,
+            first=first,
+            after=cursor,
+            with_items=with_items,
+            with_timeline=with_timeline,
+            with_total=with_total,
+        )
+        return [pages[i] for i in ids]
+
+    name = f"customer-orders:{first}:{after}:{with_items}:{with_timeline}:{with_total}"
+    page = await request_loader(ctx, name, load).load(customer_id)
+    return OrderConnection.build(page.views, page.has_next_page, after, page.total_count)
