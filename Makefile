@@ -23,7 +23,9 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy server schema tests bench
+	$(BIN)/mypy server schema tests bench tools
+	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/python -m tools.lint_ast
 
 schema: $(STAMP)
 	$(BIN)/custos schema > schema/schema.graphql
