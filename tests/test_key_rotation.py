@@ -80,6 +80,7 @@ async def _kek_versions(state: AppState) -> dict[int, int]:
         return {int(v): int(n) for v, n in rows.all()}
 
 
+@pytest.mark.slow
 async def test_kek_rotation_under_concurrent_reads_and_writes(
     api: Api, state: AppState, settings: Settings
 ) -> None:
