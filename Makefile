@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 # Every dependency, pinned with hashes; `make lock` rewrites it from pyproject.toml.
 LOCK := requirements.lock
 UV_VERSION := 0.13.9
+# Test processes (pytest-xdist): each has its own PostgreSQL database and SQLite template.
+# `make test WORKERS=0` runs in this one process.
+WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
 
 .PHONY: serve test test-fast lint schema bench lock lock-upgrade clean
 
@@ -22,11 +26,11 @@ serve: $(STAMP)
 	$(BIN)/custos serve --seed-if-empty 1000
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
-# The edit-run loop: everything but the tests that start processes (`-m slow`).
+# The edit-run loop: everything but the tests marked slow (other processes, long runs).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
