@@ -37,6 +37,7 @@ from server.analytics.repository import (
     Granularity,
     GroupBy,
     SegmentRepository,
+    SegmentWindows,
     TierRule,
 )
 from server.analytics.service import end_of
@@ -247,7 +248,9 @@ async def measure_others(url: str) -> dict[str, float]:
     as_of = date(2025, 12, 31)
     async with sessions() as session:
         began = time.perf_counter()
-        await SegmentRepository(session).breakdown(end_of(as_of), TierRule(), true(), "tier")
+        await SegmentRepository(session).breakdown(
+            end_of(as_of), TierRule(), SegmentWindows(), true(), "tier"
+        )
         out["segments"] = time.perf_counter() - began
         began = time.perf_counter()
         rows = await ChurnRepository(session).history_counts(as_of)

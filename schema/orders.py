@@ -9,12 +9,12 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
-from schema.loaders import request_loader
 from schema.mutations import run_mutation
 from schema.paging import Connection, check_page_size, connection, id_cursor
 from schema.selection import selected_names, top_level_names
 from schema.types.common import UserError, parse_id
 from schema.types.order import (
+    ORDER_CURSORS,
     CreateProductInput,
     Order,
     OrderConnection,
@@ -23,25 +23,14 @@ from schema.types.order import (
     OrderSaved,
     Product,
     ProductCreated,
+    orders_page_connection,
 )
 from server.order.repository import OrderFilter
-from server.order.service import NewOrderItem, NewProduct, OrderView
-from server.paging import Page
+from server.order.service import NewOrderItem, NewProduct
 
 Ctx = Info[GraphQLContext, None]
 # Root `orders` and `Customer.orders` share the order (by id), so they share cursors.
-ORDER_CURSORS = id_cursor("order")
 PRODUCT_CURSORS = id_cursor("product")
-
-
-def _orders(page: Page[OrderView], after: str | None) -> OrderConnection:
-    return connection(
-        OrderConnection,
-        page,
-        after=after,
-        cursor=lambda view: ORDER_CURSORS.encode(view.order.id),
-        node=Order.from_view,
-    )
 
 
 def _order_filter(value: OrderFilterInput | None) -> OrderFilter:
@@ -72,37 +61,7 @@ async def order_connection(
         with_timeline="timeline" in selected,
         with_total="totalCount" in top_level_names(info),
     )
-    return _orders(page, after)
-
-
-async def customer_orders(
-    info: Ctx, customer_id: uuid.UUID, first: int, after: str | None
-) -> OrderConnection:
-    """`Customer.orders`: one batch for every customer of the page (no query per row)."""
-    ctx = info.context
-    check_page_size(first, ctx.max_page_size)
-    selected = selected_names(info, ("edges", "node"), ("nodes",))
-    with_items = "items" in selected
-    with_timeline = "timeline" in selected
-    with_total = "totalCount" in top_level_names(info)
-    cursor = ORDER_CURSORS.decode(after)
-
-    async def load(ids: list[uuid.UUID]) -> list[Page[OrderView]]:
-        pages = await ctx.services.orders.pages_for_customers(
-            ctx.session,
-            ctx.caller,
-            ids,
-            first=first,
-            after=cursor,
-            with_items=with_items,
-            with_timeline=with_timeline,
-            with_total=with_total,
-        )
-        return [pages[i] for i in ids]
-
-    name = f"customer-orders:{first}:{after}:{with_items}:{with_timeline}:{with_total}"
-    page = await request_loader(ctx, name, load).load(customer_id)
-    return _orders(page, after)
+    return orders_page_connection(page, after)
 
 
 async def _saved(info: Ctx, order_id: uuid.UUID) -> OrderSaved:

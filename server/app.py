@@ -36,7 +36,7 @@ from server.auth.tokens import TokenVerifier
 from server.authz.service import with_assigned_roles
 from server.caller import caller_for
 from server.config import Settings, load_settings
-from server.data.engine import create_engine, create_session_factory
+from server.data.engine import create_engine, create_session_factory, ping
 from server.errors import AuditWriteError, AuthenticationError, CustosError
 from server.graphql_http import (
     GRAPHQL_RESPONSE,
@@ -104,10 +104,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
 
     async def healthz(_: Request) -> Response:
         try:
-            async with state.sessions() as session:
-                from sqlalchemy import text
-
-                await session.execute(text("SELECT 1"))
+            await ping(state.sessions)
         except (SQLAlchemyError, OSError, TimeoutError):
             return Response(b'{"status":"unavailable"}', 503, media_type="application/json")
         return Response(b'{"status":"ok"}', media_type="application/json")

@@ -3,7 +3,8 @@
 Each test run creates its own PostgreSQL database (dropped at the end) and one migrated
 SQLite template; each test gets a fresh copy of the SQLite file or a truncated
 PostgreSQL database. With CI=true an unreachable PostgreSQL fails the run instead of
-skipping its half.
+skipping its half. Under pytest-xdist every worker process has its own of both (session
+fixtures are per process), so tests in different workers never share a database.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def pg_database() -> Iterator[str]:
         if IN_CI:
             pytest.fail(message + " (CI=true: the PostgreSQL half must run)")
         pytest.skip(message + ": skipping the PostgreSQL half of the suite")
-    name = f"custos_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"custos_test_{worker}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     upgrade_to_head(pg_url(name))
     yield name

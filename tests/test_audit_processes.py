@@ -146,6 +146,7 @@ async def test_sigkill_mid_burst_leaves_a_verifiable_chain_and_no_unaudited_chan
     )
     base = f"http://127.0.0.1:{port}"
     acked: list[str] = []
+    killed = False
     try:
         async with httpx.AsyncClient(base_url=base, timeout=2) as probe:
             for _ in range(200):
@@ -163,9 +164,12 @@ async def test_sigkill_mid_burst_leaves_a_verifiable_chain_and_no_unaudited_chan
         await asyncio.wait_for(enough.wait(), 120)
         # Writes are in flight on every worker connection when the server dies.
         server.send_signal(signal.SIGKILL)
+        killed = True
         await asyncio.gather(*burst)
     finally:
-        if server.returncode is None:
+        # kill() polls the child first; after our SIGKILL that poll could reap it before
+        # asyncio's watcher does, which then reports exit status 255 instead of -9.
+        if not killed:
             server.kill()
         await server.wait()
     assert server.returncode == -signal.SIGKILL

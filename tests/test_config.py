@@ -70,6 +70,7 @@ def test_prod_refuses_to_start_without_secrets(tmp_path: Path) -> None:
     assert not (tmp_path / "jwt_secret").exists()
 
 
+@pytest.mark.slow
 def test_cli_reports_a_bad_setting_without_a_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "CUSTOS_WORKERS": "0", "CUSTOS_STATE_DIR": str(tmp_path)}
     result = subprocess.run(

@@ -19,8 +19,8 @@ from server.clock import Clock
 from server.config import Settings
 from server.data.models import Customer, CustomerKey, KeyRotation
 from server.errors import ConflictError
+from server.keys.service import BLIND_INDEX, KEK, KeyRotationService
 from server.vault import LocalKeyring, Vault
-from server.vault.rotation import BLIND_INDEX, KEK, KeyRotationService
 from tests.conftest import Api
 from tests.factories import customer_data, make_customer
 
@@ -80,6 +80,7 @@ async def _kek_versions(state: AppState) -> dict[int, int]:
         return {int(v): int(n) for v, n in rows.all()}
 
 
+@pytest.mark.slow
 async def test_kek_rotation_under_concurrent_reads_and_writes(
     api: Api, state: AppState, settings: Settings
 ) -> None:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from server.config import Settings
@@ -124,6 +125,7 @@ def _until(base: str, token: str, *, visible: bool) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 async def test_policy_change_reaches_another_process_within_a_second(
     app: Starlette, api: Api, settings: Settings, tmp_path: Path
 ) -> None:

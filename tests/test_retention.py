@@ -10,6 +10,7 @@ from asyncio.subprocess import PIPE, STDOUT
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from server.app import AppState
@@ -98,6 +99,7 @@ async def test_retention_without_configuration_does_nothing(
         assert await session.scalar(select(Interaction.notes).where(Interaction.id == kept))
 
 
+@pytest.mark.slow
 async def test_retention_command_dry_run_then_run(state: AppState, settings: Settings) -> None:
     customer_id = await make_customer(state)
     # The command runs in its own process on the real clock: ten years old is expired.

@@ -1,4 +1,9 @@
-"""The README's first command: `make serve` migrates, seeds, prints tokens and answers."""
+"""The README's first command: `make serve` migrates, seeds, prints tokens and answers.
+
+The recipe runs with this interpreter's environment and `-o` on its install stamp, so
+nothing is installed and nothing is written into the checkout (data, keys and state go to
+tmp_path). That a fresh clone installs from the lock is tests/test_lock.py's concern.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +42,9 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
         "CUSTOS_STATE_DIR": str(tmp_path / "state"),
     }
     env.pop("CUSTOS_JWT_SECRET", None)
+    venv = sys.prefix
     process = subprocess.Popen(
-        ["make", "--no-print-directory", "serve"],
+        ["make", "--no-print-directory", "-o", f"{venv}/.installed", "serve", f"VENV={venv}"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

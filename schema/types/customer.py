@@ -16,7 +16,6 @@ from strawberry.utils.str_converters import to_camel_case
 
 from schema.context import GraphQLContext
 from schema.execution import plain_leaf
-from schema.orders import customer_orders
 from schema.paging import Connection
 from schema.types.analytics import ChurnRisk, CustomerSegment
 from schema.types.consent import Consent, consent_loader
@@ -27,7 +26,7 @@ from schema.types.interaction import (
     customer_timeline,
 )
 from schema.types.loyalty import Loyalty
-from schema.types.order import OrderConnection
+from schema.types.order import OrderConnection, customer_orders
 from server.customer.repository import COMPLETENESS, CustomerFilter
 from server.customer.service import CustomerChanges, NewCustomer
 from server.data.customer_fields import CUSTOMER_FIELDS

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import uuid
+from typing import Any
 
 import strawberry
+from strawberry.types import Info
 
-from schema.paging import Connection
+from schema.loaders import request_loader
+from schema.paging import Connection, check_page_size, connection, id_cursor
+from schema.selection import selected_names, top_level_names
 from server.data.models import OrderItem as OrderItemRow
 from server.data.models import OrderStatusEvent as OrderStatusEventRow
 from server.data.models import Product as ProductRow
 from server.order.service import OrderView
+from server.paging import Page
+
+# Root `orders` and `Customer.orders` page through one list of orders.
+ORDER_CURSORS = id_cursor("order")
 
 
 @strawberry.type(description="A product; prices and costs are exact decimals.")
@@ -147,3 +156,43 @@ class ProductCreated:
 @strawberry.type
 class OrderSaved:
     order: Order
+
+
+def orders_page_connection(page: Page[OrderView], after: str | None) -> OrderConnection:
+    return connection(
+        OrderConnection,
+        page,
+        after=after,
+        cursor=lambda view: ORDER_CURSORS.encode(view.order.id),
+        node=Order.from_view,
+    )
+
+
+async def customer_orders(
+    info: Info[Any, None], customer_id: uuid.UUID, first: int, after: str | None
+) -> OrderConnection:
+    """`Customer.orders`: one batch for every customer of the page (no query per row)."""
+    ctx = info.context
+    check_page_size(first, ctx.max_page_size)
+    selected = selected_names(info, ("edges", "node"), ("nodes",))
+    with_items = "items" in selected
+    with_timeline = "timeline" in selected
+    with_total = "totalCount" in top_level_names(info)
+    cursor = ORDER_CURSORS.decode(after)
+
+    async def load(ids: list[uuid.UUID]) -> list[Page[OrderView]]:
+        pages = await ctx.services.orders.pages_for_customers(
+            ctx.session,
+            ctx.caller,
+            ids,
+            first=first,
+            after=cursor,
+            with_items=with_items,
+            with_timeline=with_timeline,
+            with_total=with_total,
+        )
+        return [pages[i] for i in ids]
+
+    name = f"customer-orders:{first}:{after}:{with_items}:{with_timeline}:{with_total}"
+    page = await request_loader(ctx, name, load).load(customer_id)
+    return orders_page_connection(page, after)

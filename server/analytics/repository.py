@@ -379,8 +379,9 @@ def _bucket_before(instant: datetime, granularity: Granularity) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class TierRule:
-    """High tier: at least two of spend, orders and margin over the last 365 days reach
-    their high mark. Mid tier: spend or orders reach their mid mark. Otherwise low."""
+    """High tier: at least two of spend, orders and margin over the last year (see
+    `SegmentWindows`) reach their high mark. Mid tier: spend or orders reach their mid
+    mark. Otherwise low."""
 
     high_spend: Decimal = Decimal("5000")
     high_orders: int = 6
@@ -389,18 +390,41 @@ class TierRule:
     mid_orders: int = 2
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentWindows:
+    """How far back segmentation looks, in days before the as-of instant.
+
+    Lifecycle, first match: `new` (created within `new_days`); `won_back` (bought within
+    `recent_days`, not in the `won_back_gap_days` before that, but earlier); `active`
+    (bought within `recent_days`); `at_risk` (last order within `churn_days`); else
+    `churned`. Tier measures, contacts (for the need type) and segment revenue cover the
+    last `year_days`.
+    """
+
+    year_days: int = 365
+    new_days: int = 90
+    recent_days: int = 90
+    won_back_gap_days: int = 180
+    churn_days: int = 365
+
+
 DAY = timedelta(days=1)
 
 
-def segment_query(as_of: datetime, rule: TierRule, scope: ColumnElement[bool]) -> Any:
+def segment_query(
+    as_of: datetime, rule: TierRule, windows: SegmentWindows, scope: ColumnElement[bool]
+) -> Any:
     """One row per live customer in scope with RFM scores, tier, lifecycle, need type,
-    grade and the last 365 days' revenue, all as of the instant `as_of` (exclusive).
+    grade and the last year's revenue, all as of the instant `as_of` (exclusive).
 
     RFM quintiles and grades rank customers among the whole live population, not only
     those in scope, so a customer's score does not depend on who is asking.
     """
     sold_before = and_(_sold(), Order.ordered_at < as_of)
-    last_year = and_(sold_before, Order.ordered_at >= as_of - 365 * DAY)
+    year_start = as_of - windows.year_days * DAY
+    recent_start = as_of - windows.recent_days * DAY
+    gap_start = recent_start - windows.won_back_gap_days * DAY
+    last_year = and_(sold_before, Order.ordered_at >= year_start)
 
     def when(condition: ColumnElement[bool], value: Any) -> Any:
         return case((condition, value), else_=null())
@@ -411,40 +435,38 @@ def segment_query(as_of: datetime, rule: TierRule, scope: ColumnElement[bool]) -
             func.max(when(sold_before, Order.ordered_at)).label("last_order"),
             func.count(when(sold_before, 1)).label("orders_all"),
             func.coalesce(func.sum(when(sold_before, Order.total)), 0).label("spend_all"),
-            func.count(when(last_year, 1)).label("orders_365"),
-            func.coalesce(func.sum(when(last_year, Order.total)), 0).label("spend_365"),
-            func.coalesce(func.sum(when(last_year, Order.cost_total)), 0).label("cost_365"),
-            func.count(when(and_(sold_before, Order.ordered_at >= as_of - 90 * DAY), 1)).label(
+            func.count(when(last_year, 1)).label("orders_year"),
+            func.coalesce(func.sum(when(last_year, Order.total)), 0).label("spend_year"),
+            func.coalesce(func.sum(when(last_year, Order.cost_total)), 0).label("cost_year"),
+            func.count(when(and_(sold_before, Order.ordered_at >= recent_start), 1)).label(
                 "recent"
             ),
             func.count(
                 when(
                     and_(
                         sold_before,
-                        Order.ordered_at >= as_of - 270 * DAY,
-                        Order.ordered_at < as_of - 90 * DAY,
+                        Order.ordered_at >= gap_start,
+                        Order.ordered_at < recent_start,
                     ),
                     1,
                 )
             ).label("gap"),
-            func.count(when(and_(sold_before, Order.ordered_at < as_of - 270 * DAY), 1)).label(
-                "old"
-            ),
+            func.count(when(and_(sold_before, Order.ordered_at < gap_start), 1)).label("old"),
         )
         .group_by(Order.customer_id)
         .subquery("o")
     )
     contacts = (
         select(Interaction.customer_id.label("cid"), func.count().label("contacts"))
-        .where(Interaction.occurred_at < as_of, Interaction.occurred_at >= as_of - 365 * DAY)
+        .where(Interaction.occurred_at < as_of, Interaction.occurred_at >= year_start)
         .group_by(Interaction.customer_id)
         .subquery("i")
     )
     # Ties split across quintiles by customer id, so a score is the same on every run.
     orders_all = func.coalesce(orders.c.orders_all, 0)
     spend_all = func.coalesce(orders.c.spend_all, 0)
-    orders_365 = func.coalesce(orders.c.orders_365, 0)
-    spend_365 = func.coalesce(orders.c.spend_365, 0)
+    orders_year = func.coalesce(orders.c.orders_year, 0)
+    spend_year = func.coalesce(orders.c.spend_year, 0)
     buyer = orders_all > 0
     base = (
         select(
@@ -457,9 +479,9 @@ def segment_query(as_of: datetime, rule: TierRule, scope: ColumnElement[bool]) -
             orders.c.last_order,
             orders_all.label("orders_all"),
             spend_all.label("spend_all"),
-            orders_365.label("orders_365"),
-            spend_365.label("spend_365"),
-            func.coalesce(orders.c.cost_365, 0).label("cost_365"),
+            orders_year.label("orders_year"),
+            spend_year.label("spend_year"),
+            func.coalesce(orders.c.cost_year, 0).label("cost_year"),
             func.coalesce(orders.c.recent, 0).label("recent"),
             func.coalesce(orders.c.gap, 0).label("gap"),
             func.coalesce(orders.c.old, 0).label("old"),
@@ -494,22 +516,24 @@ def segment_query(as_of: datetime, rule: TierRule, scope: ColumnElement[bool]) -
         .subquery("b")
     )
     b = base.c
-    margin_ok = and_(b.spend_365 > 0, (b.spend_365 - b.cost_365) >= b.spend_365 * rule.high_margin)
+    margin_ok = and_(
+        b.spend_year > 0, (b.spend_year - b.cost_year) >= b.spend_year * rule.high_margin
+    )
     points = (
-        case((b.spend_365 >= rule.high_spend, 1), else_=0)
-        + case((b.orders_365 >= rule.high_orders, 1), else_=0)
+        case((b.spend_year >= rule.high_spend, 1), else_=0)
+        + case((b.orders_year >= rule.high_orders, 1), else_=0)
         + case((margin_ok, 1), else_=0)
     )
     tier = case(
         (points >= 2, "high"),
-        (or_(b.spend_365 >= rule.mid_spend, b.orders_365 >= rule.mid_orders), "mid"),
+        (or_(b.spend_year >= rule.mid_spend, b.orders_year >= rule.mid_orders), "mid"),
         else_="low",
     )
     lifecycle = case(
-        (b.created_at >= as_of - 90 * DAY, "new"),
+        (b.created_at >= as_of - windows.new_days * DAY, "new"),
         (and_(b.recent > 0, b.gap == 0, b.old > 0), "won_back"),
         (b.recent > 0, "active"),
-        (b.last_order >= as_of - 365 * DAY, "at_risk"),
+        (b.last_order >= as_of - windows.churn_days * DAY, "at_risk"),
         else_="churned",
     )
     need_type = case(
@@ -518,7 +542,7 @@ def segment_query(as_of: datetime, rule: TierRule, scope: ColumnElement[bool]) -
         (or_(b.customization == "high", b.upgrade_intent == "high"), "quality"),
         # No telling profile: many contacts per purchase read as service-oriented, big
         # spenders as quality-oriented, the rest as value-for-money.
-        (and_(b.contacts >= 2, b.contacts >= 2 * b.orders_365), "service"),
+        (and_(b.contacts >= 2, b.contacts >= 2 * b.orders_year), "service"),
         (b.m >= 4, "quality"),
         else_="value",
     )
@@ -537,7 +561,7 @@ def segment_query(as_of: datetime, rule: TierRule, scope: ColumnElement[bool]) -
         b.last_order,
         b.orders_all,
         b.spend_all,
-        b.spend_365,
+        b.spend_year,
         tier.label("tier"),
         lifecycle.label("lifecycle"),
         need_type.label("need_type"),
@@ -550,17 +574,26 @@ class SegmentRepository:
         self.session = session
 
     async def for_customers(
-        self, as_of: datetime, rule: TierRule, ids: Sequence[uuid.UUID]
+        self,
+        as_of: datetime,
+        rule: TierRule,
+        windows: SegmentWindows,
+        ids: Sequence[uuid.UUID],
     ) -> Sequence[Row[Any]]:
-        seg = segment_query(as_of, rule, true())
+        seg = segment_query(as_of, rule, windows, true())
         stmt = select(seg).where(seg.c.id.in_(list(ids)))
         return (await self.session.execute(stmt)).all()
 
     async def breakdown(
-        self, as_of: datetime, rule: TierRule, scope: ColumnElement[bool], by: str
+        self,
+        as_of: datetime,
+        rule: TierRule,
+        windows: SegmentWindows,
+        scope: ColumnElement[bool],
+        by: str,
     ) -> Sequence[Row[Any]]:
-        """Customers and last-365-day revenue per segment value, within the caller's scope."""
-        seg = segment_query(as_of, rule, scope)
+        """Customers and last-year revenue per segment value, within the caller's scope."""
+        seg = segment_query(as_of, rule, windows, scope)
         if by == "rfm":
             key: ColumnElement[Any] = func.coalesce(
                 "R"
@@ -577,7 +610,7 @@ class SegmentRepository:
             select(
                 key.label("segment"),
                 func.count().label("customers"),
-                func.sum(seg.c.spend_365).label("revenue"),
+                func.sum(seg.c.spend_year).label("revenue"),
             )
             .where(seg.c.in_scope)
             .group_by(literal_column("segment"))
@@ -585,9 +618,9 @@ class SegmentRepository:
         )
         return (await self.session.execute(stmt)).all()
 
-    async def refresh(self, as_of: datetime, rule: TierRule) -> int:
+    async def refresh(self, as_of: datetime, rule: TierRule, windows: SegmentWindows) -> int:
         """Write tier, lifecycle and need type onto every live customer in one UPDATE."""
-        seg = segment_query(as_of, rule, true())
+        seg = segment_query(as_of, rule, windows, true())
         stmt = (
             update(Customer)
             .where(Customer.id == seg.c.id)

@@ -26,6 +26,7 @@ from server.analytics.repository import (
     Granularity,
     GroupBy,
     SegmentRepository,
+    SegmentWindows,
     TierRule,
 )
 from server.analytics.segments import CustomerSegment, SegmentDimension, SegmentShare
@@ -46,6 +47,7 @@ class AnalyticsConfig:
 
     cost_per_interaction: Decimal = Decimal("15.00")
     tier_rule: TierRule = field(default_factory=TierRule)
+    segment_windows: SegmentWindows = field(default_factory=SegmentWindows)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnalyticsConfig:
@@ -119,7 +121,7 @@ class AnalyticsService:
         """Segments of customers the caller already sees (ids come from a scoped read)."""
         caller.gate.require(SEGMENT, "read")
         rows = await SegmentRepository(session).for_customers(
-            end_of(as_of), self.config.tier_rule, ids
+            end_of(as_of), self.config.tier_rule, self.config.segment_windows, ids
         )
         out = {
             r.id: CustomerSegment(
@@ -146,7 +148,7 @@ class AnalyticsService:
         """Customers and the last 365 days' revenue per segment, over the caller's scope."""
         scope = self._segment_scope(caller)
         rows = await SegmentRepository(session).breakdown(
-            end_of(as_of), self.config.tier_rule, scope, by.value
+            end_of(as_of), self.config.tier_rule, self.config.segment_windows, scope, by.value
         )
         total = sum((Decimal(r.revenue or 0) for r in rows), Decimal(0))
         caller.audit.read(SEGMENT, (), {})
@@ -163,7 +165,9 @@ class AnalyticsService:
     async def refresh_segments(self, session: AsyncSession, caller: Caller, as_of: date) -> int:
         """Write tier, lifecycle and need type onto every live customer, set-based."""
         caller.gate.require(SEGMENT, "manage")
-        updated = await SegmentRepository(session).refresh(end_of(as_of), self.config.tier_rule)
+        updated = await SegmentRepository(session).refresh(
+            end_of(as_of), self.config.tier_rule, self.config.segment_windows
+        )
         caller.audit.change(SEGMENT, "refresh", None, SEGMENT_FIELDS)
         return updated
 

@@ -1,28 +1,23 @@
 """Signed checkpoints: a keyed statement "the chain tip at seq N had hash H".
 
-Signatures are HMAC-SHA256 under the keyring's `signing` key (versioned, so old
-checkpoints stay verifiable after a new key version is added). A verifier holding the key
-can start from a checkpoint instead of the genesis, which is what makes pruning safe.
+Signatures are made by the vault (`server.vault.signing`: HMAC-SHA256 under the keyring's
+versioned `signing` key, so old checkpoints stay verifiable after a new version is added).
+A verifier holding the key can start from a checkpoint instead of the genesis, which is
+what makes pruning safe.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from server.audit.chain import canonical
+from server.vault import signing
+from server.vault.signing import SigningKeys
 
 # Periodic checkpoints are written inside the append that reaches a multiple of this.
 DEFAULT_CHECKPOINT_EVERY = 1000
-
-
-class SigningKeys(Protocol):
-    def signing_key(self) -> tuple[int, bytes]: ...
-
-    def signing_key_version(self, version: int) -> bytes: ...
 
 
 def _aware_iso(value: datetime) -> str:
@@ -55,9 +50,10 @@ class CheckpointSigner:
     def sign(
         self, seq: int, chain_hash: str, created_at: datetime, detail: dict[str, Any]
     ) -> tuple[int, bytes]:
-        version, key = self.keys.signing_key()
-        content = checkpoint_content(seq, chain_hash, created_at, version, detail)
-        return version, hmac.new(key, content, hashlib.sha256).digest()
+        return signing.sign(
+            self.keys,
+            lambda version: checkpoint_content(seq, chain_hash, created_at, version, detail),
+        )
 
     def is_valid(
         self,
@@ -68,13 +64,8 @@ class CheckpointSigner:
         detail: dict[str, Any],
         signature: bytes,
     ) -> bool:
-        try:
-            key = self.keys.signing_key_version(key_version)
-        except KeyError:
-            return False
         content = checkpoint_content(seq, chain_hash, created_at, key_version, detail)
-        expected = hmac.new(key, content, hashlib.sha256).digest()
-        return hmac.compare_digest(expected, bytes(signature))
+        return signing.signature_valid(self.keys, key_version, content, signature)
 
     def is_due(self, seq: int) -> bool:
         return self.every > 0 and seq % self.every == 0

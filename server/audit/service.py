@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.audit.checkpoints import CheckpointSigner, SigningKeys
+from server.audit.checkpoints import CheckpointSigner
 from server.audit.recorder import write_checkpoint
 from server.audit.repository import AuditFilter, AuditRepository
 from server.audit.verify import DEFAULT_BATCH, VerifyReport, verify_chain
@@ -24,6 +24,7 @@ from server.caller import Caller
 from server.data.models import AuditAccess, AuditEvent
 from server.errors import NotFoundError, ValidationError
 from server.paging import Page, page_of
+from server.vault.signing import SigningKeys
 
 OBJECT = "audit"
 AUDITED_AS = "audit_event"

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
 from server.campaign.repository import CampaignRepository, CampaignTotals, Segment
-from server.customer.repository import scope_predicate
+from server.customer.repository import CustomerRepository, scope_predicate
 from server.data.base import new_id
 from server.data.models import Campaign
 from server.errors import ConflictError, NotFoundError, ValidationError
-from server.order.repository import OrderRepository, ProductRepository
+from server.order.repository import ProductRepository
 
 RATE = Decimal("0.0001")
 
@@ -116,7 +116,7 @@ class CampaignService:
         self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID, customer_id: uuid.UUID
     ) -> Any:
         scope = scope_predicate(caller.gate.row_scope("campaign", "update"), caller.principal)
-        if not await OrderRepository(session).customer_visible(customer_id, scope):
+        if not await CustomerRepository(session).visible(customer_id, scope):
             raise caller.gate.not_found("campaign", "update", customer_id, what="customer")
         recipient = await CampaignRepository(session).recipient(campaign_id, customer_id)
         if recipient is None:

@@ -11,7 +11,7 @@ from server.cli.console import console, progress_bar
 from server.cli.context import open_command, run
 
 if TYPE_CHECKING:
-    from server.vault.rotation import KeyRotationService, RotationReport
+    from server.keys.service import KeyRotationService, RotationReport
 
 app = typer.Typer(help="Key rotation and retirement.", no_args_is_help=True)
 T = TypeVar("T")
@@ -22,7 +22,7 @@ async def _with_rotation(
 ) -> T:
     """Run a rotation job as one command; the job appends the command's event in the
     transaction that finishes it."""
-    from server.vault.rotation import KeyRotationService
+    from server.keys.service import KeyRotationService
 
     async with open_command(name) as command:
         service = KeyRotationService(
@@ -50,7 +50,7 @@ def keys_rotate(
 
     Resumable: if a run is interrupted, running the command again continues it.
     """
-    from server.vault.rotation import BLIND_INDEX, KEK
+    from server.keys.service import BLIND_INDEX, KEK
 
     kind = BLIND_INDEX if blind_index else KEK
 
@@ -77,7 +77,7 @@ def keys_retire(
     ] = None,
 ) -> None:
     """Remove an old key version; refused while any customer still uses it."""
-    from server.vault.rotation import BLIND_INDEX, KEK
+    from server.keys.service import BLIND_INDEX, KEK
 
     if kek is not None and blind_index is None:
         kind, version = KEK, kek

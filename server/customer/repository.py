@@ -212,6 +212,13 @@ class CustomerRepository:
         )
         return (await self.session.execute(stmt)).all()
 
+    async def visible(self, customer_id: uuid.UUID, scope: ColumnElement[bool]) -> bool:
+        """Whether a live customer with this id is inside the scope predicate."""
+        found = await self.session.scalar(
+            select(Customer.id).where(Customer.id == customer_id, scope, *filter_predicates(None))
+        )
+        return found is not None
+
     async def key_in_scope(
         self, customer_id: uuid.UUID, scope: ColumnElement[bool]
     ) -> Row[Any] | None:

@@ -163,6 +163,10 @@ class InteractionRepository:
         self.session.add(interaction)
         await self.session.flush()
 
+    async def flush(self) -> None:
+        """Write the changes the service made to interactions it loaded (timers)."""
+        await self.session.flush()
+
     async def timelines(
         self,
         customer_ids: Collection[uuid.UUID],

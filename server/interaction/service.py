@@ -179,7 +179,7 @@ class InteractionService:
         if interaction.first_responded_at is not None:
             raise ConflictError("the first response is already recorded", code="ALREADY_DONE")
         interaction.first_responded_at = self.clock.now()
-        await session.flush()
+        await InteractionRepository(session).flush()
         caller.audit.change(OBJECT, "respond", interaction.id, ["first_responded_at"])
         return interaction.id
 
@@ -196,7 +196,7 @@ class InteractionService:
             interaction.first_responded_at = now
             changed.append("first_responded_at")
         interaction.solved_at = now
-        await session.flush()
+        await InteractionRepository(session).flush()
         caller.audit.change(OBJECT, "solve", interaction.id, changed)
         return interaction.id
 

@@ -15,12 +15,11 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
-from server.customer.repository import scope_predicate
+from server.customer.repository import CustomerRepository, scope_predicate
 from server.data.base import new_id
 from server.data.models import LoyaltyEntry, Order, Referral
 from server.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from server.loyalty.repository import LoyaltyRepository
-from server.order.repository import OrderRepository
 from server.paging import Page, page_of
 
 REASONS = ("purchase", "referral", "redeem", "order_reversal")
@@ -90,7 +89,7 @@ class LoyaltyService:
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, action: str, obj: str
     ) -> None:
         scope = scope_predicate(caller.gate.row_scope(obj, action), caller.principal)
-        if not await OrderRepository(session).customer_visible(customer_id, scope):
+        if not await CustomerRepository(session).visible(customer_id, scope):
             raise caller.gate.not_found(obj, action, customer_id, what="customer")
 
     async def append(
@@ -192,9 +191,9 @@ class LoyaltyService:
         if referrer_id == referred_id:
             raise ValidationError("a customer cannot refer themselves", field="referred_id")
         scope = scope_predicate(caller.gate.row_scope("referral", "create"), caller.principal)
-        orders = OrderRepository(session)
+        customers = CustomerRepository(session)
         for customer_id in (referrer_id, referred_id):
-            if not await orders.customer_visible(customer_id, scope):
+            if not await customers.visible(customer_id, scope):
                 raise caller.gate.not_found("referral", "create", customer_id, what="customer")
         repo = LoyaltyRepository(session)
         if await repo.referral_of(referred_id) is not None:

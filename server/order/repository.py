@@ -68,12 +68,6 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def customer_visible(self, customer_id: uuid.UUID, scope: ColumnElement[bool]) -> bool:
-        found = await self.session.scalar(
-            select(Customer.id).where(Customer.id == customer_id, scope, *filter_predicates(None))
-        )
-        return found is not None
-
     async def add(self, order: Order, items: Sequence[OrderItem], event: OrderStatusEvent) -> None:
         self.session.add(order)
         await self.session.flush()

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
-from server.customer.repository import scope_predicate
+from server.customer.repository import CustomerRepository, scope_predicate
 from server.data.base import new_id
 from server.data.models import Order, OrderItem, OrderStatusEvent, Product
 from server.errors import ConflictError, NotFoundError, ValidationError
@@ -142,7 +142,7 @@ class OrderService:
         if not items:
             raise ValidationError("an order needs at least one item", field="items")
         repo = OrderRepository(session)
-        if not await repo.customer_visible(customer_id, scope):
+        if not await CustomerRepository(session).visible(customer_id, scope):
             raise caller.gate.not_found("order", "create", customer_id, what="customer")
         products = await ProductRepository(session).by_ids({i.product_id for i in items})
         order_id = new_id()

@@ -1,5 +1,6 @@
 """Online, resumable key rotation: rewrap every DEK under a new KEK version, or recompute
-every blind index under a new blind-index key version.
+every blind index under a new blind-index key version. A service above the vault: it uses
+the vault's keys and repository and records each rotation and retirement in the audit.
 
 A rotation is a background job, not a request: it owns its transactions and commits one
 short batch at a time, recording its cursor in `key_rotations` in the same transaction
