@@ -201,7 +201,7 @@ def test_token_signing_is_allowed_only_in_auth() -> None:
     assert _rules_of(_lint("server/customer/service.py", source)) == {(1, CRYPTO.name)}
 
 
-# --- policy decisions only through the gate (written, not enabled yet) -----------------------
+# --- policy decisions only through the gate -------------------------------------------------
 
 
 def test_the_gate_rule_reports_decisions_read_around_the_gate() -> None:
@@ -212,11 +212,11 @@ def test_the_gate_rule_reports_decisions_read_around_the_gate() -> None:
         def scope(caller, ctx) -> object:
             return caller.access.row_scope("customer", "read") or ctx.caller.access
     """
-    assert GATE not in RULES
-    findings = _lint("server/order/service.py", source, (GATE,))
+    assert GATE in RULES
+    findings = _lint("server/order/service.py", source)
     assert _rules_of(findings) == {(1, GATE.name), (5, GATE.name)}
     assert len(findings) == 3
-    assert _lint("server/authz/gate.py", source, (GATE,)) == []
+    assert _lint("server/authz/gate.py", source) == []
 
 
 # --- import contracts (lint-imports) ---------------------------------------------------------
