@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import assumed, cost
 from schema.mutations import run_mutation
 from schema.types.access import (
     AccessExplanation,
@@ -35,24 +36,36 @@ Ctx = Info[GraphQLContext, None]
 
 @strawberry.type
 class AccessQuery:
-    @strawberry.field(description="Policy rules, optionally of one subject. Needs policy/manage.")
+    @strawberry.field(
+        metadata=cost(size=assumed(200)),
+        description="Policy rules, optionally of one subject. Needs policy/manage.",
+    )
     async def policies(self, info: Ctx, subject: str | None = None) -> list[PolicyRule]:
         ctx = info.context
         rules = await ctx.services.access.policies(ctx.session, ctx.caller, subject)
         return [PolicyRule.of(r) for r in rules]
 
-    @strawberry.field(description="Roles named by the policy. Needs policy/manage.")
+    @strawberry.field(
+        metadata=cost(size=assumed(20)),
+        description="Roles named by the policy. Needs policy/manage.",
+    )
     async def roles(self, info: Ctx) -> list[Role]:
         ctx = info.context
         return [Role.of(r) for r in await ctx.services.access.roles(ctx.session, ctx.caller)]
 
-    @strawberry.field(description="Roles assigned to subjects. Needs policy/manage.")
+    @strawberry.field(
+        metadata=cost(size=assumed(100)),
+        description="Roles assigned to subjects. Needs policy/manage.",
+    )
     async def role_assignments(self, info: Ctx, subject: str | None = None) -> list[RoleAssignment]:
         ctx = info.context
         rows = await ctx.services.access.role_assignments(ctx.session, ctx.caller, subject)
         return [RoleAssignment.of(r) for r in rows]
 
-    @strawberry.field(description="Integrator API keys (never their secrets). Needs apikey/manage.")
+    @strawberry.field(
+        metadata=cost(size=assumed(50)),
+        description="Integrator API keys (never their secrets). Needs apikey/manage.",
+    )
     async def api_keys(self, info: Ctx) -> list[ApiKey]:
         ctx = info.context
         return [ApiKey.of(k) for k in await ctx.services.access.api_keys(ctx.session, ctx.caller)]

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import Arguments, assumed, cost, counted, days_between, paged
 from schema.mutations import run_mutation
 from schema.paging import Connection, check_page_size, connection, id_cursor
 from schema.selection import selected_names
@@ -69,9 +70,33 @@ class LikelyBuyerConnection(Connection[LikelyBuyer]):
     pass
 
 
+# A metrics report computes every (bucket, group) of the range and of the period before
+# it, whatever the query selects: that is its weight. Groups are counted as
+# METRIC_GROUPS (regions, industries, owners: tens), buckets from the range.
+METRIC_GROUPS = 30
+_BUCKET_DAYS = {"DAY": 1, "WEEK": 7, "MONTH": 30}
+
+
+def metrics_facts(arguments: Arguments) -> dict[str, int]:
+    days = days_between(arguments.get("from"), arguments.get("to"))
+    width = _BUCKET_DAYS.get(str(arguments.get("granularity")))
+    return {
+        "buckets": -(-days // width) + 1 if width else 0,
+        "groups": METRIC_GROUPS if arguments.get("groupBy") else 0,
+    }
+
+
+def metrics_work(arguments: Arguments) -> int:
+    facts = metrics_facts(arguments)
+    return 100 + 2 * max(facts["buckets"], 1) * (facts["groups"] + 1)
+
+
 @strawberry.type
 class AnalyticsQuery:
-    @strawberry.field(description="KPIs for the days [from, to], the period before, a series.")
+    @strawberry.field(
+        metadata=cost(weight=metrics_work, facts=metrics_facts),
+        description="KPIs for the days [from, to], the period before, a series.",
+    )
     async def metrics(
         self,
         info: Ctx,
@@ -91,7 +116,10 @@ class AnalyticsQuery:
         )
         return Metrics.of(report)
 
-    @strawberry.field(description="Customers and revenue share per segment, as of a day.")
+    @strawberry.field(
+        metadata=cost(weight=2000, size=assumed(125)),
+        description="Customers and revenue share per segment, as of a day.",
+    )
     async def segments(
         self, info: Ctx, by: SegmentDimension, as_of: datetime.date | None = None
     ) -> list[SegmentShare]:
@@ -109,13 +137,19 @@ class AnalyticsQuery:
             for s in shares
         ]
 
-    @strawberry.field(description="The BG/NBD model fitted on purchase histories up to a day.")
+    @strawberry.field(
+        metadata=cost(weight=10_000),
+        description="The BG/NBD model fitted on purchase histories up to a day.",
+    )
     async def churn_model(self, info: Ctx, as_of: datetime.date | None = None) -> ChurnModel:
         ctx = info.context
         model = await ctx.services.analytics.churn_model(ctx.session, ctx.caller, _day(info, as_of))
         return ChurnModel.of(model)
 
-    @strawberry.field(description="Customers whose churn score is at least minScore.")
+    @strawberry.field(
+        metadata=paged(weight=10_000),
+        description="Customers whose churn score is at least minScore.",
+    )
     async def at_risk_customers(
         self,
         info: Ctx,
@@ -147,7 +181,10 @@ class AnalyticsQuery:
             ),
         )
 
-    @strawberry.field(description="Products bought together with this one, by lift.")
+    @strawberry.field(
+        metadata=cost(weight=500, size=counted()),
+        description="Products bought together with this one, by lift.",
+    )
     async def frequently_bought_with(
         self, info: Ctx, product_id: strawberry.ID, first: int = 10
     ) -> list[CoPurchaseRule]:
@@ -173,7 +210,10 @@ class AnalyticsQuery:
             for r in rules
         ]
 
-    @strawberry.field(description="Customers who bought this product's antecedents, not it.")
+    @strawberry.field(
+        metadata=paged(weight=2000),
+        description="Customers who bought this product's antecedents, not it.",
+    )
     async def likely_buyers(
         self, info: Ctx, product_id: strawberry.ID, first: int = 20, after: str | None = None
     ) -> LikelyBuyerConnection:
@@ -213,7 +253,10 @@ RefreshSegmentsResult = Annotated[
 
 @strawberry.type
 class AnalyticsMutation:
-    @strawberry.mutation(description="Write tier, lifecycle and need type onto all customers.")
+    @strawberry.mutation(
+        metadata=cost(weight=20_000),
+        description="Write tier, lifecycle and need type onto all customers.",
+    )
     async def refresh_segments(
         self, info: Ctx, as_of: datetime.date | None = None
     ) -> RefreshSegmentsResult:

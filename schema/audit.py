@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import paged
 from schema.paging import check_page_size, connection, seq_cursor
 from schema.selection import selected_names, top_level_names
 from schema.types.audit import (
@@ -62,7 +63,9 @@ def _filter(value: AuditEventFilter | None, now: datetime) -> AuditFilter:
 
 @strawberry.type
 class AuditQuery:
-    @strawberry.field(description="Audit events matching the filter, newest first.")
+    @strawberry.field(
+        metadata=paged(), description="Audit events matching the filter, newest first."
+    )
     async def audit_events(
         self,
         info: Ctx,

@@ -5,15 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-)
-from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
-from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
+from graphql import GraphQLError
+from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
@@ -28,6 +21,7 @@ from schema.execution import FastExecutionContext
 from schema.extensions import OperationCapture
 from schema.imports import ImportMutation
 from schema.interactions import InteractionMutation, InteractionQuery
+from schema.limits import BoundedValidation, OperationLimits, QueryLimits
 from schema.loyalty import LoyaltyMutation
 from schema.orders import OrderMutation, OrderQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
@@ -97,14 +91,20 @@ def build_schema(
     max_depth: int = 12,
     max_aliases: int = 30,
     max_tokens: int = 2000,
+    max_fields: int = 5_000,
+    max_cost: int = 100_000,
+    max_page_size: int = 1_000,
     fast_execution: bool = True,
 ) -> strawberry.Schema:
     """The schema; `fast_execution=False` gives graphql-core's own executor (for the
     differential test of the fast path)."""
-    limit_rules: list[type[ASTValidationRule]] = [
-        max_depth_rule(max_depth, None),
-        max_aliases_rule(max_aliases),
-    ]
+    limits = OperationLimits(
+        max_depth=max_depth,
+        max_aliases=max_aliases,
+        max_fields=max_fields,
+        max_cost=max_cost,
+        max_page_size=max_page_size,
+    )
     return CustosSchema(
         query=Query,
         mutation=Mutation,
@@ -115,12 +115,14 @@ def build_schema(
             # Factories: a fresh extension per request; the parse and validation caches
             # themselves are module-level and shared across requests.
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            # The limit rules are built once: the validation cache is keyed by the rule
-            # classes, and QueryDepthLimiter/MaxAliasesLimiter build new classes per
-            # instance, which made every request miss the cache and validate again.
-            lambda: AddValidationRules(limit_rules),
+            # graphql-core's rules with a bounded overlap rule: one tuple of classes, so
+            # the validation cache is keyed the same way on every request.
+            BoundedValidation,
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
+            # Depth, aliases, expanded fields, cost and rate limits: one pass over the
+            # operation after validation, before anything runs (schema/limits.py).
+            lambda: QueryLimits(limits),
         ],
     )
 

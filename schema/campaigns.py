@@ -11,6 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import assumed, cost
 from schema.mutations import run_mutation
 from schema.types.common import UserError, parse_id
 from schema.types.customer import CustomerFilterInput
@@ -144,8 +145,9 @@ class CampaignQuery:
         return CampaignResults.from_results(results)
 
     @strawberry.field(
+        metadata=cost(weight=50, size=assumed(200)),
         description="Who to contact within `days` and why: the owner's customers (default "
-        "the caller) inside the caller's row scope."
+        "the caller) inside the caller's row scope.",
     )
     async def care_queue(
         self, info: Ctx, owner_id: str | None = None, days: int = 7
@@ -165,7 +167,9 @@ class CampaignQuery:
 
 @strawberry.type
 class CampaignMutation:
-    @strawberry.mutation(description="Create a campaign; recipients are chosen at once.")
+    @strawberry.mutation(
+        metadata=cost(weight=1000), description="Create a campaign; recipients are chosen at once."
+    )
     async def create_campaign(self, info: Ctx, input: CreateCampaignInput) -> CreateCampaignResult:
         ctx = info.context
         created = await run_mutation(

@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import paged
 from schema.mutations import run_mutation
 from schema.paging import check_page_size, connection, keyset_cursor
 from schema.selection import selected_names, top_level_names
@@ -79,7 +80,9 @@ async def _move(
 
 @strawberry.type
 class ComplaintQuery:
-    @strawberry.field(description="Complaints whose customer the caller can see, newest first.")
+    @strawberry.field(
+        metadata=paged(), description="Complaints whose customer the caller can see, newest first."
+    )
     async def complaints(
         self,
         info: Ctx,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
+from server.errors import CustosError
 from server.services import Services
 
 
@@ -22,3 +24,6 @@ class GraphQLContext:
     # Filled by the OperationCapture extension once the document is parsed.
     operation_type: str = "unknown"
     operation_name: str | None = None
+    # Set by the HTTP edge: charges an operation's (cost, lookups) to the caller's rate
+    # limits once it is known and before anything runs; answers the refusal or None.
+    admit: Callable[[int, int], Awaitable[CustosError | None]] | None = None

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import assumed, cost, paged
 from schema.mutations import run_mutation
 from schema.paging import check_page_size, connection, keyset_cursor
 from schema.selection import selected_names, top_level_names
@@ -45,8 +46,9 @@ def _filter(value: CustomerFilterInput | None) -> CustomerFilter | None:
 @strawberry.type
 class CustomerQuery:
     @strawberry.field(
+        metadata=paged(),
         description="Customers under the caller's row scope, in creation order by default. "
-        "Cursors carry the sort key, so a cursor is only valid for the order it came from."
+        "Cursors carry the sort key, so a cursor is only valid for the order it came from.",
     )
     async def customers(
         self,
@@ -59,8 +61,9 @@ class CustomerQuery:
         return await _customer_page(info, first, after, _filter(filter), CustomerSort(sort.value))
 
     @strawberry.field(
+        metadata=paged(),
         description="Files never reviewed or not reviewed for the configured number of "
-        "months (CUSTOS_CUSTOMER_REVIEW_MONTHS), oldest first."
+        "months (CUSTOS_CUSTOMER_REVIEW_MONTHS), oldest first.",
     )
     async def customers_needing_review(
         self, info: Ctx, first: int = 20, after: str | None = None
@@ -70,8 +73,9 @@ class CustomerQuery:
         return await _customer_page(info, first, after, flt, CustomerSort.CREATED_ASC)
 
     @strawberry.field(
+        metadata=cost(weight=20, size=assumed(10)),
         description="Other files with the same phone, email or national ID (blind index, "
-        "confirmed by decryption): candidates for mergeCustomers."
+        "confirmed by decryption): candidates for mergeCustomers.",
     )
     async def duplicate_candidates(
         self, info: Ctx, customer_id: strawberry.ID
@@ -102,7 +106,10 @@ class CustomerQuery:
         )
         return cast(Customer, view)
 
-    @strawberry.field(description="Find a customer by exactly one exact contact value.")
+    @strawberry.field(
+        metadata=cost(weight=5, lookup=True),
+        description="Find a customer by exactly one exact contact value.",
+    )
     async def customer_by_contact(
         self,
         info: Ctx,
@@ -265,8 +272,9 @@ class CustomerMutation:
         return await _updated(info, reviewed, ["reviewed_at"])
 
     @strawberry.mutation(
+        metadata=cost(weight=200),
         description="Fold a duplicate file into the survivor: history moves (re-sealed under "
-        "the survivor's key), missing facts are filled, the duplicate keeps mergedIntoId."
+        "the survivor's key), missing facts are filled, the duplicate keeps mergedIntoId.",
     )
     async def merge_customers(
         self, info: Ctx, survivor_id: strawberry.ID, duplicate_id: strawberry.ID

@@ -7,6 +7,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import Arguments, cost, from_fact
 from schema.types.customer import CreateCustomerInput
 from server.imports.reader import SourceRow
 from server.imports.service import ImportReport as Report
@@ -52,7 +53,7 @@ class RejectedRow:
 @strawberry.type(description="What an import did: counts, every rejected row and why.")
 class ImportReport:
     accepted: int
-    rejected: list[RejectedRow]
+    rejected: list[RejectedRow] = strawberry.field(metadata=cost(size=from_fact("rows", 1)))
     written: bool = strawberry.field(
         description="False when `strict` rolled everything back because a row was bad."
     )
@@ -68,9 +69,22 @@ class ImportReport:
         )
 
 
+def import_rows(arguments: Arguments) -> dict[str, int]:
+    rows = arguments.get("rows")
+    return {"rows": min(len(rows), MAX_ROWS) if isinstance(rows, list) else 1}
+
+
+def import_work(arguments: Arguments) -> int:
+    """Each row is checked, sealed, indexed and checked for duplicates."""
+    return 10 * import_rows(arguments)["rows"]
+
+
 @strawberry.type
 class ImportMutation:
-    @strawberry.mutation(description="Import up to 1000 customers; needs import/create.")
+    @strawberry.mutation(
+        metadata=cost(weight=import_work, facts=import_rows),
+        description="Import up to 1000 customers; needs import/create.",
+    )
     async def import_customers(
         self, info: Ctx, rows: list[ImportCustomerRowInput], strict: bool = False
     ) -> ImportReport:

@@ -11,6 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import paged
 from schema.mutations import run_mutation
 from schema.paging import check_page_size, keyset_cursor
 from schema.selection import selected_names, top_level_names
@@ -71,8 +72,9 @@ class InteractionQuery:
         return cast(Interaction, view)
 
     @strawberry.field(
+        metadata=paged(),
         description="Inbound consultations past their first-response or solution deadline "
-        "(answered late or not yet), latest deadline first."
+        "(answered late or not yet), latest deadline first.",
     )
     async def interaction_breaches(
         self,

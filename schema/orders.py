@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import paged
 from schema.mutations import run_mutation
 from schema.paging import Connection, check_page_size, connection, id_cursor
 from schema.selection import selected_names, top_level_names
@@ -72,7 +73,9 @@ async def _saved(info: Ctx, order_id: uuid.UUID) -> OrderSaved:
 
 @strawberry.type
 class OrderQuery:
-    @strawberry.field(description="The product catalogue, optionally one category.")
+    @strawberry.field(
+        metadata=paged(), description="The product catalogue, optionally one category."
+    )
     async def products(
         self, info: Ctx, first: int = 20, after: str | None = None, category: str | None = None
     ) -> Connection[Product]:
@@ -99,7 +102,9 @@ class OrderQuery:
         view = await ctx.services.orders.get(ctx.session, ctx.caller, parse_id(id))
         return Order.from_view(view)
 
-    @strawberry.field(description="Orders of customers under the caller's row scope.")
+    @strawberry.field(
+        metadata=paged(), description="Orders of customers under the caller's row scope."
+    )
     async def orders(
         self,
         info: Ctx,

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar, get_origin
 
 import strawberry
 
+from schema.cost import PAGE, cost
 from server.errors import ValidationError
 from server.paging import Page
 
@@ -57,8 +58,9 @@ class Edge(Generic[NodeT]):
 
 @strawberry.type
 class Connection(Generic[NodeT]):
-    edges: list[Edge[NodeT]]
-    nodes: list[NodeT]
+    # As many as the connection's page (`first`): see schema/cost.py.
+    edges: list[Edge[NodeT]] = strawberry.field(metadata=cost(size=PAGE))
+    nodes: list[NodeT] = strawberry.field(metadata=cost(size=PAGE))
     page_info: PageInfo
 
 

@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import cost
 from schema.mutations import run_mutation
 from schema.types.common import UserError, parse_id
 from schema.types.consent import Consent, ConsentPurpose
@@ -24,7 +25,8 @@ PRIVACY_EXPECTED = (ValidationError, ConflictError)
 @strawberry.type
 class PrivacyQuery:
     @strawberry.field(
-        description="Everything held about one person, decrypted (customer/export; audited)."
+        metadata=cost(weight=1000),
+        description="Everything held about one person, decrypted (customer/export; audited).",
     )
     async def export_customer_data(self, info: Ctx, id: strawberry.ID) -> JSON:
         ctx = info.context
@@ -50,7 +52,8 @@ ConsentResult = Annotated[ConsentChanged | UserError, strawberry.union("ConsentR
 @strawberry.type
 class PrivacyMutation:
     @strawberry.mutation(
-        description="Erase a person: destroy their data key, keep anonymous aggregates."
+        metadata=cost(weight=100),
+        description="Erase a person: destroy their data key, keep anonymous aggregates.",
     )
     async def erase_customer(self, info: Ctx, id: strawberry.ID) -> EraseCustomerResult:
         ctx = info.context

@@ -34,10 +34,10 @@ from server.auth.principal import PURPOSES, Principal
 from server.auth.repository import ApiKeyRepository
 from server.auth.tokens import TokenVerifier
 from server.authz.service import with_assigned_roles
-from server.caller import caller_for
+from server.caller import Caller, caller_for
 from server.config import Settings, load_settings
 from server.data.engine import create_engine, create_session_factory, ping
-from server.errors import AuditWriteError, AuthenticationError, CustosError
+from server.errors import AuditWriteError, AuthenticationError, CustosError, RequestTimeout
 from server.graphql_http import (
     GRAPHQL_RESPONSE,
     GraphQLRequest,
@@ -50,6 +50,7 @@ from server.graphql_http import (
     parse_body,
     problem_body,
 )
+from server.ratelimit import Admission, RateLimits
 from server.services import Services
 from server.vault.keyring import LocalKeyring
 
@@ -64,6 +65,7 @@ class AppState:
     services: Services
     schema: strawberry.Schema
     tokens: TokenVerifier
+    rate_limits: RateLimits | None = None
 
 
 def build_state(settings: Settings) -> AppState:
@@ -79,8 +81,12 @@ def build_state(settings: Settings) -> AppState:
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_tokens,
+            max_fields=settings.max_fields,
+            max_cost=settings.max_query_cost,
+            max_page_size=settings.max_page_size,
         ),
         tokens=TokenVerifier(settings),
+        rate_limits=RateLimits.from_settings(settings),
     )
 
 
@@ -97,6 +103,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         async with state.sessions() as session, session.begin():
             await state.services.authorizer.ensure_seeded(session)
         yield
+        if state.rate_limits is not None:
+            await state.rate_limits.close()
         await state.engine.dispose()
 
     async def graphql(request: Request) -> Response:
@@ -141,6 +149,8 @@ async def handle_graphql(state: AppState, request: Request) -> Response:
                 405, "GraphQL requests are POST only", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
             )
         media = negotiate(request.headers.get("accept"))
+        if state.rate_limits is not None:
+            await state.rate_limits.check_address(_client_address(request))
         check_content_type(request.headers.get("content-type"))
         body = await _read_body(request, state.settings.max_body_bytes)
         gql = parse_body(body)
@@ -151,11 +161,17 @@ async def handle_graphql(state: AppState, request: Request) -> Response:
     except HttpProblem as problem:
         response = _problem(problem.status, problem.message, problem.code, media, problem.headers)
     except AuthenticationError as error:
+        if state.rate_limits is not None:
+            await state.rate_limits.failed_authentication(_client_address(request))
         response = _problem(
             401, error.message, error.code, media, {"WWW-Authenticate": 'Bearer realm="custos"'}
         )
     response.headers["X-Request-Id"] = request_id
     return response
+
+
+def _client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -232,25 +248,38 @@ async def _execute(
             principal = await _authenticate(state, session, request, purpose, request_id)
             await services.authorizer.refresh(session)
             caller = caller_for(principal, services.authorizer)
+            admission = Admission(state.rate_limits, principal)
             context = GraphQLContext(
                 session=session,
                 caller=caller,
                 services=services,
                 max_page_size=state.settings.max_page_size,
+                admit=admission.admit,
             )
             data_changes = await session.begin_nested()
+            deadline = asyncio.timeout(state.settings.request_timeout_seconds)
             try:
-                result = await state.schema.execute(
-                    gql.query,
-                    variable_values=gql.variables,
-                    context_value=context,
-                    operation_name=gql.operation_name,
-                )
+                async with deadline:
+                    result = await state.schema.execute(
+                        gql.query,
+                        variable_values=gql.variables,
+                        context_value=context,
+                        operation_name=gql.operation_name,
+                    )
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                # Cancelled mid-way: the whole transaction rolls back on the way out.
+                raise RequestTimeout(
+                    "the operation ran past the request deadline and was cancelled; "
+                    "nothing was changed"
+                ) from None
             except CannotGetOperationTypeError:
                 result = ExecutionResult(
                     data=None,
                     errors=[GraphQLError(f"Unknown operation named '{gql.operation_name}'.")],
                 )
+            admission.raise_refusal()
             errors = list(result.errors or [])
             unexpected = [
                 e
@@ -297,18 +326,48 @@ async def _execute(
         )
     except AuthenticationError:
         raise
+    except RequestTimeout as error:
+        # Not a database outage: the client's operation was too slow. The attempt is
+        # audited in a transaction of its own (the operation's rolled back).
+        await _audit_timeout(state, caller, context, gql)
+        return _problem(504, error.message, error.code, media)
     except CustosError as error:
         return _problem(400, error.message, error.code, media)
-    return _graphql_response(result.data, errors, media)
+    response = _graphql_response(result.data, errors, media, result.extensions)
+    response.headers.update(admission.headers())
+    return response
 
 
-def _graphql_response(data: Any, errors: list[GraphQLError], media: str) -> Response:
+async def _audit_timeout(
+    state: AppState, caller: Caller, context: GraphQLContext, gql: GraphQLRequest
+) -> None:
+    caller.audit.discard_changes()
+    try:
+        async with state.sessions() as session, session.begin():
+            await caller.audit.commit(
+                session,
+                operation_type=context.operation_type,
+                operation_name=context.operation_name or gql.operation_name,
+                query=gql.query,
+                outcome="error",
+                occurred_at=state.services.clock.now(),
+                checkpoints=state.services.audit.signer,
+            )
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.error("audit of a timed-out request failed type=%s", type(exc).__name__)
+
+
+def _graphql_response(
+    data: Any, errors: list[GraphQLError], media: str, extensions: dict[str, Any] | None = None
+) -> Response:
     payload: dict[str, Any] = {}
     if errors:
         payload["errors"] = [format_error(e) for e in errors]
     request_error = is_request_error(data, errors)
     if not request_error:
         payload["data"] = data
+    if extensions:
+        payload["extensions"] = extensions
     status = 200
     if request_error and media == GRAPHQL_RESPONSE:
         status = 400

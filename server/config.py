@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
+from limits import parse as parse_rate
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -100,6 +101,16 @@ class Settings(BaseSettings):
     analytics_tier_high_margin: float = Field(default=0.35, ge=0, le=1)
     analytics_tier_mid_spend: Decimal = Field(default=Decimal("1000"), ge=0)
     analytics_tier_mid_orders: int = Field(default=2, ge=1)
+    # Limits on one operation and rate limits per principal: README "Limits, cost and
+    # rate limits". A rate limit is "N/second|minute|hour" (the `limits` notation) or off.
+    max_fields: int = Field(default=5_000, ge=10)
+    max_query_cost: int = Field(default=100_000, ge=1)
+    request_timeout_seconds: float = Field(default=30, gt=0)
+    rate_limits: bool = True
+    rate_limit_cost: str | None = "500000/minute"
+    rate_limit_lookups: str | None = "60/minute"
+    rate_limit_failed_auth: str | None = "30/minute"
+    redis_url: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -112,6 +123,20 @@ class Settings(BaseSettings):
         if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             return url
         raise ValueError("must be a sqlite:/// or postgresql:// URL")
+
+    @field_validator("rate_limit_cost", "rate_limit_lookups", "rate_limit_failed_auth")
+    @classmethod
+    def _rate_limit(cls, value: str | None) -> str | None:
+        """A rate in the `limits` notation ("100/minute"), or off ("", "off")."""
+        if value is None or value.strip().lower() in ("", "off", "none"):
+            return None
+        try:
+            parsed = parse_rate(value)
+        except ValueError:
+            raise ValueError('must be like "100/minute", or "off"') from None
+        if parsed.amount < 1:
+            raise ValueError("must allow at least 1")
+        return value.strip()
 
     @property
     def is_sqlite(self) -> bool:

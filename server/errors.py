@@ -66,3 +66,9 @@ class VaultError(CustosError):
 
 class AuditWriteError(CustosError):
     code = "AUDIT_UNAVAILABLE"
+
+
+class RequestTimeout(CustosError):
+    """The operation ran past the request deadline and was cancelled: nothing changed."""
+
+    code = "REQUEST_TIMEOUT"

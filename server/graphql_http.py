@@ -164,6 +164,10 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if error.path:
         formatted["path"] = list(error.path)
     formatted["extensions"] = {"code": code}
+    details = getattr(original, "details", None)
+    if isinstance(details, dict):
+        # Facts about the refusal a client acts on (e.g. a query's cost and the limit).
+        formatted["extensions"].update(details)
     if isinstance(original, ValidationError) and original.field is not None:
         # The argument or input field concerned, by its GraphQL name (as UserError.field).
         formatted["extensions"]["field"] = to_camel_case(original.field)

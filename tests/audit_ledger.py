@@ -2,9 +2,10 @@
 
 The `api` fixture's HTTP client tags each request with a fresh `X-Request-Id` and notes
 every response. At teardown the new audit events are matched to the requests by request
-id: a request that reached GraphQL execution (200, or a 400 GraphQL request error) must
-have exactly one event; one turned away before execution (401, 405, 413, 415, 503 ...)
-must have none; and the whole chain must verify.
+id: a request that reached GraphQL execution (200, a 400 GraphQL request error, or a 504
+cancelled at the request deadline) must have exactly one event; one turned away before
+execution (401, 405, 413, 415, 429, 503 ...) must have none; and the whole chain must
+verify.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from server.app import AppState
 from server.audit.verify import verify_chain
 from server.data.models import AuditEvent
 
-EXECUTED_400_CODES = {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"}
+EXECUTED_400_CODES = {
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "BAD_USER_INPUT",
+    "QUERY_TOO_COSTLY",
+}
 
 
 class AuditLedger:
@@ -83,11 +89,14 @@ def _reached_execution(response: httpx.Response) -> bool:
         return False
     if response.status_code == 200:
         return True
-    if response.status_code != 400:
+    if response.status_code not in (400, 504):
         return False
     try:
         errors = response.json().get("errors") or []
     except ValueError:
         return False
     codes = {e.get("extensions", {}).get("code") for e in errors}
+    if response.status_code == 504:
+        # A cancelled operation is audited (outcome error) in a transaction of its own.
+        return codes == {"REQUEST_TIMEOUT"}
     return bool(codes) and codes <= EXECUTED_400_CODES

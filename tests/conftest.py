@@ -138,6 +138,8 @@ def settings(database: Database, keyring_path: Path, tmp_path: Path) -> Settings
         keyring=keyring_path,
         jwt_secret="test-secret-with-enough-length-for-hs256",
         state_dir=tmp_path / "state",
+        # Off unless a test turns them on (tests/test_rate_limits.py).
+        rate_limits=False,
     )
 
 

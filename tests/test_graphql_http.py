@@ -23,7 +23,9 @@ async def test_graphql_response_media_type_is_preferred(api: Api) -> None:
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
-    assert response.json() == {"data": {"customers": {"totalCount": 0}}}
+    body = response.json()
+    assert body["data"] == {"customers": {"totalCount": 0}}
+    assert set(body) == {"data", "extensions"}
 
 
 @pytest.mark.parametrize(
@@ -212,7 +214,9 @@ async def test_operation_name_selects_the_operation(api: Api, state: AppState) -
     document = "query A { me { subject } } query B { customers { totalCount } }"
     token = api.token("agent", subject="agent-1")
     response = await api.post(document, token=token, operation_name="B")
-    assert response.json() == {"data": {"customers": {"totalCount": 1}}}
+    body = response.json()
+    assert body["data"] == {"customers": {"totalCount": 1}}
+    assert set(body) == {"data", "extensions"}
     missing = await api.post(document, token=token)
     assert missing.status_code == 400
     unknown = await api.post(document, token=token, operation_name="C")

@@ -75,7 +75,9 @@ async def test_another_agents_customer_is_not_found_and_reveals_nothing(
     # Looking them up by contact finds nothing either: same answer as an unknown phone.
     for phone in ("13800000003", "13700000000"):
         response = await api.post(BY_PHONE, {"phone": phone}, token=token, purpose="support")
-        assert response.json() == {"data": {"customerByContact": None}}
+        body = response.json()
+        assert body["data"] == {"customerByContact": None}
+        assert set(body) == {"data", "extensions"}
 
 
 async def test_manager_sees_their_team_only(api: Api, state: AppState) -> None:

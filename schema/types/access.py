@@ -6,6 +6,7 @@ import datetime
 
 import strawberry
 
+from schema.cost import assumed, cost
 from server.authz.service import Explanation, PolicyRuleView, RoleView
 from server.data.models import ApiKey as ApiKeyRow
 from server.data.models import RoleAssignment as RoleAssignmentRow
@@ -110,7 +111,7 @@ class AccessExplanation:
     deciding_rule: PolicyRule | None = strawberry.field(
         description="The rule that decided; null when no rule matched (deny by default)."
     )
-    matching_rules: list[PolicyRule]
+    matching_rules: list[PolicyRule] = strawberry.field(metadata=cost(size=assumed(20)))
 
     @classmethod
     def of(cls, view: Explanation) -> AccessExplanation:

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import strawberry
 
+from schema.cost import assumed, cost, from_fact
 from server.analytics import churn, segments
 from server.analytics import metrics as domain
 from server.analytics.repository import Granularity as DomainGranularity
@@ -83,7 +84,7 @@ class MetricGroup:
     key: str | None = strawberry.field(description="The group's value; null for no value.")
     current: Kpis
     previous: Kpis = strawberry.field(description="The equally long period just before.")
-    series: list[MetricPoint]
+    series: list[MetricPoint] = strawberry.field(metadata=cost(size=from_fact("buckets", 0)))
 
     @classmethod
     def of(cls, g: domain.MetricGroup) -> MetricGroup:
@@ -101,7 +102,7 @@ class Metrics:
     to: datetime.date
     previous_from: datetime.date
     total: MetricGroup
-    groups: list[MetricGroup]
+    groups: list[MetricGroup] = strawberry.field(metadata=cost(size=from_fact("groups", 0)))
 
     @classmethod
     def of(cls, r: domain.MetricsReport) -> Metrics:
@@ -170,7 +171,7 @@ class ChurnRisk:
     expected_purchases: float | None = strawberry.field(
         description="Expected purchases in the next 13 weeks."
     )
-    signals: list[ChurnSignal]
+    signals: list[ChurnSignal] = strawberry.field(metadata=cost(size=assumed(6)))
 
     @classmethod
     def of(cls, r: churn.ChurnRisk) -> ChurnRisk:

@@ -7,6 +7,7 @@ import re
 
 import strawberry
 
+from schema.cost import assumed, cost
 from schema.paging import Connection
 from server.audit.service import AccessView, EventView
 
@@ -26,7 +27,7 @@ class AuditFieldAccess:
 class AuditAccess:
     object_type: str
     action: str
-    fields: list[AuditFieldAccess]
+    fields: list[AuditFieldAccess] = strawberry.field(metadata=cost(size=assumed(40)))
     denied_fields: list[str]
     changed_fields: list[str]
     record_count: int
@@ -63,7 +64,7 @@ class AuditEvent:
     outcome: str = strawberry.field(description="ok, partial, denied or error.")
     prev_hash: str
     hash: str
-    accesses: list[AuditAccess]
+    accesses: list[AuditAccess] = strawberry.field(metadata=cost(size=assumed(5)))
 
     @classmethod
     def from_view(cls, view: EventView) -> AuditEvent:

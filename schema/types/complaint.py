@@ -13,6 +13,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from schema.cost import assumed, cost
 from schema.paging import Connection
 from schema.types.common import view_field
 from server.complaint.states import ComplaintStatus
@@ -81,7 +82,10 @@ class Complaint:
     closed_at: datetime.datetime | None = view_field("closed_at")
     overdue: bool = view_field("overdue", "Past a deadline that still applies, now.")
 
-    @strawberry.field(description="Every move of the state machine, oldest first.")
+    @strawberry.field(
+        metadata=cost(size=assumed(10)),
+        description="Every move of the state machine, oldest first.",
+    )
     async def events(
         self, root: strawberry.Parent[Any], info: Info[Any, None]
     ) -> list[ComplaintEvent]:
@@ -164,6 +168,6 @@ class ComplaintCount:
 @strawberry.type(description="Complaints opened in a period, counted by category and cause.")
 class ComplaintBreakdown:
     total: int
-    by_category: list[ComplaintCount]
-    by_root_cause: list[ComplaintCount]
-    cells: list[ComplaintBreakdownCell]
+    by_category: list[ComplaintCount] = strawberry.field(metadata=cost(size=assumed(7)))
+    by_root_cause: list[ComplaintCount] = strawberry.field(metadata=cost(size=assumed(7)))
+    cells: list[ComplaintBreakdownCell] = strawberry.field(metadata=cost(size=assumed(42)))

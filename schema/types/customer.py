@@ -15,6 +15,7 @@ from strawberry.types import Info
 from strawberry.utils.str_converters import to_camel_case
 
 from schema.context import GraphQLContext
+from schema.cost import assumed, cost, paged
 from schema.execution import plain_leaf
 from schema.paging import Connection
 from schema.types.analytics import ChurnRisk, CustomerSegment
@@ -193,10 +194,14 @@ class Customer:
     reviewed_at: datetime.datetime | None = _field("reviewed_at")
     segment: CustomerSegment | None = strawberry.field(
         resolver=resolve_segment,
+        # Quintiles over every customer as of the day, batched per page.
+        metadata=cost(weight=5),
         description="RFM, tier, lifecycle, need type and grade as of a day (default today).",
     )
     churn_risk: ChurnRisk | None = strawberry.field(
         resolver=resolve_churn_risk,
+        # The purchase model (fitted once per day) and the signals, batched per page.
+        metadata=cost(weight=10),
         description="Churn risk as of a day (default today), with its signals in words.",
     )
     merged_into_id: strawberry.ID | None = _field(
@@ -216,7 +221,9 @@ class Customer:
             review_due_at=value.review_due_at,
         )
 
-    @strawberry.field(description="This customer's interactions, newest first (batched).")
+    @strawberry.field(
+        metadata=paged(), description="This customer's interactions, newest first (batched)."
+    )
     async def interactions(
         self,
         root: strawberry.Parent[Any],
@@ -226,7 +233,9 @@ class Customer:
     ) -> InteractionConnection:
         return await customer_interactions(info, root.id, first, after)
 
-    @strawberry.field(description="Interactions, orders and complaints by time, newest first.")
+    @strawberry.field(
+        metadata=paged(), description="Interactions, orders and complaints by time, newest first."
+    )
     async def timeline(
         self,
         root: strawberry.Parent[Any],
@@ -236,15 +245,18 @@ class Customer:
     ) -> TimelineConnection:
         return await customer_timeline(info, root.id, first, after)
 
-    @strawberry.field(description="Consent history per purpose, oldest first.")
+    @strawberry.field(
+        metadata=cost(size=assumed(6)), description="Consent history per purpose, oldest first."
+    )
     async def consents(
         self, root: strawberry.Parent[Any], info: Info[GraphQLContext, Any]
     ) -> list[Consent] | None:
         return await consent_loader(info).load(root.id)
 
     @strawberry.field(
+        metadata=paged(),
         description="This customer's orders, oldest first; null and FORBIDDEN "
-        "at its path without order access."
+        "at its path without order access.",
     )
     async def orders(
         self,

@@ -14,6 +14,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from schema.cost import PAGE, cost
 from schema.paging import Connection, Cursor, Edge, check_page_size, connection, keyset_cursor
 from schema.selection import selected_names
 from schema.types.common import snake_names, view_field
@@ -129,7 +130,7 @@ class TimelineEdge(Edge[TimelineEntry]):
 @strawberry.type(description="Interactions, orders and complaints by time, newest first.")
 class TimelineConnection(Connection[TimelineEntry]):
     # The same edges under their published name (a list is invariant for mypy).
-    edges: list[TimelineEdge]  # type: ignore[assignment]
+    edges: list[TimelineEdge] = strawberry.field(metadata=cost(size=PAGE))  # type: ignore[assignment]
 
 
 async def customer_interactions(

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import paged
 from schema.paging import Connection, check_page_size, connection, id_cursor
 from server.data.models import LoyaltyEntry as LoyaltyEntryRow
 
@@ -47,7 +48,7 @@ class Loyalty:
     level: str | None
     referral_count: int
 
-    @strawberry.field(description="The ledger, oldest first.")
+    @strawberry.field(metadata=paged(), description="The ledger, oldest first.")
     async def entries(
         self, info: Info[GraphQLContext, None], first: int = 20, after: str | None = None
     ) -> Connection[LoyaltyEntry]:

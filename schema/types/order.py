@@ -11,6 +11,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from schema.cost import assumed, cost
 from schema.loaders import request_loader
 from schema.paging import Connection, check_page_size, connection, id_cursor
 from schema.selection import selected_names, top_level_names
@@ -95,8 +96,8 @@ class Order:
     total: decimal.Decimal
     cost_total: decimal.Decimal
     external_ref: str | None
-    items: list[OrderItem]
-    timeline: list[OrderStatusEvent]
+    items: list[OrderItem] = strawberry.field(metadata=cost(size=assumed(5)))
+    timeline: list[OrderStatusEvent] = strawberry.field(metadata=cost(size=assumed(6)))
 
     @classmethod
     def from_view(cls, view: OrderView) -> Order:
