@@ -23,8 +23,16 @@ class OperationCapture(SchemaExtension):
         if len(operations) > 1:
             raise GraphQLError("Must provide operation name if query contains multiple operations.")
 
+    def on_execute(self) -> Iterator[None]:
+        # Known before anything runs, for an operation cancelled mid-way too.
+        self._capture()
+        yield
+
     def on_operation(self) -> Iterator[None]:
         yield
+        self._capture()
+
+    def _capture(self) -> None:
         ctx = self.execution_context
         context = ctx.context
         if ctx.graphql_document is None or context is None:
