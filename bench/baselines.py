@@ -139,7 +139,12 @@ def hand_written(state: AppState) -> Route:
                 "customer", (r.id for r in rows), {f: m.value for f, m in modes.items()}
             )
             await _commit_audit(session, caller.audit, "List")
-        payload = orjson.dumps({"data": {"customers": {"edges": edges}}})
+        # The app reports the query's static cost: customers, edges, and per edge the
+        # edge and its node.
+        cost = {"requested": 2 + 2 * first, "limit": state.settings.max_query_cost}
+        payload = orjson.dumps(
+            {"data": {"customers": {"edges": edges}}, "extensions": {"cost": cost}}
+        )
         return Response(payload, media_type="application/graphql-response+json")
 
     return Route("/bench/a/customers", endpoint, methods=["POST"])
@@ -282,6 +287,9 @@ def without_fast_path(state: AppState) -> Route:
             max_depth=state.settings.max_query_depth,
             max_aliases=state.settings.max_aliases,
             max_tokens=state.settings.max_tokens,
+            max_fields=state.settings.max_fields,
+            max_cost=state.settings.max_query_cost,
+            max_page_size=state.settings.max_page_size,
             fast_execution=False,
         ),
     )

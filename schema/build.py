@@ -95,9 +95,11 @@ def build_schema(
     max_cost: int = 100_000,
     max_page_size: int = 1_000,
     fast_execution: bool = True,
+    query_limits: bool = True,
 ) -> strawberry.Schema:
     """The schema; `fast_execution=False` gives graphql-core's own executor (for the
-    differential test of the fast path)."""
+    differential test of the fast path); `query_limits=False` leaves the limits and cost
+    pass out (for the benchmark of its overhead, never for serving)."""
     limits = OperationLimits(
         max_depth=max_depth,
         max_aliases=max_aliases,
@@ -122,7 +124,7 @@ def build_schema(
             lambda: ValidationCache(maxsize=512),
             # Depth, aliases, expanded fields, cost and rate limits: one pass over the
             # operation after validation, before anything runs (schema/limits.py).
-            lambda: QueryLimits(limits),
+            *([lambda: QueryLimits(limits)] if query_limits else []),
         ],
     )
 

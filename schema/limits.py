@@ -32,7 +32,7 @@ from server.errors import CustosError
 # Units of graphql-core's overlap budget (two per comparison of two fields). 500,000 by
 # default: about a second of comparisons; this is some tens of milliseconds, and far
 # above what any query a client writes needs (bench/validation.py measures both).
-OVERLAP_BUDGET = 20_000
+OVERLAP_BUDGET = 10_000
 
 
 class QueryTooCostly(CustosError):
