@@ -80,10 +80,11 @@ Weight = int | Callable[[Arguments], int]
 @dataclass(frozen=True, slots=True)
 class Cost:
     """A field's declared cost. `weight`: resolving it once (None: 0 for a scalar or
-    enum, 1 for an object, 10 for a mutation), or a function of its arguments for work
-    done whatever is selected (a metrics report computes every bucket). `size`: how
-    many items a list holds, or (`pages`) how many items a connection pages: its
-    `edges` and `nodes` then take that size. `lookup`: a lookup by a sealed value,
+    enum, 1 for an object or a list, 10 for a mutation), or a function of its arguments
+    for work done whatever is selected (a metrics report computes every bucket); each
+    item of a list then adds 1 and its selection. `size`: how many items a list holds,
+    or (`pages`) how many items a connection pages: its `edges` and `nodes` then take
+    that size. `lookup`: a lookup by a sealed value,
     counted against the stricter lookup rate limit. `facts`: values its descendants'
     sizes depend on, computed from its arguments."""
 
