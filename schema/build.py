@@ -31,6 +31,7 @@ from schema.interactions import InteractionMutation, InteractionQuery
 from schema.loyalty import LoyaltyMutation
 from schema.orders import OrderMutation, OrderQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
+from schema.tasks import TaskMutation, TaskQuery
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
@@ -45,6 +46,7 @@ QUERY_TYPES: tuple[type, ...] = (
     OrderQuery,
     CampaignQuery,
     AnalyticsQuery,
+    TaskQuery,
 )
 MUTATION_TYPES: tuple[type, ...] = (
     CustomerMutation,
@@ -57,6 +59,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     CampaignMutation,
     ImportMutation,
     AnalyticsMutation,
+    TaskMutation,
 )
 
 

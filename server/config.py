@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     # Customers whose stored lifecycle is `at_risk` join the care queue; handled ones
     # come back after this many days.
     care_at_risk_repeat_days: int = Field(default=30, ge=1)
+    # Retention playbook: actions per churn signal (JSON over the defaults, see README),
+    # and how many days after a done retention task a purchase counts as won back.
+    retention_playbook: str = ""
+    retention_won_back_days: int = Field(default=30, ge=1, le=365)
     # Analytics: service cost per interaction, and the value-tier rule (see README).
     analytics_cost_per_interaction: Decimal = Field(default=Decimal("15.00"), ge=0)
     analytics_tier_high_spend: Decimal = Field(default=Decimal("5000"), ge=0)

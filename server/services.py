@@ -22,6 +22,7 @@ from server.loyalty.service import LoyaltyRules, LoyaltyService
 from server.order.service import OrderService
 from server.privacy.service import PrivacyService
 from server.service_levels import ServiceLevels, business_calendar
+from server.task.retention import RetentionService, parse_playbook
 from server.task.service import TaskService
 from server.vault import Vault
 from server.vault.keyring import KeyProvider
@@ -44,6 +45,7 @@ class Services:
     loyalty: LoyaltyService = field(init=False)
     orders: OrderService = field(init=False)
     campaigns: CampaignService = field(init=False)
+    retention: RetentionService = field(init=False)
     care: CareService = field(init=False)
     imports: ImportService = field(init=False)
 
@@ -57,6 +59,7 @@ class Services:
         self.orders = OrderService(now, self.loyalty)
         self.campaigns = CampaignService(now)
         self.care = CareService(self.vault, now, self.tasks, self.calendar)
+        self.retention = RetentionService(self.analytics, self.tasks, self.calendar)
         # A completed complaint follow-up task records the complaint's follow-up.
         self.complaints.tasks = self.tasks
         self.tasks.on_done["complaint"] = self.complaints.follow_up_from_task
@@ -104,6 +107,8 @@ class Services:
             level_basis=settings.loyalty_level_basis,
             thresholds=LoyaltyRules.parse_levels(settings.loyalty_levels),
         )
+        self.retention.playbook = parse_playbook(settings.retention_playbook)
+        self.retention.won_back_days = settings.retention_won_back_days
         holidays, lunar_holidays = parse_holidays(settings.care_holidays)
         self.care.rules = CareRules(
             new_customer_days=settings.care_new_customer_days,
