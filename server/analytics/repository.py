@@ -77,8 +77,9 @@ class Window:
 
 @cache
 def utc_offsets(timezone: str) -> tuple[tuple[datetime | None, int], ...]:
-    """The zone's UTC offsets in minutes from 1990 to 2100 as (until, offset) pairs, the
-    last with `until` None: one pair for a zone without daylight saving (Asia/Shanghai)."""
+    """The zone's UTC offsets in minutes from 2000 to 2100 as (until, offset) pairs, the
+    last with `until` None: one pair for a zone without daylight saving (Asia/Shanghai,
+    whose last daylight saving was in 1991). Instants before 2000 take the 2000 offset."""
     tz = ZoneInfo(timezone)
 
     def offset(instant: datetime) -> int:
@@ -86,7 +87,7 @@ def utc_offsets(timezone: str) -> tuple[tuple[datetime | None, int], ...]:
         return int(delta.total_seconds() // 60) if delta is not None else 0
 
     pairs: list[tuple[datetime | None, int]] = []
-    instant = datetime(1990, 1, 1, tzinfo=UTC)
+    instant = datetime(2000, 1, 1, tzinfo=UTC)
     current = offset(instant)
     end = datetime(2100, 1, 1, tzinfo=UTC)
     step = timedelta(hours=6)
@@ -128,7 +129,7 @@ class SqlDialect:
         if len(pairs) == 1:
             return literal(f"{pairs[0][1]:+d} minutes")
         whens = [
-            (column < until.strftime("%Y-%m-%d %H:%M:%S"), f"{minutes:+d} minutes")
+            (column < literal(until.strftime("%Y-%m-%d %H:%M:%S"), String), f"{minutes:+d} minutes")
             for until, minutes in pairs
             if until is not None
         ]
