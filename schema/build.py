@@ -25,6 +25,7 @@ from schema.limits import BoundedValidation, OperationLimits, QueryLimits
 from schema.loyalty import LoyaltyMutation
 from schema.orders import OrderMutation, OrderQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
+from schema.tasks import TaskMutation, TaskQuery
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
@@ -39,6 +40,7 @@ QUERY_TYPES: tuple[type, ...] = (
     OrderQuery,
     CampaignQuery,
     AnalyticsQuery,
+    TaskQuery,
 )
 MUTATION_TYPES: tuple[type, ...] = (
     CustomerMutation,
@@ -51,6 +53,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     CampaignMutation,
     ImportMutation,
     AnalyticsMutation,
+    TaskMutation,
 )
 
 

@@ -98,11 +98,18 @@ class CampaignRecorded:
 @strawberry.type(description="One reason to contact a customer soon.")
 class CareItem:
     customer_id: strawberry.ID
+    owner_id: str | None
     reason: str = strawberry.field(
-        description="cadence, birthday, holiday, anniversary or complaint_follow_up."
+        description="cadence, birthday, holiday, anniversary, complaint_follow_up or at_risk."
     )
-    due_on: datetime.date
+    due_on: datetime.date = strawberry.field(description="A day of the business's time zone.")
     detail: str
+    key: str = strawberry.field(
+        description="Names the item for its customer: takeCareItem, completeCareItem, "
+        "snoozeCareItem."
+    )
+    task_id: strawberry.ID | None = strawberry.field(description="The item's task, if taken.")
+    snoozed_until: datetime.datetime | None
 
 
 CreateCampaignResult = Annotated[
@@ -147,19 +154,26 @@ class CampaignQuery:
     @strawberry.field(
         metadata=cost(weight=50, size=assumed(200)),
         description="Who to contact within `days` and why: the owner's customers (default "
-        "the caller) inside the caller's row scope.",
+        "the caller) inside the caller's row scope; with `team`, every customer in that "
+        "scope (a manager's team queue). Done items leave it; snoozed ones come back.",
     )
     async def care_queue(
-        self, info: Ctx, owner_id: str | None = None, days: int = 7
+        self, info: Ctx, owner_id: str | None = None, days: int = 7, team: bool = False
     ) -> list[CareItem]:
         ctx = info.context
-        items = await ctx.services.care.queue(ctx.session, ctx.caller, owner_id=owner_id, days=days)
+        items = await ctx.services.care.queue(
+            ctx.session, ctx.caller, owner_id=owner_id, days=days, team=team
+        )
         return [
             CareItem(
                 customer_id=strawberry.ID(str(i.customer_id)),
+                owner_id=i.owner_id,
                 reason=i.reason,
                 due_on=i.due_on,
                 detail=i.detail,
+                key=i.key,
+                task_id=strawberry.ID(str(i.task.id)) if i.task is not None else None,
+                snoozed_until=i.task.snoozed_until if i.task is not None else None,
             )
             for i in items
         ]

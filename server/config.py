@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
 from limits import parse as parse_rate
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.business_calendar import parse_days, parse_hours, timezone_of
 from server.errors import ConfigError
 
 DEFAULT_STATE_DIR = Path(".custos")
@@ -86,14 +95,33 @@ class Settings(BaseSettings):
     loyalty_referral_bonus: int = Field(default=200, ge=0)
     loyalty_level_basis: Literal["points", "spend"] = "points"
     loyalty_levels: str = "bronze:0,silver:1000,gold:5000,platinum:20000"
+    # The business calendar (server/business_calendar.py): the time zone of every period,
+    # "today" and due date; working hours and days for service-level clocks.
+    business_timezone: str = "Asia/Shanghai"
+    business_hours: str = "09:00-18:00"
+    # `cn`: China's statutory holidays and adjusted workdays; `weekdays`: Monday to Friday.
+    business_calendar: Literal["cn", "weekdays"] = "cn"
+    business_extra_holidays: str = ""
+    business_extra_workdays: str = ""
+    # Service-level deadlines count `business` hours on working days, or `wall` hours.
+    sla_clock: Literal["business", "wall"] = "business"
     # Care queue: contact cadence in days and the holiday table ("MM-DD name;...").
     care_new_customer_days: int = Field(default=90, ge=0)
     care_new_cadence_days: int = Field(default=7, ge=1)
     care_established_cadence_days: int = Field(default=30, ge=1)
+    # "MM-DD name" on the Gregorian calendar, "LMM-DD name" on the lunar calendar.
     care_holidays: str = (
-        "01-01 New Year's Day;03-08 Women's Day;05-01 Labour Day;"
-        "06-01 Children's Day;10-01 National Day;12-25 Christmas"
+        "01-01 New Year's Day 元旦;L01-01 Spring Festival 春节;L01-15 Lantern Festival 元宵节;"
+        "03-08 Women's Day 妇女节;05-01 Labour Day 劳动节;L05-05 Dragon Boat Festival 端午节;"
+        "L08-15 Mid-Autumn Festival 中秋节;10-01 National Day 国庆节"
     )
+    # Customers whose stored lifecycle is `at_risk` join the care queue; handled ones
+    # come back after this many days.
+    care_at_risk_repeat_days: int = Field(default=30, ge=1)
+    # Retention playbook: actions per churn signal (JSON over the defaults, see README),
+    # and how many days after a done retention task a purchase counts as won back.
+    retention_playbook: str = ""
+    retention_won_back_days: int = Field(default=30, ge=1, le=365)
     # Analytics: service cost per interaction, and the value-tier rule (see README).
     analytics_cost_per_interaction: Decimal = Field(default=Decimal("15.00"), ge=0)
     analytics_tier_high_spend: Decimal = Field(default=Decimal("5000"), ge=0)
@@ -137,6 +165,25 @@ class Settings(BaseSettings):
         if parsed.amount < 1:
             raise ValueError("must allow at least 1")
         return value.strip()
+
+    @field_validator(
+        "business_timezone",
+        "business_hours",
+        "business_extra_holidays",
+        "business_extra_workdays",
+    )
+    @classmethod
+    def _calendar_text(cls, value: str, info: ValidationInfo) -> str:
+        """Refuse a time zone, hours or days the business calendar cannot read at start-up."""
+        check: Callable[[str], object] = {
+            "business_timezone": timezone_of,
+            "business_hours": parse_hours,
+        }.get(info.field_name or "", parse_days)
+        try:
+            check(value)
+        except ConfigError as error:
+            raise ValueError(error.message) from None
+        return value
 
     @property
     def is_sqlite(self) -> bool:

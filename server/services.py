@@ -9,6 +9,7 @@ from server.analytics.service import AnalyticsConfig, AnalyticsService
 from server.audit.service import AuditService
 from server.authz.authorizer import Authorizer
 from server.authz.service import AccessAdminService
+from server.business_calendar import BusinessCalendar
 from server.campaign.service import CampaignService
 from server.care.service import CareRules, CareService, parse_holidays
 from server.clock import Clock
@@ -20,7 +21,9 @@ from server.interaction.service import InteractionService
 from server.loyalty.service import LoyaltyRules, LoyaltyService
 from server.order.service import OrderService
 from server.privacy.service import PrivacyService
-from server.service_levels import ServiceLevels
+from server.service_levels import ServiceLevels, business_calendar
+from server.task.retention import RetentionService, parse_playbook
+from server.task.service import TaskService
 from server.vault import Vault
 from server.vault.keyring import KeyProvider
 
@@ -37,9 +40,12 @@ class Services:
     interactions: InteractionService
     audit: AuditService
     analytics: AnalyticsService
+    tasks: TaskService
+    calendar: BusinessCalendar = field(default_factory=BusinessCalendar)
     loyalty: LoyaltyService = field(init=False)
     orders: OrderService = field(init=False)
     campaigns: CampaignService = field(init=False)
+    retention: RetentionService = field(init=False)
     care: CareService = field(init=False)
     imports: ImportService = field(init=False)
 
@@ -52,7 +58,11 @@ class Services:
         self.loyalty = LoyaltyService(now)
         self.orders = OrderService(now, self.loyalty)
         self.campaigns = CampaignService(now)
-        self.care = CareService(self.vault, now)
+        self.care = CareService(self.vault, now, self.tasks, self.calendar)
+        self.retention = RetentionService(self.analytics, self.tasks, self.calendar)
+        # A completed complaint follow-up task records the complaint's follow-up.
+        self.complaints.tasks = self.tasks
+        self.tasks.on_done["complaint"] = self.complaints.follow_up_from_task
         self.imports = ImportService(self.customers, self.vault, now)
 
     @classmethod
@@ -62,7 +72,8 @@ class Services:
         vault = Vault(keys)
         authorizer = Authorizer()
         clock = clock or Clock()
-        levels = ServiceLevels.from_settings(settings) if settings else ServiceLevels()
+        calendar = business_calendar(settings) if settings else BusinessCalendar()
+        levels = ServiceLevels.from_settings(settings, calendar) if settings else ServiceLevels()
         services = cls(
             vault=vault,
             authorizer=authorizer,
@@ -76,6 +87,8 @@ class Services:
             analytics=AnalyticsService(
                 AnalyticsConfig.from_settings(settings) if settings else None
             ),
+            tasks=TaskService(vault, clock),
+            calendar=calendar,
         )
         if settings is not None:
             services.configure(settings)
@@ -94,11 +107,16 @@ class Services:
             level_basis=settings.loyalty_level_basis,
             thresholds=LoyaltyRules.parse_levels(settings.loyalty_levels),
         )
+        self.retention.playbook = parse_playbook(settings.retention_playbook)
+        self.retention.won_back_days = settings.retention_won_back_days
+        holidays, lunar_holidays = parse_holidays(settings.care_holidays)
         self.care.rules = CareRules(
             new_customer_days=settings.care_new_customer_days,
             new_customer_cadence_days=settings.care_new_cadence_days,
             established_cadence_days=settings.care_established_cadence_days,
-            holidays=parse_holidays(settings.care_holidays),
+            holidays=holidays,
+            lunar_holidays=lunar_holidays,
+            at_risk_repeat_days=settings.care_at_risk_repeat_days,
         )
 
     def __setattr__(self, name: str, value: object) -> None:

@@ -6,15 +6,26 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from server.app import AppState
 from server.clock import FixedClock
+from server.config import Settings
 from server.data.models import AuditEvent, CustomerKey, LoyaltyEntry
 from tests.conftest import Api
 from tests.ops_helpers import make_product
 
 T0 = datetime(2019, 4, 5, 6, 7, 8, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The due time below is the clock's instant plus wall-clock hours (T0 is the Qingming
+    # holiday, when business hours would move it to the next working day).
+    return settings.model_copy(update={"sla_clock": "wall"})
+
+
 CREATE = """
 mutation($input: CreateCustomerInput!) {
   createCustomer(input: $input) {

@@ -12,13 +12,22 @@ from sqlalchemy import select
 from server.app import AppState
 from server.clock import FixedClock
 from server.complaint.states import TRANSITIONS, ComplaintMove, ComplaintStatus, legal_paths_to
-from server.config import load_settings
+from server.config import Settings, load_settings
 from server.data.models import AuditAccess
 from server.service_levels import ServiceLevels
 from tests.conftest import Api
 from tests.factories import make_customer
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # These tests pin the timers on wall-clock hours; business-hour clocks are tested in
+    # tests/test_business_calendar.py.
+    return settings.model_copy(update={"sla_clock": "wall"})
+
+
 FIELDS = "id status rating escalationLevel compensation rootCause resolution overdue"
 RESULT = f"""
   __typename
@@ -302,6 +311,7 @@ async def test_deadlines_come_from_settings(
     api: Api, state: AppState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CUSTOS_COMPLAINT_DEADLINES", '{"urgent": {"acknowledge": 0.5}}')
+    monkeypatch.setenv("CUSTOS_SLA_CLOCK", "wall")
     configured = load_settings()
     state.services.complaints.levels = ServiceLevels.from_settings(configured)
     clock = FixedClock(T0)

@@ -228,12 +228,19 @@ QUERIES: dict[str, Refused] = {
     "atRiskCustomers": Refused("agent", "(first: 1, minScore: 0.5)", "segment", "read"),
     "frequentlyBoughtWith": Refused("agent", "(productId: @id, first: 1)", "metrics", "read"),
     "likelyBuyers": Refused("agent", "(productId: @id, first: 1)", "segment", "read"),
+    "myTasks": Refused("integrator", "(first: 1)", "task", "read"),
+    "teamTasks": Refused("agent", "(first: 1)", "task", "manage"),
+    "task": Refused("integrator", "(id: @id)", "task", "read"),
+    "retentionOutcomes": Refused(
+        "integrator", '(from: "2026-01-01", to: "2026-02-01")', "task", "read"
+    ),
 }
 # Root fields every authenticated caller may call, and why.
 NOT_GATED: dict[str, str] = {
     "me": "who the caller is, as the server sees them: nothing beyond the caller's own token",
 }
 COMPLAINT_MOVE = Refused("analyst", "(id: @id)", "complaint", "update")
+TASK_MOVE = Refused("analyst", "(id: @id)", "task", "update")
 MUTATIONS: dict[str, Refused] = {
     "createCustomer": Refused("analyst", '(input: {name: "Ann"})', "customer", "create"),
     "updateCustomer": Refused("support", '(id: @id, input: {name: "Ann"})', "customer", "update"),
@@ -320,6 +327,26 @@ MUTATIONS: dict[str, Refused] = {
         "support", '(rows: [{name: "Ann"}], strict: true)', "import", "create"
     ),
     "refreshSegments": Refused("agent", "", "segment", "manage"),
+    "createTask": Refused(
+        "analyst", '(input: {title: "Call", dueAt: "2026-01-01T00:00:00Z"})', "task", "create"
+    ),
+    "completeTask": TASK_MOVE,
+    "snoozeTask": Refused("analyst", '(id: @id, until: "2026-01-01T00:00:00Z")', "task", "update"),
+    "reassignTask": Refused("analyst", '(id: @id, assigneeId: "ann")', "task", "update"),
+    "reopenTask": TASK_MOVE,
+    "takeCareItem": Refused(
+        "analyst", '(customerId: @id, key: "cadence:2026-01-01")', "task", "create"
+    ),
+    "completeCareItem": Refused(
+        "analyst", '(customerId: @id, key: "cadence:2026-01-01")', "task", "update"
+    ),
+    "snoozeCareItem": Refused(
+        "analyst",
+        '(customerId: @id, key: "cadence:2026-01-01", until: "2026-01-02T00:00:00Z")',
+        "task",
+        "update",
+    ),
+    "planRetention": Refused("agent", "", "task", "manage"),
 }
 
 

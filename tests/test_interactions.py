@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from server.app import AppState
 from server.clock import FixedClock
+from server.config import Settings
 from server.data.base import new_id
 from server.data.models import Interaction, Order
 from tests.conftest import Api
@@ -17,6 +20,15 @@ from tests.factories import make_customer, make_interactions
 from tests.sql_statements import count_statements
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # These tests pin the timers on wall-clock hours; business-hour clocks are tested in
+    # tests/test_business_calendar.py.
+    return settings.model_copy(update={"sla_clock": "wall"})
+
+
 LOG = """
 mutation($input: LogInteractionInput!) {
   logInteraction(input: $input) {

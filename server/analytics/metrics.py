@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -169,8 +170,9 @@ class MetricsReport:
     groups: list[MetricGroup]
 
 
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
+def day_start(day: date, timezone: str = "UTC") -> datetime:
+    """The instant (UTC) `day` begins in the business's time zone."""
+    return datetime.combine(day, time(), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
 def bucket_start(day: date, granularity: Granularity) -> date:
@@ -284,8 +286,10 @@ class _Collected:
 
 
 class MetricsCalculator:
-    def __init__(self, cost_per_interaction: Decimal) -> None:
+    def __init__(self, cost_per_interaction: Decimal, timezone: str = "UTC") -> None:
         self.cost_per_interaction = cost_per_interaction
+        # Days, weeks and months (periods and buckets) are the business's, in this zone.
+        self.timezone = timezone
 
     async def report(
         self,
@@ -300,10 +304,12 @@ class MetricsCalculator:
         """KPIs for the days [start, end] (inclusive) and the equally long period before."""
         if end < start:
             raise ValidationError("`to` must not be before `from`")
-        repo = repo or AnalyticsRepository(session)
+        repo = repo or AnalyticsRepository(session, self.timezone)
         days = (end - start).days + 1
-        current = Window(day_start(start), day_start(end + timedelta(days=1)))
-        previous = Window(current.start - timedelta(days=days), current.start)
+        tz = self.timezone
+        current = Window(day_start(start, tz), day_start(end + timedelta(days=1), tz))
+        previous_start = start - timedelta(days=days)
+        previous = Window(day_start(previous_start, tz), current.start)
         range_keys = Keys(None, group_by)
         labels: list[date] = []
         if granularity is not None:
@@ -319,7 +325,7 @@ class MetricsCalculator:
         base_series: dict[str | None, tuple[int, int]] = {}
         if granularity is not None:
             series_window = Window(
-                day_start(labels[0]), day_start(next_bucket(labels[-1], granularity))
+                day_start(labels[0], tz), day_start(next_bucket(labels[-1], granularity), tz)
             )
             keys = Keys(granularity, group_by)
             series = await _collect(repo, series_window, keys)
@@ -333,7 +339,6 @@ class MetricsCalculator:
             base_series,
             labels,
         )
-        previous_start = start - timedelta(days=days)
         if group_by is None:
             (total,) = self._build([None], data)
             return MetricsReport(start, end, previous_start, granularity, None, total, [])

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -73,37 +75,94 @@ class Window:
     end: datetime
 
 
-class SqlDialect:
-    """The date arithmetic that differs between SQLite and PostgreSQL."""
+@cache
+def utc_offsets(timezone: str) -> tuple[tuple[datetime | None, int], ...]:
+    """The zone's UTC offsets in minutes from 2000 to 2100 as (until, offset) pairs, the
+    last with `until` None: one pair for a zone without daylight saving (Asia/Shanghai,
+    whose last daylight saving was in 1991). Instants before 2000 take the 2000 offset."""
+    tz = ZoneInfo(timezone)
 
-    def __init__(self, name: str) -> None:
+    def offset(instant: datetime) -> int:
+        delta = instant.astimezone(tz).utcoffset()
+        return int(delta.total_seconds() // 60) if delta is not None else 0
+
+    pairs: list[tuple[datetime | None, int]] = []
+    instant = datetime(2000, 1, 1, tzinfo=UTC)
+    current = offset(instant)
+    end = datetime(2100, 1, 1, tzinfo=UTC)
+    step = timedelta(hours=6)
+    while instant < end:
+        following = instant + step
+        if offset(following) != current:
+            # Find the transition to the minute, then record the offset that ends there.
+            low, high = instant, following
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == current else (low, middle)
+            pairs.append((high, current))
+            current = offset(following)
+        instant = following
+    pairs.append((None, current))
+    return tuple(pairs)
+
+
+class SqlDialect:
+    """The date arithmetic that differs between SQLite and PostgreSQL.
+
+    Buckets and days are those of the business's time zone: PostgreSQL converts with its
+    own zone database; SQLite, which has none, shifts the stored UTC text by the zone's
+    offset at that instant (`utc_offsets`).
+    """
+
+    def __init__(self, name: str, timezone: str = "UTC") -> None:
         self.postgres = name == "postgresql"
+        self.timezone = timezone
+
+    def _local(self, column: Any) -> ColumnElement[Any]:
+        """PostgreSQL: `column` as a local timestamp of the business's zone."""
+        local: ColumnElement[Any] = func.timezone(self.timezone, column)
+        return local
+
+    def _shift(self, column: Any) -> ColumnElement[Any]:
+        """SQLite: the date-function modifier that turns stored UTC into local time."""
+        pairs = utc_offsets(self.timezone)
+        if len(pairs) == 1:
+            return literal(f"{pairs[0][1]:+d} minutes")
+        whens = [
+            (column < literal(until.strftime("%Y-%m-%d %H:%M:%S"), String), f"{minutes:+d} minutes")
+            for until, minutes in pairs
+            if until is not None
+        ]
+        return case(*whens, else_=f"{pairs[-1][1]:+d} minutes")
 
     def bucket(self, column: Any, granularity: Granularity) -> ColumnElement[str]:
-        """The start day (YYYY-MM-DD) of the day, ISO week (Monday) or month holding `column`."""
+        """The start day (YYYY-MM-DD) of the local day, ISO week (Monday) or month holding
+        `column`."""
         if self.postgres:
             return func.to_char(
-                func.date_trunc(granularity.value, func.timezone("UTC", column)), "YYYY-MM-DD"
+                func.date_trunc(granularity.value, self._local(column)), "YYYY-MM-DD"
             )
+        shift = self._shift(column)
         if granularity is Granularity.DAY:
-            return func.strftime("%Y-%m-%d", column)
+            return func.strftime("%Y-%m-%d", column, shift)
         if granularity is Granularity.WEEK:
-            return func.date(column, "weekday 0", "-6 days")
-        return func.strftime("%Y-%m-01", column)
+            return func.date(column, shift, "weekday 0", "-6 days")
+        return func.strftime("%Y-%m-01", column, shift)
 
     def next_bucket(self, column: Any, granularity: Granularity) -> ColumnElement[str]:
         """The start day of the bucket after the one holding `column`."""
         if self.postgres:
             step: ColumnElement[Any] = literal_column(f"interval '1 {granularity.value}'")
             return func.to_char(
-                func.date_trunc(granularity.value, func.timezone("UTC", column) + step),
+                func.date_trunc(granularity.value, self._local(column) + step),
                 "YYYY-MM-DD",
             )
+        shift = self._shift(column)
         if granularity is Granularity.DAY:
-            return func.date(column, "+1 days")
+            return func.date(column, shift, "+1 days")
         if granularity is Granularity.WEEK:
-            return func.date(column, "weekday 0", "+1 days")
-        return func.strftime("%Y-%m-01", column, "start of month", "+1 months")
+            return func.date(column, shift, "weekday 0", "+1 days")
+        return func.strftime("%Y-%m-01", column, shift, "start of month", "+1 months")
 
     def days_between(self, later: Any, earlier: Any) -> ColumnElement[Any]:
         if self.postgres:
@@ -173,9 +232,10 @@ class Keys:
 
 
 class AnalyticsRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, timezone: str = "UTC") -> None:
         self.session = session
-        self.dialect = SqlDialect(session.get_bind().dialect.name)
+        # Buckets are days, weeks and months of the business's time zone.
+        self.dialect = SqlDialect(session.get_bind().dialect.name, timezone)
         # The statements run, for the benchmark's bare-SQL comparison.
         self.statements: list[Any] = []
 
@@ -276,7 +336,7 @@ class AnalyticsRepository:
         if keys.granularity:
             current_label: ColumnElement[Any] = d.bucket(Order.ordered_at, keys.granularity)
             previous_label: ColumnElement[Any] = d.next_bucket(Order.ordered_at, keys.granularity)
-            lookback = _bucket_before(window.start, keys.granularity)
+            lookback = self._bucket_before(window.start, keys.granularity)
         else:
             current_label = EMPTY
             previous_label = EMPTY
@@ -313,6 +373,19 @@ class AnalyticsRepository:
         if keys.group_by:
             stmt = stmt.join(Customer, Customer.id == previous.c.cid)
         return await self._all(stmt)
+
+    def _bucket_before(self, instant: datetime, granularity: Granularity) -> datetime:
+        """The start of the bucket before the one starting at `instant` (a local bucket
+        start), counted in the business's time zone."""
+        tz = ZoneInfo(self.dialect.timezone)
+        day = instant.astimezone(tz).date()
+        if granularity is Granularity.DAY:
+            day -= timedelta(days=1)
+        elif granularity is Granularity.WEEK:
+            day -= timedelta(days=7)
+        else:
+            day = (day.replace(day=1) - timedelta(days=1)).replace(day=1)
+        return datetime.combine(day, time(), tz).astimezone(UTC)
 
     async def complaints(self, window: Window, keys: Keys) -> Sequence[Row[Any]]:
         acknowledged_on_time = and_(
@@ -362,16 +435,6 @@ class AnalyticsRepository:
         if keys.group_by:
             stmt = stmt.join(Customer, Customer.id == Interaction.customer_id)
         return await self._all(stmt)
-
-
-def _bucket_before(instant: datetime, granularity: Granularity) -> datetime:
-    """The start of the bucket before the one starting at `instant` (a bucket start)."""
-    if granularity is Granularity.DAY:
-        return instant - timedelta(days=1)
-    if granularity is Granularity.WEEK:
-        return instant - timedelta(days=7)
-    year, month = (instant.year, instant.month - 1) if instant.month > 1 else (instant.year - 1, 12)
-    return instant.replace(year=year, month=month, day=1)
 
 
 # --- segmentation --------------------------------------------------------------------------

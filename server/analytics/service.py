@@ -30,6 +30,7 @@ from server.analytics.repository import (
     TierRule,
 )
 from server.analytics.segments import CustomerSegment, SegmentDimension, SegmentShare
+from server.business_calendar import DEFAULT_TIMEZONE
 from server.caller import Caller
 from server.config import Settings
 from server.customer.repository import scope_predicate
@@ -48,10 +49,13 @@ class AnalyticsConfig:
     cost_per_interaction: Decimal = Decimal("15.00")
     tier_rule: TierRule = field(default_factory=TierRule)
     segment_windows: SegmentWindows = field(default_factory=SegmentWindows)
+    # The business's time zone: metrics periods and buckets are its days.
+    timezone: str = DEFAULT_TIMEZONE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnalyticsConfig:
         return cls(
+            timezone=settings.business_timezone,
             cost_per_interaction=settings.analytics_cost_per_interaction,
             tier_rule=TierRule(
                 high_spend=settings.analytics_tier_high_spend,
@@ -107,7 +111,8 @@ class AnalyticsService:
         group_by: GroupBy | None,
     ) -> MetricsReport:
         caller.gate.require(METRICS, "read")
-        report = await MetricsCalculator(self.config.cost_per_interaction).report(
+        calculator = MetricsCalculator(self.config.cost_per_interaction, self.config.timezone)
+        report = await calculator.report(
             session, start=start, end=end, granularity=granularity, group_by=group_by
         )
         caller.audit.read(METRICS, (), {})

@@ -31,6 +31,7 @@ TYPE_TABLES: dict[str, str] = {
     "referral": "referrals",
     "campaign": "campaigns",
     "campaign_recipient": "campaign_recipients",
+    "task": "tasks",
 }
 MACHINERY_TABLES = frozenset(
     {

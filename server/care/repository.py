@@ -1,4 +1,5 @@
-"""What the care queue needs, one query per kind, under the caller's row scope."""
+"""What the care queue needs, one query per kind, under the caller's row scope: one
+owner's customers, or (`owner_id` None) every customer in the scope, a manager's team."""
 
 from __future__ import annotations
 
@@ -17,34 +18,44 @@ class CareRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _mine(self, scope: ColumnElement[bool], owner_id: str) -> list[ColumnElement[bool]]:
-        return [scope, Customer.owner_id == owner_id, *filter_predicates(None)]
+    def _mine(self, scope: ColumnElement[bool], owner_id: str | None) -> list[ColumnElement[bool]]:
+        owner = [Customer.owner_id == owner_id] if owner_id is not None else []
+        return [scope, *owner, *filter_predicates(None)]
 
-    async def contacts(self, scope: ColumnElement[bool], owner_id: str) -> Sequence[Any]:
-        """(id, created_at, last_contact) per customer; last contact from interactions."""
+    async def contacts(self, scope: ColumnElement[bool], owner_id: str | None) -> Sequence[Any]:
+        """(id, owner_id, lifecycle, created_at, last_contact) per customer; last contact
+        from interactions."""
         stmt = (
             select(
                 Customer.id,
+                Customer.owner_id,
+                Customer.lifecycle,
                 Customer.created_at,
                 func.max(Interaction.occurred_at).label("last_contact"),
             )
             .outerjoin(Interaction, Interaction.customer_id == Customer.id)
             .where(*self._mine(scope, owner_id))
-            .group_by(Customer.id, Customer.created_at)
+            .group_by(Customer.id, Customer.owner_id, Customer.lifecycle, Customer.created_at)
             .order_by(Customer.id)
         )
         return (await self.session.execute(stmt)).all()
 
-    async def birthdays(self, scope: ColumnElement[bool], owner_id: str) -> Sequence[Any]:
+    async def birthdays(self, scope: ColumnElement[bool], owner_id: str | None) -> Sequence[Any]:
         stmt = (
-            select(Customer.id, Customer.birthday, CustomerKey.kek_version, CustomerKey.wrapped_dek)
+            select(
+                Customer.id,
+                Customer.owner_id,
+                Customer.birthday,
+                CustomerKey.kek_version,
+                CustomerKey.wrapped_dek,
+            )
             .join(CustomerKey, CustomerKey.customer_id == Customer.id)
             .where(*self._mine(scope, owner_id), Customer.birthday.is_not(None))
         )
         return (await self.session.execute(stmt)).all()
 
     async def follow_ups(
-        self, scope: ColumnElement[bool], owner_id: str, until: datetime
+        self, scope: ColumnElement[bool], owner_id: str | None, until: datetime
     ) -> Sequence[Any]:
         stmt = (
             select(Complaint.id, Complaint.customer_id, Complaint.follow_up_due_at)

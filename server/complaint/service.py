@@ -7,10 +7,11 @@ names only. Deadlines come from the severity's `ComplaintDeadline`.
 
 from __future__ import annotations
 
+import operator
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -34,10 +35,12 @@ from server.customer.owned import (
 )
 from server.customer.repository import scope_predicate
 from server.data.base import new_id
-from server.data.models import Complaint, ComplaintEvent
+from server.data.models import Complaint, ComplaintEvent, Task
 from server.errors import ConflictError, NotFoundError, ValidationError
 from server.paging import Page, page_of
 from server.service_levels import ComplaintDeadline, ServiceLevels
+from server.task.repository import OPEN
+from server.task.service import GeneratedTask, TaskService
 from server.vault import DataKey, FieldRef, Vault
 
 OBJECT = "complaint"
@@ -118,11 +121,22 @@ def _money(value: Decimal | None) -> Decimal | None:
         raise ValidationError("compensation is not a number", field="compensation") from None
 
 
+FOLLOW_UP_PREFIX = "complaint_follow_up:"
+
+
+def follow_up_key(complaint_id: uuid.UUID) -> str:
+    """The source key of a complaint's follow-up task (and of its care-queue item)."""
+    return f"{FOLLOW_UP_PREFIX}{complaint_id}"
+
+
 class ComplaintService:
-    def __init__(self, vault: Vault, clock: Clock, levels: ServiceLevels) -> None:
+    def __init__(
+        self, vault: Vault, clock: Clock, levels: ServiceLevels, tasks: TaskService | None = None
+    ) -> None:
         self.vault = vault
         self.clock = clock
         self.levels = levels
+        self.tasks = tasks
 
     # --- reading -------------------------------------------------------------------
 
@@ -242,8 +256,8 @@ class ComplaintService:
             order_id=data.order_id,
             description=self._seal(key, "description", complaint_id, data.description.strip()),
             escalation_level=0,
-            acknowledge_due_at=now + deadline.acknowledge,
-            resolve_due_at=now + deadline.resolve,
+            acknowledge_due_at=self.levels.due(now, deadline.acknowledge),
+            resolve_due_at=self.levels.due(now, deadline.resolve),
         )
         event = ComplaintEvent(
             id=new_id(),
@@ -290,7 +304,9 @@ class ComplaintService:
             )
         now = self.clock.now()
         deadline = self.levels.complaint_deadlines.get(c.severity)
-        changed = apply_move(c, move, now, deadline, resolution, rating, assignee_id)
+        changed = apply_move(
+            c, move, now, deadline, resolution, rating, assignee_id, due=self.levels.due
+        )
         key = None
         if resolution is not None or note:
             key = self.vault.open_data_key(c.customer_id, row.kek_version, row.wrapped_dek)
@@ -313,6 +329,45 @@ class ComplaintService:
         )
         await repo.add_event(event)
         caller.audit.change(OBJECT, move.value, c.id, changed)
+        if self.tasks is not None:
+            await self._follow_up_task(session, caller, c, move)
+
+    async def _follow_up_task(
+        self, session: AsyncSession, caller: Caller, c: Complaint, move: ComplaintMove
+    ) -> None:
+        """The follow-up after a resolution is a task for the complaint's assignee, due at
+        the follow-up deadline; following up completes it, reopening or closing withdraws it."""
+        assert self.tasks is not None
+        key = follow_up_key(c.id)
+        if move is ComplaintMove.RESOLVE and c.follow_up_due_at is not None:
+            task = GeneratedTask(
+                customer_id=c.customer_id,
+                source="complaint",
+                source_key=key,
+                title=f"Follow up the {c.category.replace('_', ' ')} complaint",
+                kind="follow_up",
+                due_at=c.follow_up_due_at,
+                assignee_id=c.assignee_id or caller.principal.subject,
+            )
+            await self.tasks.ensure(session, caller, task, renew=True)
+            return
+        existing = await self.tasks.generated(session, c.customer_id, key)
+        if existing is None or existing.status != OPEN:
+            return
+        if move is ComplaintMove.FOLLOW_UP:
+            await self.tasks.mark_done(session, caller, existing, hook=False)
+        elif move in (ComplaintMove.REOPEN, ComplaintMove.CLOSE):
+            await self.tasks.withdraw(session, caller, existing)
+
+    async def follow_up_from_task(self, session: AsyncSession, caller: Caller, task: Task) -> None:
+        """A completed follow-up task records the complaint's follow-up, if still owed."""
+        if task.source_key is None or not task.source_key.startswith(FOLLOW_UP_PREFIX):
+            return
+        complaint_id = uuid.UUID(task.source_key.removeprefix(FOLLOW_UP_PREFIX))
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "update"), caller.principal)
+        row = await ComplaintRepository(session).by_id(complaint_id, scope=scope)
+        if row is not None and row.Complaint.status == ComplaintStatus.RESOLVED.value:
+            await self.move(session, caller, complaint_id, ComplaintMove.FOLLOW_UP)
 
 
 def apply_move(
@@ -323,9 +378,12 @@ def apply_move(
     resolution: Resolution | None,
     rating: int | None,
     assignee_id: str | None,
+    *,
+    due: Callable[[datetime, timedelta], datetime] = operator.add,
 ) -> set[str]:
     """Validate a legal move's details and set its fields and timestamps (not the status);
-    returns the changed field names. Shared by the service and the demo data."""
+    returns the changed field names. `due(start, duration)` places a deadline (the service
+    levels' clock; plain addition by default). Shared by the service and the demo data."""
     changed: set[str] = set()
     if move is ComplaintMove.ACKNOWLEDGE:
         c.acknowledged_at = now
@@ -354,7 +412,7 @@ def apply_move(
             c.acknowledged_at = now
             changed.add("acknowledged_at")
         follow_up = deadline.follow_up if deadline is not None else None
-        c.follow_up_due_at = now + follow_up if follow_up is not None else None
+        c.follow_up_due_at = due(now, follow_up) if follow_up is not None else None
         changed |= {"compensation", "follow_up_due_at", "resolution", "resolved_at"}
         changed.add("root_cause")
     elif move is ComplaintMove.FOLLOW_UP:
@@ -377,8 +435,8 @@ def apply_move(
         c.followed_up_at = None
         c.closed_at = None
         if deadline is not None:
-            c.acknowledge_due_at = now + deadline.acknowledge
-            c.resolve_due_at = now + deadline.resolve
+            c.acknowledge_due_at = due(now, deadline.acknowledge)
+            c.resolve_due_at = due(now, deadline.resolve)
         changed |= {"acknowledge_due_at", "acknowledged_at", "closed_at", "resolve_due_at"}
         changed |= {"follow_up_due_at", "followed_up_at", "resolved_at"}
     return changed

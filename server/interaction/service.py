@@ -150,8 +150,10 @@ class InteractionService:
             kind=data.kind,
             complex=False,
             agent_id=data.agent_id or caller.principal.subject,
-            first_response_due_at=occurred + self.levels.first_response if timed else None,
-            solution_due_at=occurred + self.levels.solution if timed else None,
+            first_response_due_at=(
+                self.levels.due(occurred, self.levels.first_response) if timed else None
+            ),
+            solution_due_at=self.levels.due(occurred, self.levels.solution) if timed else None,
             **sealed,
         )
         await InteractionRepository(session).add(interaction)
