@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.cost import assumed, cost, counted, paged
 from schema.mutations import run_mutation
 from schema.paging import check_page_size, connection, keyset_cursor
 from schema.selection import selected_names, top_level_names
@@ -89,7 +90,9 @@ async def _tasks(
 
 @strawberry.type
 class TaskQuery:
-    @strawberry.field(description="Tasks assigned to the caller, soonest due (overdue) first.")
+    @strawberry.field(
+        description="Tasks assigned to the caller, soonest due (overdue) first.", metadata=paged()
+    )
     async def my_tasks(
         self,
         info: Ctx,
@@ -103,7 +106,8 @@ class TaskQuery:
 
     @strawberry.field(
         description="Every task in the caller's scope (a manager's team), soonest due "
-        "(overdue) first; needs task/manage."
+        "(overdue) first; needs task/manage.",
+        metadata=paged(),
     )
     async def team_tasks(
         self,
@@ -125,7 +129,9 @@ class TaskQuery:
 
     @strawberry.field(
         description="Retention tasks created in the days [from, to] per playbook action: "
-        "suggested, done and won back."
+        "suggested, done and won back.",
+        # One row per playbook action and signal: a short, configured table.
+        metadata=cost(size=assumed(30)),
     )
     async def retention_outcomes(
         self,
@@ -266,7 +272,9 @@ class TaskMutation:
 
     @strawberry.mutation(
         description="Plan the retention playbook's actions as tasks for the riskiest "
-        "customers in scope (churn score >= minScore), for their owners; needs task/manage."
+        "customers in scope (churn score >= minScore), for their owners; needs task/manage.",
+        # A churn fit over the scope, then up to `first` new tasks.
+        metadata=cost(weight=10_000, size=counted()),
     )
     async def plan_retention(
         self,

@@ -9,6 +9,7 @@ from typing import Any
 
 import strawberry
 
+from schema.cost import assumed, cost
 from schema.paging import Connection
 from schema.types.common import view_field
 
@@ -129,7 +130,7 @@ class TaskSaved:
 @strawberry.type
 class RetentionPlanned:
     planned: int
-    tasks: list[Task]
+    tasks: list[Task] = strawberry.field(metadata=cost(size=assumed(100)))
 
 
 @strawberry.type(description="Retention tasks of one playbook action for one signal.")
