@@ -1,4 +1,8 @@
-"""Where `custos` writes: messages and progress on stderr, results on stdout."""
+"""Where `custos` writes: messages and progress on stderr, results on stdout.
+
+Messages are never wrapped (`soft_wrap`): off a terminal rich would break lines at 80
+columns, splitting ids, paths and tokens that a script or a person copies whole.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def progress_bar() -> Progress:
