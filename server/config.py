@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextlib import suppress
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -187,10 +188,16 @@ def load_settings(**overrides: object) -> Settings:
     home = custos_home()
     values: dict[str, Any] = {"home": home, **overrides}
     try:
-        return Settings(_env_file=home / SETTINGS_FILE, **values)
+        settings = Settings(_env_file=home / SETTINGS_FILE, **values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             name = "CUSTOS_" + "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{name}: {error['msg']}")
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    if settings.database_url == _sqlite_url(settings.home):
+        # The default database lives in the home: make it on first use (a read-only or
+        # missing parent then fails where the database is opened, naming the file).
+        with suppress(OSError):
+            settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return settings
