@@ -173,6 +173,7 @@ class DemoBuilder:
         """The last step, once every customer exists: referrers' member levels, the
         campaigns and the level counts of the report."""
         repo = DemoRepository(session)
+        await repo.refresh_statistics()
         await self._referral_levels(repo)
         await self._campaigns(session, self._products)
         for level in await repo.member_levels():
