@@ -31,8 +31,9 @@ FROM ${DEBIAN}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --home-dir /var/lib/custos --create-home \
-        --shell /usr/sbin/nologin custos
+    && useradd --system --uid 10001 --user-group --home-dir /var/lib/custos --no-create-home \
+        --shell /usr/sbin/nologin custos \
+    && install -d -o custos -g custos -m 700 /var/lib/custos
 COPY --from=build /opt/custos /opt/custos
 COPY --from=build /app /app
 # State (keyring, its key store, a SQLite database if no PostgreSQL) lives in CUSTOS_HOME.

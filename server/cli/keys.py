@@ -13,7 +13,7 @@ from server.cli.context import open_command, run
 if TYPE_CHECKING:
     from server.keys.service import KeyRotationService, RotationReport
 
-app = typer.Typer(help="Key rotation and retirement.", no_args_is_help=True)
+app = typer.Typer(help="The keyring: create, rotate, retire.", no_args_is_help=True)
 T = TypeVar("T")
 
 

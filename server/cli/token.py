@@ -18,8 +18,10 @@ def token(
     team: Annotated[str | None, typer.Option("--team")] = None,
     ttl: Annotated[int, typer.Option("--ttl", min=60, help="Lifetime in seconds.")] = 3600,
 ) -> None:
-    """Print a signed access token (HS256 with the configured secret), whole, on one
-    line: `export MANAGER_TOKEN=$(custos token --role manager --subject m1 --team east)`."""
+    """Print a signed access token (HS256 with the configured secret) on one line.
+
+    For a shell: export MANAGER_TOKEN=$(custos token --role manager --subject m1 --team east)
+    """
     from server.auth.tokens import issue_token
 
     if CLI_OPERATOR_ROLE in role:
