@@ -40,7 +40,8 @@ def fenced_blocks(text: str) -> list[Block]:
     """Every fenced block of a Markdown text, with its language and first line."""
     blocks: list[Block] = []
     language: str | None = None
-    start, lines = 0, []
+    start = 0
+    lines: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         match = FENCE.match(line)
         if language is None and match is not None:
