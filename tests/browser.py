@@ -86,7 +86,7 @@ class Page:
             raise RuntimeError(f"{expression!r} threw {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 60, what: str = "") -> Any:
+    def wait_for(self, expression: str, timeout: float = 120, what: str = "") -> Any:
         """Poll `expression` until it is truthy; fail naming `what` and the console."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

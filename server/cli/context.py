@@ -200,7 +200,8 @@ async def open_command(
     create_keyring: bool = True,
     null_pool: bool = False,
 ) -> AsyncIterator[Command]:
-    """Open a command's context; on the way out an audited command has exactly one event.
+    """Open a command's context; on the way out an audited command has exactly one event
+    (a stepped command: one per committed step, and one for a step that failed).
 
     A command that fails before its event is recorded gets an event with outcome `error`
     (its data changes rolled back, so only what it read is claimed); one that ends
