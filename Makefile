@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
 
-.PHONY: serve test test-fast lint schema bench lock lock-upgrade clean
+.PHONY: serve test test-fast lint schema bench lock lock-upgrade graphiql-assets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ schema: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Dev GraphiQL's vendored assets, rebuilt from the pinned npm packages (needs npm).
+graphiql-assets:
+	tools/graphiql/vendor.sh
 
 # Pins for every platform and Python >= 3.11, from pyproject.toml. `make lock` keeps the
 # current pins where they still fit (after adding or changing a dependency);

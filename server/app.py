@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult
@@ -38,6 +38,7 @@ from server.caller import Caller, caller_for
 from server.config import Settings, load_settings
 from server.data.engine import create_engine, create_session_factory, ping
 from server.errors import AuditWriteError, AuthenticationError, CustosError, RequestTimeout
+from server.graphiql import ASSET_PATH, graphiql_asset, graphiql_page
 from server.graphql_http import (
     GRAPHQL_RESPONSE,
     GraphQLRequest,
@@ -110,6 +111,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     async def graphql(request: Request) -> Response:
         return await handle_graphql(state, request)
 
+    async def graphiql_static(request: Request) -> Response:
+        return graphiql_asset(state.settings, request)
+
     async def healthz(_: Request) -> Response:
         try:
             await ping(state.sessions)
@@ -121,6 +125,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route(f"{ASSET_PATH}/{{name}}", graphiql_static, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
@@ -140,7 +145,7 @@ async def handle_graphql(state: AppState, request: Request) -> Response:
     try:
         if request.method == "GET":
             if state.settings.graphiql and "text/html" in request.headers.get("accept", ""):
-                return HTMLResponse(_graphiql_html())
+                return graphiql_page(state.settings, request)
             raise HttpProblem(
                 405, "GraphQL requests are POST only", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
             )
@@ -372,12 +377,6 @@ def _graphql_response(
     if request_error and media == GRAPHQL_RESPONSE:
         status = 400
     return Response(orjson.dumps(payload), status, media_type=media)
-
-
-def _graphiql_html() -> str:
-    from strawberry.http.ides import get_graphql_ide_html
-
-    return get_graphql_ide_html(graphql_ide="graphiql")
 
 
 def app_factory() -> Starlette:

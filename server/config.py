@@ -1,7 +1,12 @@
-"""Typed settings from the environment (`CUSTOS_*`).
+"""Typed settings from the environment (`CUSTOS_*`) and `$CUSTOS_HOME/custos.env`.
 
-Secrets are `SecretStr` so they never print. In `dev`, a missing JWT secret and keyring
-are generated once and kept on disk with mode 600; in `prod` they are a start-up error.
+Every command and server on a machine resolves its state from one place, whatever the
+working directory: `CUSTOS_HOME` (default `~/.custos`) holds the dev JWT secret, the
+keyring and its key store, the default SQLite database and the optional settings file.
+The environment overrides the file; `CUSTOS_HOME` itself is read from the environment
+only. Secrets are `SecretStr` so they never print. In `dev`, a missing JWT secret and
+keyring are generated once and kept on disk with mode 600; in `prod` they are a start-up
+error.
 """
 
 from __future__ import annotations
@@ -9,9 +14,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
+from contextlib import suppress
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from limits import parse as parse_rate
 from pydantic import (
@@ -21,13 +27,25 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.business_calendar import parse_days, parse_hours, timezone_of
 from server.errors import ConfigError
 
-DEFAULT_STATE_DIR = Path(".custos")
+SETTINGS_FILE = "custos.env"
+
+
+def custos_home() -> Path:
+    """The one directory of this machine's Custos state: `$CUSTOS_HOME`, or `~/.custos`."""
+    raw = os.environ.get("CUSTOS_HOME", "").strip()
+    if raw:
+        return Path(raw).expanduser().absolute()
+    try:
+        return Path.home() / ".custos"
+    except RuntimeError:  # no home directory to expand (a bare service account)
+        raise ConfigError("CUSTOS_HOME: not set and the user has no home directory") from None
 
 
 class ComplaintDeadlineHours(BaseModel):
@@ -52,8 +70,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CUSTOS_", extra="ignore")
 
     env: Literal["dev", "prod"] = "dev"
-    database_url: str = "sqlite+aiosqlite:///./custos.db"
-    keyring: Path = DEFAULT_STATE_DIR / "keyring.json"
+    # The state directory; the three settings below default to files inside it.
+    home: Path = Field(default_factory=custos_home)
+    database_url: str = Field(default_factory=lambda: _sqlite_url(custos_home()))
+    keyring: Path = Field(default_factory=lambda: custos_home() / "keyring.json")
     jwt_secret: SecretStr | None = None
     # RS256 for production: a PEM public key file or a JWKS file; either turns RS256 on.
     jwt_public_key_file: Path | None = None
@@ -87,8 +107,8 @@ class Settings(BaseSettings):
     # Audit: days of events kept hot (`custos audit prune`), and the signed-checkpoint cadence.
     audit_retention_days: int = Field(default=365, ge=1)
     audit_checkpoint_every: int = Field(default=1000, ge=0)
-    # Where dev-generated state (JWT secret) lives when not given.
-    state_dir: Path = DEFAULT_STATE_DIR
+    # Where dev-generated state (JWT secret) lives when not given: the home by default.
+    state_dir: Path = Field(default_factory=custos_home)
     # Loyalty: points per currency unit of a paid order, referral bonus, member levels
     # ("name:threshold" ascending) measured on lifetime points or on spend.
     loyalty_points_per_unit: Decimal = Field(default=Decimal("0.1"), ge=0)
@@ -139,6 +159,19 @@ class Settings(BaseSettings):
     rate_limit_lookups: str | None = "60/minute"
     rate_limit_failed_auth: str | None = "30/minute"
     redis_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inside_home(cls, data: Any) -> Any:
+        """Paths not given default to files inside `home` (given or resolved)."""
+        if not isinstance(data, dict):
+            return data
+        home = Path(data.get("home") or custos_home()).expanduser()
+        data = {**data, "home": home}
+        data.setdefault("state_dir", home)
+        data.setdefault("keyring", home / "keyring.json")
+        data.setdefault("database_url", _sqlite_url(home))
+        return data
 
     @field_validator("database_url")
     @classmethod
@@ -205,6 +238,10 @@ class Settings(BaseSettings):
         return value
 
 
+def _sqlite_url(home: Path) -> str:
+    return f"sqlite+aiosqlite:///{home / 'custos.db'}"
+
+
 def read_or_create_secret_file(path: Path, make: object) -> str:
     """Return the file's content, creating it (mode 600, dir 700) the first time."""
     if path.exists():
@@ -219,12 +256,21 @@ def read_or_create_secret_file(path: Path, make: object) -> str:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings, turning pydantic's error into one naming the bad variable."""
+    """Build settings from the environment and `$CUSTOS_HOME/custos.env` (the environment
+    wins), turning pydantic's error into one naming the bad variable."""
+    home = custos_home()
+    values: dict[str, Any] = {"home": home, **overrides}
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(_env_file=home / SETTINGS_FILE, **values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             name = "CUSTOS_" + "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{name}: {error['msg']}")
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    if settings.database_url == _sqlite_url(settings.home):
+        # The default database lives in the home: make it on first use (a read-only or
+        # missing parent then fails where the database is opened, naming the file).
+        with suppress(OSError):
+            settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return settings

@@ -59,6 +59,16 @@ async def pg_admin(statement: str) -> None:
     await engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def custos_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test reads or writes the operator's own state (`~/.custos`): every process of
+    the run has its own CUSTOS_HOME, inherited by the commands it starts."""
+    home = tmp_path_factory.mktemp("custos-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CUSTOS_HOME", str(home))
+        yield home
+
+
 @dataclass(frozen=True)
 class Database:
     backend: str

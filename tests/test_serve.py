@@ -40,6 +40,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
         "CUSTOS_DATABASE_URL": f"sqlite:///{tmp_path / 'custos.db'}",
         "CUSTOS_KEYRING": str(tmp_path / "keyring.json"),
         "CUSTOS_STATE_DIR": str(tmp_path / "state"),
+        "CUSTOS_HOME": str(tmp_path / "home"),
     }
     env.pop("CUSTOS_JWT_SECRET", None)
     venv = sys.prefix
@@ -64,7 +65,9 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 
 @pytest.mark.slow
-def test_make_serve_answers_the_first_query(served: tuple[subprocess.Popen[str], int]) -> None:
+def test_make_serve_answers_the_first_query(
+    served: tuple[subprocess.Popen[str], int], tmp_path: Path
+) -> None:
     process, port = served
     assert process.stdout is not None
     tokens: dict[str, str] = {}
@@ -75,9 +78,10 @@ def test_make_serve_answers_the_first_query(served: tuple[subprocess.Popen[str],
         if not line:
             break
         output.append(line)
-        match = re.match(r"^(\w+): (ey[\w.-]+)$", line.strip())
+        # Shell-ready and whole, one line per role.
+        match = re.match(r"^export (\w+)_TOKEN=(ey[\w.-]+)$", line.strip())
         if match:
-            tokens[match.group(1)] = match.group(2)
+            tokens[match.group(1).lower()] = match.group(2)
     assert set(tokens) == {
         "admin",
         "manager",
@@ -88,6 +92,11 @@ def test_make_serve_answers_the_first_query(served: tuple[subprocess.Popen[str],
         "integrator",
     }, "".join(output[-20:])
     assert any(f"http://127.0.0.1:{port}/graphql" in line for line in output)
+    # How to run the CLI (the venv is not activated under make), and the same tokens in a
+    # file to `source`.
+    assert any(line.startswith("The CLI from another shell: ") for line in output), output
+    written = (tmp_path / "home" / "dev-tokens.env").read_text().splitlines()
+    assert written == [f"export {role.upper()}_TOKEN={token}" for role, token in tokens.items()]
     url = f"http://127.0.0.1:{port}"
     while time.monotonic() < deadline:
         try:

@@ -81,9 +81,9 @@ async def verify_chain(
 ) -> VerifyReport:
     """Verify the chain up to the head read at the start (later appends are not walked).
 
-    `from_checkpoint` is a checkpoint's seq (or -1 for the latest). With
-    `release_between_batches` each batch is read in its own short transaction, so a
-    long walk never holds SQLite's write lock against the API.
+    `from_checkpoint` is a checkpoint's seq (or -1 for the latest, the genesis while there
+    is none). With `release_between_batches` each batch is read in its own short
+    transaction, so a long walk never holds SQLite's write lock against the API.
     """
     repo = AuditRepository(session)
     head_seq, head_hash = await repo.chain_head()
@@ -152,6 +152,10 @@ async def _start(
     repo: AuditRepository, checkpoints: Sequence[_Checkpoint], from_checkpoint: int | None
 ) -> tuple[int, str]:
     """Where the walk starts: a chosen checkpoint, the pruning boundary, or the genesis."""
+    if from_checkpoint is not None and from_checkpoint < 0 and not checkpoints:
+        # "The latest checkpoint" before any was signed: the whole chain, a stricter walk
+        # than from any checkpoint (a pruned start still needs its signed boundary).
+        from_checkpoint = None
     if from_checkpoint is not None:
         if not checkpoints:
             raise _Stop(ChainBreak("checkpoint", 0, None, "there is no checkpoint to start from"))

@@ -84,3 +84,16 @@ def issue_token(
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     return jwt.encode(claims, settings.jwt_secret_value(), algorithm="HS256")
+
+
+# The default roles, in the order `make serve` prints their dev tokens.
+DEFAULT_ROLES = ("admin", "manager", "agent", "support", "analyst", "compliance", "integrator")
+
+
+def dev_token(settings: Settings, role: str, *, ttl_seconds: int = 43_200) -> str:
+    """A dev token for one default role, as `custos serve` prints them and dev GraphiQL
+    prefills them: subject `demo-<role>` (`agent-1` for the agent, who owns demo
+    customers), team `east` for the manager and the agent."""
+    subject = "agent-1" if role == "agent" else f"demo-{role}"
+    team = "east" if role in ("manager", "agent") else None
+    return issue_token(settings, subject=subject, roles=[role], team=team, ttl_seconds=ttl_seconds)

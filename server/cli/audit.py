@@ -51,7 +51,10 @@ async def _audit_command(name: str, *, audited: bool) -> AsyncIterator[Command]:
 def verify(
     from_checkpoint: Annotated[
         str | None,
-        typer.Option(help="Start at the checkpoint with this seq, or 'latest'."),
+        typer.Option(
+            help="Start at the checkpoint with this seq, or 'latest' (the whole chain while "
+            "no checkpoint is signed)."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=10, help="Entries read per batch.")] = 500,
 ) -> None:
@@ -84,6 +87,8 @@ def verify(
             console.print(f"[red]audit chain broken:[/red] {report.problem.describe()}")
             return False
         origin = f"checkpoint seq {report.start_seq}" if report.start_seq else "the genesis"
+        if start == -1 and not report.start_seq:
+            origin += " (no checkpoint signed yet)"
         console.print(
             f"audit chain verifies: {report.checked} entries from {origin} "
             f"through seq {report.last_seq}; {report.checkpoints_checked} signed checkpoints"

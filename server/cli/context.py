@@ -3,8 +3,11 @@
 `open_command` reads the settings and opens the database; the `Command` it yields holds
 the keyring, the services and the one CLI principal (the operator: OS user and host),
 builds the operator's `Caller`, and records the command's one audit event (operation type
-`cli`, outcome `ok` or `error`) in the command's transaction. Commands import the heavy
-parts (database, services) only when they run, so `custos --help` stays quick.
+`cli`, outcome `ok` or `error`) in the command's transaction. A long command (demo data,
+imports) instead commits in steps, each step's changes with its own event
+(`Command.step`), so no committed change is ever without its event and no transaction
+grows with the whole run. Commands import the heavy parts (database, services) only when
+they run, so `custos --help` stays quick.
 """
 
 from __future__ import annotations
@@ -76,6 +79,10 @@ class Command:
     detail: str | None = None
     event_id: uuid.UUID | None = None
     create_keyring: bool = True
+    # Events of the committed steps of a stepped command, in order.
+    step_events: list[uuid.UUID] = field(default_factory=list)
+    # Whether what is noted on `audit` still awaits its event.
+    _pending: bool = field(default=True, repr=False)
     _keyring: LocalKeyring | None = field(default=None, repr=False)
     _services: Services | None = field(default=None, repr=False)
 
@@ -131,16 +138,44 @@ class Command:
                         recorded = True
             except BaseException:
                 if recorded:
-                    self.event_id = None  # the commit failed: the event was rolled back
+                    # The commit failed: the event was rolled back.
+                    self.event_id, self._pending = None, True
                 raise
+
+    @asynccontextmanager
+    async def step(self, detail: str | None) -> AsyncIterator[AsyncSession]:
+        """One committed step of a long command: what the step notes on `audit` and its
+        changes commit together with the step's own event (`<name> <detail>`, or the
+        plain name for a command done in one step); the next step notes on a fresh
+        recorder. A step that fails rolls back alone and the command records an `error`
+        event for it; the steps before it stay committed, each with its event."""
+        from server.audit.recorder import AuditRecorder
+
+        name = f"{self.name} {detail}" if detail else self.name
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+                event = await self._append(session, name)
+        except BaseException:
+            self.detail = detail  # the `error` event names the step that failed
+            raise
+        self.step_events.append(event)
+        self.event_id = event
+        self.audit = AuditRecorder(self.principal)
+        self._pending = True
 
     async def record(self, session: AsyncSession) -> uuid.UUID:
         """Append the command's one audit event inside `session`'s transaction: the one
         way a `custos` command writes to the audit trail."""
-        if self.event_id is not None:
+        if not self._pending:
             raise RuntimeError(f"`custos {self.name}` has already recorded its audit event")
         name = f"{self.name} {self.detail}" if self.detail else self.name
-        self.event_id = await self.audit.commit(
+        self.event_id = await self._append(session, name)
+        self._pending = False
+        return self.event_id
+
+    async def _append(self, session: AsyncSession, name: str) -> uuid.UUID:
+        return await self.audit.commit(
             session,
             operation_type=OPERATION_TYPE,
             operation_name=name[:128],
@@ -149,7 +184,6 @@ class Command:
             occurred_at=self.clock.now(),
             checkpoints=self.services.audit.signer,
         )
-        return self.event_id
 
     async def _record_alone(self) -> None:
         async with self.sessions() as session, session.begin():
@@ -166,7 +200,8 @@ async def open_command(
     create_keyring: bool = True,
     null_pool: bool = False,
 ) -> AsyncIterator[Command]:
-    """Open a command's context; on the way out an audited command has exactly one event.
+    """Open a command's context; on the way out an audited command has exactly one event
+    (a stepped command: one per committed step, and one for a step that failed).
 
     A command that fails before its event is recorded gets an event with outcome `error`
     (its data changes rolled back, so only what it read is claimed); one that ends
@@ -192,7 +227,7 @@ async def open_command(
         try:
             yield command
         except Exception:
-            if command.audited and command.event_id is None:
+            if command.audited and command._pending:
                 command.audit.discard_changes()
                 command.outcome = "error"
                 # The failure itself is what the operator must see, even if the audit

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Import customers or orders from a .csv or .xlsx file.")
 
+# Rows per committed step of a non-strict import (rounded to whole batches).
+COMMIT_EVERY = 2000
+
 BatchOption = Annotated[
     int, typer.Option("--batch-size", min=1, max=10_000, help="Rows per all-or-nothing batch.")
 ]
@@ -70,27 +73,43 @@ async def import_file(
     strict: bool,
     *,
     clock: Clock | None = None,
+    commit_every: int = COMMIT_EVERY,
 ) -> ImportReport:
-    """Import one file in one transaction with the command's audit event. A strict
-    import that refused the file records outcome `error`."""
+    """Import one file. Batches of `batch_size` rows land whole or not at all; they are
+    committed together about every `commit_every` rows, each commit with its own audit
+    event (`import customers rows 2-2001`; a file done in one commit has one event named
+    `import customers`). A strict import is one transaction with one event, outcome
+    `error` if it refused the file."""
     from server.imports.reader import count_rows, open_rows
+    from server.imports.service import batches
 
     async with open_command(f"import {kind}", settings=settings, clock=clock) as command:
         imports = command.services.imports
         total = count_rows(path)
-        async with command.transaction() as session:
-            await command.services.authorizer.ensure_seeded(session)
-            with open_rows(path) as (header, rows), progress_bar() as bar:
-                task = bar.add_task(f"importing {kind}", total=total)
-                write = imports.import_customers if kind == "customers" else imports.import_orders
-                report = await write(
-                    session,
-                    header,
-                    rows,
-                    audit=command.audit,
-                    batch_size=batch_size,
-                    strict=strict,
-                    progress=lambda done: bar.update(task, completed=done),
-                )
-            command.outcome = "ok" if report.written else "error"
-        return report
+        with open_rows(path) as (header, rows), progress_bar() as bar:
+            job = imports.start(kind, header)
+            task = bar.add_task(f"importing {kind}", total=total)
+            if strict:
+                async with command.transaction() as session:
+                    await command.services.authorizer.ensure_seeded(session)
+                    report = await imports.land_all(
+                        session,
+                        job,
+                        rows,
+                        audit=command.audit,
+                        batch_size=batch_size,
+                        strict=True,
+                        progress=lambda done: bar.update(task, completed=done),
+                    )
+                    command.outcome = "ok" if report.written else "error"
+                return report
+            per_commit = max(1, commit_every // batch_size) * batch_size
+            one_commit = total is not None and total <= per_commit
+            for group in batches(rows, per_commit):
+                detail = None if one_commit else f"rows {group[0].number}-{group[-1].number}"
+                async with command.step(detail) as session:
+                    await command.services.authorizer.ensure_seeded(session)
+                    for chunk in batches(iter(group), batch_size):
+                        await imports.land(session, job, chunk, command.audit)
+                        bar.update(task, completed=job.report.seen)
+            return job.report

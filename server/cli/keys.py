@@ -1,4 +1,4 @@
-"""`custos keys rotate|retire`: online, resumable key rotation and retirement."""
+"""`custos keys init|rotate|retire`: a new keyring, online resumable rotation, retirement."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from server.cli.context import open_command, run
 if TYPE_CHECKING:
     from server.keys.service import KeyRotationService, RotationReport
 
-app = typer.Typer(help="Key rotation and retirement.", no_args_is_help=True)
+app = typer.Typer(help="The keyring: create, rotate, retire.", no_args_is_help=True)
 T = TypeVar("T")
 
 
@@ -34,6 +34,24 @@ async def _with_rotation(
             audit=command,
         )
         return await job(service)
+
+
+@app.command("init")
+def keys_init() -> None:
+    """Create the keyring at CUSTOS_KEYRING (mode 600) for a production install; refused
+    if one exists. Back it up, and its key store (`<keyring>.shred.db`), apart from the
+    database."""
+    from server.config import load_settings
+    from server.errors import ValidationError
+    from server.vault import LocalKeyring
+
+    settings = load_settings()
+    if settings.keyring.exists():
+        raise ValidationError(
+            f"a keyring exists at {settings.keyring}; it is never replaced", code="KEYRING_EXISTS"
+        )
+    LocalKeyring.load(settings.keyring, create=True)
+    console.print(f"keyring created at {settings.keyring}: back it up, apart from the database")
 
 
 @app.command("rotate")

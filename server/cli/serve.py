@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from contextlib import suppress
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,9 +14,11 @@ import typer
 from server.cli.console import console
 from server.cli.context import run
 from server.cli.demo import seed_demo
-from server.cli.token import DEFAULT_ROLES
 from server.config import Settings, load_settings
 from server.errors import ConfigError
+
+# In the home, mode 600: `source` it to get $MANAGER_TOKEN and the others.
+DEV_TOKENS_FILE = "dev-tokens.env"
 
 
 def serve(
@@ -36,6 +43,11 @@ def serve(
         f"GraphQL endpoint: {base}/graphql"
         + (" (GraphiQL in a browser)" if settings.graphiql else "")
     )
+    console.print(f"State: {settings.home} (CUSTOS_HOME)")
+    _note_old_layout(settings)
+    cli = _how_to_run_the_cli()
+    if cli:
+        console.print(cli)
     if settings.env == "dev":
         _print_dev_tokens(settings)
     uvicorn.run(
@@ -48,6 +60,30 @@ def serve(
         reload=reload,
         access_log=False,
     )
+
+
+def _short(path: Path) -> str:
+    """A path as typed from here: relative below the working directory, else absolute."""
+    relative = os.path.relpath(path.absolute())
+    return relative if not relative.startswith("..") else str(path.absolute())
+
+
+def _note_old_layout(settings: Settings) -> None:
+    """State used to live in the working directory: say so when such files are here but
+    are not the ones in use."""
+    here = Path.cwd()
+    unused = []
+    if (here / ".custos").is_dir() and (here / ".custos").resolve() != settings.home.resolve():
+        unused.append(".custos/")
+    database = here / "custos.db"
+    if database.exists() and not settings.database_url.endswith(str(database.resolve())):
+        unused.append("custos.db")
+    if unused:
+        console.print(
+            f"[yellow]note:[/yellow] {' and '.join(unused)} in this directory are not used: "
+            f"state lives in {settings.home} (CUSTOS_HOME). To keep using them, move them "
+            "there (.custos/* and custos.db*), or set CUSTOS_HOME."
+        )
 
 
 def check_serving_config(settings: Settings) -> None:
@@ -67,13 +103,28 @@ def check_serving_config(settings: Settings) -> None:
 
 
 def _print_dev_tokens(settings: Settings) -> None:
-    from server.auth.tokens import issue_token
+    """The dev tokens, whole and shell-ready on stdout, and in a file to `source`."""
+    from server.auth.tokens import DEFAULT_ROLES, dev_token
+    from server.config import read_or_create_secret_file
 
+    lines = [f"export {role.upper()}_TOKEN={dev_token(settings, role)}" for role in DEFAULT_ROLES]
+    path = settings.home / DEV_TOKENS_FILE
+    with suppress(OSError):
+        path.unlink(missing_ok=True)
+        read_or_create_secret_file(path, lambda: "\n".join(lines) + "\n")
     console.print(
-        "Tokens for the default roles, valid 12 hours (send as 'Authorization: Bearer <token>'):"
+        "Dev tokens for the default roles, valid 12 hours "
+        f"(in your shell: source {path}, or paste a line below):"
     )
-    for role in DEFAULT_ROLES:
-        subject = "agent-1" if role == "agent" else f"demo-{role}"
-        team = "east" if role in ("manager", "agent") else None
-        token = issue_token(settings, subject=subject, roles=[role], team=team, ttl_seconds=43200)
-        print(f"{role}: {token}", flush=True)
+    print("\n".join(lines), flush=True)
+
+
+def _how_to_run_the_cli() -> str:
+    """Where `custos` is when it is not on PATH (a virtualenv not activated)."""
+    program = Path(sys.argv[0])
+    if program.name != "custos" or shutil.which("custos") == str(program.absolute()):
+        return ""
+    activate = program.parent / "activate"
+    hint = f" or `source {_short(activate)}`" if activate.exists() else ""
+    where = _short(program)
+    return f"The CLI from another shell: {where}{hint}; it reads the same state."

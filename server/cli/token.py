@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 
 from server.auth.principal import CLI_OPERATOR_ROLE
+from server.auth.tokens import DEFAULT_ROLES
 from server.cli.console import console
 from server.config import load_settings
-
-DEFAULT_ROLES = ("admin", "manager", "agent", "support", "analyst", "compliance", "integrator")
 
 
 def token(
@@ -19,7 +18,10 @@ def token(
     team: Annotated[str | None, typer.Option("--team")] = None,
     ttl: Annotated[int, typer.Option("--ttl", min=60, help="Lifetime in seconds.")] = 3600,
 ) -> None:
-    """Print a signed access token (HS256 with the configured secret)."""
+    """Print a signed access token (HS256 with the configured secret) on one line.
+
+    For a shell: export MANAGER_TOKEN=$(custos token --role manager --subject m1 --team east)
+    """
     from server.auth.tokens import issue_token
 
     if CLI_OPERATOR_ROLE in role:

@@ -69,6 +69,9 @@ from server.loyalty.service import LoyaltyRules
 from server.service_levels import ComplaintDeadline
 from server.vault import DataKey, FieldRef, Vault
 
+# Generated rows are written every this many customers (bounded memory per statement).
+INSERT_BATCH = 200
+
 
 @dataclass
 class DemoReport:
@@ -121,6 +124,8 @@ class DemoBuilder:
         self.created: list[uuid.UUID] = []
         self.referrers: set[uuid.UUID] = set()
         self._last_ledger_id: uuid.UUID | None = None
+        self._products: list[Product] = []
+        self._next_index = 0
 
     async def run(
         self,
@@ -131,23 +136,46 @@ class DemoBuilder:
         *,
         audit: AuditRecorder | None = None,
     ) -> DemoReport:
-        """Add `count` customers with their history; what is created is noted on `audit`
-        (the command appends it as its one event, in the same transaction)."""
-        self.report, self.audit = DemoReport(), audit
+        """Add `count` customers with their history in `session`'s transaction; what is
+        created is noted on `audit` (the caller appends it as one event, in the same
+        transaction). `custos demo` runs the same steps, committing as it goes."""
+        self.audit = audit
+        await self.begin(session)
+        done = 0
+        while done < count:
+            size = min(batch, count - done)
+            await self.add_customers(session, size)
+            done += size
+            if progress:
+                progress(done)
+        return await self.finish(session)
+
+    async def begin(self, session: AsyncSession) -> None:
+        """The first step: the catalogue, and where this run's customer numbers start."""
+        self.report = DemoReport()
+        self._products = await self.products(session)
+        self._next_index = await DemoRepository(session).customer_count()
+
+    async def add_customers(self, session: AsyncSession, count: int) -> None:
+        """The next `count` customers with their history, written in bulk. The key store
+        commits the new customers' secrets when this returns, so every data key written
+        here refers to a durable secret before the caller commits."""
         repo = DemoRepository(session)
-        products = await self.products(session)
-        start = await repo.customer_count()
-        # New customers' key material is stored in bulk; the caller commits the database
-        # transaction after this returns, so every stored key's secret is already durable.
         with self.vault.keys.bulk():
             for n in range(count):
-                self._customer(start + n, products)
-                if (n + 1) % batch == 0 or n + 1 == count:
+                self._customer(self._next_index, self._products)
+                self._next_index += 1
+                if (n + 1) % INSERT_BATCH == 0:
                     await repo.insert(self.rows)
-                    if progress:
-                        progress(n + 1)
+            await repo.insert(self.rows)
+
+    async def finish(self, session: AsyncSession) -> DemoReport:
+        """The last step, once every customer exists: referrers' member levels, the
+        campaigns and the level counts of the report."""
+        repo = DemoRepository(session)
+        await repo.refresh_statistics()
         await self._referral_levels(repo)
-        await self._campaigns(session, products)
+        await self._campaigns(session, self._products)
         for level in await repo.member_levels():
             key = level or "none"
             self.report.member_levels[key] = self.report.member_levels.get(key, 0) + 1

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, true, update
+from sqlalchemy import func, insert, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.campaign.repository import CampaignRepository, Segment
@@ -63,6 +63,12 @@ class DemoRepository:
             if rows.get(model):
                 await self.session.execute(insert(model), rows[model])
         rows.clear()
+
+    async def refresh_statistics(self) -> None:
+        """Let the planner see the bulk-loaded tables: without statistics SQLite reads a
+        popular product's every order line per customer when choosing campaign
+        recipients (45 s instead of 0.1 s for 20,000 customers)."""
+        await self.session.execute(text("ANALYZE"))
 
     async def campaign_recipients(self, segment: Segment) -> Sequence[uuid.UUID]:
         """Every customer in the segment with marketing consent (no caller's row scope)."""

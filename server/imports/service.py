@@ -5,7 +5,8 @@ are reported (row number and reason, never the value) and excluded. The valid ro
 batch of N are written inside a savepoint, so a batch lands whole or not at all; if the
 database refuses a batch, all its rows are reported and nothing of it stays. With
 `strict`, one rejected row rolls back the whole file. The audit records only rows that
-landed.
+landed. `import_customers`/`import_orders` run every batch in the caller's transaction;
+`start` and `land` let a caller commit batch by batch (`custos import`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,21 @@ class ImportReport:
 
 
 Progress = Callable[[int], None]
+
+
+@dataclass
+class ImportRun:
+    """One file's import, batch after batch: the report so far and what earlier batches
+    of the file used (contacts, order refs), so duplicates within the file are found
+    whether the batches share a transaction or each commits on its own."""
+
+    kind: str
+    report: ImportReport
+    default_owner: str | None = None
+    default_team: str | None = None
+    minimal: bool = False
+    contacts: dict[tuple[str, str], int] = field(default_factory=dict)
+    order_refs: dict[str, int] = field(default_factory=dict)
 
 
 def cell_text(value: Any) -> str:
@@ -170,24 +186,71 @@ class ImportService:
         report.accepted += len(numbers)
         return True
 
-    async def _finish(
+    def start(
         self,
-        outer: Any,
-        report: ImportReport,
-        strict: bool,
+        kind: str,
+        header: list[str],
+        *,
+        default_owner: str | None = None,
+        default_team: str | None = None,
+    ) -> ImportRun:
+        """Check the header of a `customers` or `orders` file and begin its import."""
+        if kind == "customers":
+            check_columns(header, CUSTOMER_COLUMNS, set(REQUIRED_CUSTOMER_COLUMNS))
+            return ImportRun(
+                "customers",
+                ImportReport("customers"),
+                default_owner=default_owner,
+                default_team=default_team,
+            )
+        minimal = "product_sku" not in {h for h in header if h}
+        if minimal:
+            check_columns(header, MINIMAL_ORDER_COLUMNS | {"order_ref"}, set(MINIMAL_ORDER_COLUMNS))
+        else:
+            check_columns(
+                header, FULL_ORDER_COLUMNS, {"customer_ref", "product_sku", "quantity", "date"}
+            )
+        return ImportRun("orders", ImportReport("orders"), minimal=minimal)
+
+    async def land(
+        self, session: AsyncSession, run: ImportRun, chunk: list[SourceRow], audit: AuditRecorder
+    ) -> None:
+        """Validate one batch of rows and write its valid rows in a savepoint (all of them
+        or none); the rows that landed are noted on `audit`. The caller commits."""
+        if run.kind == "customers":
+            await self._customer_batch(session, run, chunk, audit)
+        else:
+            await self._order_batch(session, run, chunk, audit)
+        run.report.rejected.sort(key=lambda r: r.row)
+
+    async def land_all(
+        self,
+        session: AsyncSession,
+        run: ImportRun,
+        rows: Iterator[SourceRow],
+        *,
         audit: AuditRecorder,
-        changes: list[tuple[str, uuid.UUID, list[str]]],
+        batch_size: int,
+        strict: bool,
+        progress: Progress | None,
     ) -> ImportReport:
-        report.rejected.sort(key=lambda r: r.row)
+        """Every batch of `rows` inside `session`'s transaction; with `strict`, one
+        rejected row rolls back the whole file and nothing is noted on `audit`."""
+        report = run.report
+        outer = await session.begin_nested()
+        mark = audit.mark()
+        for chunk in batches(rows, batch_size):
+            await self.land(session, run, chunk, audit)
+            if progress:
+                progress(report.seen)
         if strict and report.rejected:
             await outer.rollback()
+            audit.discard_changes_since(mark)
             report.written = False
             report.accepted = 0
             report.created_ids = []
             return report
         await outer.commit()
-        for object_type, record_id, fields in changes:
-            audit.change(object_type, "import", record_id, fields)
         return report
 
     # Customers ------------------------------------------------------------------------
@@ -235,16 +298,31 @@ class ImportService:
         strict: bool = False,
         progress: Progress | None = None,
     ) -> ImportReport:
-        check_columns(header, CUSTOMER_COLUMNS, set(REQUIRED_CUSTOMER_COLUMNS))
-        report = ImportReport("customers")
-        seen: dict[tuple[str, str], int] = {}
-        changes: list[tuple[str, uuid.UUID, list[str]]] = []
-        outer = await session.begin_nested()
-        for chunk in batches(rows, batch_size):
-            valid: list[tuple[int, SealedCustomer]] = []
+        """Import customer rows in the caller's one transaction."""
+        run = self.start(
+            "customers", header, default_owner=default_owner, default_team=default_team
+        )
+        return await self.land_all(
+            session,
+            run,
+            rows,
+            audit=audit,
+            batch_size=batch_size,
+            strict=strict,
+            progress=progress,
+        )
+
+    async def _customer_batch(
+        self, session: AsyncSession, run: ImportRun, chunk: list[SourceRow], audit: AuditRecorder
+    ) -> None:
+        report, seen = run.report, run.contacts
+        valid: list[tuple[int, SealedCustomer]] = []
+        # New customers' shred secrets are made durable together when sealing ends, before
+        # anything refers to them (one key-store commit per batch, not one per row).
+        with self.vault.keys.bulk():
             for row in chunk:
                 try:
-                    sealed = self._seal_row(row, default_owner, default_team)
+                    sealed = self._seal_row(row, run.default_owner, run.default_team)
                 except ValidationError as error:
                     report.rejected.append(RejectedRow(row.number, error.message))
                     continue
@@ -268,43 +346,38 @@ class ImportService:
                     if v is not None:
                         seen[(f, v)] = row.number
                 valid.append((row.number, sealed))
-            existing = await self._existing_contacts(session, [s for _, s in valid])
-            landing: list[tuple[int, SealedCustomer]] = []
-            for number, sealed in valid:
-                taken = [
-                    f for f, v in sealed.contacts.items() if v is not None and (f, v) in existing
-                ]
-                if taken:
-                    report.rejected.append(
-                        RejectedRow(number, f"a customer with this {taken[0]} already exists")
-                    )
-                else:
-                    landing.append((number, sealed))
-
-            async def write(landing: list[tuple[int, SealedCustomer]] = landing) -> None:
-                await ImportRepository(session).add_customers(
-                    [
-                        {c.key: getattr(s.customer, c.key) for c in Customer.__table__.columns}
-                        for _, s in landing
-                    ],
-                    [
-                        {
-                            "customer_id": s.customer.id,
-                            "wrapped_dek": s.key.wrapped_dek,
-                            "kek_version": s.key.kek_version,
-                            "created_at": s.customer.created_at,
-                        }
-                        for _, s in landing
-                    ],
+        existing = await self._existing_contacts(session, [s for _, s in valid])
+        landing: list[tuple[int, SealedCustomer]] = []
+        for number, sealed in valid:
+            taken = [f for f, v in sealed.contacts.items() if v is not None and (f, v) in existing]
+            if taken:
+                report.rejected.append(
+                    RejectedRow(number, f"a customer with this {taken[0]} already exists")
                 )
+            else:
+                landing.append((number, sealed))
 
-            if await self.land_batch(session, report, [n for n, _ in landing], write):
-                for _, s in landing:
-                    report.created_ids.append(s.customer.id)
-                    changes.append(("customer", s.customer.id, s.sealed_fields))
-            if progress:
-                progress(report.seen)
-        return await self._finish(outer, report, strict, audit, changes)
+        async def write() -> None:
+            await ImportRepository(session).add_customers(
+                [
+                    {c.key: getattr(s.customer, c.key) for c in Customer.__table__.columns}
+                    for _, s in landing
+                ],
+                [
+                    {
+                        "customer_id": s.customer.id,
+                        "wrapped_dek": s.key.wrapped_dek,
+                        "kek_version": s.key.kek_version,
+                        "created_at": s.customer.created_at,
+                    }
+                    for _, s in landing
+                ],
+            )
+
+        if await self.land_batch(session, report, [n for n, _ in landing], write):
+            for _, s in landing:
+                report.created_ids.append(s.customer.id)
+                audit.change("customer", "import", s.customer.id, s.sealed_fields)
 
     def _seal_row(
         self, row: SourceRow, default_owner: str | None, default_team: str | None
@@ -374,121 +447,115 @@ class ImportService:
     ) -> ImportReport:
         """Full rows (customer_ref, product_sku, quantity, unit_price?, date, order_ref?,
         status?) make one single-item order each; minimal rows (customer_ref, date, amount)
-        make an order without items for analysis. Imported orders earn no points."""
-        names = {h for h in header if h}
-        minimal = "product_sku" not in names
-        if minimal:
-            check_columns(header, MINIMAL_ORDER_COLUMNS | {"order_ref"}, set(MINIMAL_ORDER_COLUMNS))
-        else:
-            check_columns(
-                header, FULL_ORDER_COLUMNS, {"customer_ref", "product_sku", "quantity", "date"}
-            )
-        report = ImportReport("orders")
-        refs_in_file: dict[str, int] = {}
-        changes: list[tuple[str, uuid.UUID, list[str]]] = []
-        outer = await session.begin_nested()
+        make an order without items for analysis. Imported orders earn no points. In the
+        caller's one transaction."""
+        run = self.start("orders", header)
+        return await self.land_all(
+            session,
+            run,
+            rows,
+            audit=audit,
+            batch_size=batch_size,
+            strict=strict,
+            progress=progress,
+        )
+
+    async def _order_batch(
+        self, session: AsyncSession, run: ImportRun, chunk: list[SourceRow], audit: AuditRecorder
+    ) -> None:
+        report, refs_in_file, minimal = run.report, run.order_refs, run.minimal
         now = self.now()
-        for chunk in batches(rows, batch_size):
-            parsed: list[tuple[int, dict[str, Any]]] = []
-            for row in chunk:
-                try:
-                    parsed.append((row.number, self._order_row(row, minimal, now)))
-                except ValidationError as error:
-                    report.rejected.append(RejectedRow(row.number, error.message))
-            customers = await self._resolve_customers(session, [p["ref"] for _, p in parsed])
-            products = await ProductRepository(session).by_skus(
-                {p["sku"] for _, p in parsed if p.get("sku")}
-            )
-            taken = await OrderRepository(session).external_refs_taken(
-                {p["order_ref"] for _, p in parsed if p.get("order_ref")}
-            )
-            orders: list[dict[str, Any]] = []
-            items: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
-            numbers: list[int] = []
-            for number, p in parsed:
-                customer_id = customers.get(p["ref"])
-                if customer_id is None:
-                    report.rejected.append(RejectedRow(number, "unknown customer"))
-                    continue
-                order_ref = p.get("order_ref")
-                if order_ref is not None and order_ref in refs_in_file:
-                    report.rejected.append(
-                        RejectedRow(
-                            number,
-                            f"duplicate order_ref of row {refs_in_file[order_ref]} in the file",
-                        )
+        parsed: list[tuple[int, dict[str, Any]]] = []
+        for row in chunk:
+            try:
+                parsed.append((row.number, self._order_row(row, minimal, now)))
+            except ValidationError as error:
+                report.rejected.append(RejectedRow(row.number, error.message))
+        customers = await self._resolve_customers(session, [p["ref"] for _, p in parsed])
+        products = await ProductRepository(session).by_skus(
+            {p["sku"] for _, p in parsed if p.get("sku")}
+        )
+        taken = await OrderRepository(session).external_refs_taken(
+            {p["order_ref"] for _, p in parsed if p.get("order_ref")}
+        )
+        orders: list[dict[str, Any]] = []
+        items: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        numbers: list[int] = []
+        for number, p in parsed:
+            customer_id = customers.get(p["ref"])
+            if customer_id is None:
+                report.rejected.append(RejectedRow(number, "unknown customer"))
+                continue
+            order_ref = p.get("order_ref")
+            if order_ref is not None and order_ref in refs_in_file:
+                report.rejected.append(
+                    RejectedRow(
+                        number,
+                        f"duplicate order_ref of row {refs_in_file[order_ref]} in the file",
                     )
-                    continue
-                if order_ref is not None and order_ref in taken:
-                    report.rejected.append(
-                        RejectedRow(number, "an order with this order_ref exists")
-                    )
-                    continue
-                order_id = new_id()
-                total, cost = p.get("amount"), Decimal("0.00")
-                if not minimal:
-                    product = products.get(p["sku"])
-                    if product is None:
-                        report.rejected.append(RejectedRow(number, "unknown product"))
-                        continue
-                    price = p["unit_price"] if p["unit_price"] is not None else product.unit_price
-                    total = price * p["quantity"]
-                    cost = product.unit_cost * p["quantity"]
-                    items.append(
-                        {
-                            "id": new_id(),
-                            "order_id": order_id,
-                            "customer_id": customer_id,
-                            "product_id": product.id,
-                            "quantity": p["quantity"],
-                            "unit_price": price,
-                            "unit_cost": product.unit_cost,
-                            "line_total": total,
-                        }
-                    )
-                if order_ref is not None:
-                    refs_in_file[order_ref] = number
-                orders.append(
-                    {
-                        "id": order_id,
-                        "customer_id": customer_id,
-                        "ordered_at": p["date"],
-                        "status": p["status"],
-                        "channel": IMPORT_CHANNEL,
-                        "currency": "CNY",
-                        "total": total,
-                        "cost_total": cost,
-                        "external_ref": order_ref,
-                    }
                 )
-                events.append(
+                continue
+            if order_ref is not None and order_ref in taken:
+                report.rejected.append(RejectedRow(number, "an order with this order_ref exists"))
+                continue
+            order_id = new_id()
+            total, cost = p.get("amount"), Decimal("0.00")
+            if not minimal:
+                product = products.get(p["sku"])
+                if product is None:
+                    report.rejected.append(RejectedRow(number, "unknown product"))
+                    continue
+                price = p["unit_price"] if p["unit_price"] is not None else product.unit_price
+                total = price * p["quantity"]
+                cost = product.unit_cost * p["quantity"]
+                items.append(
                     {
                         "id": new_id(),
                         "order_id": order_id,
                         "customer_id": customer_id,
-                        "status": p["status"],
-                        "at": p["date"],
-                        "actor": audit.principal.subject,
-                        "tracking_note": "imported",
+                        "product_id": product.id,
+                        "quantity": p["quantity"],
+                        "unit_price": price,
+                        "unit_cost": product.unit_cost,
+                        "line_total": total,
                     }
                 )
-                numbers.append(number)
+            if order_ref is not None:
+                refs_in_file[order_ref] = number
+            orders.append(
+                {
+                    "id": order_id,
+                    "customer_id": customer_id,
+                    "ordered_at": p["date"],
+                    "status": p["status"],
+                    "channel": IMPORT_CHANNEL,
+                    "currency": "CNY",
+                    "total": total,
+                    "cost_total": cost,
+                    "external_ref": order_ref,
+                }
+            )
+            events.append(
+                {
+                    "id": new_id(),
+                    "order_id": order_id,
+                    "customer_id": customer_id,
+                    "status": p["status"],
+                    "at": p["date"],
+                    "actor": audit.principal.subject,
+                    "tracking_note": "imported",
+                }
+            )
+            numbers.append(number)
 
-            async def write(
-                orders: list[dict[str, Any]] = orders,
-                items: list[dict[str, Any]] = items,
-                events: list[dict[str, Any]] = events,
-            ) -> None:
-                await ImportRepository(session).add_orders(orders, items, events)
+        async def write() -> None:
+            await ImportRepository(session).add_orders(orders, items, events)
 
-            if await self.land_batch(session, report, numbers, write):
-                for o in orders:
-                    report.created_ids.append(o["id"])
-                    changes.append(("order", o["id"], ["status", "total"]))
-            if progress:
-                progress(report.seen)
-        return await self._finish(outer, report, strict, audit, changes)
+        if await self.land_batch(session, report, numbers, write):
+            for o in orders:
+                report.created_ids.append(o["id"])
+                audit.change("order", "import", o["id"], ["status", "total"])
 
     def _order_row(self, row: SourceRow, minimal: bool, now: datetime) -> dict[str, Any]:
         v = row.values
