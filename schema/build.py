@@ -15,7 +15,6 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
 from schema.access import AccessMutation, AccessQuery
@@ -24,7 +23,7 @@ from schema.audit import AuditQuery
 from schema.campaigns import CampaignMutation, CampaignQuery
 from schema.complaints import ComplaintMutation, ComplaintQuery
 from schema.customers import CustomerMutation, CustomerQuery
-from schema.execution import FastExecutionContext
+from schema.execution import FastExecutionContext, SettledExecution
 from schema.extensions import OperationCapture
 from schema.imports import ImportMutation
 from schema.interactions import InteractionMutation, InteractionQuery
@@ -71,7 +70,7 @@ class SerialRootFields:
         return super().execute_operation(True)  # type: ignore[misc]
 
 
-class SerialExecution(SerialRootFields, StrawberryGraphQLCoreExecutionContext):
+class SerialExecution(SerialRootFields, SettledExecution):
     """graphql-core's executor with serial root fields (the reference for the fast path)."""
 
 
