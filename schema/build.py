@@ -23,13 +23,17 @@ from schema.audit import AuditQuery
 from schema.campaigns import CampaignMutation, CampaignQuery
 from schema.complaints import ComplaintMutation, ComplaintQuery
 from schema.customers import CustomerMutation, CustomerQuery
+from schema.errors import ValueFreeErrors
 from schema.execution import FastExecutionContext, SettledExecution
 from schema.extensions import OperationCapture
 from schema.imports import ImportMutation
+from schema.inputs import InputGuard, install_prechecks
 from schema.interactions import InteractionMutation, InteractionQuery
+from schema.introspection import IntrospectionGate
 from schema.loyalty import LoyaltyMutation
 from schema.orders import OrderMutation, OrderQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
+from schema.scalars import SCALARS
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
@@ -97,6 +101,10 @@ def build_schema(
     max_aliases: int = 30,
     max_tokens: int = 2000,
     fast_execution: bool = True,
+    max_input_string: int = 20_000,
+    max_input_list: int = 1_000,
+    suggestions: bool = True,
+    open_introspection: bool = True,
 ) -> strawberry.Schema:
     """The schema; `fast_execution=False` gives graphql-core's own executor (for the
     differential test of the fast path)."""
@@ -104,10 +112,10 @@ def build_schema(
         max_depth_rule(max_depth, None),
         max_aliases_rule(max_aliases),
     ]
-    return CustosSchema(
+    schema = CustosSchema(
         query=Query,
         mutation=Mutation,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
         execution_context_class=SerialFastExecution if fast_execution else SerialExecution,
         extensions=[
             OperationCapture,
@@ -120,8 +128,14 @@ def build_schema(
             lambda: AddValidationRules(limit_rules),
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
+            # Input hygiene and value-free errors (schema/inputs.py, schema/errors.py).
+            lambda: InputGuard(max_string=max_input_string, max_list=max_input_list),
+            lambda: IntrospectionGate(open_to_all=open_introspection),
+            lambda: ValueFreeErrors(suggestions=suggestions),
         ],
     )
+    install_prechecks(schema._schema)
+    return schema
 
 
 def print_sdl() -> str:

@@ -68,6 +68,12 @@ class ImportReport:
         )
 
 
+def may_import_customers(ctx: GraphQLContext) -> None:
+    """`importCustomers` needs import/create: asked before strawberry converts the rows
+    (schema/inputs.py), so a caller without it is refused without that cost."""
+    ctx.caller.gate.require("import", "create")
+
+
 @strawberry.type
 class ImportMutation:
     @strawberry.mutation(description="Import up to 1000 customers; needs import/create.")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +39,7 @@ from server.authz.service import with_assigned_roles
 from server.caller import caller_for
 from server.config import Settings, load_settings
 from server.data.engine import create_engine, create_session_factory, ping
-from server.errors import AuditWriteError, AuthenticationError, CustosError
+from server.errors import AuditWriteError, AuthenticationError, ConfigError, CustosError
 from server.graphql_http import (
     GRAPHQL_RESPONSE,
     GraphQLRequest,
@@ -50,6 +52,7 @@ from server.graphql_http import (
     parse_body,
     problem_body,
 )
+from server.inputs import text_problem
 from server.services import Services
 from server.vault.keyring import LocalKeyring
 
@@ -79,6 +82,10 @@ def build_state(settings: Settings) -> AppState:
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_tokens,
+            max_input_string=settings.max_input_string,
+            max_input_list=settings.max_input_list,
+            suggestions=settings.suggestions,
+            open_introspection=settings.env == "dev",
         ),
         tokens=TokenVerifier(settings),
     )
@@ -171,13 +178,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization")
-    if header is None:
+    headers = request.headers.getlist("authorization")
+    if not headers:
         raise AuthenticationError(
             "missing Authorization: Bearer credentials", code="UNAUTHENTICATED"
         )
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
+    if len(headers) > 1:
+        # Proxies and servers disagree on which of several wins: none does.
+        raise AuthenticationError(
+            "send exactly one Authorization header", code="DUPLICATE_AUTHORIZATION"
+        )
+    scheme, _, credentials = headers[0].partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip() or text_problem(credentials):
         raise AuthenticationError("Authorization must be 'Bearer <token>'", code="TOKEN_MALFORMED")
     return credentials.strip()
 
@@ -206,6 +218,15 @@ async def _authenticate(
         request_id=request_id,
         kind=principal.kind,
     )
+
+
+_OPERATION_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,127}")
+
+
+def _audited_name(name: str | None) -> str | None:
+    """The client's operationName for the audit when no operation took it: only a
+    GraphQL name of sane length (any other text is no operation's name)."""
+    return name if name is not None and _OPERATION_NAME.fullmatch(name) else None
 
 
 def _outcome(data: Any, errors: list[GraphQLError]) -> str:
@@ -247,9 +268,14 @@ async def _execute(
                     operation_name=gql.operation_name,
                 )
             except CannotGetOperationTypeError:
+                # Not the name itself: a client's operationName may be anything, any size.
                 result = ExecutionResult(
                     data=None,
-                    errors=[GraphQLError(f"Unknown operation named '{gql.operation_name}'.")],
+                    errors=[
+                        GraphQLError(
+                            "Unknown operation: operationName names no operation of the document."
+                        )
+                    ],
                 )
             errors = list(result.errors or [])
             unexpected = [
@@ -277,7 +303,7 @@ async def _execute(
                 await caller.audit.commit(
                     session,
                     operation_type=context.operation_type,
-                    operation_name=context.operation_name or gql.operation_name,
+                    operation_name=context.operation_name or _audited_name(gql.operation_name),
                     query=gql.query,
                     outcome=_outcome(result.data, errors),
                     occurred_at=services.clock.now(),
@@ -322,5 +348,12 @@ def _graphiql_html() -> str:
 
 
 def app_factory() -> Starlette:
-    """Entry point for `uvicorn --factory server.app:app_factory` (each worker)."""
-    return create_app()
+    """Entry point for `uvicorn --factory server.app:app_factory` (each worker).
+
+    A configuration error is one line on stderr naming the variable and exit status 2,
+    as with `custos serve`, not a traceback from every worker."""
+    try:
+        return create_app()
+    except ConfigError as error:
+        print(f"error: {error.message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

@@ -12,12 +12,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.errors import ConfigError
 
 DEFAULT_STATE_DIR = Path(".custos")
+MIN_PROD_SECRET_BYTES = 32
 
 
 class ComplaintDeadlineHours(BaseModel):
@@ -100,6 +108,14 @@ class Settings(BaseSettings):
     analytics_tier_high_margin: float = Field(default=0.35, ge=0, le=1)
     analytics_tier_mid_spend: Decimal = Field(default=Decimal("1000"), ge=0)
     analytics_tier_mid_orders: int = Field(default=2, ge=1)
+    # Hostile input (README "Input rules and errors"): the longest string and list one
+    # request may carry, checked before anything converts it.
+    max_input_string: int = Field(default=20_000, ge=256)
+    max_input_list: int = Field(default=1_000, ge=10)
+    # "Did you mean ...?" in error messages; unset: on in dev, off in prod.
+    graphql_suggestions: bool | None = None
+    # The longest a bearer token may live: `exp` minus `iat` (and minus now).
+    max_token_lifetime_seconds: int = Field(default=86_400, ge=60)
 
     @field_validator("database_url")
     @classmethod
@@ -112,6 +128,27 @@ class Settings(BaseSettings):
         if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             return url
         raise ValueError("must be a sqlite:/// or postgresql:// URL")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough_for_prod(
+        cls, secret: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        """HS256 is only as strong as its secret: prod wants at least 32 bytes."""
+        if (
+            secret is not None
+            and info.data.get("env") == "prod"
+            and len(secret.get_secret_value().encode()) < MIN_PROD_SECRET_BYTES
+        ):
+            raise ValueError(f"must be at least {MIN_PROD_SECRET_BYTES} bytes when CUSTOS_ENV=prod")
+        return secret
+
+    @property
+    def suggestions(self) -> bool:
+        """Whether error messages may suggest schema names ("Did you mean ...?")."""
+        if self.graphql_suggestions is not None:
+            return self.graphql_suggestions
+        return self.env == "dev"
 
     @property
     def is_sqlite(self) -> bool:
