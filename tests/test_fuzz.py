@@ -16,7 +16,6 @@ and the answer.
 from __future__ import annotations
 
 import datetime
-import decimal
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 
 import graphql
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, nodes, queries
@@ -36,7 +34,7 @@ SDL = (Path(__file__).parents[1] / "schema" / "schema.graphql").read_text()
 ROLES = ("admin", "manager", "agent", "support", "analyst", "compliance", "integrator")
 PURPOSES = (None, "support", "sales", "analytics", "compliance")
 SEED = os.environ.get("CUSTOS_FUZZ_SEED")
-EXAMPLES = int(os.environ.get("CUSTOS_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("CUSTOS_FUZZ_EXAMPLES", "40"))
 TRACEBACK_MARKS = ("Traceback (most recent call last)", 'File "/', '.py", line ')
 
 
@@ -171,9 +169,3 @@ def test_the_canary_visitor_reaches_every_string() -> None:
     document = graphql.parse('{ a(x: "one", y: ["two"], z: {w: """three"""}) }')
     printed = _with_canaries(document)
     assert printed.count(CANARY) == 3
-
-
-@pytest.mark.parametrize("decimal_text", ["NaN", "Infinity", "1E+999999"])
-def test_decimal_strategy_covers_non_finite_values(decimal_text: str) -> None:
-    # The Decimal scalar refuses these; the strategy includes them (allow_nan, integers).
-    assert not decimal.Decimal(decimal_text).is_finite() or decimal.Decimal(decimal_text) > 0
