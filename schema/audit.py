@@ -25,6 +25,10 @@ Ctx = Info[GraphQLContext, None]
 CURSORS = seq_cursor("audit-event")
 
 
+# A century: the window's start stays a day every database (and Python) can hold.
+MAX_WITHIN_DAYS = 36_500
+
+
 def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
@@ -34,8 +38,10 @@ def _filter(value: AuditEventFilter | None, now: datetime) -> AuditFilter:
         return AuditFilter()
     since = _aware(value.since)
     if value.within_days is not None:
-        if value.within_days < 1:
-            raise ValidationError("withinDays must be at least 1", field="within_days")
+        if not 1 <= value.within_days <= MAX_WITHIN_DAYS:
+            raise ValidationError(
+                f"withinDays must be between 1 and {MAX_WITHIN_DAYS}", field="within_days"
+            )
         window = now - timedelta(days=value.within_days)
         since = max(since, window) if since is not None else window
     object_type = value.object_type

@@ -8,7 +8,6 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
 from schema.access import AccessMutation, AccessQuery
@@ -17,14 +16,18 @@ from schema.audit import AuditQuery
 from schema.campaigns import CampaignMutation, CampaignQuery
 from schema.complaints import ComplaintMutation, ComplaintQuery
 from schema.customers import CustomerMutation, CustomerQuery
-from schema.execution import FastExecutionContext
+from schema.errors import ValueFreeErrors
+from schema.execution import FastExecutionContext, SettledExecution
 from schema.extensions import OperationCapture
 from schema.imports import ImportMutation
+from schema.inputs import InputGuard, install_prechecks
 from schema.interactions import InteractionMutation, InteractionQuery
+from schema.introspection import IntrospectionGate
 from schema.limits import BoundedValidation, OperationLimits, QueryLimits
 from schema.loyalty import LoyaltyMutation
 from schema.orders import OrderMutation, OrderQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
+from schema.scalars import SCALARS
 from schema.tasks import TaskMutation, TaskQuery
 from schema.viewer import ViewerQuery
 
@@ -68,7 +71,7 @@ class SerialRootFields:
         return super().execute_operation(True)  # type: ignore[misc]
 
 
-class SerialExecution(SerialRootFields, StrawberryGraphQLCoreExecutionContext):
+class SerialExecution(SerialRootFields, SettledExecution):
     """graphql-core's executor with serial root fields (the reference for the fast path)."""
 
 
@@ -98,6 +101,10 @@ def build_schema(
     max_cost: int = 100_000,
     max_page_size: int = 1_000,
     fast_execution: bool = True,
+    max_input_string: int = 20_000,
+    max_input_list: int = 1_000,
+    suggestions: bool = True,
+    open_introspection: bool = True,
     query_limits: bool = True,
 ) -> strawberry.Schema:
     """The schema; `fast_execution=False` gives graphql-core's own executor (for the
@@ -110,10 +117,10 @@ def build_schema(
         max_cost=max_cost,
         max_page_size=max_page_size,
     )
-    return CustosSchema(
+    schema = CustosSchema(
         query=Query,
         mutation=Mutation,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
         execution_context_class=SerialFastExecution if fast_execution else SerialExecution,
         extensions=[
             OperationCapture,
@@ -128,8 +135,14 @@ def build_schema(
             # Depth, aliases, expanded fields, cost and rate limits: one pass over the
             # operation after validation, before anything runs (schema/limits.py).
             *([lambda: QueryLimits(limits)] if query_limits else []),
+            # Input hygiene and value-free errors (schema/inputs.py, schema/errors.py).
+            lambda: InputGuard(max_string=max_input_string, max_list=max_input_list),
+            lambda: IntrospectionGate(open_to_all=open_introspection),
+            lambda: ValueFreeErrors(suggestions=suggestions),
         ],
     )
+    install_prechecks(schema._schema)
+    return schema
 
 
 def print_sdl() -> str:

@@ -19,8 +19,9 @@ is null and the error is recorded at its exact path, in the order graphql-core w
 
 from __future__ import annotations
 
+import asyncio
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from graphql import (
     is_non_null_type,
     is_object_type,
 )
+from graphql.execution import executor as graphql_executor
 from graphql.execution.collect_fields import FieldDetails
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -63,6 +65,54 @@ def plain_leaf(resolver: F) -> F:
     """
     setattr(resolver, PLAIN_LEAF_MARK, True)
     return resolver
+
+
+async def gather_settled(*awaitables: Awaitable[Any]) -> list[Any]:
+    """Await sibling fields together; when one fails, let the others finish first.
+
+    graphql-core's own `gather_with_cancel` cancels the siblings of a field whose error
+    propagates (a non-null field: a bad `after` on `interactions`). A sibling may be in
+    the middle of a SQL statement on the request's one connection (a DataLoader batch
+    is cancelled once all its waiters are): cut off there, the connection is left
+    unusable and the request's next statement — its audit event — fails, turning a
+    client's mistake into a 503. Settling every sibling costs at most the statements
+    already under way; the first error (in field order) then propagates as before, and
+    graphql-core drops errors below a position already nulled.
+    """
+    futures = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+# The executor's module-level helper, used for sibling fields and list items alike
+# (tests/test_input_edge.py checks the executor still calls it by this name).
+graphql_executor.gather_with_cancel = gather_settled  # type: ignore[attr-defined]
+
+
+class SettledExecution(StrawberryGraphQLCoreExecutionContext):
+    """Execution that returns only once every piece of its work has settled.
+
+    When an error bubbles up synchronously, graphql-core leaves the awaitables already
+    started beside it to settle in the background; the request would then commit, or
+    write its audit event, while one of them still runs a statement on its session.
+    The result is handed back once they are done.
+    """
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        result = super().execute_operation(serially)
+        if not self.is_awaitable(result) and not self.background_futures:
+            return result
+
+        async def settled() -> Any:
+            value = await result if self.is_awaitable(result) else result
+            while self.background_futures:
+                await asyncio.wait(list(self.background_futures))
+            return value
+
+        return settled()
 
 
 class _Irregular(Exception):
@@ -119,7 +169,7 @@ def _getter(field_def: Any) -> Callable[[Any], Any] | None:
     return wrapped
 
 
-class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class FastExecutionContext(SettledExecution):
     """graphql-core's executor with a fast path for plain object selections."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -79,6 +79,12 @@ def import_work(arguments: Arguments) -> int:
     return 10 * import_rows(arguments)["rows"]
 
 
+def may_import_customers(ctx: GraphQLContext) -> None:
+    """`importCustomers` needs import/create: asked before strawberry converts the rows
+    (schema/inputs.py), so a caller without it is refused without that cost."""
+    ctx.caller.gate.require("import", "create")
+
+
 @strawberry.type
 class ImportMutation:
     @strawberry.mutation(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +39,13 @@ from server.authz.service import with_assigned_roles
 from server.caller import Caller, caller_for
 from server.config import Settings, load_settings
 from server.data.engine import create_engine, create_session_factory, ping
-from server.errors import AuditWriteError, AuthenticationError, CustosError, RequestTimeout
+from server.errors import (
+    AuditWriteError,
+    AuthenticationError,
+    ConfigError,
+    CustosError,
+    RequestTimeout,
+)
 from server.graphiql import ASSET_PATH, graphiql_asset, graphiql_page
 from server.graphql_http import (
     GRAPHQL_RESPONSE,
@@ -51,6 +59,7 @@ from server.graphql_http import (
     parse_body,
     problem_body,
 )
+from server.inputs import text_problem
 from server.ratelimit import Admission, RateLimits
 from server.services import Services
 from server.vault.keyring import LocalKeyring
@@ -85,6 +94,10 @@ def build_state(settings: Settings) -> AppState:
             max_fields=settings.max_fields,
             max_cost=settings.max_query_cost,
             max_page_size=settings.max_page_size,
+            max_input_string=settings.max_input_string,
+            max_input_list=settings.max_input_list,
+            suggestions=settings.suggestions,
+            open_introspection=settings.env == "dev",
         ),
         tokens=TokenVerifier(settings),
         rate_limits=RateLimits.from_settings(settings),
@@ -192,13 +205,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization")
-    if header is None:
+    headers = request.headers.getlist("authorization")
+    if not headers:
         raise AuthenticationError(
             "missing Authorization: Bearer credentials", code="UNAUTHENTICATED"
         )
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
+    if len(headers) > 1:
+        # Proxies and servers disagree on which of several wins: none does.
+        raise AuthenticationError(
+            "send exactly one Authorization header", code="DUPLICATE_AUTHORIZATION"
+        )
+    scheme, _, credentials = headers[0].partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip() or text_problem(credentials):
         raise AuthenticationError("Authorization must be 'Bearer <token>'", code="TOKEN_MALFORMED")
     return credentials.strip()
 
@@ -227,6 +245,15 @@ async def _authenticate(
         request_id=request_id,
         kind=principal.kind,
     )
+
+
+_OPERATION_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,127}")
+
+
+def _audited_name(name: str | None) -> str | None:
+    """The client's operationName for the audit when no operation took it: only a
+    GraphQL name of sane length (any other text is no operation's name)."""
+    return name if name is not None and _OPERATION_NAME.fullmatch(name) else None
 
 
 def _outcome(data: Any, errors: list[GraphQLError]) -> str:
@@ -280,9 +307,14 @@ async def _execute(
                     "nothing was changed"
                 ) from None
             except CannotGetOperationTypeError:
+                # Not the name itself: a client's operationName may be anything, any size.
                 result = ExecutionResult(
                     data=None,
-                    errors=[GraphQLError(f"Unknown operation named '{gql.operation_name}'.")],
+                    errors=[
+                        GraphQLError(
+                            "Unknown operation: operationName names no operation of the document."
+                        )
+                    ],
                 )
             admission.raise_refusal()
             errors = list(result.errors or [])
@@ -311,7 +343,7 @@ async def _execute(
                 await caller.audit.commit(
                     session,
                     operation_type=context.operation_type,
-                    operation_name=context.operation_name or gql.operation_name,
+                    operation_name=context.operation_name or _audited_name(gql.operation_name),
                     query=gql.query,
                     outcome=_outcome(result.data, errors),
                     occurred_at=services.clock.now(),
@@ -380,5 +412,12 @@ def _graphql_response(
 
 
 def app_factory() -> Starlette:
-    """Entry point for `uvicorn --factory server.app:app_factory` (each worker)."""
-    return create_app()
+    """Entry point for `uvicorn --factory server.app:app_factory` (each worker).
+
+    A configuration error is one line on stderr naming the variable and exit status 2,
+    as with `custos serve`, not a traceback from every worker."""
+    try:
+        return create_app()
+    except ConfigError as error:
+        print(f"error: {error.message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

@@ -48,6 +48,9 @@ def custos_home() -> Path:
         raise ConfigError("CUSTOS_HOME: not set and the user has no home directory") from None
 
 
+MIN_PROD_SECRET_BYTES = 32
+
+
 class ComplaintDeadlineHours(BaseModel):
     """How long a complaint of one severity may wait at each step, in hours."""
 
@@ -173,6 +176,15 @@ class Settings(BaseSettings):
         data.setdefault("database_url", _sqlite_url(home))
         return data
 
+    # Hostile input (README "Input rules and errors"): the longest string and list one
+    # request may carry, checked before anything converts it.
+    max_input_string: int = Field(default=20_000, ge=256)
+    max_input_list: int = Field(default=1_000, ge=10)
+    # "Did you mean ...?" in error messages; unset: on in dev, off in prod.
+    graphql_suggestions: bool | None = None
+    # The longest a bearer token may live: `exp` minus `iat` (and minus now).
+    max_token_lifetime_seconds: int = Field(default=86_400, ge=60)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
@@ -217,6 +229,27 @@ class Settings(BaseSettings):
         except ConfigError as error:
             raise ValueError(error.message) from None
         return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough_for_prod(
+        cls, secret: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        """HS256 is only as strong as its secret: prod wants at least 32 bytes."""
+        if (
+            secret is not None
+            and info.data.get("env") == "prod"
+            and len(secret.get_secret_value().encode()) < MIN_PROD_SECRET_BYTES
+        ):
+            raise ValueError(f"must be at least {MIN_PROD_SECRET_BYTES} bytes when CUSTOS_ENV=prod")
+        return secret
+
+    @property
+    def suggestions(self) -> bool:
+        """Whether error messages may suggest schema names ("Did you mean ...?")."""
+        if self.graphql_suggestions is not None:
+            return self.graphql_suggestions
+        return self.env == "dev"
 
     @property
     def is_sqlite(self) -> bool:

@@ -130,6 +130,10 @@ def error_code(error: GraphQLError) -> str:
         return original.code
     if original is not None and not isinstance(original, GraphQLError):
         return "INTERNAL_SERVER_ERROR"
+    declared = (error.extensions or {}).get("code")
+    if isinstance(declared, str):
+        # Set by the schema's input checks and error rewriting (schema/errors.py).
+        return declared
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
     if error.message.startswith("Variable '$"):
@@ -171,6 +175,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if isinstance(original, ValidationError) and original.field is not None:
         # The argument or input field concerned, by its GraphQL name (as UserError.field).
         formatted["extensions"]["field"] = to_camel_case(original.field)
+    elif isinstance((error.extensions or {}).get("field"), str):
+        formatted["extensions"]["field"] = error.extensions["field"]  # type: ignore[index]
     return formatted
 
 

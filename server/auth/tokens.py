@@ -11,15 +11,29 @@ from jwt import PyJWK
 
 from server.auth.principal import Principal
 from server.config import Settings
-from server.errors import AuthenticationError
+from server.errors import AuthenticationError, ConfigError
+from server.inputs import text_problem
 
 MAX_TOKEN_BYTES = 8192
+# Longest claim texts a token may carry (subject, each role, team).
+MAX_SUBJECT = 256
+MAX_ROLE = 64
+MAX_ROLES = 32
 
 
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._keys: dict[str | None, Any] = {}
+        try:
+            self._load_keys(settings)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                "CUSTOS_JWT_PUBLIC_KEY_FILE / CUSTOS_JWT_JWKS_FILE: "
+                f"unreadable key file ({type(exc).__name__})"
+            ) from None
+
+    def _load_keys(self, settings: Settings) -> None:
         if settings.jwt_jwks_file is not None:
             jwks = json.loads(settings.jwt_jwks_file.read_text())
             for entry in jwks.get("keys", []):
@@ -57,13 +71,46 @@ class TokenVerifier:
             raise AuthenticationError("token signature is invalid", code="TOKEN_INVALID") from None
         except jwt.PyJWTError:
             raise AuthenticationError("token is invalid", code="TOKEN_INVALID") from None
+        self._check_lifetime(claims)
+        subject = claims["sub"]
+        if not _clean(subject, MAX_SUBJECT):
+            raise AuthenticationError(
+                f"token claim 'sub' must be a string of 1 to {MAX_SUBJECT} characters "
+                "without NUL or invalid code points",
+                code="TOKEN_INVALID",
+            )
         roles = claims.get("roles", [])
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise AuthenticationError("token claim 'roles' must be a list", code="TOKEN_INVALID")
+        if (
+            not isinstance(roles, list)
+            or len(roles) > MAX_ROLES
+            or not all(_clean(r, MAX_ROLE) for r in roles)
+        ):
+            raise AuthenticationError(
+                f"token claim 'roles' must be a list of at most {MAX_ROLES} role names",
+                code="TOKEN_INVALID",
+            )
         team = claims.get("team")
-        if team is not None and not isinstance(team, str):
+        if team is not None and not _clean(team, MAX_ROLE):
             raise AuthenticationError("token claim 'team' must be a string", code="TOKEN_INVALID")
-        return Principal(subject=str(claims["sub"]), roles=tuple(roles), team=team)
+        return Principal(subject=subject, roles=tuple(roles), team=team)
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """A token may live at most `CUSTOS_MAX_TOKEN_LIFETIME_SECONDS`: counted from its
+        `iat` when it has one, and from now in any case (an `exp` of 10^30 is refused)."""
+        limit = self.settings.max_token_lifetime_seconds
+        expires = claims["exp"]
+        issued = claims.get("iat")
+        too_long = expires - time.time() > limit
+        if isinstance(issued, int | float) and not isinstance(issued, bool):
+            too_long = too_long or expires - issued > limit
+        if too_long:
+            raise AuthenticationError(
+                f"token lifetime exceeds the maximum of {limit} seconds", code="TOKEN_INVALID"
+            )
+
+
+def _clean(value: object, max_length: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= max_length and text_problem(value) is None
 
 
 def issue_token(

@@ -56,6 +56,7 @@ EXTRA_OBJECTS: dict[str, str] = {
     "metrics": "aggregate metrics (read)",
     "segment": "customer segments (read)",
     "import": "bulk imports (create)",
+    "schema": "the GraphQL schema by introspection in prod (read)",
 }
 TYPE_ACTIONS = ("read", "create", "update", "delete", "erase", "export", "manage")
 SCOPE_ACTIONS = ("scope:all", "scope:team", "scope:own", "scope:*")

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.caller import Caller
 from server.campaign.repository import CampaignRepository, CampaignTotals, Segment
 from server.customer.repository import CustomerRepository, scope_predicate
+from server.customer.service import check_filter
 from server.data.base import new_id
 from server.data.models import Campaign
 from server.errors import ConflictError, NotFoundError, ValidationError
@@ -87,6 +88,7 @@ class CampaignService:
             raise ValidationError("name must be 1 to 200 characters", field="name")
         if channel is not None and not 1 <= len(channel) <= 16:
             raise ValidationError("channel is 1 to 16 characters", field="channel")
+        check_filter(segment.customers)
         if product_id is not None and not await ProductRepository(session).by_ids([product_id]):
             raise NotFoundError("product not found")
         repo = CampaignRepository(session)

@@ -30,6 +30,12 @@ def token(
             param_hint="--role",
         )
     settings = load_settings()
+    if ttl > settings.max_token_lifetime_seconds:
+        raise typer.BadParameter(
+            f"at most {settings.max_token_lifetime_seconds} seconds "
+            "(CUSTOS_MAX_TOKEN_LIFETIME_SECONDS); a longer token would be refused",
+            param_hint="--ttl",
+        )
     unknown = [r for r in role if r not in DEFAULT_ROLES]
     if unknown:
         console.print(

@@ -245,6 +245,7 @@ class CustomerService:
         with_total: bool,
         sort: CustomerSort = CustomerSort.CREATED_ASC,
     ) -> Page[CustomerView]:
+        check_filter(flt)
         scope = self._scope(caller)
         # The sort key is read too: the next page's cursor carries it.
         modes = self._modes(caller, {*fields, sort.column})
@@ -643,6 +644,13 @@ class CustomerService:
             survivor.tags = tags
             filled.append("tags")
         return filled
+
+
+def check_filter(flt: CustomerFilter | None) -> None:
+    """A list filter that could match: a tag filter follows the rule of tags (a longer
+    one could match nothing, and a 60,000-character one overflowed SQLite's LIKE)."""
+    if flt is not None and flt.tag is not None:
+        _tag(flt.tag, "tag")
 
 
 def _tag(value: str, field: str) -> str:

@@ -1,4 +1,9 @@
-"""Canonical forms of searchable contact values, so equal facts give equal blind indexes."""
+"""Canonical forms of searchable contact values, so equal facts give equal blind indexes.
+
+Every check is linear in its input and looks at the length first: a value longer than
+any real one is refused before a pattern or a loop reads it (an email pattern with two
+unbounded runs took 20 s on `"a@" + "." * 32000 + "@"`).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,24 @@ from collections.abc import Callable
 from server.data.customer_fields import CUSTOMER_FIELDS, Normaliser
 from server.errors import ValidationError
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Longest raw inputs the checks read, separators and surrounding spaces included.
+MAX_PHONE_INPUT = 32
+MAX_EMAIL = 254
+MAX_EMAIL_INPUT = 320
+MAX_NATIONAL_ID_INPUT = 36
+MAX_BANK_CARD_INPUT = 48
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
 
 def normalise_phone(value: str, default_country: str = "86") -> str:
     """E.164: `+` and digits. Bare 11-digit mainland numbers get +86."""
+    if len(value) > MAX_PHONE_INPUT:
+        raise _bad_phone()
     raw = value.strip()
-    digits = re.sub(r"[\s\-().]", "", raw)
+    digits = _PHONE_SEPARATORS.sub("", raw)
     if digits.startswith("00"):
         digits = "+" + digits[2:]
     if not digits.startswith("+"):
@@ -24,23 +38,46 @@ def normalise_phone(value: str, default_country: str = "86") -> str:
             digits = "+" + default_country + digits
         else:
             digits = "+" + digits
-    if not re.fullmatch(r"\+[1-9]\d{6,14}", digits):
-        raise ValidationError(
-            "phone is not a valid phone number", code="INVALID_PHONE", field="phone"
-        )
+    if not _E164.fullmatch(digits):
+        raise _bad_phone()
     return digits
 
 
+def _bad_phone() -> ValidationError:
+    return ValidationError("phone is not a valid phone number", code="INVALID_PHONE", field="phone")
+
+
+def email_is_valid(email: str) -> bool:
+    """One `@` between a non-empty local part and a domain with a dot inside it (not
+    first, not last), no whitespace anywhere: the former pattern's rule, checked in
+    linear time instead of by backtracking."""
+    if len(email) > MAX_EMAIL:
+        return False
+    local, at, domain = email.partition("@")
+    return (
+        bool(at and local)
+        and "@" not in domain
+        and "." in domain[1:-1]
+        and not any(ch.isspace() for ch in email)
+    )
+
+
 def normalise_email(value: str) -> str:
+    if len(value) > MAX_EMAIL_INPUT:
+        raise _bad_email()
     email = value.strip().lower()
-    if not _EMAIL.match(email) or len(email) > 254:
-        raise ValidationError("email is not a valid address", code="INVALID_EMAIL", field="email")
+    if not email_is_valid(email):
+        raise _bad_email()
     return email
+
+
+def _bad_email() -> ValidationError:
+    return ValidationError("email is not a valid address", code="INVALID_EMAIL", field="email")
 
 
 def national_id_is_valid(value: str) -> bool:
     """Mainland resident ID (GB 11643-1999): 17 digits and an ISO 7064 MOD 11-2 check."""
-    if not re.fullmatch(r"\d{17}[\dX]", value):
+    if len(value) != 18 or not re.fullmatch(r"\d{17}[\dX]", value):
         return False
     total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True))
     return _ID_CHECK[total % 11] == value[17]
@@ -52,7 +89,7 @@ def national_id_check_char(first17: str) -> str:
 
 
 def normalise_national_id(value: str) -> str:
-    nid = re.sub(r"\s", "", value).upper()
+    nid = "" if len(value) > MAX_NATIONAL_ID_INPUT else re.sub(r"\s", "", value).upper()
     if not national_id_is_valid(nid):
         raise ValidationError(
             "national ID has a bad format or checksum",
@@ -73,7 +110,7 @@ def luhn_is_valid(digits: str) -> bool:
 
 
 def normalise_bank_card(value: str) -> str:
-    digits = re.sub(r"[\s\-]", "", value)
+    digits = "" if len(value) > MAX_BANK_CARD_INPUT else re.sub(r"[\s\-]", "", value)
     if not re.fullmatch(r"\d{12,19}", digits) or not luhn_is_valid(digits):
         raise ValidationError(
             "bank card number has a bad format or checksum",
