@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from schema.context import GraphQLContext
 from schema.mutations import run_mutation
-from schema.paging import check_page_size, connection, keyset_cursor
+from schema.paging import Connection, check_page_size, connection, id_cursor, keyset_cursor
 from schema.selection import selected_names, top_level_names
 from schema.types.common import UserError, parse_id
 from schema.types.customer import (
@@ -24,6 +24,7 @@ from schema.types.customer import (
     CustomerSortOrder,
     CustomerUpdated,
     DuplicateCandidate,
+    DuplicateFlag,
     UpdateCustomerInput,
     customer_changes,
     domain_fields,
@@ -36,6 +37,7 @@ from server.errors import ValidationError
 Ctx = Info[GraphQLContext, None]
 # A cursor carries its sort key, so each order is a list of its own.
 CURSORS = {sort: keyset_cursor(f"customer-{sort.value}") for sort in CustomerSort}
+FLAG_CURSORS = id_cursor("duplicate-flag")
 
 
 def _filter(value: CustomerFilterInput | None) -> CustomerFilter | None:
@@ -93,6 +95,34 @@ class CustomerQuery:
             for cid, on in matches
             if cid in views
         ]
+
+    @strawberry.field(
+        description="Stored duplicate flags whose two files are both in the caller's scope, "
+        "on contacts it reads in clear (X-Purpose), oldest first: candidates for "
+        "mergeCustomers that their writers were not told about."
+    )
+    async def duplicate_flags(
+        self, info: Ctx, first: int = 20, after: str | None = None
+    ) -> Connection[DuplicateFlag]:
+        ctx = info.context
+        check_page_size(first, ctx.max_page_size)
+        page = await ctx.services.customers.list_duplicate_flags(
+            ctx.session, ctx.caller, first=first, after=FLAG_CURSORS.decode(after)
+        )
+        return connection(
+            Connection[DuplicateFlag],
+            page,
+            after=after,
+            cursor=lambda flag: FLAG_CURSORS.encode(flag.id),
+            node=lambda flag: DuplicateFlag(
+                id=strawberry.ID(str(flag.id)),
+                customer_id=strawberry.ID(str(flag.new_customer_id)),
+                matched_customer_id=strawberry.ID(str(flag.existing_customer_id)),
+                matched_on=graphql_name(flag.field),
+                raised_at=flag.raised_at,
+                raised_by=flag.raised_by,
+            ),
+        )
 
     @strawberry.field(description="One customer; unknown and out-of-scope ids are NOT_FOUND.")
     async def customer(self, info: Ctx, id: strawberry.ID) -> Customer | None:

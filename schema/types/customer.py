@@ -457,3 +457,19 @@ class CustomersMerged:
 class DuplicateCandidate:
     customer: Customer
     matched_on: list[str] = strawberry.field(description="phone, email and/or nationalId.")
+
+
+@strawberry.type(
+    description="Two files found to share a contact by a write whose caller could not be "
+    "told (the other file outside its scope, or the field not in clear for it). Listed to "
+    "callers whose scope covers both files and who read the field in clear."
+)
+class DuplicateFlag:
+    id: strawberry.ID
+    customer_id: strawberry.ID = strawberry.field(description="The file the write made.")
+    matched_customer_id: strawberry.ID = strawberry.field(
+        description="The existing file it matched."
+    )
+    matched_on: str = strawberry.field(description="phone, email or nationalId.")
+    raised_at: datetime.datetime
+    raised_by: str

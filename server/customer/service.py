@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 from sqlalchemy import ColumnElement, Row, false, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.audit.recorder import AuditRecorder
 from server.authz.authorizer import FieldMode, RowScope
 from server.caller import Caller
 from server.clock import Clock
@@ -61,6 +62,7 @@ from server.vault.normalise import (
 OBJECT = "customer"
 TABLE = "customers"
 DUPLICATE_FLAG = "duplicate_flag"
+FLAG_FIELDS = ("existing_customer_id", "field", "new_customer_id")
 # A verification stamp tells whether its contact exists: readable only where the contact is.
 CONTACT_OF_STAMP: dict[str, str] = {stamp: contact for contact, stamp in VERIFIED_AT.items()}
 # Sealed columns of the rows a customer owns: re-sealed under the survivor's key on merge.
@@ -253,7 +255,7 @@ class CustomerService:
     def _scope(self, caller: Caller, action: str = "read") -> Any:
         return scope_predicate(caller.gate.row_scope(OBJECT, action), caller.principal)
 
-    def _known_scope(self, caller: Caller) -> ColumnElement[bool]:
+    def known_scope(self, caller: Caller) -> ColumnElement[bool]:
         """The files the caller may know exist: its read scope (none without customer read).
         Asked without refusing: a write does not need read access to be checked."""
         if not caller.gate.allows(OBJECT, "read"):
@@ -400,7 +402,7 @@ class CustomerService:
         found = await self.check_duplicates(session, caller, sealed.contacts, sealed.customer.id)
         await CustomerRepository(session).add(sealed.customer, sealed.key)
         caller.audit.change(OBJECT, "create", sealed.customer.id, sealed.sealed_fields)
-        await self.flag_duplicates(session, caller, found)
+        self.audit_flags(caller.audit, await self.flag_duplicates(session, caller.audit, found))
         return sealed.customer.id
 
     def seal_new(
@@ -517,7 +519,7 @@ class CustomerService:
         with the ids of the files matched, a miss with the id of the file checked.
         """
         found = await self.duplicate_matches(
-            session, contacts, known=self._known_scope(caller), excluding=excluding
+            session, contacts, known=self.known_scope(caller), excluding=excluding
         )
         refused: str | None = None
         unseen: list[tuple[uuid.UUID, uuid.UUID, str]] = []
@@ -529,7 +531,7 @@ class CustomerService:
                 hit=bool(matches),
                 record_ids=list(matches) or [checked_id],
             )
-            clear = self._mode(caller, field) is FieldMode.CLEAR
+            clear = field in self.clear_contacts(caller)
             for other, inside in matches.items():
                 if clear and inside:
                     refused = refused or field
@@ -541,18 +543,21 @@ class CustomerService:
             )
         return unseen
 
+    def clear_contacts(self, caller: Caller) -> frozenset[str]:
+        """The searchable contacts the caller reads in clear under the request's purpose:
+        the only ones a duplicate check may answer on."""
+        return frozenset(f for f in BLIND_INDEXED if self._mode(caller, f) is FieldMode.CLEAR)
+
     async def flag_duplicates(
         self,
         session: AsyncSession,
-        caller: Caller,
+        audit: AuditRecorder,
         found: Collection[tuple[uuid.UUID, uuid.UUID, str]],
-        *,
-        raised_by: str | None = None,
-    ) -> None:
-        """Store duplicate flags for matches the writer was not told about (audited)."""
+    ) -> builtins.list[uuid.UUID]:
+        """Store duplicate flags for matches the writer was not told about; returns the
+        new flags' ids (the caller audits them once they are sure to stay)."""
         now = self.clock.now()
-        subject = raised_by or caller.principal.subject
-        stored = await CustomerRepository(session).add_duplicate_flags(
+        return await CustomerRepository(session).add_duplicate_flags(
             [
                 {
                     "id": new_id(),
@@ -560,15 +565,15 @@ class CustomerService:
                     "existing_customer_id": existing,
                     "field": field,
                     "raised_at": now,
-                    "raised_by": subject[:128],
+                    "raised_by": audit.principal.subject[:128],
                 }
                 for new, existing, field in found
             ]
         )
-        for flag_id in stored:
-            caller.audit.change(
-                DUPLICATE_FLAG, "create", flag_id, ["new_customer_id", "existing_customer_id"]
-            )
+
+    def audit_flags(self, audit: AuditRecorder, flag_ids: Collection[uuid.UUID]) -> None:
+        for flag_id in flag_ids:
+            audit.change(DUPLICATE_FLAG, "create", flag_id, FLAG_FIELDS)
 
     async def list_duplicate_flags(
         self,
@@ -581,7 +586,7 @@ class CustomerService:
         """Stored flags whose two files are both in the caller's read scope, on fields it
         reads in clear under the request's purpose (as a lookup would need)."""
         scope = self._scope(caller)
-        fields = [f for f in BLIND_INDEXED if self._mode(caller, f) is FieldMode.CLEAR]
+        fields = self.clear_contacts(caller)
         rows = await CustomerRepository(session).duplicate_flags(
             scope=scope, fields=fields, after=after, limit=first
         )
@@ -589,7 +594,7 @@ class CustomerService:
         caller.audit.read(
             DUPLICATE_FLAG,
             (f.id for f in page.items),
-            {"new_customer_id": "clear", "existing_customer_id": "clear", "field": "clear"},
+            dict.fromkeys(FLAG_FIELDS, "clear"),
         )
         return page
 
@@ -660,7 +665,7 @@ class CustomerService:
         await CustomerRepository(session).flush()
         changed = sorted(values)
         caller.audit.change(OBJECT, "update", customer.id, changed)
-        await self.flag_duplicates(session, caller, found)
+        self.audit_flags(caller.audit, await self.flag_duplicates(session, caller.audit, found))
         return changed
 
     async def verify_contact(

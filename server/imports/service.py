@@ -18,6 +18,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
+from sqlalchemy import ColumnElement, true
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +26,14 @@ from server.audit.recorder import AuditRecorder
 from server.authz.authorizer import RowScope
 from server.caller import Caller
 from server.customer.fields import BLIND_INDEXED, IMPORTABLE, NORMALISERS, REQUIRED
-from server.customer.service import CustomerService, NewCustomer, SealedCustomer
+from server.customer.repository import CustomerRepository
+from server.customer.service import (
+    DUPLICATE_FLAG,
+    FLAG_FIELDS,
+    CustomerService,
+    NewCustomer,
+    SealedCustomer,
+)
 from server.data.base import new_id
 from server.data.customer_fields import CUSTOMER_FIELDS
 from server.data.models import Customer
@@ -71,6 +79,21 @@ class ImportReport:
 
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateRule:
+    """When an imported row's contact already belongs to a file, whether the row may be
+    refused for it: only for a file in `known` (the files the importer may know exist) on
+    a field in `clear` (the contacts it reads in clear). Any other match lands the row
+    and raises a duplicate flag, so a file of probe rows learns nothing it could not look
+    up. The CLI operator holds the keyring and the database: everything is known to it."""
+
+    known: ColumnElement[bool]
+    clear: frozenset[str]
+
+
+OPERATOR_RULE = DuplicateRule(known=true(), clear=frozenset(BLIND_INDEXED))
 
 
 def cell_text(value: Any) -> str:
@@ -212,6 +235,9 @@ class ImportService:
         owns_only = scope is RowScope.OWN
         owner = principal.subject if owns_only else None
         header = sorted({k for r in rows for k in r.values} | {"name"})
+        rule = DuplicateRule(
+            known=self.customers.known_scope(caller), clear=self.customers.clear_contacts(caller)
+        )
         return await self.import_customers(
             session,
             header,
@@ -220,6 +246,7 @@ class ImportService:
             default_owner=owner,
             default_team=principal.team,
             strict=strict,
+            duplicates=rule,
         )
 
     async def import_customers(
@@ -234,7 +261,11 @@ class ImportService:
         batch_size: int = DEFAULT_BATCH,
         strict: bool = False,
         progress: Progress | None = None,
+        duplicates: DuplicateRule = OPERATOR_RULE,
     ) -> ImportReport:
+        """Rows checked against each other and against existing files (`duplicates`
+        decides which matches may refuse a row); every contact checked is audited as a
+        `duplicate_check`, landed or not."""
         check_columns(header, CUSTOMER_COLUMNS, set(REQUIRED_CUSTOMER_COLUMNS))
         report = ImportReport("customers")
         seen: dict[tuple[str, str], int] = {}
@@ -269,19 +300,44 @@ class ImportService:
                         seen[(f, v)] = row.number
                 valid.append((row.number, sealed))
             existing = await self._existing_contacts(session, [s for _, s in valid])
+            inside = await CustomerRepository(session).readable_ids(
+                {m for ids in existing.values() for m in ids}, duplicates.known
+            )
             landing: list[tuple[int, SealedCustomer]] = []
+            flags: list[tuple[uuid.UUID, uuid.UUID, str]] = []
             for number, sealed in valid:
-                taken = [
-                    f for f, v in sealed.contacts.items() if v is not None and (f, v) in existing
-                ]
+                taken: list[str] = []
+                unseen: list[tuple[uuid.UUID, uuid.UUID, str]] = []
+                for f, v in sealed.contacts.items():
+                    if v is None:
+                        continue
+                    matches = sorted(existing.get((f, v), ()))
+                    audit.lookup(
+                        "customer",
+                        "duplicate_check",
+                        f,
+                        hit=bool(matches),
+                        record_ids=matches or [sealed.customer.id],
+                    )
+                    for other in matches:
+                        if f in duplicates.clear and other in inside:
+                            taken.append(f)
+                        else:
+                            unseen.append((sealed.customer.id, other, f))
                 if taken:
                     report.rejected.append(
                         RejectedRow(number, f"a customer with this {taken[0]} already exists")
                     )
                 else:
                     landing.append((number, sealed))
+                    flags += unseen
+            flag_ids: list[uuid.UUID] = []
 
-            async def write(landing: list[tuple[int, SealedCustomer]] = landing) -> None:
+            async def write(
+                landing: list[tuple[int, SealedCustomer]] = landing,
+                flags: list[tuple[uuid.UUID, uuid.UUID, str]] = flags,
+                flag_ids: list[uuid.UUID] = flag_ids,
+            ) -> None:
                 await ImportRepository(session).add_customers(
                     [
                         {c.key: getattr(s.customer, c.key) for c in Customer.__table__.columns}
@@ -297,11 +353,13 @@ class ImportService:
                         for _, s in landing
                     ],
                 )
+                flag_ids[:] = await self.customers.flag_duplicates(session, audit, flags)
 
             if await self.land_batch(session, report, [n for n, _ in landing], write):
                 for _, s in landing:
                     report.created_ids.append(s.customer.id)
                     changes.append(("customer", s.customer.id, s.sealed_fields))
+                changes += [(DUPLICATE_FLAG, i, list(FLAG_FIELDS)) for i in flag_ids]
             if progress:
                 progress(report.seen)
         return await self._finish(outer, report, strict, audit, changes)
@@ -330,22 +388,22 @@ class ImportService:
 
     async def _existing_contacts(
         self, session: AsyncSession, sealed: list[SealedCustomer]
-    ) -> set[tuple[str, str]]:
-        """(field, normalised value) pairs that already belong to a customer: blind index
-        candidates in one query per field, confirmed by decrypting (indexes are truncated)."""
+    ) -> dict[tuple[str, str], set[uuid.UUID]]:
+        """The live files holding each (field, normalised value): blind index candidates
+        in one query per field, confirmed by decrypting (indexes are truncated)."""
         wanted: dict[str, set[str]] = {}
         for s in sealed:
             for f, v in s.contacts.items():
                 if v is not None:
                     wanted.setdefault(f, set()).add(v)
-        found: set[tuple[str, str]] = set()
+        found: dict[tuple[str, str], set[uuid.UUID]] = {}
         repo = ImportRepository(session)
         for f, values in wanted.items():
             indexes = {self.vault.blind_index(f, v) for v in values}
             for candidate in await repo.candidates(BLIND_INDEXED[f], indexes):
                 text = self._reveal(candidate, f)
                 if text is not None and NORMALISERS[f](text) in values:
-                    found.add((f, NORMALISERS[f](text)))
+                    found.setdefault((f, NORMALISERS[f](text)), set()).add(candidate.id)
         return found
 
     def _reveal(self, candidate: Any, f: str) -> str | None:
@@ -396,6 +454,18 @@ class ImportService:
                 except ValidationError as error:
                     report.rejected.append(RejectedRow(row.number, error.message))
             customers = await self._resolve_customers(session, [p["ref"] for _, p in parsed])
+            for _, p in parsed:
+                kind, _value = p["ref"]
+                if kind != "id":
+                    # A customer found by a contact value: a lookup, audited hit or miss.
+                    found = customers.get(p["ref"])
+                    audit.lookup(
+                        "customer",
+                        "lookup",
+                        kind,
+                        hit=found is not None,
+                        record_ids=[found] if found is not None else [],
+                    )
             products = await ProductRepository(session).by_skus(
                 {p["sku"] for _, p in parsed if p.get("sku")}
             )
