@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     analytics_tier_high_margin: float = Field(default=0.35, ge=0, le=1)
     analytics_tier_mid_spend: Decimal = Field(default=Decimal("1000"), ge=0)
     analytics_tier_mid_orders: int = Field(default=2, ge=1)
+    # Grouped metrics suppress groups with fewer customers than this (1: no suppression).
+    metrics_min_cell: int = Field(default=5, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -62,22 +62,27 @@ class ChurnRisk:
     signals: list[ChurnSignal]
 
 
+# (as-of day, (row scope, whose: team or subject), data version of that population)
+ModelKey = tuple[date, tuple[str, str | None], tuple[int, str]]
+
+
 class ModelCache:
-    """Fitted models by (as-of day, data version), least recently used evicted."""
+    """Fitted models by (as-of day, population, data version), least recently used
+    evicted."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._models: OrderedDict[tuple[date, tuple[int, str]], ChurnModel] = OrderedDict()
+        self._models: OrderedDict[ModelKey, ChurnModel] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[date, tuple[int, str]]) -> ChurnModel | None:
+    def get(self, key: ModelKey) -> ChurnModel | None:
         with self._lock:
             model = self._models.get(key)
             if model is not None:
                 self._models.move_to_end(key)
             return model
 
-    def put(self, key: tuple[date, tuple[int, str]], model: ChurnModel) -> None:
+    def put(self, key: ModelKey, model: ChurnModel) -> None:
         with self._lock:
             self._models[key] = model
             self._models.move_to_end(key)
