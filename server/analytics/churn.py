@@ -111,16 +111,26 @@ def assess(model: ChurnModel | None, rows: Sequence[Any]) -> list[ChurnRisk]:
         x = np.array([float(r.x) for r in buyers])
         t_x = np.array([float(r.t_x) for r in buyers]) / DAYS_PER_UNIT
         big_t = np.array([float(r.age) for r in buyers]) / DAYS_PER_UNIT
-        p_alive = probability_alive(model.parameters, x, t_x, big_t)
-        expected = expected_purchases(model.parameters, HORIZON_UNITS, x, t_x, big_t)
+        # A model fitted on a small or one-sided population can sit at the edge of its
+        # parameter space; a value it cannot give is left out, not an error.
+        with np.errstate(all="ignore"):
+            p_alive = probability_alive(model.parameters, x, t_x, big_t)
+            expected = expected_purchases(model.parameters, HORIZON_UNITS, x, t_x, big_t)
         for r, alive_p, expected_n in zip(buyers, p_alive, expected, strict=True):
-            alive[r.id] = (float(alive_p), float(expected_n))
+            if np.isfinite(alive_p) and np.isfinite(expected_n):
+                alive[r.id] = (float(alive_p), float(expected_n))
     out: list[ChurnRisk] = []
     for r in rows:
         signals: list[ChurnSignal] = []
         p: float | None
         e: float | None
-        if r.id in alive:
+        if r.x is not None and r.id not in alive:
+            # A buyer without a usable model (too few histories in the caller's scope).
+            p, e, model_risk = None, None, NO_HISTORY_RISK
+            signals.append(
+                ChurnSignal("no_model", NO_HISTORY_RISK, "too few purchase histories for a model")
+            )
+        elif r.id in alive:
             p, e = alive[r.id]
             model_risk = 1.0 - p
             signals.append(

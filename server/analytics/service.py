@@ -210,7 +210,8 @@ class AnalyticsService:
         model = self.models.get(key)
         if model is None:
             rows = await repo.history_counts(as_of, population)
-            if not rows:
+            # Fewer buyers than a metrics cell: too few to describe, and to fit on.
+            if sum(int(r.n) for r in rows) < max(self.config.min_cell, 1) or not rows:
                 return None
             model = fit_histories(as_of, rows)
             self.models.put(key, model)
@@ -221,7 +222,9 @@ class AnalyticsService:
         model = await self._model(session, caller, as_of)
         caller.audit.read(SEGMENT, (), {})
         if model is None:
-            raise NotFoundError("no purchase histories up to that day to fit a model on")
+            raise NotFoundError(
+                "too few purchase histories in scope up to that day to fit a model on"
+            )
         return model
 
     async def churn_risks(
