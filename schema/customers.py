@@ -132,7 +132,10 @@ class CustomerQuery:
         )
         return cast(Customer, view)
 
-    @strawberry.field(description="Find a customer by exactly one exact contact value.")
+    @strawberry.field(
+        description="Find a customer by exactly one exact contact value, on a field the "
+        "caller reads in clear under its X-Purpose (else FORBIDDEN); audited hit or miss."
+    )
     async def customer_by_contact(
         self,
         info: Ctx,
@@ -206,7 +209,10 @@ async def _updated(info: Ctx, customer_id: uuid.UUID, changed: list[str]) -> Cus
 
 @strawberry.type
 class CustomerMutation:
-    @strawberry.mutation(description="Create a customer file; duplicates by contact are refused.")
+    @strawberry.mutation(
+        description="Create a customer file. A duplicate contact is refused when the caller "
+        "could see it (its scope, the field in clear); any other is flagged (duplicateFlags)."
+    )
     async def create_customer(self, info: Ctx, input: CreateCustomerInput) -> CreateCustomerResult:
         ctx = info.context
         data = new_customer(input)
