@@ -39,6 +39,7 @@ from server.analytics.repository import (
     SegmentRepository,
     SegmentWindows,
     TierRule,
+    analysable,
 )
 from server.analytics.service import end_of
 from server.data.engine import create_engine, create_session_factory
@@ -199,7 +200,8 @@ async def measure_metrics(url: str) -> dict[str, float]:
     async def service() -> None:
         nonlocal statements
         async with sessions() as session:
-            repo = AnalyticsRepository(session)
+            # What an analyst (row scope all) counts: everyone not opted out.
+            repo = AnalyticsRepository(session, population=analysable())
             began = time.perf_counter()
             await calculator.report(session, repo=repo, **kwargs)
             service_times.append(time.perf_counter() - began)
@@ -253,7 +255,7 @@ async def measure_others(url: str) -> dict[str, float]:
         )
         out["segments"] = time.perf_counter() - began
         began = time.perf_counter()
-        rows = await ChurnRepository(session).history_counts(as_of)
+        rows = await ChurnRepository(session).history_counts(as_of, analysable())
         fit_histories(as_of, rows)
         out["churn_fit"] = time.perf_counter() - began
         began = time.perf_counter()
@@ -263,7 +265,7 @@ async def measure_others(url: str) -> dict[str, float]:
         product = await session.scalar(select(Product.id).limit(1))
         assert product is not None
         began = time.perf_counter()
-        await CoPurchaseRepository(session).rules_from(product, 10)
+        await CoPurchaseRepository(session, population=analysable()).rules_from(product, 10)
         out["rules"] = time.perf_counter() - began
     await engine.dispose()
     return out

@@ -11,7 +11,7 @@ from strawberry.types import Info
 from schema.context import GraphQLContext
 from schema.cost import assumed, cost, paged
 from schema.mutations import run_mutation
-from schema.paging import check_page_size, connection, keyset_cursor
+from schema.paging import Connection, check_page_size, connection, id_cursor, keyset_cursor
 from schema.selection import selected_names, top_level_names
 from schema.types.common import UserError, parse_id
 from schema.types.customer import (
@@ -25,6 +25,7 @@ from schema.types.customer import (
     CustomerSortOrder,
     CustomerUpdated,
     DuplicateCandidate,
+    DuplicateFlag,
     UpdateCustomerInput,
     customer_changes,
     domain_fields,
@@ -37,6 +38,7 @@ from server.errors import ValidationError
 Ctx = Info[GraphQLContext, None]
 # A cursor carries its sort key, so each order is a list of its own.
 CURSORS = {sort: keyset_cursor(f"customer-{sort.value}") for sort in CustomerSort}
+FLAG_CURSORS = id_cursor("duplicate-flag")
 
 
 def _filter(value: CustomerFilterInput | None) -> CustomerFilter | None:
@@ -98,6 +100,34 @@ class CustomerQuery:
             if cid in views
         ]
 
+    @strawberry.field(
+        description="Stored duplicate flags whose two files are both in the caller's scope, "
+        "on contacts it reads in clear (X-Purpose), oldest first: candidates for "
+        "mergeCustomers that their writers were not told about."
+    )
+    async def duplicate_flags(
+        self, info: Ctx, first: int = 20, after: str | None = None
+    ) -> Connection[DuplicateFlag]:
+        ctx = info.context
+        check_page_size(first, ctx.max_page_size)
+        page = await ctx.services.customers.list_duplicate_flags(
+            ctx.session, ctx.caller, first=first, after=FLAG_CURSORS.decode(after)
+        )
+        return connection(
+            Connection[DuplicateFlag],
+            page,
+            after=after,
+            cursor=lambda flag: FLAG_CURSORS.encode(flag.id),
+            node=lambda flag: DuplicateFlag(
+                id=strawberry.ID(str(flag.id)),
+                customer_id=strawberry.ID(str(flag.new_customer_id)),
+                matched_customer_id=strawberry.ID(str(flag.existing_customer_id)),
+                matched_on=graphql_name(flag.field),
+                raised_at=flag.raised_at,
+                raised_by=flag.raised_by,
+            ),
+        )
+
     @strawberry.field(description="One customer; unknown and out-of-scope ids are NOT_FOUND.")
     async def customer(self, info: Ctx, id: strawberry.ID) -> Customer | None:
         ctx = info.context
@@ -108,7 +138,8 @@ class CustomerQuery:
 
     @strawberry.field(
         metadata=cost(weight=5, lookup=True),
-        description="Find a customer by exactly one exact contact value.",
+        description="Find a customer by exactly one exact contact value, on a field the "
+        "caller reads in clear under its X-Purpose (else FORBIDDEN); audited hit or miss.",
     )
     async def customer_by_contact(
         self,
@@ -183,7 +214,10 @@ async def _updated(info: Ctx, customer_id: uuid.UUID, changed: list[str]) -> Cus
 
 @strawberry.type
 class CustomerMutation:
-    @strawberry.mutation(description="Create a customer file; duplicates by contact are refused.")
+    @strawberry.mutation(
+        description="Create a customer file. A duplicate contact is refused when the caller "
+        "could see it (its scope, the field in clear); any other is flagged (duplicateFlags)."
+    )
     async def create_customer(self, info: Ctx, input: CreateCustomerInput) -> CreateCustomerResult:
         ctx = info.context
         data = new_customer(input)

@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     # The longest a bearer token may live: `exp` minus `iat` (and minus now).
     max_token_lifetime_seconds: int = Field(default=86_400, ge=60)
 
+    # Grouped metrics suppress groups with fewer customers than this (1: no suppression).
+    metrics_min_cell: int = Field(default=5, ge=1)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:

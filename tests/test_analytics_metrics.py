@@ -20,9 +20,11 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from server.app import AppState
+from server.config import Settings
 from server.data.models import Customer
 from tests.analytics_factories import (
     at,
@@ -33,6 +35,14 @@ from tests.analytics_factories import (
 )
 from tests.conftest import Api
 from tests.factories import make_customer
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # These KPIs are checked on groups of one or two customers: no minimum cell size here
+    # (tests/attacks/test_aggregates_scope.py checks the suppression of small groups).
+    return settings.model_copy(update={"metrics_min_cell": 1})
+
 
 KPIS = """
 customersTotal newCustomers customerGrowthRate highValueShare averageCustomerValue

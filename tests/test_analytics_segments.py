@@ -297,12 +297,13 @@ async def test_co_purchase_rules_and_likely_buyers(api: Api, state: AppState) ->
     for customer, basket in zip(customers, baskets, strict=True):
         await make_order(state, customer, "2026-05-01 10:00", [(p, 1, "10", "5") for p in basket])
     manager = api.token("manager", subject="max", team="east")
-    body = await api.gql(
+    analyst = api.token("analyst", subject="ann")
+    rules_of_a = (
         "query($p: ID!) { frequentlyBoughtWith(productId: $p) "
-        "{ product { sku } ordersWithBoth support confidence lift } }",
-        {"p": str(a)},
-        token=manager,
+        "{ product { sku } ordersWithBoth support confidence lift } }"
     )
+    # Rules count the orders of the caller's scope: the analyst's is every customer.
+    body = await api.gql(rules_of_a, {"p": str(a)}, token=analyst)
     assert body["data"]["frequentlyBoughtWith"] == [
         # A in 4 of 5 orders, B in 2, C in 2.
         {
@@ -320,15 +321,34 @@ async def test_co_purchase_rules_and_likely_buyers(api: Api, state: AppState) ->
             "lift": 0.625,
         },  # 0.25 / (2/5)
     ]
+    # The east manager's rules leave out K4 (team west): A in 3 of 4 orders, B and C in 2.
+    east = await api.gql(rules_of_a, {"p": str(a)}, token=manager)
+    assert east["data"]["frequentlyBoughtWith"] == [
+        {
+            "product": {"sku": "B"},
+            "ordersWithBoth": 2,
+            "support": 0.5,
+            "confidence": 2 / 3,
+            "lift": (2 / 3) / (2 / 4),
+        },
+        {
+            "product": {"sku": "C"},
+            "ordersWithBoth": 1,
+            "support": 0.25,
+            "confidence": 1 / 3,
+            "lift": (1 / 3) / (2 / 4),
+        },
+    ]
     buyers = await api.gql(
         "query($p: ID!) { likelyBuyers(productId: $p) "
         "{ edges { node { customer { id } score } } } }",
         {"p": str(b)},
         token=manager,
     )
-    # Rule A -> B has lift 1.25: A's buyers without B are K3 and K4; K4 is out of scope.
+    # Rule A -> B over the team's orders has confidence 2/3 (lift 4/3): A's buyers without
+    # B are K3 and K4; K4 is out of scope.
     assert buyers["data"]["likelyBuyers"]["edges"] == [
-        {"node": {"customer": {"id": str(customers[2])}, "score": 0.5}}
+        {"node": {"customer": {"id": str(customers[2])}, "score": 2 / 3}}
     ]
     missing = await api.gql(
         "query($p: ID!) { frequentlyBoughtWith(productId: $p) { lift } }",

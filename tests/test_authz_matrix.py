@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from server.app import AppState
-from server.data.models import Customer
+from server.data.models import AuditAccess, AuditEvent, Customer
 from server.vault.masking import mask
 from server.vault.normalise import normalise_bank_card, normalise_email, normalise_phone
 from tests.conftest import Api
@@ -193,3 +193,60 @@ def test_matrix_covers_every_default_role_for_reads_and_denials() -> None:
     assert roles == {"admin", "manager", "agent", "support", "analyst", "compliance", "integrator"}
     assert {c["outcome"] for c in CASES} == {"allow", "deny"}
     assert {c["mode"] for c in CASES if c["field"]} == {"clear", "masked", "none"}
+
+
+LOOKUPS: list[dict[str, Any]] = MATRIX["lookups"]
+BY_CONTACT = "query($v: String!) {{ customerByContact({name}: $v) {{ id }} }}"
+
+
+async def _last_accesses(state: AppState) -> list[tuple[str, list[str], dict[str, str]]]:
+    async with state.sessions() as session:
+        event = await session.scalar(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+        assert event is not None
+        accesses = await session.scalars(
+            select(AuditAccess).where(AuditAccess.event_id == event.id)
+        )
+        return [(a.action, list(a.denied_fields), dict(a.fields)) for a in accesses]
+
+
+async def test_every_lookup_field_answers_only_in_clear(api: Api, state: AppState) -> None:
+    values, clear = _clear_values()
+    customer_id = str(await make_customer(state, **values))
+    for case in LOOKUPS:
+        field, role = case["field"], case["role"]
+        name = GRAPHQL_NAMES.get(field, field)
+        token = _token(api, role)
+        if role != "integrator":
+            # The mode the case names is the mode the role reads the field in.
+            read = await api.gql(
+                f"query($id: ID!) {{ customer(id: $id) {{ {name} }} }}",
+                {"id": customer_id},
+                token=token,
+                purpose=case["purpose"],
+            )
+            shown = read["data"]["customer"][name]
+            expected = {"clear": clear[field], "masked": mask(field, clear[field])}
+            assert shown == expected.get(case["mode"]), case
+        body = await api.gql(
+            BY_CONTACT.format(name=name), {"v": clear[field]}, token=token, purpose=case["purpose"]
+        )
+        accesses = await _last_accesses(state)
+        if case["outcome"] == "allow":
+            assert body["data"]["customerByContact"] == {"id": customer_id}, (case, body)
+            assert ("lookup", [], {field: "hit"}) in accesses, case
+        else:
+            assert body["data"]["customerByContact"] is None, (case, body)
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], case
+            refused = "read" if role == "integrator" else f"lookup:{field}"
+            assert (refused, ["*"], {}) in accesses, (case, accesses)
+
+
+def test_lookup_matrix_covers_every_role_field_mode_and_purpose() -> None:
+    assert {c["role"] for c in LOOKUPS} == {c["role"] for c in CASES}
+    assert {c["field"] for c in LOOKUPS} == {"phone", "email", "national_id"}
+    assert {c["mode"] for c in LOOKUPS} == {"clear", "masked", "none"}
+    for role in {c["role"] for c in LOOKUPS}:
+        purposes = {c["purpose"] for c in LOOKUPS if c["role"] == role}
+        assert None in purposes, role
+        assert len(purposes) == 2, role
+    assert all((c["outcome"] == "allow") is (c["mode"] == "clear") for c in LOOKUPS)

@@ -52,6 +52,7 @@ async def _campaign(api: Api, segment: dict[str, Any], product: str | None = Non
         CREATE,
         {"input": {"name": "Autumn tea", "productId": product, "segment": segment}},
         token=manager(api),
+        purpose="marketing",
     )
     return body["data"]["createCampaign"]
 
@@ -184,6 +185,7 @@ async def test_empty_campaign_has_zero_rates_and_bad_input_is_refused(
         CREATE,
         {"input": {"name": "mine", "segment": {}}},
         token=api.token("agent", subject="agent-1", team="east"),
+        purpose="marketing",
     )
     assert agent["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     missing = await api.gql(RESULTS, {"id": str(uuid.uuid4())}, token=manager(api))

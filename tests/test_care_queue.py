@@ -118,8 +118,11 @@ async def test_queue_respects_row_scope(api: Api, state: AppState) -> None:
     mine = await api.gql(QUEUE, {"days": 7}, token=agent)
     assert str(people["colleagues"]) not in {i["customerId"] for i in mine["data"]["careQueue"]}
 
-    # Their manager (team scope) sees the colleague's queue, birthday included.
-    team = await api.gql(QUEUE, {"owner": "agent-2", "days": 7}, token=manager(api))
+    # Their manager (team scope) sees the colleague's queue, birthday included (a birthday
+    # item shows month and day: it needs the birthday in clear, so a purpose).
+    team = await api.gql(
+        QUEUE, {"owner": "agent-2", "days": 7}, token=manager(api), purpose="support"
+    )
     assert [(i["reason"], i["dueOn"]) for i in team["data"]["careQueue"]] == [
         ("birthday", "2026-06-15")
     ]

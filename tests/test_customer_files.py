@@ -16,8 +16,9 @@ from server.data.base import new_id
 from server.data.models import AuditAccess, Customer, CustomerKey, Interaction, LoyaltyEntry, Order
 from server.errors import VaultError
 from server.vault import FieldRef
+from server.vault.masking import mask
 from tests.conftest import Api
-from tests.factories import make_customer, make_interactions
+from tests.factories import make_customer, make_interactions, national_id
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 UPDATE = """
@@ -103,7 +104,9 @@ async def test_update_reseals_reindexes_and_audits_names_only(api: Api, state: A
 
 
 async def test_bad_or_duplicate_updates_change_nothing(api: Api, state: AppState) -> None:
-    await make_customer(state, owner_id="agent-2", email="taken@example.com")
+    # The taken email is on a file the agent sees (a duplicate outside its scope does not
+    # refuse the write: tests/attacks/test_existence_oracles.py).
+    await make_customer(state, owner_id="agent-1", email="taken@example.com")
     customer = await make_customer(state, owner_id="agent-1", region="北京")
     token = agent(api)
     before = await get(api, customer, token)
@@ -113,7 +116,9 @@ async def test_bad_or_duplicate_updates_change_nothing(api: Api, state: AppState
         ({"phone": "12", "region": "上海"}, "INVALID_PHONE"),
         ({"name": "  ", "region": "上海"}, "BAD_USER_INPUT"),
     ):
-        body = await api.gql(UPDATE, {"id": str(customer), "input": change}, token=token)
+        body = await api.gql(
+            UPDATE, {"id": str(customer), "input": change}, token=token, purpose="support"
+        )
         assert body["data"]["updateCustomer"]["code"] == code
     assert await get(api, customer, token) == before
 
@@ -278,7 +283,10 @@ async def test_duplicates_are_found_and_merged_with_history(api: Api, state: App
     survivor = await make_customer(
         state, owner_id="agent-1", email="same@example.com", national_id=None
     )
-    duplicate = await make_customer(state, owner_id="agent-1", email="Same@Example.com")
+    duplicate_id = national_id(42)
+    duplicate = await make_customer(
+        state, owner_id="agent-1", email="Same@Example.com", national_id=duplicate_id
+    )
     await make_customer(state, owner_id="agent-1")
     kept = await make_interactions(state, survivor, 1, notes="survivor note")
     moved = await make_interactions(state, duplicate, 2, notes="duplicate note")
@@ -297,6 +305,7 @@ async def test_duplicates_are_found_and_merged_with_history(api: Api, state: App
              matchedOn customer { id } } }""",
         {"id": str(survivor)},
         token=token,
+        purpose="support",
     )
     assert candidates["data"]["duplicateCandidates"] == [
         {"matchedOn": ["email"], "customer": {"id": str(duplicate)}}
@@ -311,7 +320,7 @@ async def test_duplicates_are_found_and_merged_with_history(api: Api, state: App
     merged = body["data"]["mergeCustomers"]
     assert merged["__typename"] == "CustomersMerged", merged
     assert "nationalId" in merged["filledFields"]
-    assert merged["survivor"]["nationalId"].startswith("1101")
+    assert merged["survivor"]["nationalId"] == mask("national_id", duplicate_id)
     notes = {n["id"]: n["notes"] for n in merged["survivor"]["interactions"]["nodes"]}
     assert notes == {
         str(kept[0]): "survivor note",

@@ -192,6 +192,7 @@ QUERIES: dict[str, Refused] = {
     "customers": Refused("integrator", "(first: 1)", "customer", "read"),
     "customersNeedingReview": Refused("integrator", "(first: 1)", "customer", "read"),
     "duplicateCandidates": Refused("support", "(customerId: @id)", "customer", "update"),
+    "duplicateFlags": Refused("integrator", "(first: 1)", "customer", "read"),
     "customer": Refused("integrator", "(id: @id)", "customer", "read"),
     "customerByContact": Refused("integrator", '(phone: "13800000000")', "customer", "read"),
     "policies": Refused("agent", "", "policy", "manage"),

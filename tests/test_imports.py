@@ -92,6 +92,7 @@ async def _find_phone(api: Api, phone: str) -> Any:
         "query($p: String!) { customerByContact(phone: $p) { name region } }",
         {"p": phone},
         token=api.token("manager", subject="mgr", team="east"),
+        purpose="sales",
     )
     return body["data"]["customerByContact"]
 
@@ -120,9 +121,25 @@ async def _check_customer_import(api: Api, state: AppState, settings: Settings, 
         assert event is not None
         assert (event.subject, event.roles) == (operator().subject, ["cli_operator"])
         recorded = await session.scalar(
-            select(func.sum(AuditAccess.record_count)).where(AuditAccess.event_id == event.id)
+            select(func.sum(AuditAccess.record_count)).where(
+                AuditAccess.event_id == event.id, AuditAccess.action == "import"
+            )
         )
         assert recorded == 2
+        # Every contact checked against the files is audited, hit or miss, never its value.
+        checks = (
+            await session.scalars(
+                select(AuditAccess).where(
+                    AuditAccess.event_id == event.id, AuditAccess.action == "duplicate_check"
+                )
+            )
+        ).all()
+        assert {(tuple(a.fields.items()), a.record_count) for a in checks} == {
+            ((("phone", "miss"),), 2),
+            ((("email", "miss"),), 2),
+            ((("email", "hit"),), 1),
+            ((("national_id", "miss"),), 2),
+        }
 
 
 async def test_csv_customer_import_reports_and_skips_bad_rows(

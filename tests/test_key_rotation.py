@@ -173,7 +173,7 @@ async def test_blind_index_rotation_keeps_lookups_working_half_way(
         body = await api.gql(LOOKUP, {"phone": person.phone}, token=token, purpose="support")
         assert body["data"]["customerByContact"] is not None, person.phone
     duplicate = await api.gql(
-        CREATE, {"input": {"name": "x", "phone": people[-1].phone}}, token=token
+        CREATE, {"input": {"name": "x", "phone": people[-1].phone}}, token=token, purpose="sales"
     )
     assert duplicate["data"]["createCustomer"]["code"] == "DUPLICATE_CUSTOMER"
 

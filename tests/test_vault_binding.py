@@ -90,6 +90,13 @@ async def test_lookups_find_the_right_customer_among_collisions(api: Api, state:
         indexes = (await session.execute(select(Customer.phone_bidx))).scalars().all()
     assert len(set(indexes)) <= 4 < len(indexes)
     token = api.token("manager", subject="m-1", team="east")
+    # A lookup needs the field in clear: let this manager read national IDs in clear.
+    granted = await api.gql(
+        """mutation { addPolicy(input: {subject: "user:m-1", object: "customer.national_id",
+                                        action: "read:clear"}) { __typename } }""",
+        token=api.token("admin", subject="root"),
+    )
+    assert granted["data"]["addPolicy"]["__typename"] == "PolicyAdded", granted
 
     for person, customer_id in list(zip(people, ids, strict=True))[::5]:
         assert person.email
@@ -107,10 +114,15 @@ async def test_lookups_find_the_right_customer_among_collisions(api: Api, state:
 
     # A new customer whose index collides but whose phone differs is not a duplicate;
     # the same phone in another spelling is.
-    fresh = await api.gql(CREATE, {"input": {"name": "New", "phone": "13700009999"}}, token=token)
+    fresh = await api.gql(
+        CREATE, {"input": {"name": "New", "phone": "13700009999"}}, token=token, purpose="support"
+    )
     assert fresh["data"]["createCustomer"]["__typename"] == "CustomerCreated"
     duplicate = await api.gql(
-        CREATE, {"input": {"name": "Dup", "phone": "+86 137-0000-9999"}}, token=token
+        CREATE,
+        {"input": {"name": "Dup", "phone": "+86 137-0000-9999"}},
+        token=token,
+        purpose="support",
     )
     assert duplicate["data"]["createCustomer"] == {
         "__typename": "UserError",

@@ -82,16 +82,24 @@ class MetricPoint:
 @strawberry.type(description="KPIs of a group (or of everything): range, previous period, series.")
 class MetricGroup:
     key: str | None = strawberry.field(description="The group's value; null for no value.")
-    current: Kpis
-    previous: Kpis = strawberry.field(description="The equally long period just before.")
+    suppressed: bool = strawberry.field(
+        description="A group with fewer customers than CUSTOS_METRICS_MIN_CELL (or the "
+        "next smallest, when it alone would be): current and previous are null, series "
+        "empty. The total is never suppressed."
+    )
+    current: Kpis | None = strawberry.field(description="Null when the group is suppressed.")
+    previous: Kpis | None = strawberry.field(
+        description="The equally long period just before; null when suppressed."
+    )
     series: list[MetricPoint] = strawberry.field(metadata=cost(size=from_fact("buckets", 0)))
 
     @classmethod
     def of(cls, g: domain.MetricGroup) -> MetricGroup:
         return cls(
             key=g.key,
-            current=Kpis.of(g.current),
-            previous=Kpis.of(g.previous),
+            suppressed=g.suppressed,
+            current=Kpis.of(g.current) if g.current is not None else None,
+            previous=Kpis.of(g.previous) if g.previous is not None else None,
             series=[MetricPoint(bucket=p.bucket, kpis=Kpis.of(p.kpis)) for p in g.series],
         )
 

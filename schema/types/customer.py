@@ -58,7 +58,9 @@ def graphql_name(domain_name: str) -> str:
 @strawberry.type(description="Weighted share of the facts a file holds, and its review state.")
 class Completeness:
     score: int = strawberry.field(description="0 to 100; weights are listed in the README.")
-    missing_fields: list[str] = strawberry.field(description="Weighted facts the file lacks.")
+    missing_fields: list[str] = strawberry.field(
+        description="Weighted facts the file lacks, among those the caller may read."
+    )
     stale_fields: list[str] = strawberry.field(
         description="Facts held but not reviewed for the configured number of months."
     )
@@ -159,12 +161,14 @@ async def resolve_churn_risk(
 class Customer:
     id: strawberry.ID = strawberry.field(resolver=_customer_id)
 
-    name: str | None = _field("name", "Personal: clear, masked (first character) or denied.")
+    name: str | None = _field("name", "Personal: clear, masked (first character + **) or denied.")
     gender: str | None = _field("gender")
-    birthday: str | None = _field("birthday", "Sensitive: ISO date; masked hides the year.")
+    birthday: str | None = _field(
+        "birthday", "Sensitive: ISO date; masked keeps the year only (1990-**-**)."
+    )
     phone: str | None = _field("phone", "Sensitive: E.164; masked 138****5678.")
     email: str | None = _field("email", "Sensitive; masked a***@example.com.")
-    national_id: str | None = _field("national_id", "Sensitive; masked first 4 and last 4.")
+    national_id: str | None = _field("national_id", "Sensitive; masked keeps the last 4.")
     bank_card: str | None = _field("bank_card", "Sensitive; masked **** 1234.")
     address: str | None = _field("address", "Sensitive.")
     industry: str | None = _field("industry")
@@ -186,11 +190,17 @@ class Customer:
     member_level: str | None = _field("member_level")
     owner_id: str | None = _field("owner_id")
     team: str | None = _field("team")
-    referred_by_id: strawberry.ID | None = _field("referred_by_id")
+    referred_by_id: strawberry.ID | None = _field(
+        "referred_by_id", "The referrer's id; null unless the caller may read the referrer."
+    )
     created_at: datetime.datetime | None = _field("created_at")
     updated_at: datetime.datetime | None = _field("updated_at")
-    phone_verified_at: datetime.datetime | None = _field("phone_verified_at")
-    email_verified_at: datetime.datetime | None = _field("email_verified_at")
+    phone_verified_at: datetime.datetime | None = _field(
+        "phone_verified_at", "Readable only where the phone is."
+    )
+    email_verified_at: datetime.datetime | None = _field(
+        "email_verified_at", "Readable only where the email is."
+    )
     reviewed_at: datetime.datetime | None = _field("reviewed_at")
     segment: CustomerSegment | None = strawberry.field(
         resolver=resolve_segment,
@@ -469,3 +479,19 @@ class CustomersMerged:
 class DuplicateCandidate:
     customer: Customer
     matched_on: list[str] = strawberry.field(description="phone, email and/or nationalId.")
+
+
+@strawberry.type(
+    description="Two files found to share a contact by a write whose caller could not be "
+    "told (the other file outside its scope, or the field not in clear for it). Listed to "
+    "callers whose scope covers both files and who read the field in clear."
+)
+class DuplicateFlag:
+    id: strawberry.ID
+    customer_id: strawberry.ID = strawberry.field(description="The file the write made.")
+    matched_customer_id: strawberry.ID = strawberry.field(
+        description="The existing file it matched."
+    )
+    matched_on: str = strawberry.field(description="phone, email or nationalId.")
+    raised_at: datetime.datetime
+    raised_by: str

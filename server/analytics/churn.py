@@ -62,22 +62,27 @@ class ChurnRisk:
     signals: list[ChurnSignal]
 
 
+# (as-of day, (row scope, whose: team or subject), data version of that population)
+ModelKey = tuple[date, tuple[str, str | None], tuple[int, str]]
+
+
 class ModelCache:
-    """Fitted models by (as-of day, data version), least recently used evicted."""
+    """Fitted models by (as-of day, population, data version), least recently used
+    evicted."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._models: OrderedDict[tuple[date, tuple[int, str]], ChurnModel] = OrderedDict()
+        self._models: OrderedDict[ModelKey, ChurnModel] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[date, tuple[int, str]]) -> ChurnModel | None:
+    def get(self, key: ModelKey) -> ChurnModel | None:
         with self._lock:
             model = self._models.get(key)
             if model is not None:
                 self._models.move_to_end(key)
             return model
 
-    def put(self, key: tuple[date, tuple[int, str]], model: ChurnModel) -> None:
+    def put(self, key: ModelKey, model: ChurnModel) -> None:
         with self._lock:
             self._models[key] = model
             self._models.move_to_end(key)
@@ -106,16 +111,26 @@ def assess(model: ChurnModel | None, rows: Sequence[Any]) -> list[ChurnRisk]:
         x = np.array([float(r.x) for r in buyers])
         t_x = np.array([float(r.t_x) for r in buyers]) / DAYS_PER_UNIT
         big_t = np.array([float(r.age) for r in buyers]) / DAYS_PER_UNIT
-        p_alive = probability_alive(model.parameters, x, t_x, big_t)
-        expected = expected_purchases(model.parameters, HORIZON_UNITS, x, t_x, big_t)
+        # A model fitted on a small or one-sided population can sit at the edge of its
+        # parameter space; a value it cannot give is left out, not an error.
+        with np.errstate(all="ignore"):
+            p_alive = probability_alive(model.parameters, x, t_x, big_t)
+            expected = expected_purchases(model.parameters, HORIZON_UNITS, x, t_x, big_t)
         for r, alive_p, expected_n in zip(buyers, p_alive, expected, strict=True):
-            alive[r.id] = (float(alive_p), float(expected_n))
+            if np.isfinite(alive_p) and np.isfinite(expected_n):
+                alive[r.id] = (float(alive_p), float(expected_n))
     out: list[ChurnRisk] = []
     for r in rows:
         signals: list[ChurnSignal] = []
         p: float | None
         e: float | None
-        if r.id in alive:
+        if r.x is not None and r.id not in alive:
+            # A buyer without a usable model (too few histories in the caller's scope).
+            p, e, model_risk = None, None, NO_HISTORY_RISK
+            signals.append(
+                ChurnSignal("no_model", NO_HISTORY_RISK, "too few purchase histories for a model")
+            )
+        elif r.id in alive:
             p, e = alive[r.id]
             model_risk = 1.0 - p
             signals.append(

@@ -2,6 +2,10 @@
 
 The repository returns aggregate rows keyed by (bucket, group); this module only combines
 those sums into rates. A rate whose denominator is zero is `None` (unknown), never 0.
+
+A group with fewer than `min_cell` customers is suppressed: its key stays, its KPIs and
+series do not (`MetricGroup.suppressed`). When that leaves exactly one group suppressed,
+the next smallest is suppressed too, so the total minus the others does not give it back.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.analytics.repository import AnalyticsRepository, Granularity, GroupBy, Keys, Window
@@ -154,9 +159,30 @@ class MetricPoint:
 @dataclass(frozen=True, slots=True)
 class MetricGroup:
     key: str | None
-    current: Kpis
-    previous: Kpis
+    current: Kpis | None
+    """None when the group is suppressed (fewer customers than the minimum cell size)."""
+    previous: Kpis | None
     series: list[MetricPoint] = field(default_factory=list)
+
+    @property
+    def suppressed(self) -> bool:
+        return self.current is None
+
+    def suppress(self) -> MetricGroup:
+        return MetricGroup(self.key, None, None, [])
+
+
+def suppress_small(groups: list[MetricGroup], min_cell: int) -> list[MetricGroup]:
+    """Groups with fewer than `min_cell` customers (at the range's end) lose their KPIs;
+    a lone suppressed group takes the next smallest with it (the total is not suppressed,
+    so one missing group could be computed back from it)."""
+    if min_cell <= 1:
+        return groups
+    size = {id(g): g.current.customers_total for g in groups if g.current is not None}
+    small = {k for k, n in size.items() if n < min_cell}
+    if len(small) == 1 and len(size) > 1:
+        small.add(min((k for k in size if k not in small), key=lambda k: size[k]))
+    return [g.suppress() if id(g) in small else g for g in groups]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,10 +312,13 @@ class _Collected:
 
 
 class MetricsCalculator:
-    def __init__(self, cost_per_interaction: Decimal, timezone: str = "UTC") -> None:
+    def __init__(
+        self, cost_per_interaction: Decimal, timezone: str = "UTC", *, min_cell: int = 1
+    ) -> None:
         self.cost_per_interaction = cost_per_interaction
         # Days, weeks and months (periods and buckets) are the business's, in this zone.
         self.timezone = timezone
+        self.min_cell = min_cell
 
     async def report(
         self,
@@ -299,12 +328,17 @@ class MetricsCalculator:
         end: date,
         granularity: Granularity | None,
         group_by: GroupBy | None,
+        population: ColumnElement[bool] | None = None,
         repo: AnalyticsRepository | None = None,
     ) -> MetricsReport:
-        """KPIs for the days [start, end] (inclusive) and the equally long period before."""
+        """KPIs for the days [start, end] (inclusive) and the equally long period before,
+        over the customers of `population` (or of `repo`'s)."""
         if end < start:
             raise ValidationError("`to` must not be before `from`")
-        repo = repo or AnalyticsRepository(session, self.timezone)
+        if repo is None:
+            if population is None:
+                raise ValueError("a report needs the population of customers it counts")
+            repo = AnalyticsRepository(session, self.timezone, population=population)
         days = (end - start).days + 1
         tz = self.timezone
         current = Window(day_start(start, tz), day_start(end + timedelta(days=1), tz))
@@ -349,9 +383,8 @@ class MetricsCalculator:
             key=lambda g: (g is None, g or ""),
         )
         (total,) = self._build([None], data.merged())
-        return MetricsReport(
-            start, end, previous_start, granularity, group_by, total, self._build(groups, data)
-        )
+        built = suppress_small(self._build(groups, data), self.min_cell)
+        return MetricsReport(start, end, previous_start, granularity, group_by, total, built)
 
     def _build(self, groups: list[str | None], data: _Collected) -> list[MetricGroup]:
         out: list[MetricGroup] = []

@@ -3,6 +3,10 @@
 The few places the dialects differ (date buckets, day differences) go through `SqlDialect`;
 everything else is portable SQLAlchemy Core. Queries return aggregate rows only, never
 the underlying records.
+
+Every aggregate counts only a `population` of customers: the caller's row scope and
+`analysable()` (not opted out of analytics), as a predicate on `Customer`; orders,
+complaints and interactions count when their customer is in it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.data.models import (
     Complaint,
+    Consent,
     Customer,
     Interaction,
     Order,
@@ -197,6 +202,28 @@ def _sold() -> ColumnElement[bool]:
     return Order.status.notin_(NOT_SOLD)
 
 
+def analysable() -> ColumnElement[bool]:
+    """Customers analytics may count: all but those who withdrew `analytics` consent.
+
+    Opt-out: a customer with no analytics consent record counts (aggregates of the
+    business's own records); one whose every analytics consent is withdrawn is left out
+    of every aggregate, ranking and model, and gets no segment or churn score.
+    """
+    opted_out = (
+        select(Consent.customer_id)
+        .where(Consent.purpose == "analytics")
+        .group_by(Consent.customer_id)
+        .having(func.count(Consent.withdrawn_at) == func.count())
+    )
+    return Customer.id.notin_(opted_out)
+
+
+def _of(column: Any, population: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A record whose customer (`column`, a customer id) is in the population."""
+    member: ColumnElement[bool] = column.in_(select(Customer.id).where(population))
+    return member
+
+
 def _in(column: Any, window: Window) -> ColumnElement[bool]:
     return and_(column >= window.start, column < window.end)
 
@@ -232,8 +259,11 @@ class Keys:
 
 
 class AnalyticsRepository:
-    def __init__(self, session: AsyncSession, timezone: str = "UTC") -> None:
+    def __init__(
+        self, session: AsyncSession, timezone: str = "UTC", *, population: ColumnElement[bool]
+    ) -> None:
         self.session = session
+        self.population = population
         # Buckets are days, weeks and months of the business's time zone.
         self.dialect = SqlDialect(session.get_bind().dialect.name, timezone)
         # The statements run, for the benchmark's bare-SQL comparison.
@@ -253,7 +283,7 @@ class AnalyticsRepository:
                 func.count(Customer.referred_by_id).label("referred"),
                 func.count(case((Customer.tier == "high", 1))).label("high"),
             )
-            .where(*_live_customer(), _in(Customer.created_at, window))
+            .where(*_live_customer(), self.population, _in(Customer.created_at, window))
             .group_by(*keys.grouping())
         )
         return await self._all(stmt)
@@ -265,7 +295,7 @@ class AnalyticsRepository:
                 func.count().label("total"),
                 func.count(case((Customer.tier == "high", 1))).label("high"),
             )
-            .where(*_live_customer(), Customer.created_at < instant)
+            .where(*_live_customer(), self.population, Customer.created_at < instant)
             .group_by(*Keys(None, keys.group_by).grouping())
         )
         return await self._all(stmt)
@@ -274,7 +304,7 @@ class AnalyticsRepository:
         stmt = (
             select(*keys.columns(self.dialect, Order.ordered_at), *columns)
             .select_from(Order)
-            .where(_sold(), _in(Order.ordered_at, window))
+            .where(_sold(), _in(Order.ordered_at, window), _of(Order.customer_id, self.population))
         )
         return stmt
 
@@ -344,7 +374,7 @@ class AnalyticsRepository:
         grp: ColumnElement[Any] = getattr(Customer, keys.group_by.value) if keys.group_by else EMPTY
         current = (
             select(Order.customer_id.label("cid"), current_label.label("bucket"))
-            .where(_sold(), _in(Order.ordered_at, window))
+            .where(_sold(), _in(Order.ordered_at, window), _of(Order.customer_id, self.population))
             .distinct()
             .subquery("cur")
         )
@@ -352,7 +382,11 @@ class AnalyticsRepository:
         previous_end = window.end if keys.granularity else window.start
         previous = (
             select(Order.customer_id.label("cid"), previous_label.label("bucket"))
-            .where(_sold(), _in(Order.ordered_at, Window(lookback, previous_end)))
+            .where(
+                _sold(),
+                _in(Order.ordered_at, Window(lookback, previous_end)),
+                _of(Order.customer_id, self.population),
+            )
             .distinct()
             .subquery("prev")
         )
@@ -407,7 +441,7 @@ class AnalyticsRepository:
                 func.count(case((Complaint.rating >= 4, 1))).label("satisfied"),
             )
             .select_from(Complaint)
-            .where(_in(Complaint.opened_at, window))
+            .where(_in(Complaint.opened_at, window), _of(Complaint.customer_id, self.population))
             .group_by(*keys.grouping())
         )
         if keys.group_by:
@@ -429,7 +463,9 @@ class AnalyticsRepository:
                 func.sum(case((answered, wait_days), else_=null())).label("wait_days"),
             )
             .select_from(Interaction)
-            .where(_in(Interaction.occurred_at, window))
+            .where(
+                _in(Interaction.occurred_at, window), _of(Interaction.customer_id, self.population)
+            )
             .group_by(*keys.grouping())
         )
         if keys.group_by:
@@ -481,7 +517,8 @@ def segment_query(
     grade and the last year's revenue, all as of the instant `as_of` (exclusive).
 
     RFM quintiles and grades rank customers among the whole live population, not only
-    those in scope, so a customer's score does not depend on who is asking.
+    those in scope, so a customer's score does not depend on who is asking; customers
+    opted out of analytics are not in it (`analysable`).
     """
     sold_before = and_(_sold(), Order.ordered_at < as_of)
     year_start = as_of - windows.year_days * DAY
@@ -575,7 +612,7 @@ def segment_query(
         .select_from(Customer)
         .outerjoin(orders, orders.c.cid == Customer.id)
         .outerjoin(contacts, contacts.c.cid == Customer.id)
-        .where(*_live_customer(), Customer.created_at < as_of)
+        .where(*_live_customer(), analysable(), Customer.created_at < as_of)
         .subquery("b")
     )
     b = base.c
@@ -702,12 +739,17 @@ class ChurnRepository:
         self.session = session
         self.dialect = SqlDialect(session.get_bind().dialect.name)
 
-    def _histories(self, as_of_day: date) -> Any:
-        """Per buyer: x = purchase days after the first, t_x and T in days, up to `as_of_day`."""
+    def _histories(self, as_of_day: date, population: ColumnElement[bool]) -> Any:
+        """Per buyer in the population: x = purchase days after the first, t_x and T in
+        days, up to `as_of_day`."""
         day = self.dialect.day(Order.ordered_at).label("day")
         days = (
             select(Order.customer_id.label("cid"), day)
-            .where(_sold(), Order.ordered_at < datetime.combine(as_of_day + DAY, time(), UTC))
+            .where(
+                _sold(),
+                Order.ordered_at < datetime.combine(as_of_day + DAY, time(), UTC),
+                _of(Order.customer_id, population),
+            )
             .distinct()
             .subquery("d")
         )
@@ -724,18 +766,25 @@ class ChurnRepository:
             .subquery("h")
         )
 
-    async def history_counts(self, as_of_day: date) -> Sequence[Row[Any]]:
+    async def history_counts(
+        self, as_of_day: date, population: ColumnElement[bool]
+    ) -> Sequence[Row[Any]]:
         """Identical (x, t_x, T) summaries with how many customers share each: the fit's input."""
-        h = self._histories(as_of_day)
+        h = self._histories(as_of_day, population)
         stmt = select(h.c.x, h.c.t_x, h.c.age, func.count().label("n")).group_by(
             h.c.x, h.c.t_x, h.c.age
         )
         return (await self.session.execute(stmt)).all()
 
-    async def data_version(self, as_of_day: date) -> tuple[int, str]:
-        """Changes when orders up to the day change (count and latest time): the cache key."""
+    async def data_version(
+        self, as_of_day: date, population: ColumnElement[bool]
+    ) -> tuple[int, str]:
+        """Changes when the population's orders up to the day change (count and latest
+        time): the cache key."""
         stmt = select(func.count(), func.max(Order.ordered_at)).where(
-            _sold(), Order.ordered_at < datetime.combine(as_of_day + DAY, time(), UTC)
+            _sold(),
+            Order.ordered_at < datetime.combine(as_of_day + DAY, time(), UTC),
+            _of(Order.customer_id, population),
         )
         count, latest = (await self.session.execute(stmt)).one()
         return int(count), str(latest)
@@ -747,9 +796,10 @@ class ChurnRepository:
         scope: ColumnElement[bool],
         ids: Sequence[uuid.UUID] | None = None,
     ) -> Sequence[Row[Any]]:
-        """Per live customer in scope: purchase history summary and the warning-signal counts."""
+        """Per live, analysable customer in scope: purchase history summary and the
+        warning-signal counts."""
         end = datetime.combine(as_of_day + DAY, time(), UTC)
-        h = self._histories(as_of_day)
+        h = self._histories(as_of_day, scope)
 
         def window(column: Any, days_from: int, days_to: int) -> ColumnElement[bool]:
             return and_(column >= end - days_from * DAY, column < end - days_to * DAY)
@@ -820,7 +870,7 @@ class ChurnRepository:
             .outerjoin(o, o.c.cid == Customer.id)
             .outerjoin(c, c.c.cid == Customer.id)
             .outerjoin(i, i.c.cid == Customer.id)
-            .where(scope, *_live_customer(), Customer.created_at < end)
+            .where(scope, analysable(), *_live_customer(), Customer.created_at < end)
         )
         if ids is not None:
             stmt = stmt.where(Customer.id.in_(list(ids)))
@@ -834,7 +884,12 @@ class ChurnRepository:
 # side per product, so nothing scans every pair of lines in the shop.
 
 
-def _orders_per_product(products: Any) -> Any:
+def _sold_to(population: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A sold order of a customer in the population."""
+    return and_(_sold(), _of(Order.customer_id, population))
+
+
+def _orders_per_product(products: Any, population: ColumnElement[bool]) -> Any:
     """Distinct sold orders per product, for the products in `products` (a subquery)."""
     return (
         select(
@@ -842,28 +897,31 @@ def _orders_per_product(products: Any) -> Any:
             func.count(distinct(OrderItem.order_id)).label("orders"),
         )
         .join(Order, Order.id == OrderItem.order_id)
-        .where(_sold(), OrderItem.product_id.in_(select(products.c.product_id)))
+        .where(_sold_to(population), OrderItem.product_id.in_(select(products.c.product_id)))
         .group_by(OrderItem.product_id)
         .subquery("n")
     )
 
 
-def _sold_orders() -> Any:
-    return select(func.count()).select_from(Order).where(_sold()).scalar_subquery()
+def _sold_orders(population: ColumnElement[bool]) -> Any:
+    return select(func.count()).select_from(Order).where(_sold_to(population)).scalar_subquery()
 
 
-def _orders_with(product_id: uuid.UUID) -> Any:
+def _orders_with(product_id: uuid.UUID, population: ColumnElement[bool]) -> Any:
     return (
         select(func.count(distinct(OrderItem.order_id)))
         .join(Order, Order.id == OrderItem.order_id)
-        .where(_sold(), OrderItem.product_id == product_id)
+        .where(_sold_to(population), OrderItem.product_id == product_id)
         .scalar_subquery()
     )
 
 
 class CoPurchaseRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    """Rules over the sold orders of a population of customers (scope and opt-out)."""
+
+    def __init__(self, session: AsyncSession, *, population: ColumnElement[bool]) -> None:
         self.session = session
+        self.population = population
 
     def _together(self, product_id: uuid.UUID) -> Any:
         """Per other product: sold orders holding both it and `product_id`."""
@@ -880,7 +938,7 @@ class CoPurchaseRepository:
                 other,
                 and_(other.c.order_id == mine.c.order_id, other.c.product_id != product_id),
             )
-            .where(mine.c.product_id == product_id, _sold())
+            .where(mine.c.product_id == product_id, _sold_to(self.population))
             .group_by(other.c.product_id)
             .subquery("t")
         )
@@ -888,9 +946,9 @@ class CoPurchaseRepository:
     async def rules_from(self, product_id: uuid.UUID, limit: int) -> Sequence[Row[Any]]:
         """Rules product -> other, best lift first: support, confidence and lift."""
         together = self._together(product_id)
-        per_product = _orders_per_product(together)
-        total = cast(_sold_orders(), Float)
-        confidence = cast(together.c.both, Float) / _orders_with(product_id)
+        per_product = _orders_per_product(together, self.population)
+        total = cast(_sold_orders(self.population), Float)
+        confidence = cast(together.c.both, Float) / _orders_with(product_id, self.population)
         lift = confidence / (cast(per_product.c.orders, Float) / total)
         stmt = (
             select(
@@ -921,14 +979,18 @@ class CoPurchaseRepository:
         """Customers in scope who bought an antecedent of the product (a rule with lift > 1)
         but never the product; score = the best confidence among their antecedents."""
         together = self._together(product_id)
-        per_product = _orders_per_product(together)
+        per_product = _orders_per_product(together, self.population)
         # Rule antecedent -> product: confidence = both / orders with the antecedent; lift > 1
         # when that beats the product's own share of orders.
         confidence = cast(together.c.both, Float) / per_product.c.orders
         rules = (
             select(together.c.product_id.label("antecedent"), confidence.label("confidence"))
             .join(per_product, per_product.c.product_id == together.c.product_id)
-            .where(confidence > cast(_orders_with(product_id), Float) / _sold_orders())
+            .where(
+                confidence
+                > cast(_orders_with(product_id, self.population), Float)
+                / _sold_orders(self.population)
+            )
             .subquery("r")
         )
         # Computed once as a list, not probed per customer.
@@ -939,14 +1001,14 @@ class CoPurchaseRepository:
             select(OrderItem.customer_id, func.max(rules.c.confidence).label("score"))
             .join(rules, rules.c.antecedent == OrderItem.product_id)
             .join(Order, Order.id == OrderItem.order_id)
-            .where(_sold())
+            .where(_sold_to(self.population))
             .group_by(OrderItem.customer_id)
             .subquery("c")
         )
         stmt = (
             select(Customer.id, bought.c.score)
             .join(bought, bought.c.customer_id == Customer.id)
-            .where(scope, *_live_customer(), ~bought_target)
+            .where(scope, self.population, *_live_customer(), ~bought_target)
             .order_by(Customer.id)
             .limit(limit + 1)
         )

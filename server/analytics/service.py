@@ -4,6 +4,10 @@ Aggregate results (metrics, segment breakdowns, the churn model, co-purchase rul
 no personal value; they are audited as reads of `metrics` or `segment` with no record
 ids. Per-customer results (segments, churn risk, likely buyers) are audited with the ids
 of the customers returned, and only customers under the caller's row scope are returned.
+
+Every aggregate is computed over the caller's population: its customer row scope, less
+the customers who withdrew analytics consent (`analysable`). Grouped metrics suppress
+groups smaller than the minimum cell size.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, and_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.analytics.churn import ChurnModel, ChurnRisk, ModelCache, assess, fit_histories
@@ -28,6 +32,7 @@ from server.analytics.repository import (
     SegmentRepository,
     SegmentWindows,
     TierRule,
+    analysable,
 )
 from server.analytics.segments import CustomerSegment, SegmentDimension, SegmentShare
 from server.business_calendar import DEFAULT_TIMEZONE
@@ -51,12 +56,15 @@ class AnalyticsConfig:
     segment_windows: SegmentWindows = field(default_factory=SegmentWindows)
     # The business's time zone: metrics periods and buckets are its days.
     timezone: str = DEFAULT_TIMEZONE
+    # Grouped metrics: a group with fewer customers is suppressed (CUSTOS_METRICS_MIN_CELL).
+    min_cell: int = 5
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnalyticsConfig:
         return cls(
             timezone=settings.business_timezone,
             cost_per_interaction=settings.analytics_cost_per_interaction,
+            min_cell=settings.metrics_min_cell,
             tier_rule=TierRule(
                 high_spend=settings.analytics_tier_high_spend,
                 high_orders=settings.analytics_tier_high_orders,
@@ -98,6 +106,19 @@ class AnalyticsService:
         """Segments are read over the customers in the caller's row scope."""
         return scope_predicate(caller.gate.row_scope(SEGMENT, "read"), caller.principal)
 
+    def _population(self, caller: Caller, obj: str) -> ColumnElement[bool]:
+        """The customers an aggregate of `obj` counts: the caller's row scope for reading
+        it, less those opted out of analytics."""
+        scope = scope_predicate(caller.gate.row_scope(obj, "read"), caller.principal)
+        return and_(scope, analysable())
+
+    def _model_key(self, caller: Caller) -> tuple[str, str | None]:
+        """Which population a cached churn model was fitted on: the scope and whose."""
+        principal = caller.principal
+        scope = caller.gate.row_scope(SEGMENT, "read")
+        whose = {"team": principal.team, "own": principal.subject}.get(scope.value)
+        return scope.value, whose
+
     # --- metrics --------------------------------------------------------------------------
 
     async def metrics(
@@ -110,10 +131,19 @@ class AnalyticsService:
         granularity: Granularity | None,
         group_by: GroupBy | None,
     ) -> MetricsReport:
-        caller.gate.require(METRICS, "read")
-        calculator = MetricsCalculator(self.config.cost_per_interaction, self.config.timezone)
+        population = self._population(caller, METRICS)
+        calculator = MetricsCalculator(
+            self.config.cost_per_interaction,
+            self.config.timezone,
+            min_cell=self.config.min_cell,
+        )
         report = await calculator.report(
-            session, start=start, end=end, granularity=granularity, group_by=group_by
+            session,
+            start=start,
+            end=end,
+            granularity=granularity,
+            group_by=group_by,
+            population=population,
         )
         caller.audit.read(METRICS, (), {})
         return report
@@ -178,13 +208,16 @@ class AnalyticsService:
 
     # --- churn ----------------------------------------------------------------------------
 
-    async def _model(self, session: AsyncSession, as_of: date) -> ChurnModel | None:
+    async def _model(self, session: AsyncSession, caller: Caller, as_of: date) -> ChurnModel | None:
+        """The BG/NBD fit over the caller's population, cached per population and data."""
+        population = self._population(caller, SEGMENT)
         repo = ChurnRepository(session)
-        key = (as_of, await repo.data_version(as_of))
+        key = (as_of, self._model_key(caller), await repo.data_version(as_of, population))
         model = self.models.get(key)
         if model is None:
-            rows = await repo.history_counts(as_of)
-            if not rows:
+            rows = await repo.history_counts(as_of, population)
+            # Fewer buyers than a metrics cell: too few to describe, and to fit on.
+            if sum(int(r.n) for r in rows) < max(self.config.min_cell, 1) or not rows:
                 return None
             model = fit_histories(as_of, rows)
             self.models.put(key, model)
@@ -192,10 +225,12 @@ class AnalyticsService:
 
     async def churn_model(self, session: AsyncSession, caller: Caller, as_of: date) -> ChurnModel:
         caller.gate.require(SEGMENT, "read")
-        model = await self._model(session, as_of)
+        model = await self._model(session, caller, as_of)
         caller.audit.read(SEGMENT, (), {})
         if model is None:
-            raise NotFoundError("no purchase histories up to that day to fit a model on")
+            raise NotFoundError(
+                "too few purchase histories in scope up to that day to fit a model on"
+            )
         return model
 
     async def churn_risks(
@@ -203,7 +238,7 @@ class AnalyticsService:
     ) -> dict[uuid.UUID, ChurnRisk]:
         scope = self._segment_scope(caller)
         rows = await ChurnRepository(session).signals(as_of, scope=scope, ids=ids)
-        risks = assess(await self._model(session, as_of), rows)
+        risks = assess(await self._model(session, caller, as_of), rows)
         caller.audit.read(SEGMENT, (r.customer_id for r in risks), {})
         return {r.customer_id: r for r in risks}
 
@@ -226,7 +261,8 @@ class AnalyticsService:
             raise ValidationError("minScore must be between 0 and 1", field="min_score")
         scope = self._segment_scope(caller)
         rows = await ChurnRepository(session).signals(as_of, scope=scope)
-        risks = [r for r in assess(await self._model(session, as_of), rows) if r.score >= min_score]
+        model = await self._model(session, caller, as_of)
+        risks = [r for r in assess(model, rows) if r.score >= min_score]
         risks.sort(key=lambda r: (-r.score, r.customer_id))
         start = 0
         if after is not None:
@@ -244,8 +280,7 @@ class AnalyticsService:
         self, session: AsyncSession, caller: Caller, product_id: uuid.UUID, first: int
     ) -> list[CoPurchaseRule]:
         """Association rules product -> other product, by lift then confidence."""
-        caller.gate.require(METRICS, "read")
-        repo = CoPurchaseRepository(session)
+        repo = CoPurchaseRepository(session, population=self._population(caller, METRICS))
         if not await repo.product_exists(product_id):
             raise NotFoundError("product not found")
         rows = await repo.rules_from(product_id, first)
@@ -269,7 +304,7 @@ class AnalyticsService:
         """Customers in the caller's scope likely to buy the product: they bought one of its
         antecedents (a rule with lift > 1) but not the product. For campaign targeting."""
         scope = self._segment_scope(caller)
-        repo = CoPurchaseRepository(session)
+        repo = CoPurchaseRepository(session, population=self._population(caller, SEGMENT))
         if not await repo.product_exists(product_id):
             raise NotFoundError("product not found")
         rows = await repo.likely_buyers(product_id, scope=scope, after=after, limit=first)
@@ -278,4 +313,5 @@ class AnalyticsService:
         return page
 
     async def products(self, session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[Any, Any]:
-        return {r.id: r for r in await CoPurchaseRepository(session).products(ids)}
+        repo = CoPurchaseRepository(session, population=analysable())
+        return {r.id: r for r in await repo.products(ids)}

@@ -7,7 +7,6 @@ Only ids, field names and modes are recorded, never values.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,11 @@ from server.audit.checkpoints import CheckpointSigner
 from server.audit.repository import AuditRepository
 from server.auth.principal import Principal
 from server.data.base import new_id, utcnow
+from server.vault.signing import query_hash
+
+# Accesses that are searches by a field's value: they happened even when the operation's
+# changes are rolled back, so, like reads and denials, they are never discarded.
+SEARCHES = frozenset({"lookup", "duplicate_check"})
 
 
 @dataclass
@@ -64,6 +68,22 @@ class AuditRecorder:
             object_type, action, {}, [], sorted(changed_fields), [record_id] if record_id else []
         )
 
+    def lookup(
+        self,
+        object_type: str,
+        action: str,
+        field: str,
+        *,
+        hit: bool,
+        record_ids: Iterable[uuid.UUID] = (),
+    ) -> None:
+        """A search by the value of `field` (never the value itself): `action` is `lookup`
+        (a caller asked for a record by it) or `duplicate_check` (a write checked it),
+        recorded as `{field: "hit" | "miss"}` with the ids the search concerned."""
+        if action not in SEARCHES:
+            raise ValueError(f"not a search action: {action}")
+        self._add(object_type, action, {field: "hit" if hit else "miss"}, [], [], record_ids)
+
     def deny(self, object_type: str, action: str, record_id: uuid.UUID | None = None) -> None:
         self.denials += 1
         self._add(object_type, action, {}, ["*"], [], [record_id] if record_id else [])
@@ -73,7 +93,7 @@ class AuditRecorder:
         self._accesses = {
             key: access
             for key, access in self._accesses.items()
-            if access.action == "read" or access.denied_fields
+            if access.action == "read" or access.action in SEARCHES or access.denied_fields
         }
 
     def mark(self) -> dict[tuple[object, ...], int]:
@@ -81,10 +101,10 @@ class AuditRecorder:
         return {key: len(access.record_ids) for key, access in self._accesses.items()}
 
     def discard_changes_since(self, mark: dict[tuple[object, ...], int]) -> None:
-        """A savepoint rolled back: changes recorded after `mark` did not happen. Reads
-        and denials stay, as in `discard_changes`."""
+        """A savepoint rolled back: changes recorded after `mark` did not happen. Reads,
+        searches and denials stay, as in `discard_changes`."""
         for key, access in list(self._accesses.items()):
-            if access.action == "read" or access.denied_fields:
+            if access.action == "read" or access.action in SEARCHES or access.denied_fields:
                 continue
             kept = mark.get(key)
             if kept is None:
@@ -122,7 +142,8 @@ class AuditRecorder:
         """Append this operation's event to the chain inside the caller's transaction.
 
         With `checkpoints`, an append that reaches a multiple of its cadence also writes
-        a signed checkpoint of the new tip, in the same transaction.
+        a signed checkpoint of the new tip, in the same transaction; its keys also key
+        the query hash (without them no query hash is stored).
         """
         repo = AuditRepository(session)
         seq, prev_hash = await repo.lock_chain_head()
@@ -139,7 +160,10 @@ class AuditRecorder:
             "purpose": principal.purpose,
             "operation_type": _fit(operation_type, 16),
             "operation_name": _fit(operation_name, 128),
-            "query_hash": hashlib.sha256(query.encode()).hexdigest() if query else None,
+            # Keyed: an unkeyed hash of a known template would confirm guessed values.
+            "query_hash": (
+                query_hash(checkpoints.keys, query) if query and checkpoints is not None else None
+            ),
             "client_addr": _fit(principal.client_addr, 64),
             "user_agent": _fit(principal.user_agent, 256),
             "request_id": _fit(principal.request_id, 64),

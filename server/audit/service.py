@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.audit.checkpoints import CheckpointSigner
 from server.audit.recorder import write_checkpoint
 from server.audit.repository import AuditFilter, AuditRepository
-from server.audit.verify import DEFAULT_BATCH, VerifyReport, verify_chain
+from server.audit.verify import DEFAULT_BATCH, VerifyReport, query_matches, verify_chain
 from server.caller import Caller
 from server.data.models import AuditAccess, AuditEvent
 from server.errors import NotFoundError, ValidationError
@@ -201,6 +201,13 @@ class AuditService:
             on_start=on_start,
             on_progress=on_progress,
         )
+
+    async def query_matches(
+        self, session: AsyncSession, event_id: uuid.UUID, query: str
+    ) -> bool | None:
+        """Whether `query` is the text event `event_id` hashed (None: no such event)."""
+        row = await AuditRepository(session).by_id(event_id)
+        return None if row is None else query_matches(self.signer.keys, row, query)
 
     async def checkpoint(self, session: AsyncSession, *, at: datetime | None = None) -> int:
         """Sign the current chain tip now (no-op if it is already checkpointed); `at` is

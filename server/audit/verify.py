@@ -19,6 +19,7 @@ from server.audit.chain import GENESIS_HASH, access_content, entry_hash, event_c
 from server.audit.checkpoints import CheckpointSigner
 from server.audit.repository import AuditRepository
 from server.data.models import AuditCheckpoint, AuditEvent
+from server.vault.signing import SigningKeys, query_hash_matches
 
 DEFAULT_BATCH = 500
 
@@ -283,3 +284,11 @@ async def _hashed_accesses(
             )
         )
     return hashed, miscounted
+
+
+def query_matches(keys: SigningKeys, event: AuditEvent, query: str) -> bool:
+    """Whether `query` is the text whose keyed hash `event` carries. The hash is an HMAC
+    under a key derived from the keyring's signing key (`server.vault.signing`): only a
+    holder of the keyring can check a text against it, and nobody can test guesses
+    against it without one."""
+    return event.query_hash is not None and query_hash_matches(keys, event.query_hash, query)

@@ -84,6 +84,26 @@ class Gate:
             )
         return mode
 
+    def require_clear(self, obj: str, field: str, data_class: DataClass, *, action: str) -> None:
+        """An operation that answers by the value of `obj.field` (`action="lookup"`: find a
+        record by it) is allowed only where the caller reads the field in clear, under the
+        request's purpose: a search on a masked field would unmask it one guess at a time.
+        Any other mode is a refusal: recorded on (obj, f"{action}:{field}") and FORBIDDEN."""
+        if self._decisions.field_mode(obj, field, data_class) is not FieldMode.CLEAR:
+            raise self._refuse(
+                obj,
+                f"{action}:{field}",
+                None,
+                f"{action} by {obj}.{field} needs it in clear (and an allowed X-Purpose)",
+            )
+
+    def require_purpose(self, obj: str, action: str, purpose: str) -> None:
+        """The caller may `action` `obj` and has stated `purpose` (`X-Purpose`), one it may
+        use; otherwise FORBIDDEN, recorded on (obj, action)."""
+        self.require(obj, action, with_purpose=True)
+        if self._decisions.principal.purpose != purpose:
+            raise self._refuse(obj, action, None, f"{action} of {obj} needs X-Purpose: {purpose}")
+
     def allows(self, obj: str, action: str) -> bool:
         """Whether the caller may `action` `obj`, recording nothing.
 

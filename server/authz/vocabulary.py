@@ -37,6 +37,8 @@ MACHINERY_TABLES = frozenset(
     {
         "customer_keys",
         "key_rotations",
+        # Seen only through the customers they name (customer read and field modes).
+        "duplicate_flags",
         "audit_events",
         "audit_accesses",
         "audit_access_records",

@@ -1,5 +1,6 @@
 """Campaign recipients are selected in SQL: the segment's filters, the caller's row scope
-and active marketing consent, set-based over the customers table."""
+and active marketing consent, set-based over the customers table. Consent is asked again
+at every later use: results and recording count only recipients who consent now."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, String, cast, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.customer.repository import CustomerFilter, filter_predicates
@@ -114,6 +115,32 @@ class CampaignRepository:
     async def get(self, campaign_id: uuid.UUID) -> Campaign | None:
         return await self.session.get(Campaign, campaign_id)
 
+    async def visible(
+        self,
+        campaign_id: uuid.UUID,
+        scope: ColumnElement[bool],
+        created_by: str,
+        *,
+        every: bool = False,
+    ) -> Campaign | None:
+        """The campaign if the caller may see every campaign (row scope all), made it, or
+        has one of its recipients in its scope."""
+        stmt = select(Campaign).where(Campaign.id == campaign_id)
+        if not every:
+            reaches_scope = exists(
+                select(CampaignRecipient.id)
+                .join(Customer, Customer.id == CampaignRecipient.customer_id)
+                .where(CampaignRecipient.campaign_id == Campaign.id, scope)
+            )
+            stmt = stmt.where(or_(Campaign.created_by == created_by, reaches_scope))
+        return await self.session.scalar(stmt)
+
+    async def consents_to_marketing(self, customer_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(Customer.id).where(Customer.id == customer_id, has_marketing_consent())
+        )
+        return found is not None
+
     async def recipient(
         self, campaign_id: uuid.UUID, customer_id: uuid.UUID
     ) -> CampaignRecipient | None:
@@ -132,7 +159,9 @@ class CampaignRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def totals(self, campaign_id: uuid.UUID) -> CampaignTotals:
+    async def totals(self, campaign_id: uuid.UUID, scope: ColumnElement[bool]) -> CampaignTotals:
+        """Counts over the recipients in `scope` who are live and consent to marketing now:
+        a recipient who withdrew drops out of reach, responses and revenue alike."""
         row = (
             await self.session.execute(
                 select(
@@ -140,7 +169,14 @@ class CampaignRepository:
                     func.count(CampaignRecipient.responded_at),
                     func.count(CampaignRecipient.converted_at),
                     func.coalesce(func.sum(CampaignRecipient.revenue), 0),
-                ).where(CampaignRecipient.campaign_id == campaign_id)
+                )
+                .join(Customer, Customer.id == CampaignRecipient.customer_id)
+                .where(
+                    CampaignRecipient.campaign_id == campaign_id,
+                    scope,
+                    *filter_predicates(None),
+                    has_marketing_consent(),
+                )
             )
         ).one()
         return CampaignTotals(int(row[0]), int(row[1]), int(row[2]), Decimal(row[3] or 0))

@@ -1,5 +1,12 @@
 """Campaigns: promote a product to a segment of customers who consented to marketing,
-then record responses and conversions and report the results."""
+then record responses and conversions and report the results.
+
+Creating one needs `X-Purpose: marketing`. A campaign follows row scope: its maker and
+callers with a recipient in their scope see it, and its results count only the
+recipients in the caller's scope; other ids answer NOT_FOUND like unknown ones. Marketing
+consent is asked again at every use: a recipient who withdrew drops out of the results
+and no response or conversion is recorded for them.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.authz.authorizer import RowScope
 from server.caller import Caller
 from server.campaign.repository import CampaignRepository, CampaignTotals, Segment
 from server.customer.repository import CustomerRepository, scope_predicate
@@ -22,6 +31,7 @@ from server.errors import ConflictError, NotFoundError, ValidationError
 from server.order.repository import ProductRepository
 
 RATE = Decimal("0.0001")
+MARKETING = "marketing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,7 @@ class CampaignService:
     ) -> tuple[Campaign, int]:
         """Store the campaign and its recipients: the segment within the caller's row
         scope, only customers with active marketing consent, never erased or merged ones."""
+        caller.gate.require_purpose("campaign", "create", MARKETING)
         scope = scope_predicate(caller.gate.row_scope("campaign", "create"), caller.principal)
         if not name.strip() or len(name) > 200:
             raise ValidationError("name must be 1 to 200 characters", field="name")
@@ -117,12 +128,24 @@ class CampaignService:
     async def _recipient_in_scope(
         self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID, customer_id: uuid.UUID
     ) -> Any:
-        scope = scope_predicate(caller.gate.row_scope("campaign", "update"), caller.principal)
+        row_scope = caller.gate.row_scope("campaign", "update")
+        scope = scope_predicate(row_scope, caller.principal)
+        repo = CampaignRepository(session)
+        found = await repo.visible(
+            campaign_id, scope, caller.principal.subject, every=row_scope is RowScope.ALL
+        )
+        if found is None:
+            raise caller.gate.not_found("campaign", "update", campaign_id)
         if not await CustomerRepository(session).visible(customer_id, scope):
             raise caller.gate.not_found("campaign", "update", customer_id, what="customer")
-        recipient = await CampaignRepository(session).recipient(campaign_id, customer_id)
+        recipient = await repo.recipient(campaign_id, customer_id)
         if recipient is None:
             raise NotFoundError("this customer is not a recipient of the campaign")
+        if not await repo.consents_to_marketing(customer_id):
+            # Consent is asked at every use, not only when the recipients were chosen.
+            raise ConflictError(
+                "the customer no longer consents to marketing", code="NO_MARKETING_CONSENT"
+            )
         return recipient
 
     async def record_response(
@@ -166,17 +189,30 @@ class CampaignService:
             "campaign_recipient", "update", recipient.id, ["converted_at", "order_id", "revenue"]
         )
 
-    async def get(self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID) -> Campaign:
-        caller.gate.require("campaign", "read", target=campaign_id)
-        campaign = await CampaignRepository(session).get(campaign_id)
+    async def _visible(
+        self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID
+    ) -> tuple[Campaign, ColumnElement[bool]]:
+        """A campaign the caller may read, with its read scope; unknown ids and campaigns
+        outside the scope answer NOT_FOUND alike (audited with the id)."""
+        row_scope = caller.gate.row_scope("campaign", "read", target=campaign_id)
+        scope = scope_predicate(row_scope, caller.principal)
+        campaign = await CampaignRepository(session).visible(
+            campaign_id, scope, caller.principal.subject, every=row_scope is RowScope.ALL
+        )
         if campaign is None:
-            raise NotFoundError("campaign not found")
+            raise caller.gate.not_found("campaign", "read", campaign_id)
+        return campaign, scope
+
+    async def get(self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID) -> Campaign:
+        campaign, _scope = await self._visible(session, caller, campaign_id)
         caller.audit.read("campaign", [campaign_id], {"name": "clear", "segment": "clear"})
         return campaign
 
     async def results(
         self, session: AsyncSession, caller: Caller, campaign_id: uuid.UUID
     ) -> CampaignResults:
-        await self.get(session, caller, campaign_id)
-        totals = await CampaignRepository(session).totals(campaign_id)
+        """Results over the recipients in the caller's scope who consent to marketing now."""
+        _campaign, scope = await self._visible(session, caller, campaign_id)
+        caller.audit.read("campaign", [campaign_id], {"name": "clear", "segment": "clear"})
+        totals = await CampaignRepository(session).totals(campaign_id, scope)
         return results_of(campaign_id, totals)

@@ -282,9 +282,10 @@ class CareService:
         horizon: date,
     ) -> list[CareItem]:
         """Birthdays are sealed: decrypt only rows in scope, in one pass, and only when the
-        caller may read the birthday at all (clear or masked: month and day are shown)."""
+        caller reads the birthday in clear (the mask hides month and day, which an item
+        would show)."""
         mode = caller.gate.field_mode("customer", "birthday", DataClass.SENSITIVE)
-        if mode is FieldMode.NONE:
+        if mode is not FieldMode.CLEAR:
             return []
         rows = await CareRepository(session).birthdays(scope, owner)  # type: ignore[arg-type]
         items: list[CareItem] = []

@@ -99,6 +99,36 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command("query")
+def query_of(
+    event_id: Annotated[str, typer.Argument(help="The audit event's id.")],
+) -> None:
+    """Check a query text (on stdin) against an event's keyed query hash; exit 1 if not it."""
+    import uuid
+
+    try:
+        target = uuid.UUID(event_id)
+    except ValueError:
+        raise typer.BadParameter("EVENT_ID is not an event id") from None
+    text = sys.stdin.read()
+
+    async def check() -> bool | None:
+        async with (
+            _audit_command("audit query", audited=False) as command,
+            command.sessions() as session,
+        ):
+            return await command.services.audit.query_matches(session, target, text)
+
+    matches = run(check())
+    if matches is None:
+        console.print(f"[red]no audit event {target}[/red]")
+        raise typer.Exit(1)
+    if not matches:
+        console.print("the text is not the query this event hashed")
+        raise typer.Exit(1)
+    console.print("the text is the query this event hashed")
+
+
 @app.command()
 def checkpoint() -> None:
     """Sign a checkpoint of the chain tip now."""

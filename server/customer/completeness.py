@@ -12,6 +12,10 @@ value is decrypted to score it). Weights, declared in the field registry
 
 A file not reviewed (`markReviewed`) for `review_months` months is stale: every fact it
 holds is listed as stale until someone reviews it.
+
+A caller is scored and shown only the facts it may read in some mode (a verification
+stamp goes with its contact): missing, stale and the score say nothing about a field the
+caller's policy denies.
 """
 
 from __future__ import annotations
@@ -52,12 +56,16 @@ def months_after(at: datetime, months: int) -> datetime:
 def assess(
     present: Mapping[str, bool], reviewed_at: datetime | None, now: datetime, review_months: int
 ) -> Completeness:
-    held = [f for f in WEIGHTS if present.get(f)]
+    """Score and lists over the facts in `present` (those the caller may learn about: a
+    fact it cannot read is neither scored nor listed, so the score does not tell whether
+    it is held)."""
+    facts = [f for f in WEIGHTS if f in present]
+    held = [f for f in facts if present[f]]
     due = months_after(reviewed_at, review_months) if reviewed_at is not None else None
     stale = due is None or due <= now
     return Completeness(
         score=sum(WEIGHTS[f] for f in held),
-        missing_fields=[f for f in WEIGHTS if not present.get(f)],
+        missing_fields=[f for f in facts if not present[f]],
         stale_fields=held if stale else [],
         needs_review=stale,
         review_due_at=due,

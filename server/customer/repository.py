@@ -10,7 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Text, and_, cast, false, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Text,
+    and_,
+    cast,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Principal
@@ -23,6 +36,7 @@ from server.data.models import (
     Consent,
     Customer,
     CustomerKey,
+    DuplicateFlag,
     Interaction,
     LoyaltyEntry,
     Order,
@@ -212,6 +226,20 @@ class CustomerRepository:
         )
         return (await self.session.execute(stmt)).all()
 
+    async def readable_ids(
+        self, ids: Collection[uuid.UUID], scope: ColumnElement[bool]
+    ) -> set[uuid.UUID]:
+        """Which of `ids` the scope predicate lets a caller read by id (merged files
+        included, erased ones not, as `by_ids`)."""
+        if not ids:
+            return set()
+        rows = await self.session.scalars(
+            select(Customer.id).where(
+                Customer.id.in_(list(ids)), scope, Customer.erased_at.is_(None)
+            )
+        )
+        return set(rows)
+
     async def visible(self, customer_id: uuid.UUID, scope: ColumnElement[bool]) -> bool:
         """Whether a live customer with this id is inside the scope predicate."""
         found = await self.session.scalar(
@@ -334,3 +362,51 @@ class CustomerRepository:
             )
         )
         return (await self.session.execute(stmt)).all()
+
+    # --- duplicate flags -------------------------------------------------------------
+
+    async def add_duplicate_flags(self, rows: Sequence[Mapping[str, Any]]) -> list[uuid.UUID]:
+        """Store flags not stored yet (same two files and field); returns the new ids."""
+        if not rows:
+            return []
+        stored = {
+            (r.new_customer_id, r.existing_customer_id, r.field)
+            for r in await self.session.execute(
+                select(
+                    DuplicateFlag.new_customer_id,
+                    DuplicateFlag.existing_customer_id,
+                    DuplicateFlag.field,
+                ).where(DuplicateFlag.new_customer_id.in_({r["new_customer_id"] for r in rows}))
+            )
+        }
+        fresh = [
+            dict(r)
+            for r in rows
+            if (r["new_customer_id"], r["existing_customer_id"], r["field"]) not in stored
+        ]
+        if fresh:
+            await self.session.execute(insert(DuplicateFlag), fresh)
+        return [r["id"] for r in fresh]
+
+    async def duplicate_flags(
+        self,
+        *,
+        scope: ColumnElement[bool],
+        fields: Collection[str],
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> Sequence[DuplicateFlag]:
+        """Flags on `fields` whose two files are both live and inside the scope predicate,
+        oldest first, `limit + 1` after the id cursor."""
+        if not fields:
+            return []
+        live_in_scope = select(Customer.id).where(scope, *filter_predicates(None))
+        stmt = select(DuplicateFlag).where(
+            DuplicateFlag.field.in_(list(fields)),
+            DuplicateFlag.new_customer_id.in_(live_in_scope),
+            DuplicateFlag.existing_customer_id.in_(live_in_scope),
+        )
+        if after is not None:
+            stmt = stmt.where(DuplicateFlag.id > after)
+        stmt = stmt.order_by(DuplicateFlag.id).limit(limit + 1)
+        return (await self.session.scalars(stmt)).all()

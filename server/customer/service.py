@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import Row, true
+from sqlalchemy import ColumnElement, Row, false, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.audit.recorder import AuditRecorder
 from server.authz.authorizer import FieldMode, RowScope
 from server.caller import Caller
 from server.clock import Clock
@@ -39,7 +40,14 @@ from server.customer.repository import (
     scope_predicate,
 )
 from server.data.base import DataClass, new_id
-from server.data.models import Complaint, ComplaintEvent, Customer, CustomerKey, Interaction
+from server.data.models import (
+    Complaint,
+    ComplaintEvent,
+    Customer,
+    CustomerKey,
+    DuplicateFlag,
+    Interaction,
+)
 from server.errors import ConflictError, ForbiddenError, ValidationError, VaultError
 from server.paging import Page, page_of
 from server.vault import DataKey, FieldRef, Vault
@@ -53,6 +61,10 @@ from server.vault.normalise import (
 
 OBJECT = "customer"
 TABLE = "customers"
+DUPLICATE_FLAG = "duplicate_flag"
+FLAG_FIELDS = ("existing_customer_id", "field", "new_customer_id")
+# A verification stamp tells whether its contact exists: readable only where the contact is.
+CONTACT_OF_STAMP: dict[str, str] = {stamp: contact for contact, stamp in VERIFIED_AT.items()}
 # Sealed columns of the rows a customer owns: re-sealed under the survivor's key on merge.
 SEALED_CHILDREN: dict[type[Any], tuple[str, ...]] = {
     Interaction: ("subject", "notes"),
@@ -167,12 +179,21 @@ class CustomerService:
         if unknown:
             raise ValidationError(f"unknown customer fields: {', '.join(sorted(unknown))}")
         # Completeness is derived from which facts are present: internal, like a count.
-        return {
-            name: caller.gate.field_mode(
-                OBJECT, name, CUSTOMER_FIELD_CLASSES.get(name, DataClass.INTERNAL)
-            )
-            for name in fields
-        }
+        return {name: self._mode(caller, name) for name in fields}
+
+    def _mode(self, caller: Caller, name: str) -> FieldMode:
+        mode = caller.gate.field_mode(
+            OBJECT, name, CUSTOMER_FIELD_CLASSES.get(name, DataClass.INTERNAL)
+        )
+        contact = CONTACT_OF_STAMP.get(name)
+        if contact is not None and self._mode(caller, contact) is FieldMode.NONE:
+            return FieldMode.NONE
+        return mode
+
+    def _readable_facts(self, caller: Caller) -> builtins.list[str]:
+        """The weighted facts whose presence the caller may learn: those it may read in
+        some mode. Completeness scores and lists only these."""
+        return [f for f in WEIGHTS if self._mode(caller, f) is not FieldMode.NONE]
 
     def _reveal_rows(
         self, caller: Caller, rows: Sequence[Row[Any]], modes: dict[str, FieldMode]
@@ -183,6 +204,7 @@ class CustomerService:
             if f not in SEALED_CUSTOMER_FIELDS and m is not FieldMode.NONE and f != COMPLETENESS
         ]
         scored = modes.get(COMPLETENESS, FieldMode.NONE) is not FieldMode.NONE
+        facts = self._readable_facts(caller) if scored else []
         now = self.clock.now()
         sealed = [
             (f, m is FieldMode.MASKED)
@@ -196,7 +218,7 @@ class CustomerService:
             values: dict[str, Any] = {f: getattr(row, f) for f in plain}
             if scored:
                 values[COMPLETENESS] = assess(
-                    {f: getattr(row, f"has_{f}") for f in WEIGHTS},
+                    {f: getattr(row, f"has_{f}") for f in facts},
                     row.reviewed_at,
                     now,
                     self.review_months,
@@ -233,6 +255,32 @@ class CustomerService:
     def _scope(self, caller: Caller, action: str = "read") -> Any:
         return scope_predicate(caller.gate.row_scope(OBJECT, action), caller.principal)
 
+    def known_scope(self, caller: Caller) -> ColumnElement[bool]:
+        """The files the caller may know exist: its read scope (none without customer read).
+        Asked without refusing: a write does not need read access to be checked."""
+        if not caller.gate.allows(OBJECT, "read"):
+            return false()
+        scope: ColumnElement[bool] = self._scope(caller)
+        return scope
+
+    async def _hide_unseen_referrers(
+        self, session: AsyncSession, scope: Any, views: Sequence[CustomerView]
+    ) -> None:
+        """`referredById` names another file: null unless the caller may read that file,
+        so an id never shows a customer outside the caller's scope exists."""
+        referrers = {
+            v.values["referred_by_id"]
+            for v in views
+            if isinstance(v.values.get("referred_by_id"), uuid.UUID)
+        }
+        if not referrers:
+            return
+        readable = await CustomerRepository(session).readable_ids(referrers, scope)
+        for view in views:
+            referrer = view.values.get("referred_by_id")
+            if isinstance(referrer, uuid.UUID) and referrer not in readable:
+                view.values["referred_by_id"] = None
+
     async def list(
         self,
         session: AsyncSession,
@@ -264,7 +312,9 @@ class CustomerService:
         )
         total = await repo.count(scope=scope, flt=flt) if with_total else None
         page = page_of(rows, first, total)
-        return page.with_items(self._reveal_rows(caller, page.items, modes))
+        views = self._reveal_rows(caller, page.items, modes)
+        await self._hide_unseen_referrers(session, scope, views)
+        return page.with_items(views)
 
     async def get_many(
         self,
@@ -282,7 +332,9 @@ class CustomerService:
         rows = await CustomerRepository(session).by_ids(
             ids, scope=scope, fields=modes, with_keys=needs_keys
         )
-        return {view.id: view for view in self._reveal_rows(caller, rows, modes)}
+        views = self._reveal_rows(caller, rows, modes)
+        await self._hide_unseen_referrers(session, scope, views)
+        return {view.id: view for view in views}
 
     async def get(
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, fields: Collection[str]
@@ -303,11 +355,17 @@ class CustomerService:
         value: str,
         fields: Collection[str],
     ) -> CustomerView | None:
-        """Equality lookup through the blind index, confirmed by decrypting candidates."""
+        """Equality lookup through the blind index, confirmed by decrypting candidates.
+
+        The one way to find a file by a contact value (a rate limit hooks here). Only on a
+        field the caller reads in clear under the request's purpose: a lookup on a masked
+        field would confirm guesses of the hidden part. Hit or miss is audited as a
+        `lookup` naming the field (never the value); a hit is also a read of what it shows.
+        """
         if field not in BLIND_INDEXED:
             raise ValidationError("lookup is by phone, email or nationalId")
         scope = self._scope(caller)
-        caller.gate.require_field(OBJECT, field, CUSTOMER_FIELD_CLASSES[field], action="lookup")
+        caller.gate.require_clear(OBJECT, field, CUSTOMER_FIELD_CLASSES[field], action="lookup")
         normalised = NORMALISERS[field](value)
         indexes = self.vault.blind_indexes(field, normalised)
         modes = self._modes(caller, fields)
@@ -316,7 +374,11 @@ class CustomerService:
         )
         for row in candidates:
             if self._matches(row, field, normalised):
-                return self._reveal_rows(caller, [row], modes)[0]
+                caller.audit.lookup(OBJECT, "lookup", field, hit=True, record_ids=[row.id])
+                [view] = self._reveal_rows(caller, [row], modes)
+                await self._hide_unseen_referrers(session, scope, [view])
+                return view
+        caller.audit.lookup(OBJECT, "lookup", field, hit=False)
         return None
 
     def _matches(self, row: Row[Any], field: str, normalised: str) -> bool:
@@ -338,9 +400,10 @@ class CustomerService:
             # Whoever sees only their own customers owns what they create, or loses it.
             owner = caller.principal.subject
         sealed = self.seal_new(data, owner_id=owner, team=data.team or caller.principal.team)
-        await self._refuse_duplicates(session, sealed.contacts)
+        found = await self.check_duplicates(session, caller, sealed.contacts, sealed.customer.id)
         await CustomerRepository(session).add(sealed.customer, sealed.key)
         caller.audit.change(OBJECT, "create", sealed.customer.id, sealed.sealed_fields)
+        self.audit_flags(caller.audit, await self.flag_duplicates(session, caller.audit, found))
         return sealed.customer.id
 
     def seal_new(
@@ -407,15 +470,20 @@ class CustomerService:
             sealed_fields=sorted(f for f, v in sealed_values.items() if v is not None),
         )
 
-    async def _refuse_duplicates(
+    async def duplicate_matches(
         self,
         session: AsyncSession,
-        contacts: dict[str, str | None],
+        contacts: Mapping[str, str | None],
+        *,
+        known: ColumnElement[bool],
         excluding: uuid.UUID | None = None,
-    ) -> None:
-        # Duplicates are checked across all customers, not the caller's scope: a second
-        # file for the same person is wrong whoever owns the first.
+    ) -> dict[str, dict[uuid.UUID, bool]]:
+        """For each given contact, the live files holding the same value (blind index,
+        confirmed by decryption), each with whether it is inside `known` (the files the
+        writer may know exist). Across all customers: a second file for the same person
+        is wrong whoever owns the first."""
         repo = CustomerRepository(session)
+        found: dict[str, dict[uuid.UUID, bool]] = {}
         for field, value in contacts.items():
             if value is None:
                 continue
@@ -425,10 +493,111 @@ class CustomerService:
                 scope=true(),
                 fields=[field],
             )
-            if any(row.id != excluding and self._matches(row, field, value) for row in rows):
-                raise ConflictError(
-                    f"a customer with this {field} already exists", code="DUPLICATE_CUSTOMER"
-                )
+            matched = [
+                row.id for row in rows if row.id != excluding and self._matches(row, field, value)
+            ]
+            inside = await repo.readable_ids(matched, known)
+            found[field] = {m: m in inside for m in matched}
+        return found
+
+    async def check_duplicates(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        contacts: Mapping[str, str | None],
+        checked_id: uuid.UUID,
+        *,
+        excluding: uuid.UUID | None = None,
+    ) -> builtins.list[tuple[uuid.UUID, uuid.UUID, str]]:
+        """The duplicate check of a write to file `checked_id` (created or updated).
+
+        A match refuses the write (DUPLICATE_CUSTOMER) only when the caller could have
+        found it anyway: the other file is in its read scope and it reads the field in
+        clear under the request's purpose. Any other match must not answer (it would say
+        that an unseen contact exists, or confirm a guess of a masked one): the write goes
+        ahead and the match is returned as (checked file, other file, field) for
+        `flag_duplicates`. Every field checked is audited as a `duplicate_check`: a hit
+        with the ids of the files matched, a miss with the id of the file checked.
+        """
+        found = await self.duplicate_matches(
+            session, contacts, known=self.known_scope(caller), excluding=excluding
+        )
+        refused: str | None = None
+        unseen: list[tuple[uuid.UUID, uuid.UUID, str]] = []
+        for field, matches in found.items():
+            caller.audit.lookup(
+                OBJECT,
+                "duplicate_check",
+                field,
+                hit=bool(matches),
+                record_ids=list(matches) or [checked_id],
+            )
+            clear = field in self.clear_contacts(caller)
+            for other, inside in matches.items():
+                if clear and inside:
+                    refused = refused or field
+                else:
+                    unseen.append((checked_id, other, field))
+        if refused is not None:
+            raise ConflictError(
+                f"a customer with this {refused} already exists", code="DUPLICATE_CUSTOMER"
+            )
+        return unseen
+
+    def clear_contacts(self, caller: Caller) -> frozenset[str]:
+        """The searchable contacts the caller reads in clear under the request's purpose:
+        the only ones a duplicate check may answer on."""
+        return frozenset(f for f in BLIND_INDEXED if self._mode(caller, f) is FieldMode.CLEAR)
+
+    async def flag_duplicates(
+        self,
+        session: AsyncSession,
+        audit: AuditRecorder,
+        found: Collection[tuple[uuid.UUID, uuid.UUID, str]],
+    ) -> builtins.list[uuid.UUID]:
+        """Store duplicate flags for matches the writer was not told about; returns the
+        new flags' ids (the caller audits them once they are sure to stay)."""
+        now = self.clock.now()
+        return await CustomerRepository(session).add_duplicate_flags(
+            [
+                {
+                    "id": new_id(),
+                    "new_customer_id": new,
+                    "existing_customer_id": existing,
+                    "field": field,
+                    "raised_at": now,
+                    "raised_by": audit.principal.subject[:128],
+                }
+                for new, existing, field in found
+            ]
+        )
+
+    def audit_flags(self, audit: AuditRecorder, flag_ids: Collection[uuid.UUID]) -> None:
+        for flag_id in flag_ids:
+            audit.change(DUPLICATE_FLAG, "create", flag_id, FLAG_FIELDS)
+
+    async def list_duplicate_flags(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        first: int,
+        after: uuid.UUID | None,
+    ) -> Page[DuplicateFlag]:
+        """Stored flags whose two files are both in the caller's read scope, on fields it
+        reads in clear under the request's purpose (as a lookup would need)."""
+        scope = self._scope(caller)
+        fields = self.clear_contacts(caller)
+        rows = await CustomerRepository(session).duplicate_flags(
+            scope=scope, fields=fields, after=after, limit=first
+        )
+        page = page_of(rows, first)
+        caller.audit.read(
+            DUPLICATE_FLAG,
+            (f.id for f in page.items),
+            dict.fromkeys(FLAG_FIELDS, "clear"),
+        )
+        return page
 
     # --- changing a file -------------------------------------------------------------
 
@@ -468,7 +637,9 @@ class CustomerService:
         customer, key = await self._locked(session, caller, scope, customer_id)
         values = _validated(changes)
         contacts = {f: values[f] for f in BLIND_INDEXED if f in values and values[f] is not None}
-        await self._refuse_duplicates(session, contacts, excluding=customer.id)
+        found = await self.check_duplicates(
+            session, caller, contacts, customer.id, excluding=customer.id
+        )
         bidx_version = customer.bidx_key_version or self.vault.keys.current_blind_index_version()
         for field, value in values.items():
             if field in SEALED_CUSTOMER_FIELDS:
@@ -495,6 +666,7 @@ class CustomerService:
         await CustomerRepository(session).flush()
         changed = sorted(values)
         caller.audit.change(OBJECT, "update", customer.id, changed)
+        self.audit_flags(caller.audit, await self.flag_duplicates(session, caller.audit, found))
         return changed
 
     async def verify_contact(
@@ -554,7 +726,11 @@ class CustomerService:
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID
     ) -> builtins.list[tuple[uuid.UUID, builtins.list[str]]]:
         """Other visible files with the same phone, email or national ID: found through
-        the blind indexes, confirmed by decryption (values never leave the server)."""
+        the blind indexes, confirmed by decryption (values never leave the server).
+
+        Only on fields the caller reads in clear under the request's purpose: a match on a
+        masked field would confirm a guess written into a file of the caller's own. Each
+        field checked is audited as a `duplicate_check` (hit: the files matched)."""
         scope = self._scope(caller, "update")
         customer, key = await self._locked(session, caller, scope, customer_id, lock=False)
         repo = CustomerRepository(session)
@@ -564,13 +740,18 @@ class CustomerService:
             index = getattr(customer, bidx_column)
             if ciphertext is None or index is None:
                 continue
+            if self._mode(caller, field) is not FieldMode.CLEAR:
+                continue
             own = self.vault.reveal(key, FieldRef(TABLE, field, customer.id), ciphertext)
             rows = await repo.candidates_by_blind_index(
                 bidx_column, index, scope=scope, excluding=customer.id, contact=field
             )
-            for row in rows:
-                if self._matches(row, field, NORMALISERS[field](own)):
-                    matches.setdefault(row.id, []).append(field)
+            hits = [row.id for row in rows if self._matches(row, field, NORMALISERS[field](own))]
+            caller.audit.lookup(
+                OBJECT, "duplicate_check", field, hit=bool(hits), record_ids=hits or [customer.id]
+            )
+            for hit in hits:
+                matches.setdefault(hit, []).append(field)
         return sorted(matches.items(), key=lambda item: item[0])
 
     async def merge(

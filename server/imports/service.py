@@ -19,6 +19,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
+from sqlalchemy import ColumnElement, true
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +27,14 @@ from server.audit.recorder import AuditRecorder
 from server.authz.authorizer import RowScope
 from server.caller import Caller
 from server.customer.fields import BLIND_INDEXED, IMPORTABLE, NORMALISERS, REQUIRED
-from server.customer.service import CustomerService, NewCustomer, SealedCustomer
+from server.customer.repository import CustomerRepository
+from server.customer.service import (
+    DUPLICATE_FLAG,
+    FLAG_FIELDS,
+    CustomerService,
+    NewCustomer,
+    SealedCustomer,
+)
 from server.data.base import new_id
 from server.data.customer_fields import CUSTOMER_FIELDS
 from server.data.models import Customer
@@ -74,6 +82,21 @@ class ImportReport:
 Progress = Callable[[int], None]
 
 
+@dataclass(frozen=True, slots=True)
+class DuplicateRule:
+    """When an imported row's contact already belongs to a file, whether the row may be
+    refused for it: only for a file in `known` (the files the importer may know exist) on
+    a field in `clear` (the contacts it reads in clear). Any other match lands the row
+    and raises a duplicate flag, so a file of probe rows learns nothing it could not look
+    up. The CLI operator holds the keyring and the database: everything is known to it."""
+
+    known: ColumnElement[bool]
+    clear: frozenset[str]
+
+
+OPERATOR_RULE = DuplicateRule(known=true(), clear=frozenset(BLIND_INDEXED))
+
+
 @dataclass
 class ImportRun:
     """One file's import, batch after batch: the report so far and what earlier batches
@@ -87,6 +110,8 @@ class ImportRun:
     minimal: bool = False
     contacts: dict[tuple[str, str], int] = field(default_factory=dict)
     order_refs: dict[str, int] = field(default_factory=dict)
+    # Which existing files may refuse a row (the importer's knowledge): see DuplicateRule.
+    duplicates: DuplicateRule = OPERATOR_RULE
 
 
 def cell_text(value: Any) -> str:
@@ -193,6 +218,7 @@ class ImportService:
         *,
         default_owner: str | None = None,
         default_team: str | None = None,
+        duplicates: DuplicateRule = OPERATOR_RULE,
     ) -> ImportRun:
         """Check the header of a `customers` or `orders` file and begin its import."""
         if kind == "customers":
@@ -202,6 +228,7 @@ class ImportService:
                 ImportReport("customers"),
                 default_owner=default_owner,
                 default_team=default_team,
+                duplicates=duplicates,
             )
         minimal = "product_sku" not in {h for h in header if h}
         if minimal:
@@ -275,6 +302,9 @@ class ImportService:
         owns_only = scope is RowScope.OWN
         owner = principal.subject if owns_only else None
         header = sorted({k for r in rows for k in r.values} | {"name"})
+        rule = DuplicateRule(
+            known=self.customers.known_scope(caller), clear=self.customers.clear_contacts(caller)
+        )
         return await self.import_customers(
             session,
             header,
@@ -283,6 +313,7 @@ class ImportService:
             default_owner=owner,
             default_team=principal.team,
             strict=strict,
+            duplicates=rule,
         )
 
     async def import_customers(
@@ -297,6 +328,7 @@ class ImportService:
         batch_size: int = DEFAULT_BATCH,
         strict: bool = False,
         progress: Progress | None = None,
+        duplicates: DuplicateRule = OPERATOR_RULE,
     ) -> ImportReport:
         """Import customer rows in the caller's one transaction."""
         run = self.start(
@@ -347,15 +379,38 @@ class ImportService:
                         seen[(f, v)] = row.number
                 valid.append((row.number, sealed))
         existing = await self._existing_contacts(session, [s for _, s in valid])
+        inside = await CustomerRepository(session).readable_ids(
+            {m for ids in existing.values() for m in ids}, run.duplicates.known
+        )
         landing: list[tuple[int, SealedCustomer]] = []
+        flags: list[tuple[uuid.UUID, uuid.UUID, str]] = []
         for number, sealed in valid:
-            taken = [f for f, v in sealed.contacts.items() if v is not None and (f, v) in existing]
+            taken: list[str] = []
+            unseen: list[tuple[uuid.UUID, uuid.UUID, str]] = []
+            for f, v in sealed.contacts.items():
+                if v is None:
+                    continue
+                matches = sorted(existing.get((f, v), ()))
+                audit.lookup(
+                    "customer",
+                    "duplicate_check",
+                    f,
+                    hit=bool(matches),
+                    record_ids=matches or [sealed.customer.id],
+                )
+                for other in matches:
+                    if f in run.duplicates.clear and other in inside:
+                        taken.append(f)
+                    else:
+                        unseen.append((sealed.customer.id, other, f))
             if taken:
                 report.rejected.append(
                     RejectedRow(number, f"a customer with this {taken[0]} already exists")
                 )
             else:
                 landing.append((number, sealed))
+                flags += unseen
+        flag_ids: list[uuid.UUID] = []
 
         async def write() -> None:
             await ImportRepository(session).add_customers(
@@ -373,11 +428,14 @@ class ImportService:
                     for _, s in landing
                 ],
             )
+            flag_ids[:] = await self.customers.flag_duplicates(session, audit, flags)
 
         if await self.land_batch(session, report, [n for n, _ in landing], write):
             for _, s in landing:
                 report.created_ids.append(s.customer.id)
                 audit.change("customer", "import", s.customer.id, s.sealed_fields)
+            for flag_id in flag_ids:
+                audit.change(DUPLICATE_FLAG, "import", flag_id, list(FLAG_FIELDS))
 
     def _seal_row(
         self, row: SourceRow, default_owner: str | None, default_team: str | None
@@ -403,22 +461,22 @@ class ImportService:
 
     async def _existing_contacts(
         self, session: AsyncSession, sealed: list[SealedCustomer]
-    ) -> set[tuple[str, str]]:
-        """(field, normalised value) pairs that already belong to a customer: blind index
-        candidates in one query per field, confirmed by decrypting (indexes are truncated)."""
+    ) -> dict[tuple[str, str], set[uuid.UUID]]:
+        """The live files holding each (field, normalised value): blind index candidates
+        in one query per field, confirmed by decrypting (indexes are truncated)."""
         wanted: dict[str, set[str]] = {}
         for s in sealed:
             for f, v in s.contacts.items():
                 if v is not None:
                     wanted.setdefault(f, set()).add(v)
-        found: set[tuple[str, str]] = set()
+        found: dict[tuple[str, str], set[uuid.UUID]] = {}
         repo = ImportRepository(session)
         for f, values in wanted.items():
             indexes = {self.vault.blind_index(f, v) for v in values}
             for candidate in await repo.candidates(BLIND_INDEXED[f], indexes):
                 text = self._reveal(candidate, f)
                 if text is not None and NORMALISERS[f](text) in values:
-                    found.add((f, NORMALISERS[f](text)))
+                    found.setdefault((f, NORMALISERS[f](text)), set()).add(candidate.id)
         return found
 
     def _reveal(self, candidate: Any, f: str) -> str | None:
@@ -472,6 +530,18 @@ class ImportService:
             except ValidationError as error:
                 report.rejected.append(RejectedRow(row.number, error.message))
         customers = await self._resolve_customers(session, [p["ref"] for _, p in parsed])
+        for _, p in parsed:
+            kind, _value = p["ref"]
+            if kind != "id":
+                # A customer found by a contact value: a lookup, audited hit or miss.
+                found = customers.get(p["ref"])
+                audit.lookup(
+                    "customer",
+                    "lookup",
+                    kind,
+                    hit=found is not None,
+                    record_ids=[found] if found is not None else [],
+                )
         products = await ProductRepository(session).by_skus(
             {p["sku"] for _, p in parsed if p.get("sku")}
         )

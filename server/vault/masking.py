@@ -1,4 +1,9 @@
-"""Format-preserving masks for `masked` mode: enough to recognise, not to use."""
+"""Format-preserving masks for `masked` mode: enough to recognise, not to use.
+
+Each mask shows a fixed shape, so it never tells a value's length, and keeps only the
+part a person needs to confirm who they are talking to (the README lists each and why).
+The field registry (server/data/customer_fields.py) names each field's mask.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from server.data.customer_fields import CUSTOMER_FIELDS, Mask
 
 
 def mask_phone(value: str) -> str:
+    # 3 + 4: the display mainland services use to let a caller confirm their number.
     digits = "".join(ch for ch in value if ch.isdigit())
     if len(digits) >= 11:
         digits = digits[-11:]
@@ -24,9 +30,11 @@ def mask_email(value: str) -> str:
 
 
 def mask_national_id(value: str) -> str:
+    # Last four only: the leading digits are the region of birth and, with the birthday,
+    # leave a handful of check-digit-valid numbers to try.
     if len(value) <= 8:
-        return "*" * len(value)
-    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+        return "*" * 18
+    return "*" * 14 + value[-4:]
 
 
 def mask_bank_card(value: str) -> str:
@@ -35,9 +43,11 @@ def mask_bank_card(value: str) -> str:
 
 
 def mask_name(value: str) -> str:
+    # First character (a Chinese surname, a Western initial) and a fixed tail: the
+    # length of a name narrows it down.
     if not value:
         return value
-    return value[0] + "*" * max(len(value) - 1, 1)
+    return value[0] + "**"
 
 
 def mask_text(value: str) -> str:
@@ -45,8 +55,9 @@ def mask_text(value: str) -> str:
 
 
 def mask_date(value: str) -> str:
-    # A birthday keeps month and day (care reminders) but hides the year.
-    return "****" + value[4:] if len(value) == 10 else "***"
+    # A birthday keeps its year (an age band) and hides month and day: year, month and
+    # day together identify a person among a few thousand.
+    return value[:4] + "-**-**" if len(value) == 10 else "***"
 
 
 # Each mask the customer field registry can name, by kind.

@@ -33,3 +33,41 @@ def signature_valid(keys: SigningKeys, version: int, content: bytes, signature: 
         return False
     expected = hmac.new(key, content, hashlib.sha256).digest()
     return hmac.compare_digest(expected, bytes(signature))
+
+
+# The audit's query hash: a keyed digest, so a known query template with a guessed value
+# cannot be hashed by anyone without the key and compared. Its key is derived from the
+# signing key of the same version (domain-separated), so it rotates with it and a
+# verifier holding the keyring can check any event's hash; the digest names its version.
+QUERY_HASH_WIDTH = 64
+_QUERY_HASH_LABEL = b"custos audit query hash"
+
+
+def _query_key(key: bytes) -> bytes:
+    return hmac.new(key, _QUERY_HASH_LABEL, hashlib.sha256).digest()
+
+
+def _query_digest(version: int, key: bytes, query: str) -> str:
+    prefix = f"{version}:"
+    digest = hmac.new(_query_key(key), query.encode(), hashlib.sha256).hexdigest()
+    return prefix + digest[: QUERY_HASH_WIDTH - len(prefix)]
+
+
+def query_hash(keys: SigningKeys, query: str) -> str:
+    """`<version>:<hex>` (64 characters): HMAC-SHA256 of the query text under a key derived
+    from the newest signing key."""
+    version, key = keys.signing_key()
+    return _query_digest(version, key, query)
+
+
+def query_hash_matches(keys: SigningKeys, stored: str, query: str) -> bool:
+    """Whether `stored` (an event's query hash) is the keyed hash of `query`; false for an
+    unkeyed or malformed hash or a version the key provider no longer has."""
+    version_text, sep, _ = stored.partition(":")
+    if not sep or not version_text.isdigit():
+        return False
+    try:
+        key = keys.signing_key_version(int(version_text))
+    except KeyError:
+        return False
+    return hmac.compare_digest(_query_digest(int(version_text), key, query), stored)

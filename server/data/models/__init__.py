@@ -10,7 +10,13 @@ from server.data.models.audit import (
 )
 from server.data.models.campaign import Campaign, CampaignRecipient
 from server.data.models.complaint import Complaint, ComplaintEvent
-from server.data.models.customer import Consent, Customer, CustomerKey, KeyRotation
+from server.data.models.customer import (
+    Consent,
+    Customer,
+    CustomerKey,
+    DuplicateFlag,
+    KeyRotation,
+)
 from server.data.models.interaction import Interaction
 from server.data.models.loyalty import LoyaltyEntry, Referral
 from server.data.models.order import Order, OrderItem, OrderStatusEvent, Product
@@ -30,6 +36,7 @@ __all__ = [
     "Consent",
     "Customer",
     "CustomerKey",
+    "DuplicateFlag",
     "Interaction",
     "KeyRotation",
     "LoyaltyEntry",

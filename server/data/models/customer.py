@@ -1,4 +1,4 @@
-"""Customer files, their data keys, consents and key-rotation progress."""
+"""Customer files, their data keys, consents, key-rotation progress and duplicate flags."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Uuid
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, MappedColumn
 
 from server.data.base import Base, DataClass, UtcDateTime, column, new_id, timestamp
@@ -128,3 +128,28 @@ class KeyRotation(Base):
     started_at: Mapped[datetime] = timestamp()
     finished_at: Mapped[datetime | None] = timestamp()
     detail: Mapped[dict[str, Any]] = column(INT, JSON, default=dict)
+
+
+class DuplicateFlag(Base):
+    """Two files share a phone, email or national ID, found by a write whose caller could
+    not be told (the other file outside its scope, or the field not in clear for it).
+
+    Only ids and the field name: whoever's scope covers both files and reads the field
+    in clear sees the flag and may merge them. Not owned by either customer (no
+    `customer_id`): it is not part of either person's export.
+    """
+
+    __tablename__ = "duplicate_flags"
+    __table_args__ = (UniqueConstraint("new_customer_id", "existing_customer_id", "field"),)
+
+    id: Mapped[uuid.UUID] = column(PUB, Uuid, primary_key=True, default=new_id)
+    # The file the write created or changed, and the file it was found to match.
+    new_customer_id: Mapped[uuid.UUID] = column(
+        INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    existing_customer_id: Mapped[uuid.UUID] = column(
+        INT, Uuid, ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    field: Mapped[str] = column(INT, String(32))
+    raised_at: Mapped[datetime] = timestamp()
+    raised_by: Mapped[str] = column(INT, String(128))

@@ -1,0 +1,1 @@
+"""Attacks from the penetration test, one file per kind: each failed on main, each must fail."""
