@@ -96,6 +96,7 @@ class AccessMutation:
                 action=input.action,
                 effect=input.effect,
                 mode=input.mode,
+                scope=input.scope,
             ),
         )
         if isinstance(rule, UserError):
@@ -115,6 +116,7 @@ class AccessMutation:
                 action=input.action,
                 effect=input.effect,
                 mode=input.mode,
+                scope=input.scope,
             ),
         )
         if isinstance(rule, UserError):

@@ -22,3 +22,6 @@ class GraphQLContext:
     # Filled by the OperationCapture extension once the document is parsed.
     operation_type: str = "unknown"
     operation_name: str | None = None
+    # Root mutations answered with a `UserError` because the gate refused them (an
+    # out-of-scope NOT_FOUND, OUT_OF_SCOPE): the edge audits the request as denied.
+    refused_results: int = 0

@@ -110,35 +110,33 @@ async def test_added_rule_applies_on_the_next_request_and_removal_withdraws_it(
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     version = await _version(state)
 
-    for action in ("read", "scope:all"):
-        body = await api.gql(ADD, _rule("integrator", "customer", action), token=admin)
-        assert body["data"]["addPolicy"]["__typename"] == "PolicyAdded"
+    body = await api.gql(ADD, _rule("integrator", "customer", "read", scope="all"), token=admin)
+    assert body["data"]["addPolicy"]["rule"]["action"] == "read:all"
     body = await api.gql(ADD, _rule("integrator", "customer.name", mode="masked"), token=admin)
     assert body["data"]["addPolicy"]["rule"]["action"] == "read:masked"
-    assert await _version(state) == version + 3
+    assert await _version(state) == version + 2
 
     allowed = await api.gql(COUNT, token=integrator)
     assert allowed["data"]["customers"]["totalCount"] == 1
     assert "*" in allowed["data"]["customers"]["edges"][0]["node"]["name"]
 
-    again = await api.gql(ADD, _rule("integrator", "customer", "read"), token=admin)
+    again = await api.gql(ADD, _rule("integrator", "customer", "read:all"), token=admin)
     assert again["data"]["addPolicy"] == {
         "__typename": "UserError",
         "code": "POLICY_EXISTS",
         "message": "this rule already exists",
     }
-    removed = await api.gql(REMOVE, _rule("integrator", "customer", "read"), token=admin)
+    removed = await api.gql(REMOVE, _rule("integrator", "customer", "read:all"), token=admin)
     assert removed["data"]["removePolicy"]["__typename"] == "PolicyRemoved"
     assert (await api.gql(COUNT, token=integrator))["data"] is None
-    missing = await api.gql(REMOVE, _rule("integrator", "customer", "read"), token=admin)
+    missing = await api.gql(REMOVE, _rule("integrator", "customer", "read:all"), token=admin)
     assert missing["data"]["removePolicy"]["code"] == "POLICY_NOT_FOUND"
 
     audited = await _accesses(state, "policy")
     assert [(a.action, a.changed_fields) for a in audited] == [
-        ("add", ["p, integrator, customer, read, allow"]),
-        ("add", ["p, integrator, customer, scope:all, allow"]),
+        ("add", ["p, integrator, customer, read:all, allow"]),
         ("add", ["p, integrator, customer.name, read:masked, allow"]),
-        ("remove", ["p, integrator, customer, read, allow"]),
+        ("remove", ["p, integrator, customer, read:all, allow"]),
     ]
 
 
@@ -155,6 +153,14 @@ async def test_invalid_rules_are_refused_with_a_code_and_change_nothing(
         (_rule("agent", "customer", "read:clear"), "UNKNOWN_ACTION"),
         (_rule("agent", "customer.phone", "scope:all"), "UNKNOWN_ACTION"),
         (_rule("agent", "customer", "read", effect="maybe"), "UNKNOWN_EFFECT"),
+        (_rule("agent", "customer", "update"), "SCOPE_REQUIRED"),
+        (_rule("agent", "customer", "update:*"), "SCOPE_REQUIRED"),
+        (_rule("agent", "customer", "update", scope="everyone"), "UNKNOWN_SCOPE"),
+        (_rule("agent", "product", "read", scope="own"), "UNKNOWN_SCOPE"),
+        (_rule("agent", "customer", "scope:all"), "UNKNOWN_ACTION"),
+        (_rule("agent", "role:no such", "grant"), "UNKNOWN_OBJECT"),
+        (_rule("agent", "role:admin", "read"), "UNKNOWN_ACTION"),
+        (_rule("user:a:b", "customer", "read:all"), "INVALID_SUBJECT"),
         (_rule("agent", "customer.phone", mode="blurred"), "UNKNOWN_MODE"),
         (_rule("agent", "customer", mode="clear"), "UNKNOWN_MODE"),
         (_rule("a b", "customer", "read"), "INVALID_SUBJECT"),
@@ -275,7 +281,7 @@ async def test_explain_access_names_the_deciding_and_matching_rules(api: Api) ->
 
     allowed = await api.gql(
         EXPLAIN,
-        {"subject": "bob", "roles": ["agent"], "object": "customer", "action": "scope:own"},
+        {"subject": "bob", "roles": ["agent"], "object": "customer", "action": "read:own"},
         token=admin,
     )
     assert allowed["data"]["explainAccess"]["allowed"] is True
@@ -317,8 +323,7 @@ async def test_api_key_lifecycle_scoped_by_its_own_rules(api: Api, state: AppSta
     assert explained["roles"] == ["integrator"]
     assert explained["decidingRule"]["subject"] == "integrator"
     for rule in (
-        _rule(key["subject"], "customer", "read"),
-        _rule(key["subject"], "customer", "scope:all"),
+        _rule(key["subject"], "customer", "read:all"),
         _rule(key["subject"], "customer.name", mode="masked"),
     ):
         added = await api.gql(ADD, rule, token=admin)

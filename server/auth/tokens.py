@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 from jwt import PyJWK
 
-from server.auth.principal import Principal
+from server.auth.principal import Principal, PrincipalKind, subject_name_problem
 from server.config import Settings
 from server.errors import AuthenticationError
 
@@ -57,13 +57,17 @@ class TokenVerifier:
             raise AuthenticationError("token signature is invalid", code="TOKEN_INVALID") from None
         except jwt.PyJWTError:
             raise AuthenticationError("token is invalid", code="TOKEN_INVALID") from None
+        subject = claims["sub"]
+        if subject_name_problem(subject) is not None:
+            # A token names a person: never an API key, the CLI operator or a rule subject.
+            raise AuthenticationError("token subject is not valid", code="TOKEN_INVALID")
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise AuthenticationError("token claim 'roles' must be a list", code="TOKEN_INVALID")
         team = claims.get("team")
         if team is not None and not isinstance(team, str):
             raise AuthenticationError("token claim 'team' must be a string", code="TOKEN_INVALID")
-        return Principal(subject=str(claims["sub"]), roles=tuple(roles), team=team)
+        return Principal(subject=subject, roles=tuple(roles), team=team, kind=PrincipalKind.USER)
 
 
 def issue_token(
@@ -74,7 +78,11 @@ def issue_token(
     team: str | None = None,
     ttl_seconds: int = 3600,
 ) -> str:
-    """An HS256 token for dev, tests and the CLI (`custos token`)."""
+    """An HS256 token for dev, tests and the CLI (`custos token`). A subject no token may
+    carry (`subject_name_problem`) is refused, so none is ever minted."""
+    problem = subject_name_problem(subject)
+    if problem is not None:
+        raise ValueError(problem)
     now = int(time.time())
     claims: dict[str, Any] = {"sub": subject, "roles": roles, "iat": now, "exp": now + ttl_seconds}
     if team:

@@ -82,15 +82,28 @@ async def import_file(
             await command.services.authorizer.ensure_seeded(session)
             with open_rows(path) as (header, rows), progress_bar() as bar:
                 task = bar.add_task(f"importing {kind}", total=total)
-                write = imports.import_customers if kind == "customers" else imports.import_orders
-                report = await write(
-                    session,
-                    header,
-                    rows,
-                    audit=command.audit,
-                    batch_size=batch_size,
-                    strict=strict,
-                    progress=lambda done: bar.update(task, completed=done),
-                )
+                if kind == "customers":
+                    # Customers land within the operator's create scope, as through the API.
+                    caller = await command.caller(session)
+                    caller.gate.require("import", "create")
+                    report = await imports.import_customers_by(
+                        session,
+                        caller,
+                        header,
+                        rows,
+                        batch_size=batch_size,
+                        strict=strict,
+                        progress=lambda done: bar.update(task, completed=done),
+                    )
+                else:
+                    report = await imports.import_orders(
+                        session,
+                        header,
+                        rows,
+                        audit=command.audit,
+                        batch_size=batch_size,
+                        strict=strict,
+                        progress=lambda done: bar.update(task, completed=done),
+                    )
             command.outcome = "ok" if report.written else "error"
         return report

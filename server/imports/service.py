@@ -19,12 +19,13 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from server.audit.recorder import AuditRecorder
 from server.authz.authorizer import RowScope
 from server.caller import Caller
 from server.customer.fields import BLIND_INDEXED, IMPORTABLE, NORMALISERS, REQUIRED
+from server.customer.repository import outside_scope
 from server.customer.service import CustomerService, NewCustomer, SealedCustomer
 from server.data.base import new_id
 from server.data.customer_fields import CUSTOMER_FIELDS
@@ -71,6 +72,17 @@ class ImportReport:
 
 
 Progress = Callable[[int], None]
+
+
+def _owner_and_team(
+    row: SourceRow, default_owner: str | None, default_team: str | None
+) -> tuple[str | None, str | None]:
+    """The owner and team a customer row lands with: its own cells, else the defaults."""
+    owner, team = (row.values.get(k) for k in ("owner_id", "team"))
+    return (
+        (cell_text(owner) if owner is not None else None) or default_owner,
+        (cell_text(team) if team is not None else None) or default_team,
+    )
 
 
 def cell_text(value: Any) -> str:
@@ -203,23 +215,41 @@ class ImportService:
     ) -> ImportReport:
         """An upload by an API caller: needs import/create and customer/create. A caller whose
         row scope is `own` gets the rows as their own customers, like `createCustomer`, so
-        the files stay visible to whoever imported them."""
+        the files stay visible to whoever imported them; a row for an owner or team outside
+        the caller's create scope refuses the whole upload (OUT_OF_SCOPE)."""
         caller.gate.require("import", "create")
-        scope = caller.gate.row_scope("customer", "create")
         if len(rows) > max_rows:
             raise ValidationError(f"at most {max_rows} rows per upload; use the CLI for more")
-        principal = caller.principal
-        owns_only = scope is RowScope.OWN
-        owner = principal.subject if owns_only else None
         header = sorted({k for r in rows for k in r.values} | {"name"})
+        return await self.import_customers_by(session, caller, header, iter(rows), strict=strict)
+
+    async def import_customers_by(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        header: list[str],
+        rows: Iterator[SourceRow],
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        strict: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Customers imported by `caller` (the API's uploader, the CLI operator), within its
+        `customer`/create row scope: every row must land where the caller may create."""
+        scope = caller.gate.row_scope("customer", "create")
+        principal = caller.principal
+        owner = principal.subject if scope is RowScope.OWN else None
         return await self.import_customers(
             session,
             header,
-            iter(rows),
+            rows,
             audit=caller.audit,
             default_owner=owner,
             default_team=principal.team,
+            batch_size=batch_size,
             strict=strict,
+            progress=progress,
+            within=(caller, scope),
         )
 
     async def import_customers(
@@ -234,6 +264,7 @@ class ImportService:
         batch_size: int = DEFAULT_BATCH,
         strict: bool = False,
         progress: Progress | None = None,
+        within: tuple[Caller, RowScope] | None = None,
     ) -> ImportReport:
         check_columns(header, CUSTOMER_COLUMNS, set(REQUIRED_CUSTOMER_COLUMNS))
         report = ImportReport("customers")
@@ -243,6 +274,8 @@ class ImportService:
         for chunk in batches(rows, batch_size):
             valid: list[tuple[int, SealedCustomer]] = []
             for row in chunk:
+                if within is not None:
+                    await self._refuse_outside(outer, within, row, default_owner, default_team)
                 try:
                     sealed = self._seal_row(row, default_owner, default_team)
                 except ValidationError as error:
@@ -306,6 +339,24 @@ class ImportService:
                 progress(report.seen)
         return await self._finish(outer, report, strict, audit, changes)
 
+    async def _refuse_outside(
+        self,
+        outer: AsyncSessionTransaction,
+        within: tuple[Caller, RowScope],
+        row: SourceRow,
+        default_owner: str | None,
+        default_team: str | None,
+    ) -> None:
+        """A row for an owner or team outside the importer's create scope is not a bad
+        row to skip but a refused import: nothing of it is written (OUT_OF_SCOPE, naming
+        the row's cell as `rows.<index>.<column>`)."""
+        caller, scope = within
+        owner, team = _owner_and_team(row, default_owner, default_team)
+        outside = outside_scope(scope, caller.principal, owner_id=owner, team=team)
+        if outside is not None:
+            await outer.rollback()
+            raise caller.gate.out_of_scope("customer", "create", f"rows.{row.number - 1}.{outside}")
+
     def _seal_row(
         self, row: SourceRow, default_owner: str | None, default_team: str | None
     ) -> SealedCustomer:
@@ -323,8 +374,7 @@ class ImportService:
             limit = PLAIN_LIMITS.get(name)
             if limit is not None and len(value) > limit:
                 raise ValidationError(f"{name} is longer than {limit} characters")
-        owner = text.get("owner_id") or default_owner
-        team = text.get("team") or default_team
+        owner, team = _owner_and_team(row, default_owner, default_team)
         data = new_customer(text, born, self.now())
         return self.customers.seal_new(data, owner_id=owner, team=team)
 

@@ -14,6 +14,7 @@ from server.data.models.customer import Consent, Customer, CustomerKey, KeyRotat
 from server.data.models.interaction import Interaction
 from server.data.models.loyalty import LoyaltyEntry, Referral
 from server.data.models.order import Order, OrderItem, OrderStatusEvent, Product
+from server.data.models.security import SecurityEvent
 
 __all__ = [
     "ApiKey",
@@ -40,4 +41,5 @@ __all__ = [
     "Product",
     "Referral",
     "RoleAssignment",
+    "SecurityEvent",
 ]
