@@ -376,3 +376,71 @@ async def test_bad_api_key_input_is_refused_and_creates_nothing(api: Api, state:
         assert result["code"] in {"BAD_USER_INPUT", "INVALID_ROLE", "UNKNOWN_ROLE"}
     async with state.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(ApiKey)) == 0
+
+
+EXPLAIN_SCOPES = """
+query($subject: String!, $roles: [String!], $object: String!, $action: String!) {
+  explainAccess(subject: $subject, roles: $roles, object: $object, action: $action) {
+    allowed scope scopes { action scope } decidingRule { subject object action }
+  }
+}
+"""
+
+
+async def test_explain_access_gives_the_row_scope_of_each_action(api: Api) -> None:
+    admin = api.token("admin", subject="root")
+    asked = {"subject": "ann", "roles": ["agent", "analyst"], "object": "customer"}
+    update = await api.gql(EXPLAIN_SCOPES, {**asked, "action": "update"}, token=admin)
+    answer = update["data"]["explainAccess"]
+    assert (answer["allowed"], answer["scope"]) == (True, "own")
+    assert answer["decidingRule"] == {
+        "subject": "agent",
+        "object": "customer",
+        "action": "update:own",
+    }
+    assert {s["action"]: s["scope"] for s in answer["scopes"]} == {
+        "read": "all",
+        "create": "own",
+        "update": "own",
+        "delete": None,
+        "erase": None,
+        "export": None,
+    }
+    erase = await api.gql(EXPLAIN_SCOPES, {**asked, "action": "erase"}, token=admin)
+    assert (erase["data"]["explainAccess"]["allowed"], erase["data"]["explainAccess"]["scope"]) == (
+        False,
+        None,
+    )
+    product = await api.gql(
+        EXPLAIN_SCOPES, {**asked, "action": "read", "object": "product"}, token=admin
+    )
+    assert product["data"]["explainAccess"]["scopes"] == []
+    for subject in ("user:ann", "cli:root", "principal:x", "a b", ""):
+        refused = await api.gql(
+            EXPLAIN_SCOPES, {**asked, "subject": subject, "action": "read"}, token=admin
+        )
+        assert refused["errors"][0]["extensions"]["code"] == "INVALID_SUBJECT", subject
+
+
+async def test_compliance_officers_grant_compliance_to_colleagues_only(
+    api: Api, state: AppState
+) -> None:
+    officer = api.token("compliance", subject="dpo")
+    given = await api.gql(ASSIGN, {"subject": "ann", "role": "compliance"}, token=officer)
+    assert given["data"]["assignRole"]["assignment"]["assignedBy"] == "dpo"
+    for subject, role in (("dpo", "compliance"), ("ann", "agent")):
+        refused = await api.gql(ASSIGN, {"subject": subject, "role": role}, token=officer)
+        assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN", (subject, role)
+    admin = api.token("admin", subject="root")
+    kept = await api.gql(REVOKE, {"subject": "ann", "role": "compliance"}, token=admin)
+    assert kept["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    # Nor may an admin hand out the right to grant it, by any rule that covers it.
+    for obj in ("role:compliance", "role:*"):
+        rule = _rule("user:puppet", obj, "grant")
+        assert (await api.gql(ADD, rule, token=admin))["errors"][0]["extensions"]["code"] == (
+            "FORBIDDEN"
+        )
+    taken = await api.gql(REVOKE, {"subject": "ann", "role": "compliance"}, token=officer)
+    assert taken["data"]["revokeRole"]["__typename"] == "RoleRevoked"
+    async with state.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(RoleAssignment)) == 0

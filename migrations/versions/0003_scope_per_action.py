@@ -16,8 +16,9 @@ whatever admins added since) are rewritten:
 - a deny of a plain action becomes a deny of every scope (`read:*`);
 - a `scope:<x>` deny becomes a deny of `<action>:<x>` for every action on every object
   (`p, user:bob, *, update:all, deny`), an allow disappears into the rules above;
-- rules the policy now needs are added when missing: admins' role grants (with
-  compliance held back) and the CLI operator's `segment`/`manage` and customer import.
+- rules the policy now needs are added when missing: role grants (admins every role
+  but compliance, compliance officers compliance) and the CLI operator's
+  `segment`/`manage` and customer import.
 
 The policy version moves, so running workers reload. A fresh database (empty policy
 table) is left alone: the server seeds it from policies/policy.csv.
@@ -62,6 +63,11 @@ ADDED_RULES = (
     # Admins grant roles, but not compliance (assignRole and API key roles need it now).
     (("admin", "policy", "manage", "allow"), ("admin", "role:*", "grant", "allow")),
     (("admin", "policy", "manage", "allow"), ("admin", "role:compliance", "grant", "deny")),
+    # Compliance officers co-opt colleagues into compliance.
+    (
+        ("compliance", "purpose:compliance", "use", "allow"),
+        ("compliance", "role:compliance", "grant", "allow"),
+    ),
     # The CLI operator: `custos segments refresh` (policy.csv only, until now) and
     # `custos import customers`, which passes the policy now.
     (None, ("cli_operator", "segment", "manage", "allow")),
@@ -180,7 +186,7 @@ def downgrade() -> None:
     added: list[Rule] = []
     for rule_id, (subject, obj, action, effect) in p_rules.items():
         verb, _, scope = action.partition(":")
-        if (subject, obj, action, effect) in {rule for _, rule in ADDED_RULES[:2]}:
+        if (subject, obj, action, effect) in {rule for _, rule in ADDED_RULES[:3]}:
             removed.add(rule_id)
         elif obj == "*" and effect == "deny" and verb in VERBS and scope:
             removed.add(rule_id)

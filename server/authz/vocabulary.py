@@ -98,6 +98,8 @@ RESERVED_CAPABILITIES: dict[tuple[str, str], str] = {
         for scope in ROW_SCOPES
     },
     **{(f"purpose:{p}", "use"): role for p, role in PURPOSE_STEWARDS.items()},
+    # ...and handing out the right to grant a steward role (`role:*` included).
+    **{(f"{ROLE_OBJECT_PREFIX}{role}", "grant"): role for role in PURPOSE_STEWARDS.values()},
 }
 
 _ROLE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
