@@ -460,3 +460,36 @@ async def test_an_owned_record_for_an_out_of_scope_customer_is_refused_with_its_
         assert Access("interaction", "create", ["*"], {target}) in accesses
     assert answers[0] == answers[1]
     assert answers[0]["data"]["logInteraction"]["code"] == "NOT_FOUND"
+
+
+async def test_a_write_outside_the_scope_and_a_self_grant_are_recorded_refusals(
+    state: AppState,
+) -> None:
+    from server.errors import ValidationError
+
+    agent = await _caller(state, "agent")
+    error = agent.gate.out_of_scope("customer", "create", "owner_id")
+    assert isinstance(error, ValidationError)
+    assert (error.code, error.field) == ("OUT_OF_SCOPE", "owner_id")
+    assert agent.gate.refusals == 1
+    admin = await _caller(state, "admin")
+    admin.gate.require_grant(["manager"], to_subject="ann")
+    with pytest.raises(ForbiddenError):
+        admin.gate.require_grant(["manager"], to_subject="gate-test")
+    with pytest.raises(ForbiddenError):
+        admin.gate.require_grant(["compliance"])
+    assert await _committed(state, agent) == [Access("customer", "create", ["*"], set())]
+    assert await _committed(state, admin) == [
+        Access("role:manager", "grant", ["*"], set()),
+        Access("role:compliance", "grant", ["*"], set()),
+    ]
+
+
+async def test_a_required_purpose_is_checked_with_the_scope(state: AppState) -> None:
+    target = uuid.uuid4()
+    unstated = await _caller(state, "compliance")
+    with pytest.raises(ForbiddenError):
+        unstated.gate.row_scope("customer", "erase", target=target)
+    assert await _committed(state, unstated) == [Access("customer", "erase", ["*"], {target})]
+    stated = await _caller(state, "compliance", purpose="compliance")
+    assert stated.gate.row_scope("customer", "erase", target=target) is RowScope.ALL
