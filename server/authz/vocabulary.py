@@ -84,12 +84,11 @@ REQUIRED_PURPOSES: dict[tuple[str, str], str] = {
     ("customer", "export"): "compliance",
     ("customer", "erase"): "compliance",
 }
-# Capabilities only whoever may grant the named role may hand out through `addPolicy`
-# (an allow rule that covers one, or removing a deny that covers one): the required
-# purposes above and the actions that need them, so that holding `policy`/`manage`
-# alone never adds up to an export of everyone.
-# Each required purpose has a steward role: handing out the purpose, or an action that
-# needs it, takes the right to grant that role.
+# Each required purpose has a steward role. Capabilities only whoever may grant the
+# steward role may hand out through `addPolicy` (an allow rule that covers one, or the
+# removal of a deny that covers one): the purpose, the actions that need it and the
+# right to grant the steward role, so that holding `policy`/`manage` alone never adds
+# up to an export of everyone.
 PURPOSE_STEWARDS: dict[str, str] = {"compliance": "compliance"}
 RESERVED_CAPABILITIES: dict[tuple[str, str], str] = {
     **{
@@ -98,7 +97,6 @@ RESERVED_CAPABILITIES: dict[tuple[str, str], str] = {
         for scope in ROW_SCOPES
     },
     **{(f"purpose:{p}", "use"): role for p, role in PURPOSE_STEWARDS.items()},
-    # ...and handing out the right to grant a steward role (`role:*` included).
     **{(f"{ROLE_OBJECT_PREFIX}{role}", "grant"): role for role in PURPOSE_STEWARDS.values()},
 }
 
@@ -143,7 +141,7 @@ def check_subject(subject: str) -> str:
     kind, sep, rest = subject.partition(":")
     if not sep and _ROLE.match(subject):
         return subject
-    if sep and kind == "user" and subject_name_problem(rest) is None:
+    if sep and kind == "user" and len(subject) <= 128 and subject_name_problem(rest) is None:
         return subject
     if sep and kind == "apikey":
         try:
@@ -155,7 +153,8 @@ def check_subject(subject: str) -> str:
 
 def check_user_subject(subject: str) -> str:
     """A person's subject as tokens carry it (role assignments are keyed by it): the same
-    rule as a token's `sub` (`subject_name_problem`)."""
+    rule as a token's `sub` (`subject_name_problem`), surrounding blanks aside."""
+    subject = subject.strip()
     problem = subject_name_problem(subject)
     if problem is not None:
         raise _invalid_subject(
@@ -292,7 +291,7 @@ def _check_action(kind: str, obj: str, action: str) -> str:
     if action != WILDCARD and action not in allowed:
         if obj in SCOPED_OBJECTS and action in SCOPED_VERBS:
             raise ValidationError(
-                f"{obj} rows are {action}d within a row scope: give {action}:all, "
+                f"{action} on {obj} names the rows it covers: give {action}:all, "
                 f"{action}:team or {action}:own (or scope all, team, own; "
                 f"{action}:* to deny every scope)",
                 code="SCOPE_REQUIRED",
