@@ -109,6 +109,7 @@ class AccessMutation:
                 action=input.action,
                 effect=input.effect,
                 mode=input.mode,
+                scope=input.scope,
             ),
         )
         if isinstance(rule, UserError):
@@ -128,6 +129,7 @@ class AccessMutation:
                 action=input.action,
                 effect=input.effect,
                 mode=input.mode,
+                scope=input.scope,
             ),
         )
         if isinstance(rule, UserError):

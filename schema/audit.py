@@ -47,8 +47,9 @@ def _filter(value: AuditEventFilter | None, now: datetime) -> AuditFilter:
     object_type = value.object_type
     record_id = None
     if value.customer_id is not None:
+        # Any access naming the customer: its own file, and what was done or attempted
+        # through its records (an interaction logged for it, a refused order of its).
         record_id = parse_id(value.customer_id, "customerId")
-        object_type = object_type or "customer"
     if value.record_id is not None:
         if record_id is not None:
             raise ValidationError("give customerId or recordId, not both")

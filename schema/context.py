@@ -27,3 +27,6 @@ class GraphQLContext:
     # Set by the HTTP edge: charges an operation's (cost, lookups) to the caller's rate
     # limits once it is known and before anything runs; answers the refusal or None.
     admit: Callable[[int, int], Awaitable[CustosError | None]] | None = None
+    # Root mutations answered with a `UserError` because the gate refused them (an
+    # out-of-scope NOT_FOUND, OUT_OF_SCOPE): the edge audits the request as denied.
+    refused_results: int = 0

@@ -35,14 +35,18 @@ async def run_mutation(
     recorded meanwhile; an expected error (`EXPECTED_ERRORS`) becomes a `UserError`
     with its code, message and field (by its GraphQL name). Anything else propagates:
     FORBIDDEN lands at the mutation's path, an unexpected error makes the edge roll the
-    whole request back. `expected` is for the two published exceptions to that rule.
+    whole request back. `expected` is for the two published exceptions to that rule. An
+    expected error that follows a refusal of the gate counts as a refused result.
     """
     mark = ctx.caller.audit.mark()
+    refusals = ctx.caller.gate.refusals
     try:
         async with ctx.session.begin_nested():
             return await change()
     except Exception as error:
         ctx.caller.audit.discard_changes_since(mark)
         if isinstance(error, expected):
+            if ctx.caller.gate.refusals > refusals:
+                ctx.refused_results += 1
             return UserError.from_error(error)
         raise

@@ -38,6 +38,10 @@ class PrivacyQuery:
 class CustomerErased:
     customer_id: strawberry.ID
     erased_at: datetime.datetime
+    erased_ids: list[strawberry.ID] = strawberry.field(
+        description="Every file erased: the surviving customer and each duplicate merged "
+        "into it (erasure by either id reaches them all)."
+    )
 
 
 @strawberry.type(description="A consent was granted or withdrawn.")
@@ -67,7 +71,9 @@ class PrivacyMutation:
         if isinstance(receipt, UserError):
             return receipt
         return CustomerErased(
-            customer_id=strawberry.ID(str(receipt.customer_id)), erased_at=receipt.erased_at
+            customer_id=strawberry.ID(str(receipt.customer_id)),
+            erased_at=receipt.erased_at,
+            erased_ids=[strawberry.ID(str(i)) for i in receipt.erased_ids],
         )
 
     @strawberry.mutation(description="Record a consent to a purpose (an active one is kept).")

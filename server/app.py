@@ -61,6 +61,7 @@ from server.graphql_http import (
 )
 from server.inputs import text_problem
 from server.ratelimit import Admission, RateLimits
+from server.security.stream import BAD_PURPOSE, record_refusal
 from server.services import Services
 from server.vault.keyring import LocalKeyring
 
@@ -174,13 +175,16 @@ async def handle_graphql(state: AppState, request: Request) -> Response:
         gql = parse_body(body)
         purpose = request.headers.get("x-purpose")
         if purpose is not None and purpose not in PURPOSES:
-            raise HttpProblem(400, f"X-Purpose must be one of {', '.join(PURPOSES)}", "BAD_PURPOSE")
+            raise HttpProblem(400, f"X-Purpose must be one of {', '.join(PURPOSES)}", BAD_PURPOSE)
         response = await _execute(state, request, gql, media, request_id, purpose)
     except HttpProblem as problem:
+        if problem.code == BAD_PURPOSE:
+            await _security_refusal(state, request, problem.code, request_id)
         response = _problem(problem.status, problem.message, problem.code, media, problem.headers)
     except AuthenticationError as error:
         if state.rate_limits is not None:
             await state.rate_limits.failed_authentication(_client_address(request))
+        await _security_refusal(state, request, error.code, request_id)
         response = _problem(
             401, error.message, error.code, media, {"WWW-Authenticate": 'Bearer realm="custos"'}
         )
@@ -190,6 +194,19 @@ async def handle_graphql(state: AppState, request: Request) -> Response:
 
 def _client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+async def _security_refusal(state: AppState, request: Request, code: str, request_id: str) -> None:
+    """A request refused before it had an authenticated caller: the security stream, not
+    the audit chain (see `server/security/stream.py`)."""
+    client = request.client
+    await record_refusal(
+        state.sessions,
+        code=code,
+        client_addr=client.host if client else None,
+        request_id=request_id,
+        at=state.services.clock.now(),
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -256,13 +273,21 @@ def _audited_name(name: str | None) -> str | None:
     return name if name is not None and _OPERATION_NAME.fullmatch(name) else None
 
 
-def _outcome(data: Any, errors: list[GraphQLError]) -> str:
-    if not errors:
+REFUSALS = frozenset({"FORBIDDEN", "NOT_FOUND", "UNAUTHENTICATED", "OUT_OF_SCOPE"})
+
+
+def _outcome(data: Any, errors: list[GraphQLError], refused_results: int = 0) -> str:
+    """ok, partial, denied or error. A root mutation answered with a `UserError` after
+    the gate refused it (out of scope: NOT_FOUND, OUT_OF_SCOPE) counts as refused, like a
+    root field that came back null with a FORBIDDEN or NOT_FOUND error."""
+    if not errors and not refused_results:
         return "ok"
     codes = {format_error(e)["extensions"]["code"] for e in errors}
-    # Nothing came back (no data, or every root field null): denied or error, not partial.
-    if data is None or all(value is None for value in data.values()):
-        return "denied" if codes <= {"FORBIDDEN", "NOT_FOUND", "UNAUTHENTICATED"} else "error"
+    roots = list(data.values()) if isinstance(data, dict) else []
+    failed = sum(value is None for value in roots) + refused_results
+    # Nothing came back (no data, or every root field null or refused): denied or error.
+    if data is None or failed >= len(roots):
+        return "denied" if codes <= REFUSALS else "error"
     return "partial"
 
 
@@ -345,7 +370,7 @@ async def _execute(
                     operation_type=context.operation_type,
                     operation_name=context.operation_name or _audited_name(gql.operation_name),
                     query=gql.query,
-                    outcome=_outcome(result.data, errors),
+                    outcome=_outcome(result.data, errors, context.refused_results),
                     occurred_at=services.clock.now(),
                     checkpoints=services.audit.signer,
                 )

@@ -110,35 +110,33 @@ async def test_added_rule_applies_on_the_next_request_and_removal_withdraws_it(
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     version = await _version(state)
 
-    for action in ("read", "scope:all"):
-        body = await api.gql(ADD, _rule("integrator", "customer", action), token=admin)
-        assert body["data"]["addPolicy"]["__typename"] == "PolicyAdded"
+    body = await api.gql(ADD, _rule("integrator", "customer", "read", scope="all"), token=admin)
+    assert body["data"]["addPolicy"]["rule"]["action"] == "read:all"
     body = await api.gql(ADD, _rule("integrator", "customer.name", mode="masked"), token=admin)
     assert body["data"]["addPolicy"]["rule"]["action"] == "read:masked"
-    assert await _version(state) == version + 3
+    assert await _version(state) == version + 2
 
     allowed = await api.gql(COUNT, token=integrator)
     assert allowed["data"]["customers"]["totalCount"] == 1
     assert "*" in allowed["data"]["customers"]["edges"][0]["node"]["name"]
 
-    again = await api.gql(ADD, _rule("integrator", "customer", "read"), token=admin)
+    again = await api.gql(ADD, _rule("integrator", "customer", "read:all"), token=admin)
     assert again["data"]["addPolicy"] == {
         "__typename": "UserError",
         "code": "POLICY_EXISTS",
         "message": "this rule already exists",
     }
-    removed = await api.gql(REMOVE, _rule("integrator", "customer", "read"), token=admin)
+    removed = await api.gql(REMOVE, _rule("integrator", "customer", "read:all"), token=admin)
     assert removed["data"]["removePolicy"]["__typename"] == "PolicyRemoved"
     assert (await api.gql(COUNT, token=integrator))["data"] is None
-    missing = await api.gql(REMOVE, _rule("integrator", "customer", "read"), token=admin)
+    missing = await api.gql(REMOVE, _rule("integrator", "customer", "read:all"), token=admin)
     assert missing["data"]["removePolicy"]["code"] == "POLICY_NOT_FOUND"
 
     audited = await _accesses(state, "policy")
     assert [(a.action, a.changed_fields) for a in audited] == [
-        ("add", ["p, integrator, customer, read, allow"]),
-        ("add", ["p, integrator, customer, scope:all, allow"]),
+        ("add", ["p, integrator, customer, read:all, allow"]),
         ("add", ["p, integrator, customer.name, read:masked, allow"]),
-        ("remove", ["p, integrator, customer, read, allow"]),
+        ("remove", ["p, integrator, customer, read:all, allow"]),
     ]
 
 
@@ -155,6 +153,14 @@ async def test_invalid_rules_are_refused_with_a_code_and_change_nothing(
         (_rule("agent", "customer", "read:clear"), "UNKNOWN_ACTION"),
         (_rule("agent", "customer.phone", "scope:all"), "UNKNOWN_ACTION"),
         (_rule("agent", "customer", "read", effect="maybe"), "UNKNOWN_EFFECT"),
+        (_rule("agent", "customer", "update"), "SCOPE_REQUIRED"),
+        (_rule("agent", "customer", "update:*"), "SCOPE_REQUIRED"),
+        (_rule("agent", "customer", "update", scope="everyone"), "UNKNOWN_SCOPE"),
+        (_rule("agent", "product", "read", scope="own"), "UNKNOWN_SCOPE"),
+        (_rule("agent", "customer", "scope:all"), "UNKNOWN_ACTION"),
+        (_rule("agent", "role:no such", "grant"), "UNKNOWN_OBJECT"),
+        (_rule("agent", "role:admin", "read"), "UNKNOWN_ACTION"),
+        (_rule("user:a:b", "customer", "read:all"), "INVALID_SUBJECT"),
         (_rule("agent", "customer.phone", mode="blurred"), "UNKNOWN_MODE"),
         (_rule("agent", "customer", mode="clear"), "UNKNOWN_MODE"),
         (_rule("a b", "customer", "read"), "INVALID_SUBJECT"),
@@ -275,7 +281,7 @@ async def test_explain_access_names_the_deciding_and_matching_rules(api: Api) ->
 
     allowed = await api.gql(
         EXPLAIN,
-        {"subject": "bob", "roles": ["agent"], "object": "customer", "action": "scope:own"},
+        {"subject": "bob", "roles": ["agent"], "object": "customer", "action": "read:own"},
         token=admin,
     )
     assert allowed["data"]["explainAccess"]["allowed"] is True
@@ -317,8 +323,7 @@ async def test_api_key_lifecycle_scoped_by_its_own_rules(api: Api, state: AppSta
     assert explained["roles"] == ["integrator"]
     assert explained["decidingRule"]["subject"] == "integrator"
     for rule in (
-        _rule(key["subject"], "customer", "read"),
-        _rule(key["subject"], "customer", "scope:all"),
+        _rule(key["subject"], "customer", "read:all"),
         _rule(key["subject"], "customer.name", mode="masked"),
     ):
         added = await api.gql(ADD, rule, token=admin)
@@ -371,3 +376,71 @@ async def test_bad_api_key_input_is_refused_and_creates_nothing(api: Api, state:
         assert result["code"] in {"BAD_USER_INPUT", "INVALID_ROLE", "UNKNOWN_ROLE"}
     async with state.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(ApiKey)) == 0
+
+
+EXPLAIN_SCOPES = """
+query($subject: String!, $roles: [String!], $object: String!, $action: String!) {
+  explainAccess(subject: $subject, roles: $roles, object: $object, action: $action) {
+    allowed scope scopes { action scope } decidingRule { subject object action }
+  }
+}
+"""
+
+
+async def test_explain_access_gives_the_row_scope_of_each_action(api: Api) -> None:
+    admin = api.token("admin", subject="root")
+    asked = {"subject": "ann", "roles": ["agent", "analyst"], "object": "customer"}
+    update = await api.gql(EXPLAIN_SCOPES, {**asked, "action": "update"}, token=admin)
+    answer = update["data"]["explainAccess"]
+    assert (answer["allowed"], answer["scope"]) == (True, "own")
+    assert answer["decidingRule"] == {
+        "subject": "agent",
+        "object": "customer",
+        "action": "update:own",
+    }
+    assert {s["action"]: s["scope"] for s in answer["scopes"]} == {
+        "read": "all",
+        "create": "own",
+        "update": "own",
+        "delete": None,
+        "erase": None,
+        "export": None,
+    }
+    erase = await api.gql(EXPLAIN_SCOPES, {**asked, "action": "erase"}, token=admin)
+    assert (erase["data"]["explainAccess"]["allowed"], erase["data"]["explainAccess"]["scope"]) == (
+        False,
+        None,
+    )
+    product = await api.gql(
+        EXPLAIN_SCOPES, {**asked, "action": "read", "object": "product"}, token=admin
+    )
+    assert product["data"]["explainAccess"]["scopes"] == []
+    for subject in ("user:ann", "cli:root", "principal:x", "a b", ""):
+        refused = await api.gql(
+            EXPLAIN_SCOPES, {**asked, "subject": subject, "action": "read"}, token=admin
+        )
+        assert refused["errors"][0]["extensions"]["code"] == "INVALID_SUBJECT", subject
+
+
+async def test_compliance_officers_grant_compliance_to_colleagues_only(
+    api: Api, state: AppState
+) -> None:
+    officer = api.token("compliance", subject="dpo")
+    given = await api.gql(ASSIGN, {"subject": "ann", "role": "compliance"}, token=officer)
+    assert given["data"]["assignRole"]["assignment"]["assignedBy"] == "dpo"
+    for subject, role in (("dpo", "compliance"), ("ann", "agent")):
+        refused = await api.gql(ASSIGN, {"subject": subject, "role": role}, token=officer)
+        assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN", (subject, role)
+    admin = api.token("admin", subject="root")
+    kept = await api.gql(REVOKE, {"subject": "ann", "role": "compliance"}, token=admin)
+    assert kept["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    # Nor may an admin hand out the right to grant it, by any rule that covers it.
+    for obj in ("role:compliance", "role:*"):
+        rule = _rule("user:puppet", obj, "grant")
+        assert (await api.gql(ADD, rule, token=admin))["errors"][0]["extensions"]["code"] == (
+            "FORBIDDEN"
+        )
+    taken = await api.gql(REVOKE, {"subject": "ann", "role": "compliance"}, token=officer)
+    assert taken["data"]["revokeRole"]["__typename"] == "RoleRevoked"
+    async with state.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(RoleAssignment)) == 0

@@ -69,7 +69,7 @@ async def test_a_user_rule_applies_to_that_user_only(api: Api, state: AppState) 
       }
     }
     """
-    for action in ("read", "scope:all"):
+    for action in ("read:all",):
         added = await api.gql(add, {"action": action}, token=admin)
         assert added["data"]["addPolicy"]["__typename"] == "PolicyAdded"
     query = "{ customers(first: 5) { totalCount } }"

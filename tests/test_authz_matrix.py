@@ -250,3 +250,67 @@ def test_lookup_matrix_covers_every_role_field_mode_and_purpose() -> None:
         assert None in purposes, role
         assert len(purposes) == 2, role
     assert all((c["outcome"] == "allow") is (c["mode"] == "clear") for c in LOOKUPS)
+
+
+COMBINED: list[dict[str, Any]] = MATRIX["combined_writes"]
+WRITES = {
+    "update": 'updateCustomer(id: "@T", input: {region: "深圳"})',
+    "tag": 'tagCustomer(customerId: "@T", add: ["matrix"])',
+    "merge": 'mergeCustomers(survivorId: "@OWN", duplicateId: "@T")',
+    "review": 'markReviewed(customerId: "@T")',
+    "verify": 'verifyContact(customerId: "@T", channel: PHONE)',
+}
+
+
+async def _file_state(state: AppState, customer_id: Any) -> tuple[Any, ...]:
+    async with state.sessions() as session:
+        row = (
+            await session.execute(
+                select(
+                    Customer.owner_id,
+                    Customer.team,
+                    Customer.region,
+                    Customer.tags,
+                    Customer.reviewed_at,
+                    Customer.phone_verified_at,
+                    Customer.merged_into_id,
+                    Customer.updated_at,
+                ).where(Customer.id == customer_id)
+            )
+        ).one()
+    return tuple(row)
+
+
+async def test_combined_roles_write_only_where_one_role_allows_the_write(
+    api: Api, state: AppState
+) -> None:
+    other = await make_customer(state, owner_id="agent-3", team="west")
+    before = await _file_state(state, other)
+    problems: list[str] = []
+    for case in COMBINED:
+        roles = case["roles"]
+        subject = "agent-1" if "agent" in roles else f"user-{'-'.join(roles)}"
+        token = api.token(*roles, subject=subject, team=TEAM)
+        own = await make_customer(state, owner_id=OWNER, team=TEAM)
+        target = other if case["target"] == "other_team" else own
+        field = WRITES[case["operation"]].replace("@T", str(target)).replace("@OWN", str(own))
+        name = field.split("(")[0]
+        body = await api.gql(
+            f"mutation {{ {field} {{ __typename ... on UserError {{ code }} }} }}", token=token
+        )
+        result = (body.get("data") or {}).get(name)
+        if isinstance(result, dict):
+            answer = result.get("code") or "ok"
+        else:
+            answer = body["errors"][0]["extensions"]["code"]
+        if answer != case["outcome"]:
+            problems.append(f"{case}: answered {body}")
+    assert not problems, "\n".join(problems)
+    assert await _file_state(state, other) == before
+
+
+def test_combined_write_cases_cover_the_attacked_pairs() -> None:
+    pairs = {tuple(c["roles"]) for c in COMBINED if c["target"] == "other_team"}
+    assert {("agent", "analyst"), ("agent", "support"), ("manager", "support")} <= pairs
+    attacked = {c["operation"] for c in COMBINED if c["outcome"] == "NOT_FOUND"}
+    assert attacked == set(WRITES)

@@ -130,7 +130,7 @@ async def test_the_context_records_one_event_in_the_command_transaction(
             # The operator passes the policy with the cli_operator role's rules only.
             assert caller.principal == command.principal == operator()
             assert caller.gate.allows("segment", "manage")
-            assert not caller.gate.allows("customer", "create")
+            assert not caller.gate.allows("customer", "read")
             created = await _add_customer(command, session, NewCustomer(name="钟表"))
         with pytest.raises(RuntimeError):
             async with command.transaction() as session:
@@ -186,7 +186,7 @@ async def test_a_command_that_never_opened_a_transaction_still_has_its_event(
 async def test_the_operator_role_counts_only_for_the_operator(api: Api) -> None:
     refresh = """mutation { refreshSegments(asOf: "2026-06-30") {
         __typename ... on UserError { code } } }"""
-    claimed = await api.gql(refresh, token=api.token("cli_operator", subject="cli:root"))
+    claimed = await api.gql(refresh, token=api.token("cli_operator", subject="root"))
     assert claimed["data"]["refreshSegments"] == {"__typename": "UserError", "code": "FORBIDDEN"}
     granted = await api.gql(refresh, token=api.token("manager", subject="m-1", team="east"))
     assert granted["data"]["refreshSegments"] == {"__typename": "SegmentsRefreshed"}

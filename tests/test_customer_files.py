@@ -131,12 +131,17 @@ async def test_reassignment_needs_scope(api: Api, state: AppState) -> None:
         UPDATE, {"id": str(theirs), "input": {"ownerId": "agent-1"}}, token=token
     )
     assert refused["data"]["updateCustomer"]["code"] == "NOT_FOUND"
-    handed = await api.gql(UPDATE, {"id": str(mine), "input": {"ownerId": "agent-2"}}, token=token)
-    assert handed["data"]["updateCustomer"] == {
-        "__typename": "CustomerUpdated",
-        "changedFields": ["ownerId"],
-        "customer": None,
-    }
+    # An agent may update only its own files: handing one on would write outside that.
+    kept = await api.gql(UPDATE, {"id": str(mine), "input": {"ownerId": "agent-2"}}, token=token)
+    assert kept["data"]["updateCustomer"]["code"] == "OUT_OF_SCOPE"
+    assert (await get(api, mine, token))["ownerId"] == "agent-1"
+    # The team's manager hands it on within the team.
+    manager = api.token("manager", subject="m-1", team="east")
+    handed = await api.gql(
+        UPDATE, {"id": str(mine), "input": {"ownerId": "agent-2"}}, token=manager
+    )
+    assert handed["data"]["updateCustomer"]["__typename"] == "CustomerUpdated"
+    assert handed["data"]["updateCustomer"]["changedFields"] == ["ownerId"]
     assert (await get(api, mine, agent(api, "agent-2")))["ownerId"] == "agent-2"
     analyst = await api.gql(
         UPDATE, {"id": str(mine), "input": {"region": "x"}}, token=api.token("analyst")

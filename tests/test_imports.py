@@ -331,9 +331,8 @@ async def test_an_uploader_with_own_scope_owns_the_imported_rows(api: Api) -> No
     # A role of the operator's own (not named "agent"): ownership follows the row scope.
     admin = api.token("admin", subject="root")
     for obj, action in (
-        ("customer", "read"),
-        ("customer", "create"),
-        ("customer", "scope:own"),
+        ("customer", "read:own"),
+        ("customer", "create:own"),
         ("import", "create"),
     ):
         granted = await api.gql(

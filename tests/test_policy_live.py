@@ -30,10 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COUNT = "{ customers(first: 5) { totalCount } }"
 CHANGE = """
 mutation {
-  read: %(op)s(input: {subject: "integrator", object: "customer", action: "read"}) {
-    __typename
-  }
-  scope: %(op)s(input: {subject: "integrator", object: "customer", action: "scope:all"}) {
+  read: %(op)s(input: {subject: "integrator", object: "customer", action: "read:all"}) {
     __typename
   }
 }

@@ -100,6 +100,14 @@ class ApiKey:
         )
 
 
+@strawberry.type(description="One action on records customers own, and the row scope it covers.")
+class ActionScope:
+    action: str
+    scope: str | None = strawberry.field(
+        description="all, team or own; null when the action is not allowed in any scope."
+    )
+
+
 @strawberry.type(description="Why a subject may or may not act on an object.")
 class AccessExplanation:
     allowed: bool
@@ -112,6 +120,14 @@ class AccessExplanation:
         description="The rule that decided; null when no rule matched (deny by default)."
     )
     matching_rules: list[PolicyRule] = strawberry.field(metadata=cost(size=assumed(20)))
+    scope: str | None = strawberry.field(
+        description="On records customers own: the row scope (all, team, own) the action "
+        "is allowed in; null when it is not allowed or the object has no row scope."
+    )
+    scopes: list[ActionScope] = strawberry.field(
+        metadata=cost(size=assumed(10)),
+        description="On records customers own: every scoped action with its row scope.",
+    )
 
     @classmethod
     def of(cls, view: Explanation) -> AccessExplanation:
@@ -124,6 +140,8 @@ class AccessExplanation:
             action=view.action,
             deciding_rule=PolicyRule.of(view.deciding_rule) if view.deciding_rule else None,
             matching_rules=[PolicyRule.of(r) for r in view.matching_rules],
+            scope=view.scope,
+            scopes=[ActionScope(action=a, scope=s) for a, s in view.scopes.items()],
         )
 
 
@@ -133,12 +151,18 @@ class PolicyInput:
     object: str
     action: str | None = strawberry.field(
         default=None,
-        description="read create update delete erase export manage use, "
-        "read:clear read:masked, scope:all scope:team scope:own, or *.",
+        description="read create update delete erase export manage use grant; on records "
+        "customers own with a row scope: read:all read:team read:own (update:own, ...; "
+        "read:* for denies); read:clear read:masked on fields; or *.",
     )
     effect: str = strawberry.field(default="allow", description="allow or deny")
     mode: str | None = strawberry.field(
         default=None, description="clear, masked or none: shorthand for a field read rule."
+    )
+    scope: str | None = strawberry.field(
+        default=None,
+        description="all, team or own (* for denies): shorthand for a scoped action, "
+        "action update with scope own is update:own.",
     )
 
 

@@ -101,7 +101,9 @@ class AuditEventFilter:
     subject: str | None = None
     role: str | None = None
     customer_id: strawberry.ID | None = strawberry.field(
-        default=None, description="A customer's id: accesses to this customer record."
+        default=None,
+        description="A customer's id: every access naming it, to its file or through its "
+        "records, attempts refused included.",
     )
     record_id: strawberry.ID | None = strawberry.field(
         default=None, description="Any record id (customer, order, audit event ...)."

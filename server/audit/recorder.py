@@ -84,6 +84,18 @@ class AuditRecorder:
             raise ValueError(f"not a search action: {action}")
         self._add(object_type, action, {field: "hit" if hit else "miss"}, [], [], record_ids)
 
+    def export(
+        self,
+        object_type: str,
+        record_ids: Iterable[uuid.UUID],
+        fields: Mapping[str, str],
+        exported: Iterable[str],
+    ) -> None:
+        """Records were handed over whole (a data-subject export): the fields revealed
+        with their modes, as a read records them (so "who saw field X" finds the
+        export), and every exported column as `table.column`."""
+        self._add(object_type, "export", dict(fields), [], sorted(exported), record_ids)
+
     def deny(self, object_type: str, action: str, record_id: uuid.UUID | None = None) -> None:
         self.denials += 1
         self._add(object_type, action, {}, ["*"], [], [record_id] if record_id else [])

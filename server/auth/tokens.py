@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 from jwt import PyJWK
 
-from server.auth.principal import Principal
+from server.auth.principal import Principal, PrincipalKind, subject_name_problem
 from server.config import Settings
 from server.errors import AuthenticationError, ConfigError
 from server.inputs import text_problem
@@ -73,12 +73,9 @@ class TokenVerifier:
             raise AuthenticationError("token is invalid", code="TOKEN_INVALID") from None
         self._check_lifetime(claims)
         subject = claims["sub"]
-        if not _clean(subject, MAX_SUBJECT):
-            raise AuthenticationError(
-                f"token claim 'sub' must be a string of 1 to {MAX_SUBJECT} characters "
-                "without NUL or invalid code points",
-                code="TOKEN_INVALID",
-            )
+        if subject_name_problem(subject) is not None:
+            # A token names a person: never an API key, the CLI operator or a rule subject.
+            raise AuthenticationError("token subject is not valid", code="TOKEN_INVALID")
         roles = claims.get("roles", [])
         if (
             not isinstance(roles, list)
@@ -92,7 +89,7 @@ class TokenVerifier:
         team = claims.get("team")
         if team is not None and not _clean(team, MAX_ROLE):
             raise AuthenticationError("token claim 'team' must be a string", code="TOKEN_INVALID")
-        return Principal(subject=subject, roles=tuple(roles), team=team)
+        return Principal(subject=subject, roles=tuple(roles), team=team, kind=PrincipalKind.USER)
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         """A token may live at most `CUSTOS_MAX_TOKEN_LIFETIME_SECONDS`: counted from its
@@ -121,7 +118,11 @@ def issue_token(
     team: str | None = None,
     ttl_seconds: int = 3600,
 ) -> str:
-    """An HS256 token for dev, tests and the CLI (`custos token`)."""
+    """An HS256 token for dev, tests and the CLI (`custos token`). A subject no token may
+    carry (`subject_name_problem`) is refused, so none is ever minted."""
+    problem = subject_name_problem(subject)
+    if problem is not None:
+        raise ValueError(problem)
     now = int(time.time())
     claims: dict[str, Any] = {"sub": subject, "roles": roles, "iat": now, "exp": now + ttl_seconds}
     if team:

@@ -3,8 +3,11 @@
 `Authorizer` owns the casbin enforcer for the process and reloads it when the policy
 version in the database moves. `AccessDecisions` answers for one request's principal;
 every (object, action) is enforced once and memoised, so a 1,000-row list costs the same
-handful of casbin calls as a single row. Domain services never ask it directly: they ask
-the request's `Gate` (`server/authz/gate.py`), which audits every refusal.
+handful of casbin calls as a single row. On objects whose rows are customers' the
+question is asked per row scope (`update:all`, `update:team`, `update:own`), so a
+caller's scope for an action comes only from the rules that allow that action. Domain
+services never ask it directly: they ask the request's `Gate` (`server/authz/gate.py`),
+which audits every refusal.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Principal
 from server.authz.repository import PolicyRepository, Rule
+from server.authz.vocabulary import (
+    ROW_SCOPES,
+    SCOPED_OBJECTS,
+    SCOPED_VERBS,
+    is_scoped,
+    scoped_action,
+)
 from server.data.base import DataClass
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
@@ -36,9 +46,14 @@ class FieldMode(enum.StrEnum):
 
 
 class RowScope(enum.StrEnum):
+    """Widest first: the order in which a caller's scope for an action is looked for."""
+
     ALL = "all"
     TEAM = "team"
     OWN = "own"
+
+
+assert tuple(RowScope) == ROW_SCOPES
 
 
 def read_policy_file(path: Path = DEFAULT_POLICY_PATH) -> list[Rule]:
@@ -48,17 +63,6 @@ def read_policy_file(path: Path = DEFAULT_POLICY_PATH) -> list[Rule]:
         if line and not line.startswith("#"):
             rules.append(tuple(part.strip() for part in line.split(",")))
     return rules
-
-
-def subject_node(principal: Principal) -> str:
-    """The policy subject for rules about this one caller: `apikey:<id>` or `user:<sub>`.
-
-    Prefixed so that a token whose subject happens to equal a role name (`sub: admin`)
-    never inherits that role's rules.
-    """
-    if principal.api_key_id is not None:
-        return f"apikey:{principal.api_key_id}"
-    return f"user:{principal.subject}"
 
 
 class Authorizer:
@@ -128,11 +132,14 @@ class Authorizer:
         return AccessDecisions(self, principal)
 
     def _node(self, principal: Principal) -> str:
-        """A casbin subject standing for this principal: its subject plus its roles."""
-        node = f"principal:{principal.subject}|{','.join(sorted(principal.role_set))}"
+        """A casbin subject standing for this principal: a member of its roles and of its
+        own typed subject (`user:<sub>`, `apikey:<id>`: `Principal.node`, built from its
+        kind). Named by kind, subject and roles together (`Principal.identity`), so a
+        principal of one kind can never reuse another's node."""
+        node = f"principal:{principal.identity}"
         if node not in self._principal_nodes:
             members = [[node, role] for role in principal.role_set]
-            members.append([node, subject_node(principal)])
+            members.append([node, principal.node])
             self.enforcer.add_named_grouping_policies("g", members)
             self._principal_nodes.add(node)
         return node
@@ -152,17 +159,30 @@ class Authorizer:
     ) -> tuple[bool, list[str] | None, list[list[str]]]:
         """The decision, the rule casbin names as deciding it, and every rule that matched.
 
-        With deny-overrides, any matching deny decides; otherwise any matching allow.
+        With deny-overrides, any matching deny decides; otherwise any matching allow. A
+        plain verb on a scoped object (`customer`, `update`) is explained through its
+        scoped forms: allowed in the widest scope allowed, decided by that scope's rule
+        (or, if none is allowed, by the first deny that refused one).
         """
         node = self._node(principal)
-        allowed, deciding = self.enforcer.enforce_ex(node, obj, act)
+        acts = [scoped_action(act, s) for s in ROW_SCOPES] if is_scoped(obj, act) else [act]
+        allowed, deciding = False, None
+        for each in acts:
+            ok, rule = self.enforcer.enforce_ex(node, obj, each)
+            if ok:
+                allowed, deciding = True, rule
+                break
+            if rule and deciding is None:
+                deciding = rule
         subjects = {node, *self.enforcer.get_implicit_roles_for_user(node)}
         matching = [
             list(rule)
             for rule in self.enforcer.get_policy()
-            if rule[0] in subjects and key_match(obj, rule[1]) and key_match(act, rule[2])
+            if rule[0] in subjects
+            and key_match(obj, rule[1])
+            and any(key_match(each, rule[2]) for each in acts)
         ]
-        return bool(allowed), list(deciding) if deciding else None, matching
+        return allowed, list(deciding) if deciding else None, matching
 
 
 class AccessDecisions:
@@ -175,9 +195,10 @@ class AccessDecisions:
         self.authorizer = authorizer
         self.principal = principal
         self._cache: dict[tuple[str, str], bool] = {}
+        self._scopes: dict[tuple[str, str], RowScope | None] = {}
         self.enforce_calls = 0
 
-    def allows(self, obj: str, action: str) -> bool:
+    def _enforce(self, obj: str, action: str) -> bool:
         key = (obj, action)
         decision = self._cache.get(key)
         if decision is None:
@@ -186,17 +207,40 @@ class AccessDecisions:
             self._cache[key] = decision
         return decision
 
-    def row_scope(self, obj: str, action: str = "read") -> RowScope | None:
-        if not self.allows(obj, action):
-            return None
-        for scope in RowScope:
-            if self.allows(obj, f"scope:{scope.value}"):
-                return scope
-        return None
+    def allows(self, obj: str, action: str) -> bool:
+        """Whether the caller may `action` `obj`; on a scoped object, in some row scope."""
+        if is_scoped(obj, action):
+            return self.row_scope(obj, action) is not None
+        return self._enforce(obj, action)
 
-    def purpose_allowed(self) -> bool:
+    def row_scope(self, obj: str, action: str = "read") -> RowScope | None:
+        """The widest row scope in which the caller may `action` `obj` (None: none).
+
+        Asked as `action:all`, `action:team`, `action:own`: only a rule allowing this
+        action on this object can grant its scope, and a deny of one scope (or of `*`)
+        takes that scope away whatever allows it."""
+        if obj not in SCOPED_OBJECTS or action not in SCOPED_VERBS:
+            raise ValueError(f"{obj}/{action} is not asked per row scope")
+        key = (obj, action)
+        if key in self._scopes:
+            return self._scopes[key]
+        found = next(
+            (s for s in RowScope if self._enforce(obj, scoped_action(action, s.value))), None
+        )
+        self._scopes[key] = found
+        return found
+
+    def scopes(self, obj: str) -> dict[str, RowScope | None]:
+        """Every scoped action on `obj` with the caller's row scope for it."""
+        return {verb: self.row_scope(obj, verb) for verb in SCOPED_VERBS}
+
+    def purpose_allowed(self, required: str | None = None) -> bool:
+        """The caller stated a purpose (`X-Purpose`) the policy lets it use; with
+        `required`, that very purpose."""
         purpose = self.principal.purpose
-        return purpose is not None and self.allows(f"purpose:{purpose}", "use")
+        if purpose is None or (required is not None and purpose != required):
+            return False
+        return self.allows(f"purpose:{purpose}", "use")
 
     def field_mode(self, obj: str, field: str, data_class: DataClass) -> FieldMode:
         """Mode for reading one field. Unsealed fields follow the type; sealed need a rule.

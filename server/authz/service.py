@@ -1,8 +1,10 @@
 """Managing access: policy rules, role assignments, API keys, and explaining decisions.
 
-Every operation requires `policy`/`manage` (API keys: `apikey`/`manage`), validates its
-input against the vocabulary, records an audit change and bumps the policy version so
-every worker reloads. Services never commit; the request does, with the audit row.
+Rules need `policy`/`manage`, API keys `apikey`/`manage`; granting a role (assigning it,
+or giving it to a new API key) needs `role:<name>`/`grant`, and nobody grants to
+themselves. Every operation validates its input against the vocabulary, records an
+audit change and bumps the policy version so every worker reloads. Services never
+commit; the request does, with the audit row.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.api_keys import generate_api_key
-from server.auth.principal import Principal
+from server.auth.principal import Principal, PrincipalKind
 from server.auth.repository import ApiKeyRepository
 from server.authz.authorizer import Authorizer
 from server.authz.repository import PolicyRepository, RoleAssignmentRepository, Rule
 from server.authz.vocabulary import (
+    SCOPED_OBJECTS,
+    RuleSpec,
     check_request,
     check_role_name,
     check_rule,
     check_user_subject,
+    reserved_by,
 )
 from server.caller import Caller
 from server.clock import Clock
@@ -67,6 +72,10 @@ class Explanation:
     action: str
     deciding_rule: PolicyRuleView | None
     matching_rules: list[PolicyRuleView]
+    # On an object customers own: the row scope the action is allowed in (None if it is
+    # not), and every scoped action on the object with its scope.
+    scope: str | None = None
+    scopes: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
 
 def _rule_view(rule_id: int, rule: Rule) -> PolicyRuleView:
@@ -82,7 +91,10 @@ def _roles_in(rules: Sequence[tuple[int, Rule]], grouping: Sequence[tuple[int, R
 
 
 async def with_assigned_roles(session: AsyncSession, principal: Principal) -> Principal:
-    """The principal's token (or key) roles plus the roles assigned to its subject."""
+    """A person's token roles plus the roles assigned to their subject. Only people hold
+    assignments: an API key's roles are the ones it was created with."""
+    if principal.kind is not PrincipalKind.USER:
+        return principal
     assigned = [a.role for a in await RoleAssignmentRepository(session).list(principal.subject)]
     if not assigned:
         return principal
@@ -139,9 +151,11 @@ class AccessAdminService:
         action: str | None,
         effect: str,
         mode: str | None,
+        scope: str | None = None,
     ) -> PolicyRuleView:
         caller.gate.require(POLICY, "manage")
-        spec = check_rule(subject, obj, action, effect, mode)
+        spec = check_rule(subject, obj, action, effect, mode, scope)
+        self._check_widening(caller, spec, adding=True)
         repo = PolicyRepository(session)
         rule = spec.as_rule()
         if await repo.find(rule) is not None:
@@ -163,9 +177,11 @@ class AccessAdminService:
         action: str | None,
         effect: str,
         mode: str | None,
+        scope: str | None = None,
     ) -> PolicyRuleView:
         caller.gate.require(POLICY, "manage")
-        spec = check_rule(subject, obj, action, effect, mode)
+        spec = check_rule(subject, obj, action, effect, mode, scope)
+        self._check_widening(caller, spec, adding=False)
         repo = PolicyRepository(session)
         rule = spec.as_rule()
         rule_id = await repo.find(rule)
@@ -175,6 +191,17 @@ class AccessAdminService:
         caller.audit.change(POLICY, "remove", None, [", ".join(rule)])
         await self._changed(session)
         return _rule_view(rule_id, rule)
+
+    def _check_widening(self, caller: Caller, spec: RuleSpec, *, adding: bool) -> None:
+        """Adding an allow, or removing a deny, widens access: if it covers a capability
+        reserved to a role's stewards (export, erasure, the compliance purpose), it takes
+        the right to grant that role; a rule for the caller's own subject is a self-grant."""
+        if (spec.effect == "allow") != adding:
+            return
+        stewards = sorted(reserved_by(spec))
+        if spec.subject == caller.principal.node:
+            caller.gate.require_grant(stewards, to_subject=caller.principal.subject)
+        caller.gate.require_grant(stewards)
 
     async def _known_roles(self, session: AsyncSession) -> set[str]:
         repo = PolicyRepository(session)
@@ -190,8 +217,10 @@ class AccessAdminService:
     async def assign_role(
         self, session: AsyncSession, caller: Caller, *, subject: str, role: str
     ) -> RoleAssignment:
-        caller.gate.require(POLICY, "manage")
+        """Give a person a role: needs `role:<role>`/`grant`, and never to oneself."""
+        role = check_role_name(role)
         subject = check_user_subject(subject)
+        caller.gate.require_grant([role], to_subject=subject)
         (role,) = await self._check_roles(session, [role])
         if subject in await self._known_roles(session):
             # A role is not a member of another role through assignments; that is a
@@ -214,7 +243,8 @@ class AccessAdminService:
     async def revoke_role(
         self, session: AsyncSession, caller: Caller, *, subject: str, role: str
     ) -> RoleAssignment:
-        caller.gate.require(POLICY, "manage")
+        """Take a role away: who may grant a role may revoke it."""
+        caller.gate.require_grant([check_role_name(role)])
         repo = RoleAssignmentRepository(session)
         assignment = await repo.find(subject.strip(), role.strip())
         if assignment is None:
@@ -248,6 +278,9 @@ class AccessAdminService:
         if team is not None and not 0 < len(team.strip()) <= 64:
             raise ValidationError("team must be 1 to 64 characters", field="team")
         checked = await self._check_roles(session, roles)
+        # A key's roles are granted to it: the caller must hold each grant right, so no
+        # one mints a key with powers they may not hand out (an admin, compliance).
+        caller.gate.require_grant(checked)
         now = self.clock.now()
         if expires_at is not None and expires_at <= now:
             raise ValidationError("expiresAt must be in the future", field="expires_at")
@@ -264,7 +297,10 @@ class AccessAdminService:
             expires_at=expires_at,
         )
         await ApiKeyRepository(session).add(key)
-        caller.audit.change(APIKEY, "create", key.id, ["name", "roles", "team", "expires_at"])
+        granted = [f"g, apikey:{key.id}, {role}" for role in checked]
+        caller.audit.change(
+            APIKEY, "create", key.id, ["name", "roles", "team", "expires_at", *granted]
+        )
         await self._changed(session)
         return NewApiKeySecret(key=key, secret=generated.secret)
 
@@ -294,25 +330,34 @@ class AccessAdminService:
         obj: str,
         action: str,
     ) -> Explanation:
-        """Why `subject` (with these token roles plus its assigned ones) may or may not."""
+        """Why `subject` (with these token roles plus its assigned ones) may or may not.
+
+        `subject` is a person's subject (the same rule as a token's `sub`) or an API
+        key's typed subject `apikey:<id>` (as `ApiKey.subject` shows it). On an object
+        customers own, the answer also gives the row scope of the action and of every
+        scoped action on the object."""
         caller.gate.require(POLICY, "manage")
-        subject = check_user_subject(subject)
+        subject = subject.strip()
         obj, action = check_request(obj, action)
         api_key_id = None
+        kind = PrincipalKind.USER
         if subject.startswith("apikey:"):
             try:
                 api_key_id = uuid.UUID(subject.removeprefix("apikey:"))
             except ValueError:
                 raise ValidationError(
-                    "apikey:<id> needs a valid id", code="INVALID_SUBJECT"
+                    "apikey:<id> needs a valid id", code="INVALID_SUBJECT", field="subject"
                 ) from None
+            subject, kind = f"apikey:{api_key_id}", PrincipalKind.API_KEY
             key = await ApiKeyRepository(session).get(api_key_id)
             if key is not None:
                 # A key's roles are stored with it, as authentication would read them.
                 roles = [*roles, *key.roles]
+        else:
+            subject = check_user_subject(subject)
         principal = await with_assigned_roles(
             session,
-            Principal(subject=subject, roles=tuple(roles), api_key_id=api_key_id),
+            Principal(subject=subject, roles=tuple(roles), api_key_id=api_key_id, kind=kind),
         )
         await self.authorizer.refresh(session)
         allowed, deciding, matching = self.authorizer.explain(principal, obj, action)
@@ -322,6 +367,14 @@ class AccessAdminService:
             full = ("p", *rule)
             return _rule_view(ids.get(full, 0), full)
 
+        scopes: dict[str, str | None] = {}
+        if obj in SCOPED_OBJECTS:
+            decisions = self.authorizer.decisions(principal)
+            scopes = {
+                verb: scope.value if scope is not None else None
+                for verb, scope in decisions.scopes(obj).items()
+            }
+        verb, _, asked = action.partition(":")
         return Explanation(
             allowed=allowed,
             subject=subject,
@@ -330,4 +383,6 @@ class AccessAdminService:
             action=action,
             deciding_rule=view(deciding) if deciding else None,
             matching_rules=[view(r) for r in matching],
+            scope=(asked or scopes[verb]) if allowed and verb in scopes else None,
+            scopes=scopes,
         )

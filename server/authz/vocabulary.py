@@ -11,7 +11,9 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from server.auth.principal import PURPOSES
+from casbin.util import key_match
+
+from server.auth.principal import PURPOSES, subject_name_problem
 from server.data.base import Base
 from server.errors import ValidationError
 
@@ -48,6 +50,7 @@ MACHINERY_TABLES = frozenset(
         "policy_version",
         "role_assignments",
         "api_keys",
+        "security_events",
     }
 )
 # Objects that are capabilities rather than record types.
@@ -55,26 +58,71 @@ EXTRA_OBJECTS: dict[str, str] = {
     "policy": "policies, roles and role assignments (action manage)",
     "apikey": "integrator API keys (action manage)",
     "audit": "the audit trail (read, export)",
-    "metrics": "aggregate metrics (read)",
-    "segment": "customer segments (read)",
+    "metrics": "aggregate metrics (read, over a row scope)",
+    "segment": "customer segments (read over a row scope; manage: refresh them)",
     "import": "bulk imports (create)",
     "schema": "the GraphQL schema by introspection in prod (read)",
 }
 TYPE_ACTIONS = ("read", "create", "update", "delete", "erase", "export", "manage")
-SCOPE_ACTIONS = ("scope:all", "scope:team", "scope:own", "scope:*")
+# Row scopes, widest first: every customer, the caller's team's, the caller's own.
+ROW_SCOPES = ("all", "team", "own")
+# Objects whose rows are customers' (or are computed over customers' rows): every
+# action on them but `manage` names the customer row scope it covers, `update:own`, in
+# the same rule. A role's scope for one action therefore never lends itself to another
+# action or to another role's rules: combining roles cannot widen what a caller may write.
+SCOPED_OBJECTS = frozenset(TYPE_TABLES) - {"product"} | {"metrics", "segment"}
+SCOPED_VERBS = ("read", "create", "update", "delete", "erase", "export")
 FIELD_ACTIONS = ("read:clear", "read:masked", "read:*")
 PURPOSE_ACTIONS = ("use",)
+# Granting a role (`assignRole`, a new API key's roles) is itself decided by the policy:
+# object `role:<name>` (or `role:*`), action `grant`.
+ROLE_OBJECT_PREFIX = "role:"
+GRANT_ACTIONS = ("grant",)
 EFFECTS = ("allow", "deny")
 MODES = ("clear", "masked", "none")
 WILDCARD = "*"
+# Actions that put a person's data wholesale in clear or destroy it need a stated
+# purpose, and this one: the one place that says which. The gate enforces it whenever
+# the action is asked for (`Gate.require`, `Gate.row_scope`).
+REQUIRED_PURPOSES: dict[tuple[str, str], str] = {
+    ("customer", "export"): "compliance",
+    ("customer", "erase"): "compliance",
+    # A campaign writes to customers for marketing: only under the marketing purpose.
+    ("campaign", "create"): "marketing",
+}
+# Each required purpose has a steward role. Capabilities only whoever may grant the
+# steward role may hand out through `addPolicy` (an allow rule that covers one, or the
+# removal of a deny that covers one): the purpose, the actions that need it and the
+# right to grant the steward role, so that holding `policy`/`manage` alone never adds
+# up to an export of everyone.
+PURPOSE_STEWARDS: dict[str, str] = {"compliance": "compliance"}
+RESERVED_CAPABILITIES: dict[tuple[str, str], str] = {
+    **{
+        (obj, f"{verb}:{scope}"): PURPOSE_STEWARDS[purpose]
+        for (obj, verb), purpose in REQUIRED_PURPOSES.items()
+        if purpose in PURPOSE_STEWARDS
+        for scope in ROW_SCOPES
+    },
+    **{(f"purpose:{p}", "use"): role for p, role in PURPOSE_STEWARDS.items()},
+    **{(f"{ROLE_OBJECT_PREFIX}{role}", "grant"): role for role in PURPOSE_STEWARDS.values()},
+}
 
 _ROLE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SUBJECT = re.compile(r"^[^\s,]+$")
 
 
 def type_fields(obj: str) -> frozenset[str]:
     table = Base.metadata.tables[TYPE_TABLES[obj]]
     return frozenset(column.key for column in table.columns)
+
+
+def scoped_action(verb: str, scope: str) -> str:
+    """The action of a rule on a scoped object: `update` over `own` rows is `update:own`."""
+    return f"{verb}:{scope}"
+
+
+def is_scoped(obj: str, action: str) -> bool:
+    """Whether (obj, action) is asked per row scope: a plain verb on a scoped object."""
+    return obj in SCOPED_OBJECTS and action in SCOPED_VERBS
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,30 +138,34 @@ class RuleSpec:
         return ("p", self.subject, self.object, self.action, self.effect)
 
 
+def _invalid_subject(message: str) -> ValidationError:
+    return ValidationError(message, code="INVALID_SUBJECT", field="subject")
+
+
 def check_subject(subject: str) -> str:
     """A rule's subject: a role, `user:<subject>` or `apikey:<id>`."""
     subject = subject.strip()
     kind, sep, rest = subject.partition(":")
     if not sep and _ROLE.match(subject):
         return subject
-    if sep and kind == "user" and rest and len(subject) <= 128 and _SUBJECT.match(rest):
+    if sep and kind == "user" and len(subject) <= 128 and subject_name_problem(rest) is None:
         return subject
     if sep and kind == "apikey":
         try:
             return f"apikey:{uuid.UUID(rest)}"
         except ValueError:
             pass
-    raise ValidationError(
-        "subject must be a role name, user:<subject> or apikey:<id>", code="INVALID_SUBJECT"
-    )
+    raise _invalid_subject("subject must be a role name, user:<subject> or apikey:<id>")
 
 
 def check_user_subject(subject: str) -> str:
-    """An authenticated subject as tokens carry it (role assignments are keyed by it)."""
+    """A person's subject as tokens carry it (role assignments are keyed by it): the same
+    rule as a token's `sub` (`subject_name_problem`), surrounding blanks aside."""
     subject = subject.strip()
-    if not subject or len(subject) > 128 or not _SUBJECT.match(subject):
-        raise ValidationError(
-            "subject must be 1-128 characters without spaces or commas", code="INVALID_SUBJECT"
+    problem = subject_name_problem(subject)
+    if problem is not None:
+        raise _invalid_subject(
+            f"{problem}; a subject is 1-128 visible characters without spaces, : or ,"
         )
     return subject
 
@@ -125,8 +177,13 @@ def check_role_name(role: str) -> str:
     return role
 
 
+def role_object(role: str) -> str:
+    """The policy object standing for one role when it is granted: `role:<name>`."""
+    return f"{ROLE_OBJECT_PREFIX}{role}"
+
+
 def object_kind(obj: str) -> str:
-    """`type`, `field`, `purpose`, `extra` or `any`; UNKNOWN_OBJECT if none of them."""
+    """`type`, `field`, `purpose`, `role`, `extra` or `any`; UNKNOWN_OBJECT if none."""
     if obj == WILDCARD:
         return "any"
     if obj.startswith("purpose:"):
@@ -137,6 +194,11 @@ def object_kind(obj: str) -> str:
             f"unknown purpose {name!r}; purposes are {', '.join(PURPOSES)}",
             code="UNKNOWN_OBJECT",
         )
+    if obj.startswith(ROLE_OBJECT_PREFIX):
+        name = obj.removeprefix(ROLE_OBJECT_PREFIX)
+        if name == WILDCARD or _ROLE.match(name):
+            return "role"
+        raise ValidationError(f"{obj!r} does not name a role", code="UNKNOWN_OBJECT")
     if obj in EXTRA_OBJECTS:
         return "extra"
     type_name, dot, field = obj.partition(".")
@@ -149,25 +211,41 @@ def object_kind(obj: str) -> str:
     raise ValidationError(f"{type_name} has no field {field!r}", code="UNKNOWN_OBJECT")
 
 
-def _actions_for(kind: str) -> tuple[str, ...]:
+def _scoped_actions() -> tuple[str, ...]:
+    return tuple(
+        scoped_action(verb, scope) for verb in SCOPED_VERBS for scope in (*ROW_SCOPES, WILDCARD)
+    )
+
+
+def _actions_for(kind: str, obj: str) -> tuple[str, ...]:
     if kind == "field":
         return FIELD_ACTIONS
     if kind == "purpose":
         return PURPOSE_ACTIONS
-    if kind == "extra":
+    if kind == "role":
+        return GRANT_ACTIONS
+    if obj in SCOPED_OBJECTS:
+        return (*_scoped_actions(), "manage")
+    if kind in ("extra", "type"):
         return TYPE_ACTIONS
-    if kind == "type":
-        return TYPE_ACTIONS + SCOPE_ACTIONS
-    return TYPE_ACTIONS + SCOPE_ACTIONS + FIELD_ACTIONS + PURPOSE_ACTIONS
+    return TYPE_ACTIONS + _scoped_actions() + FIELD_ACTIONS + PURPOSE_ACTIONS + GRANT_ACTIONS
 
 
 def check_rule(
-    subject: str, obj: str, action: str | None, effect: str, mode: str | None = None
+    subject: str,
+    obj: str,
+    action: str | None,
+    effect: str,
+    mode: str | None = None,
+    scope: str | None = None,
 ) -> RuleSpec:
-    """Validate one rule; a field `mode` is shorthand for the matching `read:*` action.
+    """Validate one rule; `mode` and `scope` are shorthands for qualified actions.
 
-    `mode: clear` → `read:clear` allow, `masked` → `read:masked` allow, `none` → `read:*`
-    deny (deny overrides, so no role of the subject can reveal the field at all).
+    `mode` (field reads): `clear` → `read:clear` allow, `masked` → `read:masked` allow,
+    `none` → `read:*` deny (deny overrides, so no role of the subject can reveal the
+    field at all). `scope` (scoped objects): action `update` with scope `own` is
+    `update:own`; a deny may name scope `*` (every scope). On a scoped object an allow
+    must name one scope: a plain `update` is refused with SCOPE_REQUIRED.
     """
     subject = check_subject(subject)
     obj = obj.strip()
@@ -181,7 +259,7 @@ def check_rule(
             raise ValidationError(
                 f"unknown mode {mode!r}; modes are {', '.join(MODES)}", code="UNKNOWN_MODE"
             )
-        if kind != "field" or action not in (None, "read"):
+        if kind != "field" or action not in (None, "read") or scope is not None:
             raise ValidationError(
                 "a mode applies to reading a field (type.field, action read)", code="UNKNOWN_MODE"
             )
@@ -190,13 +268,41 @@ def check_rule(
         return RuleSpec(subject, obj, f"read:{mode}", effect)
     if action is None:
         raise ValidationError("give an action or a mode", code="UNKNOWN_ACTION")
-    return RuleSpec(subject, obj, _check_action(kind, obj, action), effect)
+    action = action.strip()
+    if scope is not None:
+        if obj not in SCOPED_OBJECTS or action not in SCOPED_VERBS:
+            raise ValidationError(
+                "a scope applies to read, create, update, delete, erase or export of "
+                f"records owned by customers ({', '.join(sorted(SCOPED_OBJECTS))})",
+                code="UNKNOWN_SCOPE",
+            )
+        if scope not in ROW_SCOPES and scope != WILDCARD:
+            raise ValidationError(
+                f"unknown scope {scope!r}; scopes are {', '.join(ROW_SCOPES)}",
+                code="UNKNOWN_SCOPE",
+            )
+        action = scoped_action(action, scope)
+    action = _check_action(kind, obj, action)
+    if obj in SCOPED_OBJECTS and action.endswith(f":{WILDCARD}") and effect == "allow":
+        raise ValidationError(
+            f"an allow names its scope: {action.split(':')[0]}:all, :team or :own "
+            "(a scope of * is for denies)",
+            code="SCOPE_REQUIRED",
+        )
+    return RuleSpec(subject, obj, action, effect)
 
 
 def _check_action(kind: str, obj: str, action: str) -> str:
     action = action.strip()
-    allowed = _actions_for(kind)
+    allowed = _actions_for(kind, obj)
     if action != WILDCARD and action not in allowed:
+        if obj in SCOPED_OBJECTS and action in SCOPED_VERBS:
+            raise ValidationError(
+                f"{action} on {obj} names the rows it covers: give {action}:all, "
+                f"{action}:team or {action}:own (or scope all, team, own; "
+                f"{action}:* to deny every scope)",
+                code="SCOPE_REQUIRED",
+            )
         raise ValidationError(
             f"unknown action {action!r} for {obj!r}; expected one of {', '.join(allowed)}",
             code="UNKNOWN_ACTION",
@@ -205,9 +311,24 @@ def _check_action(kind: str, obj: str, action: str) -> str:
 
 
 def check_request(obj: str, action: str) -> tuple[str, str]:
-    """An (object, action) a caller could ask about, e.g. to explain a decision."""
+    """An (object, action) a caller could ask about, e.g. to explain a decision; on a
+    scoped object the plain verb (`update`: which scope, if any) is a question too."""
     obj = obj.strip()
-    return obj, _check_action(object_kind(obj), obj, action)
+    action = action.strip()
+    kind = object_kind(obj)
+    if is_scoped(obj, action):
+        return obj, action
+    return obj, _check_action(kind, obj, action)
+
+
+def reserved_by(spec: RuleSpec) -> set[str]:
+    """The roles whose grant right it takes to add this rule (if an allow) or remove it
+    (if a deny): the stewards of every reserved capability the rule covers."""
+    return {
+        role
+        for (obj, action), role in RESERVED_CAPABILITIES.items()
+        if key_match(obj, spec.object) and key_match(action, spec.action)
+    }
 
 
 def valid_objects() -> list[str]:

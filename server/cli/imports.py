@@ -81,17 +81,21 @@ async def import_file(
     `import customers`). A strict import is one transaction with one event, outcome
     `error` if it refused the file."""
     from server.imports.reader import count_rows, open_rows
-    from server.imports.service import batches
+    from server.imports.service import OPERATOR_RULE, batches
 
     async with open_command(f"import {kind}", settings=settings, clock=clock) as command:
         imports = command.services.imports
         total = count_rows(path)
         with open_rows(path) as (header, rows), progress_bar() as bar:
-            job = imports.start(kind, header)
+            # The operator imports through the policy, as an API uploader does: customers
+            # land within its customer/create scope. It holds the keyring and the
+            # database, so every existing contact may refuse a row (OPERATOR_RULE).
+            async with command.sessions() as session, session.begin():
+                caller = await command.caller(session)
+            job = imports.start_by(caller, kind, header, duplicates=OPERATOR_RULE)
             task = bar.add_task(f"importing {kind}", total=total)
             if strict:
                 async with command.transaction() as session:
-                    await command.services.authorizer.ensure_seeded(session)
                     report = await imports.land_all(
                         session,
                         job,
@@ -108,7 +112,6 @@ async def import_file(
             for group in batches(rows, per_commit):
                 detail = None if one_commit else f"rows {group[0].number}-{group[-1].number}"
                 async with command.step(detail) as session:
-                    await command.services.authorizer.ensure_seeded(session)
                     for chunk in batches(iter(group), batch_size):
                         await imports.land(session, job, chunk, command.audit)
                         bar.update(task, completed=job.report.seen)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from server.auth.principal import CLI_OPERATOR_ROLE
+from server.auth.principal import CLI_OPERATOR_ROLE, subject_name_problem
 from server.auth.tokens import DEFAULT_ROLES
 from server.cli.console import console
 from server.config import load_settings
@@ -24,6 +24,14 @@ def token(
     """
     from server.auth.tokens import issue_token
 
+    problem = subject_name_problem(subject)
+    if problem is not None:
+        # Exit 2 like any bad option: a token names a person, never another kind of
+        # principal (`apikey:…`, `cli:…`) and nothing a server would refuse.
+        raise typer.BadParameter(
+            f"{problem}; a subject is 1-128 visible characters without spaces, : or ,",
+            param_hint="--subject",
+        )
     if CLI_OPERATOR_ROLE in role:
         raise typer.BadParameter(
             f"{CLI_OPERATOR_ROLE} is the CLI operator's role; a token gets nothing from it",

@@ -30,6 +30,7 @@ from server.complaint.states import (
 from server.customer.owned import (
     RecordView,
     SealedReader,
+    refused_record,
     sealed_modes,
     visible_customer_key,
 )
@@ -193,7 +194,7 @@ class ComplaintService:
         scope = scope_predicate(caller.gate.row_scope(OBJECT, "read"), caller.principal)
         row = await ComplaintRepository(session).by_id(complaint_id, scope=scope)
         if row is None:
-            raise caller.gate.not_found(OBJECT, "read", complaint_id)
+            raise await refused_record(session, caller, OBJECT, "read", Complaint, complaint_id)
         return self._views(caller, [row], fields)[0]
 
     async def events(
@@ -291,7 +292,7 @@ class ComplaintService:
         repo = ComplaintRepository(session)
         row = await repo.by_id(complaint_id, scope=scope, for_update=True)
         if row is None:
-            raise caller.gate.not_found(OBJECT, "update", complaint_id)
+            raise await refused_record(session, caller, OBJECT, "update", Complaint, complaint_id)
         c: Complaint = row.Complaint
         status = ComplaintStatus(c.status)
         to = target(status, move)

@@ -19,7 +19,7 @@ from server.authz.authorizer import FieldMode
 from server.caller import Caller
 from server.customer.repository import CustomerRepository
 from server.customer.service import DENIED, UNDECRYPTABLE
-from server.errors import ForbiddenError, VaultError
+from server.errors import ForbiddenError, NotFoundError, VaultError
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.masking import mask
 
@@ -33,6 +33,21 @@ async def visible_customer_key(
     if row is None:
         return None
     return vault.open_data_key(customer_id, row.kek_version, row.wrapped_dek)
+
+
+async def refused_record(
+    session: AsyncSession,
+    caller: Caller,
+    obj: str,
+    action: str,
+    model: type[Any],
+    record_id: uuid.UUID,
+) -> NotFoundError:
+    """NOT_FOUND for a record id that is unknown or outside the caller's scope, audited
+    with the id and, when the record exists, with its customer's id too: so the attempt
+    shows in that customer's trail (`auditEvents(filter: {customerId})`)."""
+    customer_id = await CustomerRepository(session).owner_of(model, record_id)
+    return caller.gate.not_found(obj, action, record_id, customer_id=customer_id)
 
 
 class RecordView:

@@ -108,6 +108,21 @@ def scope_predicate(scope: RowScope | None, principal: Principal) -> ColumnEleme
     return false()
 
 
+def outside_scope(
+    scope: RowScope | None, principal: Principal, *, owner_id: str | None, team: str | None
+) -> str | None:
+    """`scope_predicate` for a row about to be written: None if a customer with this owner
+    and team would be in the scope, else the field that takes it out (`owner_id` or
+    `team`). A write must land where its writer may still act on it."""
+    if scope is RowScope.ALL:
+        return None
+    if scope is RowScope.TEAM:
+        return None if principal.team and team == principal.team else "team"
+    if scope is RowScope.OWN:
+        return None if owner_id == principal.subject else "owner_id"
+    return "owner_id"
+
+
 def filter_predicates(flt: CustomerFilter | None) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [
         Customer.erased_at.is_(None),
@@ -239,6 +254,12 @@ class CustomerRepository:
             )
         )
         return set(rows)
+
+    async def owner_of(self, model: type[Any], record_id: uuid.UUID) -> uuid.UUID | None:
+        """The customer a record of `model` belongs to, whatever the caller's scope: only
+        for the audit of a refused attempt, never for an answer."""
+        found = await self.session.scalar(select(model.customer_id).where(model.id == record_id))
+        return found if isinstance(found, uuid.UUID) else None
 
     async def visible(self, customer_id: uuid.UUID, scope: ColumnElement[bool]) -> bool:
         """Whether a live customer with this id is inside the scope predicate."""

@@ -37,6 +37,7 @@ from server.customer.repository import (
     CustomerFilter,
     CustomerRepository,
     CustomerSort,
+    outside_scope,
     scope_predicate,
 )
 from server.data.base import DataClass, new_id
@@ -399,7 +400,13 @@ class CustomerService:
         if owner is None and scope is RowScope.OWN:
             # Whoever sees only their own customers owns what they create, or loses it.
             owner = caller.principal.subject
-        sealed = self.seal_new(data, owner_id=owner, team=data.team or caller.principal.team)
+        team = data.team or caller.principal.team
+        # A file lands only where its creator may create files: never planted in another
+        # owner's or team's scope.
+        outside = outside_scope(scope, caller.principal, owner_id=owner, team=team)
+        if outside is not None:
+            raise caller.gate.out_of_scope(OBJECT, "create", outside)
+        sealed = self.seal_new(data, owner_id=owner, team=team)
         found = await self.check_duplicates(session, caller, sealed.contacts, sealed.customer.id)
         await CustomerRepository(session).add(sealed.customer, sealed.key)
         caller.audit.change(OBJECT, "create", sealed.customer.id, sealed.sealed_fields)
@@ -633,9 +640,20 @@ class CustomerService:
             raise ValidationError(f"these fields cannot be changed: {', '.join(sorted(unknown))}")
         if not changes:
             raise ValidationError("nothing to change")
-        scope = self._scope(caller, "update")
+        row_scope = caller.gate.row_scope(OBJECT, "update")
+        scope = scope_predicate(row_scope, caller.principal)
         customer, key = await self._locked(session, caller, scope, customer_id)
         values = _validated(changes)
+        if "owner_id" in values or "team" in values:
+            # Handing a file on stays within the scope the caller may update.
+            outside = outside_scope(
+                row_scope,
+                caller.principal,
+                owner_id=values.get("owner_id", customer.owner_id),
+                team=values.get("team", customer.team),
+            )
+            if outside is not None:
+                raise caller.gate.out_of_scope(OBJECT, "update", outside, target=customer.id)
         contacts = {f: values[f] for f in BLIND_INDEXED if f in values and values[f] is not None}
         found = await self.check_duplicates(
             session, caller, contacts, customer.id, excluding=customer.id

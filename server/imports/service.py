@@ -27,7 +27,7 @@ from server.audit.recorder import AuditRecorder
 from server.authz.authorizer import RowScope
 from server.caller import Caller
 from server.customer.fields import BLIND_INDEXED, IMPORTABLE, NORMALISERS, REQUIRED
-from server.customer.repository import CustomerRepository
+from server.customer.repository import CustomerRepository, outside_scope
 from server.customer.service import (
     DUPLICATE_FLAG,
     FLAG_FIELDS,
@@ -38,7 +38,7 @@ from server.customer.service import (
 from server.data.base import new_id
 from server.data.customer_fields import CUSTOMER_FIELDS
 from server.data.models import Customer
-from server.errors import ValidationError, VaultError
+from server.errors import CustosError, ValidationError, VaultError
 from server.imports.reader import SourceRow
 from server.imports.repository import ImportRepository
 from server.order.repository import OrderRepository, ProductRepository
@@ -82,6 +82,17 @@ class ImportReport:
 Progress = Callable[[int], None]
 
 
+def _owner_and_team(
+    row: SourceRow, default_owner: str | None, default_team: str | None
+) -> tuple[str | None, str | None]:
+    """The owner and team a customer row lands with: its own cells, else the defaults."""
+    owner, team = (row.values.get(k) for k in ("owner_id", "team"))
+    return (
+        (cell_text(owner) if owner is not None else None) or default_owner,
+        (cell_text(team) if team is not None else None) or default_team,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DuplicateRule:
     """When an imported row's contact already belongs to a file, whether the row may be
@@ -112,6 +123,8 @@ class ImportRun:
     order_refs: dict[str, int] = field(default_factory=dict)
     # Which existing files may refuse a row (the importer's knowledge): see DuplicateRule.
     duplicates: DuplicateRule = OPERATOR_RULE
+    # The importer and its customer/create row scope: every customer row lands inside it.
+    within: tuple[Caller, RowScope] | None = None
 
 
 def cell_text(value: Any) -> str:
@@ -219,6 +232,7 @@ class ImportService:
         default_owner: str | None = None,
         default_team: str | None = None,
         duplicates: DuplicateRule = OPERATOR_RULE,
+        within: tuple[Caller, RowScope] | None = None,
     ) -> ImportRun:
         """Check the header of a `customers` or `orders` file and begin its import."""
         if kind == "customers":
@@ -229,6 +243,7 @@ class ImportService:
                 default_owner=default_owner,
                 default_team=default_team,
                 duplicates=duplicates,
+                within=within,
             )
         minimal = "product_sku" not in {h for h in header if h}
         if minimal:
@@ -266,10 +281,16 @@ class ImportService:
         report = run.report
         outer = await session.begin_nested()
         mark = audit.mark()
-        for chunk in batches(rows, batch_size):
-            await self.land(session, run, chunk, audit)
-            if progress:
-                progress(report.seen)
+        try:
+            for chunk in batches(rows, batch_size):
+                await self.land(session, run, chunk, audit)
+                if progress:
+                    progress(report.seen)
+        except CustosError:
+            # A refused import (a row outside the importer's scope) writes nothing at all.
+            await outer.rollback()
+            audit.discard_changes_since(mark)
+            raise
         if strict and report.rejected:
             await outer.rollback()
             audit.discard_changes_since(mark)
@@ -293,27 +314,51 @@ class ImportService:
     ) -> ImportReport:
         """An upload by an API caller: needs import/create and customer/create. A caller whose
         row scope is `own` gets the rows as their own customers, like `createCustomer`, so
-        the files stay visible to whoever imported them."""
+        the files stay visible to whoever imported them; a row for an owner or team outside
+        the caller's create scope refuses the whole upload (OUT_OF_SCOPE)."""
         caller.gate.require("import", "create")
-        scope = caller.gate.row_scope("customer", "create")
         if len(rows) > max_rows:
             raise ValidationError(f"at most {max_rows} rows per upload; use the CLI for more")
-        principal = caller.principal
-        owns_only = scope is RowScope.OWN
-        owner = principal.subject if owns_only else None
         header = sorted({k for r in rows for k in r.values} | {"name"})
-        rule = DuplicateRule(
-            known=self.customers.known_scope(caller), clear=self.customers.clear_contacts(caller)
-        )
-        return await self.import_customers(
+        run = self.start_by(caller, "customers", header)
+        return await self.land_all(
             session,
-            header,
+            run,
             iter(rows),
             audit=caller.audit,
-            default_owner=owner,
-            default_team=principal.team,
+            batch_size=DEFAULT_BATCH,
             strict=strict,
+            progress=None,
+        )
+
+    def start_by(
+        self,
+        caller: Caller,
+        kind: str,
+        header: list[str],
+        *,
+        duplicates: DuplicateRule | None = None,
+    ) -> ImportRun:
+        """Begin an import by `caller` (the API's uploader, the CLI operator): it needs
+        import/create, and customer rows land within its customer/create row scope,
+        owned by the caller when that scope is `own` (as `createCustomer` does); a row for
+        an owner or team outside it refuses the whole import (OUT_OF_SCOPE). `duplicates`
+        defaults to what the caller may know exists."""
+        caller.gate.require("import", "create")
+        if kind != "customers":
+            return self.start(kind, header)
+        scope = caller.gate.row_scope("customer", "create")
+        principal = caller.principal
+        rule = duplicates or DuplicateRule(
+            known=self.customers.known_scope(caller), clear=self.customers.clear_contacts(caller)
+        )
+        return self.start(
+            "customers",
+            header,
+            default_owner=principal.subject if scope is RowScope.OWN else None,
+            default_team=principal.team,
             duplicates=rule,
+            within=(caller, scope),
         )
 
     async def import_customers(
@@ -353,6 +398,8 @@ class ImportService:
         # anything refers to them (one key-store commit per batch, not one per row).
         with self.vault.keys.bulk():
             for row in chunk:
+                if run.within is not None:
+                    self._refuse_outside(run.within, row, run.default_owner, run.default_team)
                 try:
                     sealed = self._seal_row(row, run.default_owner, run.default_team)
                 except ValidationError as error:
@@ -437,6 +484,22 @@ class ImportService:
             for flag_id in flag_ids:
                 audit.change(DUPLICATE_FLAG, "import", flag_id, list(FLAG_FIELDS))
 
+    def _refuse_outside(
+        self,
+        within: tuple[Caller, RowScope],
+        row: SourceRow,
+        default_owner: str | None,
+        default_team: str | None,
+    ) -> None:
+        """A row for an owner or team outside the importer's create scope is not a bad
+        row to skip but a refused import (OUT_OF_SCOPE, naming the row's cell as
+        `rows.<index>.<column>`): `land_all` then writes nothing of the file."""
+        caller, scope = within
+        owner, team = _owner_and_team(row, default_owner, default_team)
+        outside = outside_scope(scope, caller.principal, owner_id=owner, team=team)
+        if outside is not None:
+            raise caller.gate.out_of_scope("customer", "create", f"rows.{row.number - 1}.{outside}")
+
     def _seal_row(
         self, row: SourceRow, default_owner: str | None, default_team: str | None
     ) -> SealedCustomer:
@@ -454,8 +517,7 @@ class ImportService:
             limit = PLAIN_LIMITS.get(name)
             if limit is not None and len(value) > limit:
                 raise ValidationError(f"{name} is longer than {limit} characters")
-        owner = text.get("owner_id") or default_owner
-        team = text.get("team") or default_team
+        owner, team = _owner_and_team(row, default_owner, default_team)
         data = new_customer(text, born, self.now())
         return self.customers.seal_new(data, owner_id=owner, team=team)
 

@@ -18,6 +18,7 @@ from server.clock import Clock
 from server.customer.owned import (
     RecordView,
     SealedReader,
+    refused_record,
     sealed_modes,
     visible_customer_key,
 )
@@ -167,7 +168,9 @@ class InteractionService:
         scope = scope_predicate(caller.gate.row_scope(OBJECT, "update"), caller.principal)
         interaction = await InteractionRepository(session).by_id(interaction_id, scope=scope)
         if interaction is None:
-            raise caller.gate.not_found(OBJECT, "update", interaction_id)
+            raise await refused_record(
+                session, caller, OBJECT, "update", Interaction, interaction_id
+            )
         if interaction.first_response_due_at is None:
             raise ConflictError(
                 "only inbound consultations carry response timers", code="NO_RESPONSE_TIMER"
@@ -212,7 +215,7 @@ class InteractionService:
         scope = scope_predicate(caller.gate.row_scope(OBJECT, "read"), caller.principal)
         row = await InteractionRepository(session).view_row(interaction_id, scope=scope)
         if row is None:
-            raise caller.gate.not_found(OBJECT, "read", interaction_id)
+            raise await refused_record(session, caller, OBJECT, "read", Interaction, interaction_id)
         return self._views(caller, [row], fields)[0]
 
     async def breaches(

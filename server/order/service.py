@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.caller import Caller
+from server.customer.owned import refused_record
 from server.customer.repository import CustomerRepository, scope_predicate
 from server.data.base import new_id
 from server.data.models import Order, OrderItem, OrderStatusEvent, Product
@@ -223,7 +224,7 @@ class OrderService:
         repo = OrderRepository(session)
         order = await repo.get(order_id, scope)
         if order is None:
-            raise caller.gate.not_found("order", "update", order_id)
+            raise await refused_record(session, caller, "order", "update", Order, order_id)
         current = order.status
         if status not in TRANSITIONS[current]:
             raise ConflictError(
@@ -262,7 +263,7 @@ class OrderService:
         scope = scope_predicate(caller.gate.row_scope("order", "read"), caller.principal)
         order = await OrderRepository(session).get(order_id, scope)
         if order is None:
-            raise caller.gate.not_found("order", "read", order_id)
+            raise await refused_record(session, caller, "order", "read", Order, order_id)
         views = await self._views(session, caller, [order], with_items, with_timeline)
         return views[0]
 

@@ -30,6 +30,11 @@ EXPORT_ORDER = (
 )
 
 
+# Merges chain (a duplicate of a duplicate); no real chain is this long, and a cycle
+# written by hand into the database must not loop forever.
+MAX_MERGE_DEPTH = 64
+
+
 def customer_owned_tables() -> list[Table]:
     tables = {
         t.name: t
@@ -59,6 +64,53 @@ class PrivacyRepository:
             .where(Customer.id == customer_id, Customer.merged_into_id.is_(None), scope)
         )
         return (await self.session.execute(stmt)).first()
+
+    async def survivor_of(self, customer_id: uuid.UUID) -> uuid.UUID | None:
+        """The file a customer was merged into, followed to the end (the id itself when
+        it was never merged; None when there is no such customer)."""
+        current = customer_id
+        for _ in range(MAX_MERGE_DEPTH):
+            row = (
+                await self.session.execute(
+                    select(Customer.id, Customer.merged_into_id).where(Customer.id == current)
+                )
+            ).first()
+            if row is None:
+                return None
+            if row.merged_into_id is None:
+                return current
+            current = row.merged_into_id
+        return None
+
+    async def merged_into(self, survivor_id: uuid.UUID) -> list[uuid.UUID]:
+        """Every customer merged into `survivor_id`, directly or through another merged
+        one: the duplicates whose own values the survivor's file still answers for."""
+        found: list[uuid.UUID] = []
+        frontier = [survivor_id]
+        for _ in range(MAX_MERGE_DEPTH):
+            if not frontier:
+                break
+            rows = await self.session.scalars(
+                select(Customer.id).where(Customer.merged_into_id.in_(frontier))
+            )
+            frontier = [i for i in rows.all() if i not in found and i != survivor_id]
+            found.extend(frontier)
+        return found
+
+    async def customers_with_keys(self, ids: Collection[uuid.UUID]) -> Sequence[Any]:
+        """Whole customer rows with their key columns, merged ones included, by id."""
+        columns: list[Any] = [
+            *Base.metadata.tables["customers"].c,
+            CustomerKey.kek_version.label("key_kek_version"),
+            CustomerKey.wrapped_dek.label("key_wrapped_dek"),
+        ]
+        stmt = (
+            select(*columns)
+            .outerjoin(CustomerKey, CustomerKey.customer_id == Customer.id)
+            .where(Customer.id.in_(list(ids)))
+            .order_by(Customer.id)
+        )
+        return (await self.session.execute(stmt)).all()
 
     async def rows_of(self, table: Table, customer_id: uuid.UUID) -> Sequence[Any]:
         conditions = [table.c.customer_id == customer_id]

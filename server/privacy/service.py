@@ -86,6 +86,8 @@ class ConsentView:
 class ErasureReceipt:
     customer_id: uuid.UUID
     erased_at: datetime
+    # The survivor and every duplicate merged into it: all erased together.
+    erased_ids: tuple[uuid.UUID, ...] = ()
 
 
 class PrivacyService:
@@ -104,6 +106,25 @@ class PrivacyService:
         if row is None:
             raise caller.gate.not_found(obj, action, customer_id, what=CUSTOMER)
         return row
+
+    async def _file(
+        self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, action: str
+    ) -> list[Any]:
+        """One person's whole file for an export or erasure, by any of its ids: the
+        surviving customer (under the caller's row scope for `action`) first, then every
+        duplicate merged into it, whose own values belong to the same person."""
+        scope = caller.gate.row_scope(CUSTOMER, action, target=customer_id)
+        repo = PrivacyRepository(session)
+        survivor_id = await repo.survivor_of(customer_id)
+        survivor = None
+        if survivor_id is not None:
+            survivor = await repo.customer_with_key(
+                survivor_id, scope_predicate(scope, caller.principal)
+            )
+        if survivor is None:
+            raise caller.gate.not_found(CUSTOMER, action, customer_id, what=CUSTOMER)
+        merged = await repo.merged_into(survivor.id)
+        return [survivor, *(await repo.customers_with_keys(merged) if merged else [])]
 
     # --- consent
 
@@ -197,36 +218,68 @@ class PrivacyService:
     async def export(
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID
     ) -> dict[str, Any]:
-        """Everything held about one person, decrypted, as JSON-ready data."""
-        # An export is every sensitive value in clear: like any clear read of a
-        # sensitive field, it needs a stated purpose the policy allows.
-        caller.gate.require(CUSTOMER, "export", target=customer_id, with_purpose=True)
-        row = await self._customer(session, caller, customer_id, CUSTOMER, "export")
-        if row.erased_at is not None:
+        """Everything held about one person, decrypted, as JSON-ready data: by the id of
+        the surviving file or of any duplicate merged into it, the survivor's records and
+        each merged duplicate's own values (`merged_customers`)."""
+        # Export needs `X-Purpose: compliance` (vocabulary REQUIRED_PURPOSES): the gate
+        # asks for it with the scope.
+        survivor, *merged = await self._file(session, caller, customer_id, "export")
+        if survivor.erased_at is not None:
             raise ConflictError("this customer has been erased", code="ERASED")
-        key = self.vault.open_data_key(customer_id, row.key_kek_version, row.key_wrapped_dek)
+        key = self.vault.open_data_key(
+            survivor.id, survivor.key_kek_version, survivor.key_wrapped_dek
+        )
         repo = PrivacyRepository(session)
-        exported_fields: list[str] = []
+        exported: dict[str, set[str]] = {}
         undecryptable: list[str] = []
         customer = self._record(
-            key, CUSTOMERS, row, exported_fields, undecryptable, hidden=EXPORT_HIDDEN
+            key, CUSTOMERS, survivor, exported, undecryptable, hidden=EXPORT_HIDDEN
         )
         result: dict[str, Any] = {"customer": customer}
+        result["merged_customers"] = [
+            self._merged_record(row, exported, undecryptable) for row in merged
+        ]
         for table in customer_owned_tables():
-            rows = await repo.rows_of(table, customer_id)
+            rows = await repo.rows_of(table, survivor.id)
             result[str(table.name)] = [
-                self._record(key, table, r, exported_fields, undecryptable) for r in rows
+                self._record(key, table, r, exported, undecryptable) for r in rows
             ]
         result["undecryptable"] = sorted(set(undecryptable))
-        caller.audit.change(CUSTOMER, "export", customer_id, sorted(set(exported_fields)))
+        # Everything went out in clear: the customer's fields by name (as reads record
+        # them), the owned tables' as `table.column`.
+        fields = {name: "clear" for name in exported.get(CUSTOMERS.name, ())}
+        fields |= {
+            f"{table}.{name}": "clear"
+            for table, names in exported.items()
+            if table != CUSTOMERS.name
+            for name in names
+        }
+        caller.audit.export(
+            CUSTOMER,
+            [survivor.id, *(row.id for row in merged)],
+            fields,
+            (f"{table}.{name}" for table, names in exported.items() for name in names),
+        )
         return result
+
+    def _merged_record(
+        self, row: Any, exported: dict[str, set[str]], undecryptable: list[str]
+    ) -> dict[str, Any]:
+        """A merged duplicate's own values, opened with its own key."""
+        try:
+            key: DataKey | None = self.vault.open_data_key(
+                row.id, row.key_kek_version, row.key_wrapped_dek
+            )
+        except VaultError:
+            key = None
+        return self._record(key, CUSTOMERS, row, exported, undecryptable, hidden=EXPORT_HIDDEN)
 
     def _record(
         self,
-        key: DataKey,
+        key: DataKey | None,
         table: Table | Any,
         row: Any,
-        exported: list[str],
+        exported: dict[str, set[str]],
         undecryptable: list[str],
         hidden: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
@@ -239,12 +292,14 @@ class PrivacyService:
             data_class = column.info.get("data_class")
             if value is not None and isinstance(data_class, DataClass) and data_class.sealed:
                 try:
+                    if key is None:
+                        raise VaultError("the data key does not open")
                     value = self.vault.reveal(key, FieldRef(table.name, name, row.id), value)
                 except VaultError:
                     undecryptable.append(f"{table.name}.{name}")
                     value = None
             record[str(name)] = _json_value(value)
-            exported.append(f"{table.name}.{name}")
+            exported.setdefault(str(table.name), set()).add(str(name))
         return record
 
     # --- erasure
@@ -252,17 +307,17 @@ class PrivacyService:
     async def erase(
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, *, now: datetime
     ) -> ErasureReceipt:
-        """Crypto-shred one person. Erasing an erased customer is refused (ALREADY_ERASED).
+        """Crypto-shred one person, by the id of the surviving file or of any duplicate
+        merged into it: the survivor and every merged duplicate, each with its own key.
+        Erasing an erased customer is refused (ALREADY_ERASED).
 
-        The shred secret is destroyed at the key provider before the database commits:
+        The shred secrets are destroyed at the key provider before the database commits:
         if the transaction then fails, the data is unreadable but not yet marked erased,
         and erasing again completes it (erasure never half-fails towards keeping data).
         """
-        row = await self._customer(session, caller, customer_id, CUSTOMER, "erase")
-        if row.erased_at is not None:
+        survivor, *merged = await self._file(session, caller, customer_id, "erase")
+        if survivor.erased_at is not None:
             raise ConflictError("this customer is already erased", code="ALREADY_ERASED")
-        self.vault.shred(customer_id)
-        await PrivacyRepository(session).erase_customer(customer_id, now)
         sealed = [
             f"{table.name}.{column.key}"
             for table in (CUSTOMERS, *customer_owned_tables())
@@ -270,8 +325,16 @@ class PrivacyService:
             if isinstance(column.info.get("data_class"), DataClass)
             and column.info["data_class"].sealed
         ]
-        caller.audit.change(CUSTOMER, "erase", customer_id, sealed)
-        return ErasureReceipt(customer_id, now)
+        repo = PrivacyRepository(session)
+        erased: list[uuid.UUID] = []
+        for row in (survivor, *merged):
+            if row.erased_at is not None and row is not survivor:
+                continue
+            self.vault.shred(row.id)
+            await repo.erase_customer(row.id, now)
+            caller.audit.change(CUSTOMER, "erase", row.id, sealed)
+            erased.append(row.id)
+        return ErasureReceipt(customer_id, now, tuple(erased))
 
 
 def _json_value(value: Any) -> Any:

@@ -20,6 +20,7 @@ from server.data.models.customer import (
 from server.data.models.interaction import Interaction
 from server.data.models.loyalty import LoyaltyEntry, Referral
 from server.data.models.order import Order, OrderItem, OrderStatusEvent, Product
+from server.data.models.security import SecurityEvent
 from server.data.models.task import Task
 
 __all__ = [
@@ -48,5 +49,6 @@ __all__ = [
     "Product",
     "Referral",
     "RoleAssignment",
+    "SecurityEvent",
     "Task",
 ]

@@ -1,7 +1,7 @@
 """duplicate flags: a write's duplicate contact its caller could not be told about
 
-Revision ID: 0003_duplicate_flags
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-26 10:00:00
 
 A duplicate check that matches a file outside the caller's scope (or on a field the
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_duplicate_flags"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""The security stream: refusals before any operation runs (see `stream`)."""
