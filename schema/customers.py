@@ -103,7 +103,8 @@ class CustomerQuery:
     @strawberry.field(
         description="Stored duplicate flags whose two files are both in the caller's scope, "
         "on contacts it reads in clear (X-Purpose), oldest first: candidates for "
-        "mergeCustomers that their writers were not told about."
+        "mergeCustomers that their writers were not told about.",
+        metadata=paged(),
     )
     async def duplicate_flags(
         self, info: Ctx, first: int = 20, after: str | None = None

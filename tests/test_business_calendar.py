@@ -203,7 +203,9 @@ async def test_today_is_the_business_day(api: Api, state: AppState) -> None:
     # 10 June 2026 20:00 UTC is already 11 June in Beijing: the birthday is today.
     state.services.clock = FixedClock(datetime(2026, 6, 10, 20, 0, tzinfo=UTC))
     token = api.token("agent", subject="agent-1", team="east")
-    body = await api.gql("query { careQueue(days: 0) { customerId reason dueOn } }", token=token)
+    body = await api.gql(
+        "query { careQueue(days: 0) { customerId reason dueOn } }", token=token, purpose="support"
+    )
     assert {"customerId": str(customer), "reason": "birthday", "dueOn": "2026-06-11"} in body[
         "data"
     ]["careQueue"]
