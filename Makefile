@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
 
-.PHONY: serve test test-fast lint schema bench lock lock-upgrade clean
+.PHONY: serve test test-fast lint schema bench bench-peer lock lock-upgrade clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ schema: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Custos against PostGraphile 4 (installed with npm into bench/postgraphile) and the goals.
+bench-peer: $(STAMP)
+	$(BIN)/python -m bench.peer
 
 # Pins for every platform and Python >= 3.11, from pyproject.toml. `make lock` keeps the
 # current pins where they still fit (after adding or changing a dependency);
