@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -66,6 +67,7 @@ class Options:
     seconds: float
     workers: int
     warmup: int
+    rounds: int
     peer: bool
 
 
@@ -248,30 +250,38 @@ async def check_answers(
     return checked
 
 
-async def read_runs(
-    ctx: Context, server: Server, *, peer: bool, database: str | None, full: bool = True
-) -> list[dict[str, Any]]:
-    def requests(name: str) -> list[Request]:
-        shape = ctx.shape(name)
-        return [shape.peer_request() if peer else shape.custos_request(ctx.token)]
+@dataclass
+class Target:
+    server: Server
+    peer: bool
+    database: str | None  # the PostgreSQL database it serves (for probes)
 
-    plan = [("by_id", 1), ("by_id", 16), ("list_1000", 1), ("nested_50x20", 1)]
-    if not full:
-        plan = [("by_id", 16)]
+
+READ_PLAN = [("by_id", 1), ("by_id", 16), ("list_1000", 1), ("nested_50x20", 1)]
+
+
+async def read_runs(
+    ctx: Context, targets: list[Target], plan: list[tuple[str, int]]
+) -> list[dict[str, Any]]:
+    """Every scenario of the plan on every target, interleaved, `rounds` times: a load
+    spike from elsewhere on a shared machine then hits both sides alike."""
     rows = []
     for name, concurrency in plan:
-        rows.append(
-            await measure(
-                ctx,
-                server,
-                name,
-                requests(name),
-                concurrency,
-                database=database,
-                waits=concurrency > 1,
-                storage=not peer,
-            )
-        )
+        shape = ctx.shape(name)
+        for round_ in range(ctx.options.rounds):
+            for t in targets:
+                request = shape.peer_request() if t.peer else shape.custos_request(ctx.token)
+                row = await measure(
+                    ctx,
+                    t.server,
+                    name,
+                    [request],
+                    concurrency,
+                    database=t.database,
+                    waits=concurrency > 1,
+                    storage=not t.peer,
+                )
+                rows.append({**row, "round": round_, "phase": "peer"})
     return rows
 
 
@@ -280,31 +290,49 @@ async def postgresql(ctx: Context, peer_skip: str | None) -> None:
     ctx.out.update(runs=runs, skipped={})
     print("[postgresql] Custos in-process: answers and round trips", flush=True)
     answers = await in_process(ctx)
-    if peer_skip is None:
-        vault = Vault(LocalKeyring.load(ctx.keyring, create=False))
-        t0 = time.perf_counter()
-        mirror = await build_mirror(ctx.db.url, vault)
-        print(
-            f"[postgresql] plaintext mirror: {mirror.customers} customers, "
-            f"{mirror.interactions} interactions in {time.perf_counter() - t0:.1f}s",
-            flush=True,
-        )
-        try:
-            async with postgraphile_server(mirror.libpq_url, ctx.work / "peer.log") as peer:
+    mirror = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            targets: list[Target] = []
+            if peer_skip is None:
+                vault = Vault(LocalKeyring.load(ctx.keyring, create=False))
+                t0 = time.perf_counter()
+                mirror = await build_mirror(ctx.db.url, vault)
+                print(
+                    f"[postgresql] plaintext mirror: {mirror.customers} customers, "
+                    f"{mirror.interactions} interactions in {time.perf_counter() - t0:.1f}s",
+                    flush=True,
+                )
+                peer = await stack.enter_async_context(
+                    postgraphile_server(mirror.libpq_url, ctx.work / "peer.log")
+                )
                 ctx.out["answers_checked"] = await check_answers(ctx, peer, answers, peer=True)
-                runs += await read_runs(ctx, peer, peer=True, database=mirror.name)
-        finally:
-            await drop_mirror(mirror)
-    else:
-        print(f"[postgresql] PostGraphile skipped: {peer_skip}", flush=True)
-        ctx.out["skipped"]["postgraphile"] = peer_skip
-    for workers in (1, ctx.options.workers):
-        log = ctx.work / f"custos-{workers}w.log"
-        async with custos_server(ctx.env(), workers, log) as custos:
-            await check_answers(ctx, custos, answers, peer=False)
-            runs += await read_runs(
-                ctx, custos, peer=False, database=ctx.database, full=workers == 1
+                targets.append(Target(peer, True, mirror.name))
+            else:
+                print(f"[postgresql] PostGraphile skipped: {peer_skip}", flush=True)
+                ctx.out["skipped"]["postgraphile"] = peer_skip
+            custos = await stack.enter_async_context(
+                custos_server(ctx.env(), 1, ctx.work / "custos-1w.log")
             )
+            await check_answers(ctx, custos, answers, peer=False)
+            targets.append(Target(custos, False, ctx.database))
+            runs += await read_runs(ctx, targets, READ_PLAN)
+    finally:
+        if mirror is not None:
+            await drop_mirror(mirror)
+    # 1 worker against N: each round starts each server afresh, one after the other (both
+    # at once would hold more connections than a shared PostgreSQL should give).
+    request = ctx.shape("by_id").custos_request(ctx.token)
+    for round_ in range(ctx.options.rounds):
+        for workers in (1, ctx.options.workers):
+            log = ctx.work / f"custos-{workers}w-{round_}.log"
+            async with custos_server(ctx.env(), workers, log) as server:
+                if round_ == 0:
+                    await check_answers(ctx, server, answers, peer=False)
+                row = await measure(
+                    ctx, server, "by_id", [request], 16, database=ctx.database, waits=True
+                )
+                runs.append({**row, "round": round_, "phase": "scaling"})
 
 
 async def sqlite(ctx: Context) -> None:
@@ -315,9 +343,14 @@ async def sqlite(ctx: Context) -> None:
     by_id = [ctx.shape("by_id").custos_request(ctx.token)]
     create = [log_interaction(ctx.token, ctx.customer_id, n) for n in range(16)]
     async with custos_server(ctx.env(), 1, ctx.work / "sqlite-1w.log") as custos:
-        runs.append(await measure(ctx, custos, "by_id", by_id, 1, database=None))
-        runs.append(await measure(ctx, custos, "by_id", by_id, 16, database=None))
-        runs.append(await measure(ctx, custos, "create_interaction", create, 8, database=None))
+        for round_ in range(ctx.options.rounds):
+            for name, requests, concurrency in (
+                ("by_id", by_id, 1),
+                ("by_id", by_id, 16),
+                ("create_interaction", create, 8),
+            ):
+                row = await measure(ctx, custos, name, requests, concurrency, database=None)
+                runs.append({**row, "round": round_})
     # A slow read on one server, a cheap one on another, on the same database file: the
     # cheap request can only wait on the slow one through the database (its lock).
     slow = [ctx.shape("list_1000").custos_request(ctx.token)]
@@ -386,10 +419,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per timed run")
     parser.add_argument("--workers", type=int, default=4, help="the N of the N-worker run")
     parser.add_argument("--warmup", type=int, default=3, help="requests per connection")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="times each run is repeated (best one reported)"
+    )
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--no-peer", action="store_true", help="skip PostGraphile")
     args = parser.parse_args()
-    options = Options(args.customers, args.seconds, args.workers, args.warmup, not args.no_peer)
+    options = Options(
+        args.customers, args.seconds, args.workers, args.warmup, args.rounds, not args.no_peer
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     peer_skip = install_peer() if options.peer else "--no-peer given"
     report: dict[str, Any] = {
