@@ -425,6 +425,8 @@ def main() -> None:
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--no-peer", action="store_true", help="skip PostGraphile")
     args = parser.parse_args()
+    if args.customers < 1000:
+        parser.error("--customers must be at least 1000: the list scenario reads 1,000")
     options = Options(
         args.customers, args.seconds, args.workers, args.warmup, args.rounds, not args.no_peer
     )
