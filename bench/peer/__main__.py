@@ -161,7 +161,7 @@ async def measure(
 
 
 def _line(row: dict[str, Any]) -> str:
-    extra = ""
+    extra = f" db={row['db_cpu_ms']}ms" if row.get("db_cpu_ms") is not None else ""
     if "waits" in row:
         extra += f" audit-lock-waits={row['waits']['audit_lock_waits']}"
     if "stored_bytes_per_request" in row:
@@ -169,8 +169,7 @@ def _line(row: dict[str, Any]) -> str:
     return (
         f"  {row['target']:<13} {row['scenario']:<14} c={row['concurrency']:<3}"
         f" p50={row['p50_ms']:>8.2f}ms p99={row['p99_ms']:>8.2f}ms rps={row['rps']:>7.1f}"
-        f" cpu/req={row['server_cpu_ms']}ms db={row.get('db_cpu_ms')}ms"
-        f" fail={row['failures']}{extra}"
+        f" cpu/req={row['server_cpu_ms']}ms fail={row['failures']}{extra}"
     )
 
 
