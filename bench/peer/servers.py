@@ -49,6 +49,10 @@ def free_port() -> int:
         return port
 
 
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:]
+
+
 @contextlib.asynccontextmanager
 async def _serve(
     name: str,
@@ -85,9 +89,11 @@ async def _serve(
                         break
                 await asyncio.sleep(0.1)
             else:
-                raise SystemExit(f"{name} did not come up; its log: {log}")
+                raise SystemExit(f"{name} did not come up; its log ends:\n{_tail(log)}")
         if process.poll() is not None:
-            raise SystemExit(f"{name} exited with {process.returncode}; its log: {log}")
+            raise SystemExit(
+                f"{name} exited with {process.returncode}; its log ends:\n{_tail(log)}"
+            )
         await asyncio.sleep(settle)
         yield Server(name, base, process.pid)
     finally:
