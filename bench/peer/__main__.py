@@ -419,7 +419,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="the N of the N-worker run")
     parser.add_argument("--warmup", type=int, default=3, help="requests per connection")
     parser.add_argument(
-        "--rounds", type=int, default=2, help="times each run is repeated (best one reported)"
+        "--rounds", type=int, default=3, help="times each run is repeated (best one reported)"
     )
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--no-peer", action="store_true", help="skip PostGraphile")
