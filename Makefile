@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
 
-.PHONY: serve test test-fast lint schema bench lock lock-upgrade graphiql-assets clean
+.PHONY: serve test test-fast lint schema bench bench-peer lock lock-upgrade graphiql-assets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: $(STAMP)
 # Dev GraphiQL's vendored assets, rebuilt from the pinned npm packages (needs npm).
 graphiql-assets:
 	tools/graphiql/vendor.sh
+
+# Custos against PostGraphile 4 (installed with npm into bench/postgraphile) and the goals.
+bench-peer: $(STAMP)
+	$(BIN)/python -m bench.peer
 
 # Pins for every platform and Python >= 3.11, from pyproject.toml. `make lock` keeps the
 # current pins where they still fit (after adding or changing a dependency);

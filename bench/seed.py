@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 
 from server.authz.authorizer import Authorizer
 from server.customer.service import CustomerService, NewCustomer
@@ -140,6 +140,20 @@ async def _seed(url: str, keyring: Path, customers: int, owned: int) -> BenchDat
                     )
                 await conn.execute(insert(Customer), customer_rows)
                 await conn.execute(insert(CustomerKey), key_rows)
+            # The first customers of all (in the list's order) get a history too: the nested
+            # scenario as a manager (team scope, every customer) reads them, and so does the
+            # peer (bench.peer).
+            first = await conn.execute(
+                select(Customer.id, CustomerKey.kek_version, CustomerKey.wrapped_dek)
+                .join(CustomerKey, CustomerKey.customer_id == Customer.id)
+                .order_by(Customer.created_at, Customer.id)
+                .limit(NESTED_CUSTOMERS)
+            )
+            for row in first:
+                if row.id not in nested_keys:
+                    nested_keys[row.id] = vault.open_data_key(
+                        row.id, row.kek_version, row.wrapped_dek
+                    )
             await conn.execute(insert(Interaction), _interactions(vault, nested_keys))
         async with engine.connect() as conn:
             if url.startswith("postgresql"):
