@@ -38,12 +38,20 @@ from server.auth.tokens import TokenVerifier
 from server.authz.service import with_assigned_roles
 from server.caller import Caller, caller_for
 from server.config import Settings, load_settings
-from server.data.engine import create_engine, create_session_factory, ping
+from server.data.engine import (
+    create_engine,
+    create_session_factory,
+    is_busy,
+    is_stale_connection,
+    ping,
+)
+from server.data.write_queue import WriteQueue, write_queue
 from server.errors import (
     AuditWriteError,
     AuthenticationError,
     ConfigError,
     CustosError,
+    DatabaseBusy,
     RequestTimeout,
 )
 from server.graphiql import ASSET_PATH, graphiql_asset, graphiql_page
@@ -76,12 +84,13 @@ class AppState:
     services: Services
     schema: strawberry.Schema
     tokens: TokenVerifier
+    writes: WriteQueue
     rate_limits: RateLimits | None = None
 
 
 def build_state(settings: Settings) -> AppState:
     keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool=settings.pool)
     services = Services.build(keyring, settings=settings)
     return AppState(
         settings=settings,
@@ -101,6 +110,7 @@ def build_state(settings: Settings) -> AppState:
             open_introspection=settings.env == "dev",
         ),
         tokens=TokenVerifier(settings),
+        writes=write_queue(settings.database_url, settings.db_busy_seconds),
         rate_limits=RateLimits.from_settings(settings),
     )
 
@@ -176,7 +186,14 @@ async def handle_graphql(state: AppState, request: Request) -> Response:
         purpose = request.headers.get("x-purpose")
         if purpose is not None and purpose not in PURPOSES:
             raise HttpProblem(400, f"X-Purpose must be one of {', '.join(PURPOSES)}", BAD_PURPOSE)
-        response = await _execute(state, request, gql, media, request_id, purpose)
+        try:
+            response = await _execute(state, request, gql, media, request_id, purpose)
+        except _StaleConnection:
+            # The pooled connection had died (no ping on checkout) and nothing committed:
+            # once more, on a fresh connection.
+            response = await _execute(
+                state, request, gql, media, request_id, purpose, retry_stale=False
+            )
     except HttpProblem as problem:
         if problem.code == BAD_PURPOSE:
             await _security_refusal(state, request, problem.code, request_id)
@@ -291,6 +308,10 @@ def _outcome(data: Any, errors: list[GraphQLError], refused_results: int = 0) ->
     return "partial"
 
 
+class _StaleConnection(Exception):
+    """The request's connection died before its transaction committed."""
+
+
 async def _execute(
     state: AppState,
     request: Request,
@@ -298,10 +319,13 @@ async def _execute(
     media: str,
     request_id: str,
     purpose: str | None,
+    *,
+    retry_stale: bool = True,
 ) -> Response:
     services = state.services
+    committing = False
     try:
-        async with state.sessions() as session, session.begin():
+        async with state.writes.turn(), state.sessions() as session, session.begin():
             principal = await _authenticate(state, session, request, purpose, request_id)
             await services.authorizer.refresh(session)
             caller = caller_for(principal, services.authorizer)
@@ -375,12 +399,22 @@ async def _execute(
                     checkpoints=services.audit.signer,
                 )
             except SQLAlchemyError as exc:
+                if is_busy(exc) or (retry_stale and is_stale_connection(exc)):
+                    raise
                 raise AuditWriteError("the audit trail is unavailable; nothing was done") from exc
+            # Past here a dead connection leaves the outcome unknown: no second attempt.
+            committing = True
     except AuditWriteError as error:
         cause = error.__cause__ or error
         log.error("audit write failed request_id=%s %s", request_id, describe_unexpected(cause))
         return _problem(503, error.message, error.code, media)
+    except DatabaseBusy as error:
+        return _busy(state, error, media)
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        if is_busy(exc):
+            return _busy(state, DatabaseBusy(), media)
+        if retry_stale and not committing and is_stale_connection(exc):
+            raise _StaleConnection from exc
         # OSError: drivers raise connection failures (refused, reset) unwrapped.
         log.error("database failure request_id=%s type=%s", request_id, type(exc).__name__)
         return _problem(
@@ -400,12 +434,18 @@ async def _execute(
     return response
 
 
+def _busy(state: AppState, error: DatabaseBusy, media: str) -> Response:
+    """Busy, not down: the client may retry the same request after `Retry-After`."""
+    retry_after = str(state.settings.db_retry_after_seconds)
+    return _problem(503, error.message, error.code, media, {"Retry-After": retry_after})
+
+
 async def _audit_timeout(
     state: AppState, caller: Caller, context: GraphQLContext, gql: GraphQLRequest
 ) -> None:
     caller.audit.discard_changes()
     try:
-        async with state.sessions() as session, session.begin():
+        async with state.writes.turn(), state.sessions() as session, session.begin():
             await caller.audit.commit(
                 session,
                 operation_type=context.operation_type,
@@ -415,7 +455,7 @@ async def _audit_timeout(
                 occurred_at=state.services.clock.now(),
                 checkpoints=state.services.audit.signer,
             )
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+    except (SQLAlchemyError, OSError, TimeoutError, DatabaseBusy) as exc:
         log.error("audit of a timed-out request failed type=%s", type(exc).__name__)
 
 

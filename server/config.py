@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.business_calendar import parse_days, parse_hours, timezone_of
+from server.data.engine import PoolSettings
 from server.errors import ConfigError
 
 SETTINGS_FILE = "custos.env"
@@ -162,6 +163,17 @@ class Settings(BaseSettings):
     rate_limit_lookups: str | None = "60/minute"
     rate_limit_failed_auth: str | None = "30/minute"
     redis_url: str | None = None
+    # Database connections per process (PostgreSQL): kept open, extra under load, how long
+    # a request waits for one, and the age at which one is replaced (instead of a ping on
+    # every checkout). A 4-worker server opens at most 4 * (size + overflow).
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_timeout_seconds: float = Field(default=5, gt=0)
+    db_pool_recycle_seconds: int = Field(default=1800, ge=1)
+    # The longest a request waits for the write lock (SQLite: the process's queue, then
+    # another process) before the answer is 503 DATABASE_BUSY with Retry-After.
+    db_busy_seconds: float = Field(default=5, gt=0)
+    db_retry_after_seconds: int = Field(default=1, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -253,6 +265,16 @@ class Settings(BaseSettings):
         if self.graphql_suggestions is not None:
             return self.graphql_suggestions
         return self.env == "dev"
+
+    @property
+    def pool(self) -> PoolSettings:
+        return PoolSettings(
+            size=self.db_pool_size,
+            max_overflow=self.db_max_overflow,
+            timeout=self.db_pool_timeout_seconds,
+            recycle=self.db_pool_recycle_seconds,
+            busy_seconds=self.db_busy_seconds,
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -72,3 +72,15 @@ class RequestTimeout(CustosError):
     """The operation ran past the request deadline and was cancelled: nothing changed."""
 
     code = "REQUEST_TIMEOUT"
+
+
+class DatabaseBusy(CustosError):
+    """The database is up but could not take this request in time (write lock held by
+    others, every pooled connection in use). Answered 503 with `Retry-After`."""
+
+    code = "DATABASE_BUSY"
+
+    def __init__(
+        self, message: str = "the database is busy; nothing was done, retry shortly"
+    ) -> None:
+        super().__init__(message)

@@ -212,7 +212,7 @@ async def open_command(
 
     settings = settings or load_settings()
     principal = operator()
-    engine = create_engine(settings.database_url, null_pool=null_pool)
+    engine = create_engine(settings.database_url, pool=settings.pool, null_pool=null_pool)
     command = Command(
         name=name,
         settings=settings,
