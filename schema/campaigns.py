@@ -18,6 +18,7 @@ from schema.types.customer import CustomerFilterInput
 from server.campaign.repository import Segment
 from server.campaign.service import CampaignResults as Results
 from server.data.models import Campaign as CampaignRow
+from server.errors import ValidationError
 
 Ctx = Info[GraphQLContext, None]
 
@@ -121,6 +122,9 @@ CampaignRecordResult = Annotated[
 
 
 def _segment(value: CampaignSegmentInput) -> Segment:
+    if value.name is not None:
+        # A segment is re-evaluated by jobs without a caller's purpose: no name lookups.
+        raise ValidationError("a campaign segment cannot select by name", field="segment.name")
     return Segment(
         customers=value.to_filter(),
         tag=value.tag,

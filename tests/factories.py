@@ -57,7 +57,7 @@ async def make_customer(state: AppState, **overrides: Any) -> uuid.UUID:
         sealed = state.services.customers.seal_new(data, owner_id=data.owner_id, team=data.team)
         from server.customer.repository import CustomerRepository
 
-        await CustomerRepository(session).add(sealed.customer, sealed.key)
+        await CustomerRepository(session).add(sealed.customer, sealed.key, sealed.name_tokens)
         caller.audit.change("customer", "create", sealed.customer.id, sealed.sealed_fields)
         await caller.audit.commit(
             session, operation_type="test", operation_name="seed", query=None, outcome="ok"

@@ -72,7 +72,7 @@ COMPUTED = {
 }
 # Filters that are not one field's equality: the creation-time range, a tag, the review
 # cutoff (the last only inside the domain).
-FILTER_EXTRAS = {"created_from", "created_to", "tag"}
+FILTER_EXTRAS = {"created_from", "created_to", "tag", "name"}
 SCHEMA = build_schema()
 
 

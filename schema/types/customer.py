@@ -313,6 +313,14 @@ class CustomerFilterInput:
     created_from: datetime.datetime | None = None
     created_to: datetime.datetime | None = None
     tag: str | None = None
+    name: str | None = strawberry.field(
+        default=None,
+        description="Customers with this name: a whole name (any word order for Latin "
+        "script), one word of a Latin-script name (surname or given name), or a Chinese "
+        "surname (one character, or a compound such as 欧阳). Exact parts, no prefixes; "
+        "needs `name` in clear under the X-Purpose (else FORBIDDEN); audited as a lookup. "
+        "Not a campaign segment filter.",
+    )
 
     def to_filter(self) -> CustomerFilter:
         """The domain filter; fields the API does not expose keep their defaults."""
@@ -327,6 +335,7 @@ class CustomerFilterInput:
             created_from=self.created_from,
             created_to=self.created_to,
             tag=self.tag,
+            name=self.name,
         )
 
 

@@ -39,6 +39,8 @@ MACHINERY_TABLES = frozenset(
     {
         "customer_keys",
         "key_rotations",
+        # Name search handles: never read, only matched (customer read and name in clear).
+        "customer_name_tokens",
         # Seen only through the customers they name (customer read and field modes).
         "duplicate_flags",
         "audit_events",

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     and_,
     cast,
+    delete,
     false,
     func,
     insert,
@@ -36,6 +37,7 @@ from server.data.models import (
     Consent,
     Customer,
     CustomerKey,
+    CustomerNameToken,
     DuplicateFlag,
     Interaction,
     LoyaltyEntry,
@@ -94,6 +96,9 @@ class CustomerFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     tag: str | None = None
+    # A name search (server/vault/names.py): matched through name tokens, confirmed by
+    # decryption in the service; no SQL predicate of its own here.
+    name: str | None = None
     # Files never reviewed or last reviewed before this instant.
     reviewed_before: datetime | None = None
 
@@ -279,11 +284,72 @@ class CustomerRepository:
         )
         return (await self.session.execute(stmt)).first()
 
-    async def add(self, customer: Customer, key: CustomerKey) -> None:
+    async def add(
+        self,
+        customer: Customer,
+        key: CustomerKey,
+        name_tokens: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
         self.session.add(customer)
         await self.session.flush()
         self.session.add(key)
         await self.session.flush()
+        if name_tokens:
+            await self.session.execute(insert(CustomerNameToken), list(name_tokens))
+
+    async def replace_name_tokens(
+        self, customer_id: uuid.UUID, name_tokens: Sequence[Mapping[str, Any]]
+    ) -> None:
+        await self.session.execute(
+            delete(CustomerNameToken).where(CustomerNameToken.customer_id == customer_id)
+        )
+        if name_tokens:
+            await self.session.execute(insert(CustomerNameToken), list(name_tokens))
+
+    async def name_candidates(
+        self,
+        tokens: Mapping[int, Collection[tuple[str, int]]],
+        *,
+        scope: ColumnElement[bool],
+        flt: CustomerFilter | None,
+        sort: CustomerSort,
+        after: tuple[datetime, uuid.UUID] | None,
+    ) -> Sequence[Row[Any]]:
+        """Live customers in scope and filter holding any of the name tokens (by key
+        version), with what confirming the match needs: id, sort key, sealed name, data
+        key. In the list's order, from the cursor on."""
+        match = or_(
+            *(
+                and_(
+                    CustomerNameToken.key_version == version,
+                    CustomerNameToken.kind == kind,
+                    CustomerNameToken.token == token,
+                )
+                for version, pairs in tokens.items()
+                for kind, token in pairs
+            )
+        )
+        holders = select(CustomerNameToken.customer_id).where(match)
+        key = getattr(Customer, sort.column)
+        stmt: Any = (
+            select(
+                Customer.id,
+                key.label("sort_key"),
+                Customer.name,
+                CustomerKey.kek_version,
+                CustomerKey.wrapped_dek,
+            )
+            .outerjoin(CustomerKey, CustomerKey.customer_id == Customer.id)
+            .where(scope, Customer.id.in_(holders), *filter_predicates(flt))
+        )
+        if after is not None:
+            at, last_id = after
+            if sort.descending:
+                stmt = stmt.where(or_(key < at, and_(key == at, Customer.id < last_id)))
+            else:
+                stmt = stmt.where(or_(key > at, and_(key == at, Customer.id > last_id)))
+        order = (key.desc(), Customer.id.desc()) if sort.descending else (key, Customer.id)
+        return (await self.session.execute(stmt.order_by(*order))).all()
 
     async def for_update(
         self, customer_id: uuid.UUID, scope: ColumnElement[bool], *, lock: bool = True

@@ -46,6 +46,7 @@ from server.data.models import (
     ComplaintEvent,
     Customer,
     CustomerKey,
+    CustomerNameToken,
     DuplicateFlag,
     Interaction,
 )
@@ -53,6 +54,7 @@ from server.errors import ConflictError, ForbiddenError, ValidationError, VaultE
 from server.paging import Page, page_of
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.masking import mask
+from server.vault.names import name_parts, query_parts
 from server.vault.normalise import (
     normalise_bank_card,
     normalise_email,
@@ -166,6 +168,8 @@ class SealedCustomer:
     data_key: DataKey
     contacts: dict[str, str | None]
     sealed_fields: list[str]
+    # Rows of `customer_name_tokens`: what name search finds the file by.
+    name_tokens: list[dict[str, Any]]
 
 
 class CustomerService:
@@ -295,6 +299,18 @@ class CustomerService:
         sort: CustomerSort = CustomerSort.CREATED_ASC,
     ) -> Page[CustomerView]:
         check_filter(flt)
+        if flt is not None and flt.name is not None:
+            return await self._search_by_name(
+                session,
+                caller,
+                flt=flt,
+                name=flt.name,
+                first=first,
+                after=after,
+                fields=fields,
+                with_total=with_total,
+                sort=sort,
+            )
         scope = self._scope(caller)
         # The sort key is read too: the next page's cursor carries it.
         modes = self._modes(caller, {*fields, sort.column})
@@ -316,6 +332,70 @@ class CustomerService:
         views = self._reveal_rows(caller, page.items, modes)
         await self._hide_unseen_referrers(session, scope, views)
         return page.with_items(views)
+
+    async def _search_by_name(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        flt: CustomerFilter,
+        name: str,
+        first: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        fields: Collection[str],
+        with_total: bool,
+        sort: CustomerSort,
+    ) -> Page[CustomerView]:
+        """The customer list narrowed to a name: candidates by name token under row scope
+        and the other filters, each confirmed by decrypting its name (tokens are truncated,
+        so most candidates of a short token are other names).
+
+        A lookup by the value of `name`: only for a caller who reads names in clear under
+        the request's purpose (a search on a masked name would confirm guesses of it), and
+        audited as a `lookup` on `name`, hit or miss, with the ids the page shows.
+        """
+        caller.gate.require_clear(OBJECT, "name", CUSTOMER_FIELD_CLASSES["name"], action="lookup")
+        scope = self._scope(caller)
+        parts = query_parts(name)
+        tokens = self.vault.name_query(name)
+        modes = self._modes(caller, {*fields, sort.column})
+        repo = CustomerRepository(session)
+        # With a total, every candidate is confirmed (the count needs them all) and the
+        # cursor applies after; without, confirmation stops once the page is full.
+        candidates = await repo.name_candidates(
+            tokens, scope=scope, flt=flt, sort=sort, after=None if with_total else after
+        )
+        matched: list[tuple[datetime, uuid.UUID]] = []
+        wanted = first + 1
+        for row in candidates:
+            if not self._name_matches(row, parts):
+                continue
+            matched.append((row.sort_key, row.id))
+            if not with_total and len(matched) >= wanted:
+                break
+        total = len(matched) if with_total else None
+        if with_total and after is not None:
+            matched = [m for m in matched if (m < after if sort.descending else m > after)]
+        ids = [customer_id for _, customer_id in matched[:wanted]]
+        caller.audit.lookup(OBJECT, "lookup", "name", hit=bool(ids), record_ids=ids[:first])
+        needs_keys = any(
+            f in SEALED_CUSTOMER_FIELDS and m is not FieldMode.NONE for f, m in modes.items()
+        )
+        rows = await repo.by_ids(ids, scope=scope, fields=modes, with_keys=needs_keys)
+        position = {customer_id: i for i, customer_id in enumerate(ids)}
+        ordered = sorted(rows, key=lambda row: position[row.id])
+        page = page_of(ordered, first, total)
+        views = self._reveal_rows(caller, page.items, modes)
+        await self._hide_unseen_referrers(session, scope, views)
+        return page.with_items(views)
+
+    def _name_matches(self, row: Row[Any], parts: frozenset[tuple[str, str]]) -> bool:
+        try:
+            key = self.vault.open_data_key(row.id, row.kek_version, row.wrapped_dek)
+            text = self.vault.reveal_at(key, TABLE, "name", key.id_text, row.name)
+        except VaultError:
+            return False
+        return not parts.isdisjoint(name_parts(text))
 
     async def get_many(
         self,
@@ -408,7 +488,7 @@ class CustomerService:
             raise caller.gate.out_of_scope(OBJECT, "create", outside)
         sealed = self.seal_new(data, owner_id=owner, team=team)
         found = await self.check_duplicates(session, caller, sealed.contacts, sealed.customer.id)
-        await CustomerRepository(session).add(sealed.customer, sealed.key)
+        await CustomerRepository(session).add(sealed.customer, sealed.key, sealed.name_tokens)
         caller.audit.change(OBJECT, "create", sealed.customer.id, sealed.sealed_fields)
         self.audit_flags(caller.audit, await self.flag_duplicates(session, caller.audit, found))
         return sealed.customer.id
@@ -475,7 +555,14 @@ class CustomerService:
             data_key=key,
             contacts=contacts,
             sealed_fields=sorted(f for f, v in sealed_values.items() if v is not None),
+            name_tokens=self.name_token_rows(customer_id, data.name.strip(), bidx_version),
         )
+
+    def name_token_rows(
+        self, customer_id: uuid.UUID, name: str, version: int
+    ) -> builtins.list[dict[str, Any]]:
+        """The `customer_name_tokens` rows of a name under one blind-index key version."""
+        return CustomerNameToken.rows(customer_id, self.vault.name_tokens(name, version), version)
 
     async def duplicate_matches(
         self,
@@ -681,7 +768,15 @@ class CustomerService:
             else:
                 setattr(customer, field, value)
         customer.updated_at = self.clock.now()
-        await CustomerRepository(session).flush()
+        repo = CustomerRepository(session)
+        await repo.flush()
+        if "name" in values:
+            # Tokens follow the row's blind-index version, as its contact indexes do.
+            customer.bidx_key_version = bidx_version
+            await repo.replace_name_tokens(
+                customer.id, self.name_token_rows(customer.id, values["name"], bidx_version)
+            )
+            await repo.flush()
         changed = sorted(values)
         caller.audit.change(OBJECT, "update", customer.id, changed)
         self.audit_flags(caller.audit, await self.flag_duplicates(session, caller.audit, found))

@@ -33,6 +33,7 @@ from server.data.models import (
     Consent,
     Customer,
     CustomerKey,
+    CustomerNameToken,
     Interaction,
     LoyaltyEntry,
     Order,
@@ -228,6 +229,8 @@ class DemoBuilder:
                 "created_at": file.created,
             },
         )
+        for token in file.sealed.name_tokens:
+            self._add(CustomerNameToken, token)
         self._consents(file)
         balance = self._orders(file, products)
         self.balances[file.id] = balance

@@ -17,6 +17,7 @@ from server.data.models import (
     Consent,
     Customer,
     CustomerKey,
+    CustomerNameToken,
     Interaction,
     LoyaltyEntry,
     Order,
@@ -31,6 +32,7 @@ Rows = dict[type[Any], list[dict[str, Any]]]
 INSERT_ORDER = (
     Customer,
     CustomerKey,
+    CustomerNameToken,
     Consent,
     Order,
     OrderItem,

@@ -10,7 +10,14 @@ from sqlalchemy import Row, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.customer.repository import filter_predicates
-from server.data.models import Customer, CustomerKey, Order, OrderItem, OrderStatusEvent
+from server.data.models import (
+    Customer,
+    CustomerKey,
+    CustomerNameToken,
+    Order,
+    OrderItem,
+    OrderStatusEvent,
+)
 
 
 class ImportRepository:
@@ -45,11 +52,16 @@ class ImportRepository:
         return set(rows)
 
     async def add_customers(
-        self, customers: list[dict[str, Any]], keys: list[dict[str, Any]]
+        self,
+        customers: list[dict[str, Any]],
+        keys: list[dict[str, Any]],
+        name_tokens: list[dict[str, Any]],
     ) -> None:
         if customers:
             await self.session.execute(insert(Customer), customers)
             await self.session.execute(insert(CustomerKey), keys)
+        if name_tokens:
+            await self.session.execute(insert(CustomerNameToken), name_tokens)
 
     async def add_orders(
         self,

@@ -474,6 +474,7 @@ class ImportService:
                     }
                     for _, s in landing
                 ],
+                [t for _, s in landing for t in s.name_tokens],
             )
             flag_ids[:] = await self.customers.flag_duplicates(session, audit, flags)
 

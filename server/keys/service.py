@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.audit.recorder import JobAudit
 from server.clock import Clock
+from server.data.models import CustomerNameToken
 from server.errors import ConflictError, ValidationError, VaultError
 from server.vault.normalise import CUSTOMER_NORMALISERS
 from server.vault.repository import CONTACT_COLUMNS, KeyRepository
@@ -180,20 +181,27 @@ class KeyRotationService:
         for row in rows:
             if row.bidx_key_version == to_version:
                 continue
-            indexes = self._indexes(row, to_version)
-            if indexes is None:
+            found = self._indexes(row, to_version)
+            if found is None:
                 skipped += 1
                 continue
-            if await repo.replace_blind_indexes(row, to_version, indexes):
+            indexes, name_tokens = found
+            if await repo.replace_blind_indexes(row, to_version, indexes, name_tokens):
                 updated += 1
         return rows[-1].id, updated, skipped
 
-    def _indexes(self, row: Any, version: int) -> dict[str, int | None] | None:
+    def _indexes(
+        self, row: Any, version: int
+    ) -> tuple[dict[str, int | None], list[dict[str, Any]]] | None:
+        """The row's contact indexes and name-token rows under `version`; None when its
+        data key no longer opens."""
         indexes: dict[str, int | None] = dict.fromkeys(CONTACT_COLUMNS)
-        if all(getattr(row, column) is None for column in CONTACT_COLUMNS):
-            return indexes
         try:
             key = self.vault.open_data_key(row.id, row.kek_version, row.wrapped_dek)
+            name = self.vault.reveal(key, FieldRef("customers", "name", row.id), row.name)
+            name_tokens = CustomerNameToken.rows(
+                row.id, self.vault.name_tokens(name, version), version
+            )
             for column in CONTACT_COLUMNS:
                 ciphertext = getattr(row, column)
                 if ciphertext is None:
@@ -204,7 +212,7 @@ class KeyRotationService:
                 )
         except (VaultError, ValidationError):
             return None
-        return indexes
+        return indexes, name_tokens
 
     async def retire(self, kind: str, version: int) -> None:
         """Remove a key version from the provider; refused while anything still uses it."""

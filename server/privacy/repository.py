@@ -7,11 +7,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.data.base import Base
-from server.data.models import Consent, Customer, CustomerKey
+from server.data.models import Consent, Customer, CustomerKey, CustomerNameToken
 
 # Tables holding one person's records, in the order an export lists them. Every other
 # table with a `customer_id` column is exported too (after these), so a table added later
@@ -30,6 +30,10 @@ EXPORT_ORDER = (
 )
 
 
+# Tables with a `customer_id` that hold no fact about the person: the file itself, its
+# key, and its name-search handles (left out of exports like the blind-index columns).
+NOT_EXPORTED = ("customers", "customer_keys", "customer_name_tokens")
+
 # Merges chain (a duplicate of a duplicate); no real chain is this long, and a cycle
 # written by hand into the database must not loop forever.
 MAX_MERGE_DEPTH = 64
@@ -39,7 +43,7 @@ def customer_owned_tables() -> list[Table]:
     tables = {
         t.name: t
         for t in Base.metadata.sorted_tables
-        if "customer_id" in t.c and t.name not in ("customers", "customer_keys")
+        if "customer_id" in t.c and t.name not in NOT_EXPORTED
     }
     ordered = [tables.pop(name) for name in EXPORT_ORDER if name in tables]
     return ordered + sorted(tables.values(), key=lambda t: t.name)
@@ -133,6 +137,9 @@ class PrivacyRepository:
                 erased_at=now,
                 updated_at=now,
             )
+        )
+        await self.session.execute(
+            delete(CustomerNameToken).where(CustomerNameToken.customer_id == customer_id)
         )
         await self.session.execute(
             update(CustomerKey)

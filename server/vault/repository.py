@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.data.customer_fields import BLIND_INDEXED
-from server.data.models import Customer, CustomerKey, KeyRotation
+from server.data.models import Customer, CustomerKey, CustomerNameToken, KeyRotation
 
 # The blind-indexed contact columns, from the customer field registry.
 CONTACT_COLUMNS = tuple(BLIND_INDEXED)
@@ -110,6 +110,7 @@ class KeyRepository:
         columns: list[Any] = [
             Customer.id,
             Customer.bidx_key_version,
+            Customer.name,
             Customer.phone,
             Customer.email,
             Customer.national_id,
@@ -143,13 +144,16 @@ class KeyRepository:
         row: Row[Any],
         new_version: int,
         indexes: dict[str, int | None],
+        name_tokens: list[dict[str, Any]],
     ) -> bool:
-        """Compare-and-set on the contact ciphertexts and the version the row was read at."""
+        """Compare-and-set on the name and contact ciphertexts and the version the row was
+        read at; the name tokens are replaced with the indexes."""
         result = await self.session.execute(
             update(Customer)
             .where(
                 Customer.id == row.id,
                 Customer.bidx_key_version.is_not_distinct_from(row.bidx_key_version),
+                Customer.name == row.name,
                 *(
                     getattr(Customer, column).is_not_distinct_from(getattr(row, column))
                     for column in CONTACT_COLUMNS
@@ -160,4 +164,11 @@ class KeyRepository:
                 **{BLIND_INDEXED[column]: indexes[column] for column in CONTACT_COLUMNS},
             )
         )
-        return bool(getattr(result, "rowcount", 0))
+        if not getattr(result, "rowcount", 0):
+            return False
+        await self.session.execute(
+            delete(CustomerNameToken).where(CustomerNameToken.customer_id == row.id)
+        )
+        if name_tokens:
+            await self.session.execute(insert(CustomerNameToken), name_tokens)
+        return True

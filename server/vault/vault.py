@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from server.errors import VaultError
 from server.vault.keyring import KeyProvider
+from server.vault.names import FULL, SURNAME, WORD, name_parts, query_parts
 
 FORMAT_V1 = 1
 HEADER = struct.Struct(">BH")  # format, DEK version
@@ -34,6 +35,14 @@ DEK_VERSION = 1
 # N = 1,000,000 customers and k = 8 give 16 bits (about 15 candidates per value at N);
 # every candidate is confirmed by decryption.
 BLIND_INDEX_BITS = 16
+# Name tokens, by part kind (server/vault/names.py): bits = floor(log2(min(N, D) / k)),
+# the same rule with N the tokens of the kind and D its distinct parts in use, so each
+# value is shared by at least k = 8 customers *and* 8 distinct parts (else counting
+# tokens reads a surname off its value). Whole names: N = D = 1,000,000, 16 bits. Words
+# of Latin-script names: D ~ 100,000, 13 bits. Chinese surnames: D ~ 6,000 in use, 9
+# bits. README, "Name search", has the reasoning and the false-positive rates; every
+# candidate is confirmed by decryption.
+NAME_TOKEN_BITS: dict[str, int] = {FULL: 16, WORD: 13, SURNAME: 9}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +82,12 @@ class Vault:
         *,
         cache_size: int = 100_000,
         blind_index_bits: int = BLIND_INDEX_BITS,
+        name_token_bits: dict[str, int] | None = None,
     ) -> None:
         self.keys = keys
         # Tests narrow the width to force collisions; production keeps the planned width.
         self.blind_index_bits = blind_index_bits
+        self.name_token_bits = name_token_bits or NAME_TOKEN_BITS
         # Keyed by the wrapped bytes (unique per wrap): a rewrap or a shred misses.
         self._cache: OrderedDict[bytes, DataKey] = OrderedDict()
         self._cache_size = cache_size
@@ -168,6 +179,26 @@ class Vault:
         """The index under every kept key version, so lookups work during a rotation."""
         return {
             version: self.blind_index(field, normalised, version)
+            for version in self.keys.blind_index_versions()
+        }
+
+    def name_token(self, kind: str, part: str, version: int) -> int:
+        """Truncated keyed HMAC of one part of a name, under the blind-index key."""
+        key = self.keys.blind_index_key(version)
+        digest = hmac.new(key, f"name.{kind}|{part}".encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:4], "big") >> (32 - self.name_token_bits[kind])
+
+    def name_tokens(self, name: str, version: int | None = None) -> set[tuple[str, int]]:
+        """The (kind, token) pairs a stored name is found by, under one key version."""
+        version = version or self.keys.current_blind_index_version()
+        return {(kind, self.name_token(kind, part, version)) for kind, part in name_parts(name)}
+
+    def name_query(self, query: str) -> dict[int, set[tuple[str, int]]]:
+        """The tokens a name search asks for, under every kept key version (a rotation
+        leaves rows on either), by version."""
+        parts = query_parts(query)
+        return {
+            version: {(kind, self.name_token(kind, part, version)) for kind, part in parts}
             for version in self.keys.blind_index_versions()
         }
 

@@ -19,6 +19,7 @@ from server.data.models.customer import (
 )
 from server.data.models.interaction import Interaction
 from server.data.models.loyalty import LoyaltyEntry, Referral
+from server.data.models.name_token import CustomerNameToken
 from server.data.models.order import Order, OrderItem, OrderStatusEvent, Product
 from server.data.models.security import SecurityEvent
 from server.data.models.task import Task
@@ -37,6 +38,7 @@ __all__ = [
     "Consent",
     "Customer",
     "CustomerKey",
+    "CustomerNameToken",
     "DuplicateFlag",
     "Interaction",
     "KeyRotation",
