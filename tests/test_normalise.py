@@ -56,3 +56,29 @@ def test_real_values_still_pass() -> None:
     assert national_id_is_valid("11010519491231002X")
     assert normalise_national_id("11010519491231002x") == "11010519491231002X"
     assert not national_id_is_valid("1" * 19)
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("13812345678", "+8613812345678"),
+        ("+86 138-1234-5678", "+8613812345678"),
+        ("008613812345678", "+8613812345678"),
+        ("010-6552 9988", "+861065529988"),  # a Beijing landline
+        ("(0755) 8888 8888", "+8675588888888"),  # a Shenzhen landline
+        ("+852 9123 4567", "+85291234567"),
+    ],
+)
+def test_phones_are_read_as_their_country_dials_them(written: str, stored: str) -> None:
+    assert normalise_phone(written) == stored
+
+
+@pytest.mark.parametrize(
+    "written", ["138 1234", "12345", "1381234567", "+1381234", "13812345678x9"]
+)
+def test_numbers_no_country_would_dial_are_refused(written: str) -> None:
+    # "138 1234" was stored as +1381234 (a number in no plan) before.
+    with pytest.raises(ValidationError) as refused:
+        normalise_phone(written)
+    assert refused.value.code == "INVALID_PHONE"
+    assert written not in refused.value.message

@@ -1,4 +1,6 @@
 """Canonical forms of searchable contact values, so equal facts give equal blind indexes.
+The one home of phone, email, national-ID and bank-card normalisation: every path (API,
+imports, demo data, lookups) checks and stores values through these functions.
 
 Every check is linear in its input and looks at the length first: a value longer than
 any real one is refused before a pattern or a loop reads it (an email pattern with two
@@ -10,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import phonenumbers
+
 from server.data.customer_fields import CUSTOMER_FIELDS, Normaliser
 from server.errors import ValidationError
 
@@ -19,28 +23,30 @@ MAX_EMAIL = 254
 MAX_EMAIL_INPUT = 320
 MAX_NATIONAL_ID_INPUT = 36
 MAX_BANK_CARD_INPUT = 48
-_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
+# National numbers without a country code are read as this region's (ISO 3166 code).
+DEFAULT_PHONE_REGION = "CN"
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
 
-def normalise_phone(value: str, default_country: str = "86") -> str:
-    """E.164: `+` and digits. Bare 11-digit mainland numbers get +86."""
+def normalise_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
+    """E.164 (`+` and digits) of a number valid for its country, parsed and validated with
+    the `phonenumbers` library: national numbers are read in `region` (mainland China by
+    default, so `138 1234 5678` and the landline `010-6552 9988` both work), numbers with
+    `+` or `00` in their own country. A number no country would dial (`138 1234`) is
+    refused rather than stored as something else."""
     if len(value) > MAX_PHONE_INPUT:
         raise _bad_phone()
     raw = value.strip()
-    digits = _PHONE_SEPARATORS.sub("", raw)
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    if not digits.startswith("+"):
-        if len(digits) == 11 and digits.startswith("1"):
-            digits = "+" + default_country + digits
-        else:
-            digits = "+" + digits
-    if not _E164.fullmatch(digits):
+    if raw.startswith("00"):
+        raw = "+" + raw[2:]
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise _bad_phone() from None
+    if number.extension or not phonenumbers.is_valid_number(number):
         raise _bad_phone()
-    return digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _bad_phone() -> ValidationError:
