@@ -129,11 +129,25 @@ class CustomerQuery:
             ),
         )
 
-    @strawberry.field(description="One customer; unknown and out-of-scope ids are NOT_FOUND.")
-    async def customer(self, info: Ctx, id: strawberry.ID) -> Customer | None:
+    @strawberry.field(
+        description="One customer by `id` (unknown and out-of-scope ids are NOT_FOUND) or "
+        "by `customerNumber` (null when no file in the caller's scope has it; audited as a "
+        "lookup). Give exactly one."
+    )
+    async def customer(
+        self, info: Ctx, id: strawberry.ID | None = None, customer_number: str | None = None
+    ) -> Customer | None:
         ctx = info.context
+        fields = domain_fields(top_level_names(info))
+        if (id is None) == (customer_number is None):
+            raise ValidationError("give exactly one of id or customerNumber")
+        if customer_number is not None:
+            found = await ctx.services.customers.find_by_number(
+                ctx.session, ctx.caller, customer_number, fields
+            )
+            return cast(Customer | None, found)
         view = await ctx.services.customers.get(
-            ctx.session, ctx.caller, parse_id(id), domain_fields(top_level_names(info))
+            ctx.session, ctx.caller, parse_id(cast(strawberry.ID, id)), fields
         )
         return cast(Customer, view)
 

@@ -1,5 +1,5 @@
-"""`importCustomers`: a small spreadsheet upload as GraphQL rows, with the same row-by-row
-report as `custos import customers`."""
+"""`importCustomers` and `importOrders`: small spreadsheet uploads as GraphQL rows, with the
+same row-by-row report as `custos import customers|orders`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def row_values(row: ImportCustomerRowInput) -> dict[str, object]:
     """A row's given cells by import column, as a spreadsheet row would have them."""
     cells: dict[str, object] = {
         "name": row.name,
+        "customer_number": row.customer_number,
         "phone": row.phone,
         "email": row.email,
         "national_id": row.national_id,
@@ -44,6 +45,43 @@ def row_values(row: ImportCustomerRowInput) -> dict[str, object]:
     return {k: v for k, v in cells.items() if v is not None}
 
 
+@strawberry.input(
+    description="One order line (or, without productSku, one order for analysis); row "
+    "numbers in the report start at 1. Lines with the same orderRef make one order."
+)
+class ImportOrderRowInput:
+    customer_ref: str = strawberry.field(
+        description="A customer id, customer number, email or phone."
+    )
+    date: str = strawberry.field(description="2024-05-01, 2024/5/1 or 2024年5月1日.")
+    order_ref: str | None = None
+    product_sku: str | None = None
+    quantity: int | None = None
+    unit_price: str | None = strawberry.field(default=None, description="¥1,234.50 works.")
+    amount: str | None = strawberry.field(
+        default=None, description="The order's total, for rows without productSku."
+    )
+    status: str | None = strawberry.field(default=None, description="delivered, 已发货, ...")
+    customer_name: str | None = strawberry.field(
+        default=None, description="Names a customer createCustomers creates."
+    )
+
+
+def order_values(row: ImportOrderRowInput) -> dict[str, object]:
+    cells: dict[str, object] = {
+        "customer_ref": row.customer_ref,
+        "date": row.date,
+        "order_ref": row.order_ref,
+        "product_sku": row.product_sku,
+        "quantity": row.quantity,
+        "unit_price": row.unit_price,
+        "amount": row.amount,
+        "status": row.status,
+        "customer_name": row.customer_name,
+    }
+    return {k: v for k, v in cells.items() if v is not None}
+
+
 @strawberry.type
 class RejectedRow:
     row: int
@@ -58,6 +96,12 @@ class ImportReport:
         description="False when `strict` rolled everything back because a row was bad."
     )
     created_ids: list[strawberry.ID]
+    existing: int = strawberry.field(
+        description="Rows that matched what is already there (a re-import), left as is."
+    )
+    created_customers: int = strawberry.field(
+        description="Customers importOrders(createCustomers: true) created."
+    )
 
     @classmethod
     def from_report(cls, report: Report) -> ImportReport:
@@ -66,6 +110,8 @@ class ImportReport:
             rejected=[RejectedRow(row=r.row, reason=r.reason) for r in report.rejected],
             written=report.written,
             created_ids=[strawberry.ID(str(i)) for i in report.created_ids],
+            existing=report.existing,
+            created_customers=report.created_customers,
         )
 
 
@@ -77,6 +123,12 @@ def import_rows(arguments: Arguments) -> dict[str, int]:
 def import_work(arguments: Arguments) -> int:
     """Each row is checked, sealed, indexed and checked for duplicates."""
     return 10 * import_rows(arguments)["rows"]
+
+
+def may_import_orders(ctx: GraphQLContext) -> None:
+    """`importOrders` needs import/create and order/create, asked before conversion."""
+    ctx.caller.gate.require("import", "create")
+    ctx.caller.gate.require("order", "create")
 
 
 def may_import_customers(ctx: GraphQLContext) -> None:
@@ -98,5 +150,29 @@ class ImportMutation:
         source = [SourceRow(number, row_values(row)) for number, row in enumerate(rows, start=1)]
         report = await ctx.services.imports.import_customers_as(
             ctx.session, ctx.caller, source, strict=strict, max_rows=MAX_ROWS
+        )
+        return ImportReport.from_report(report)
+
+    @strawberry.mutation(
+        metadata=cost(weight=import_work, facts=import_rows),
+        description="Import up to 1000 order lines; needs import/create and order/create. "
+        "Customers are found (and with createCustomers created) within the caller's scope.",
+    )
+    async def import_orders(
+        self,
+        info: Ctx,
+        rows: list[ImportOrderRowInput],
+        strict: bool = False,
+        create_customers: bool = False,
+    ) -> ImportReport:
+        ctx = info.context
+        source = [SourceRow(number, order_values(row)) for number, row in enumerate(rows, start=1)]
+        report = await ctx.services.imports.import_orders_as(
+            ctx.session,
+            ctx.caller,
+            source,
+            strict=strict,
+            create_customers=create_customers,
+            max_rows=MAX_ROWS,
         )
         return ImportReport.from_report(report)

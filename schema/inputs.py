@@ -45,12 +45,13 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from schema.errors import BAD_USER_INPUT, ArgumentPaths
-from schema.imports import may_import_customers
+from schema.imports import may_import_customers, may_import_orders
 from server.inputs import text_problem, value_problem
 
 # Root fields whose permission is checked before their arguments are converted.
 PRECHECKS: Mapping[tuple[str, str], Callable[[Any], None]] = {
     ("Mutation", "importCustomers"): may_import_customers,
+    ("Mutation", "importOrders"): may_import_orders,
 }
 
 

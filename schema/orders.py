@@ -24,6 +24,7 @@ from schema.types.order import (
     OrderSaved,
     Product,
     ProductCreated,
+    UpdateProductInput,
     orders_page_connection,
 )
 from server.order.repository import OrderFilter
@@ -116,6 +117,7 @@ class OrderQuery:
 
 
 CreateProductResult = Annotated[ProductCreated | UserError, strawberry.union("CreateProductResult")]
+ProductResult = Annotated[ProductCreated | UserError, strawberry.union("ProductResult")]
 OrderResult = Annotated[OrderSaved | UserError, strawberry.union("OrderResult")]
 
 
@@ -134,6 +136,42 @@ class OrderMutation:
         )
         product = await run_mutation(
             ctx, lambda: ctx.services.orders.create_product(ctx.session, ctx.caller, data)
+        )
+        if isinstance(product, UserError):
+            return product
+        return ProductCreated(product=Product.from_row(product))
+
+    @strawberry.mutation(
+        description="Change a product of the catalogue (needs product/manage); `active: "
+        "false` takes it off sale."
+    )
+    async def update_product(
+        self, info: Ctx, id: strawberry.ID, input: UpdateProductInput
+    ) -> ProductResult:
+        ctx = info.context
+        product_id = parse_id(id)
+        product = await run_mutation(
+            ctx,
+            lambda: ctx.services.orders.update_product(
+                ctx.session, ctx.caller, product_id, input.changes()
+            ),
+        )
+        if isinstance(product, UserError):
+            return product
+        return ProductCreated(product=Product.from_row(product))
+
+    @strawberry.mutation(
+        description="Take a product off sale (needs product/manage): it stays on past "
+        "orders, createOrder refuses it."
+    )
+    async def deactivate_product(self, info: Ctx, id: strawberry.ID) -> ProductResult:
+        ctx = info.context
+        product_id = parse_id(id)
+        product = await run_mutation(
+            ctx,
+            lambda: ctx.services.orders.update_product(
+                ctx.session, ctx.caller, product_id, {"active": False}
+            ),
         )
         if isinstance(product, UserError):
             return product

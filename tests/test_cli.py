@@ -72,7 +72,7 @@ def _customers_csv(path: Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["name", "phone"])
-        writer.writerows([["林静", "13700000077"], ["Bad", "123"]])
+        writer.writerows([["林静", "13700000077"], ["周宁", "13700000078"]])
     return path
 
 

@@ -61,6 +61,30 @@ def _files(work: Path) -> None:
     sheet.append(["韩梅梅", "13912340001", "han@example.com", "上海"])
     sheet.append(["Li Lei", "13912340002", "li.lei@example.com", "北京"])
     book.save(work / "customers.xlsx")
+    chinese = Workbook()
+    sheet = chinese.active
+    assert sheet is not None
+    sheet.append(
+        ["客户编号", "客户名称", "手机", "座机", "客户等级", "客户since", "负责人", "营销同意"]
+    )
+    sheet.append(["C-00017", "周晓", "13912340017", "", "高", "2023年3月12日", "张经理", "是"])
+    sheet.append(["C-00018", "吴敏", "", "010-6552 9988", "中", "2024/1/5", "", "否"])
+    chinese.save(work / "客户.xlsx")
+    tables = {
+        "商品.csv": [
+            ["商品编码", "商品名称", "分类", "售价", "成本价"],
+            ["TEA-17", "龙井", "茶叶", "¥1,234.50", "800元"],
+        ],
+        "订单.csv": [
+            ["订单号", "客户编号", "商品编码", "数量", "下单日期", "订单状态"],
+            ["SO-17", "C-00017", "TEA-17", "1", "2024年5月1日", "已完成"],
+            ["SO-17", "C-00017", "TEA-17", "2", "2024年5月1日", "已完成"],
+        ],
+        "流水.csv": [["客户编号", "日期", "金额"], ["C-90001", "2024/3/5", "¥99.00"]],
+    }
+    for name, rows in tables.items():
+        with (work / name).open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
     with (work / "orders.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["customer_ref", "date", "amount"])

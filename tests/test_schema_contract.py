@@ -17,7 +17,8 @@ def test_contract_names_exist() -> None:
     sdl = print_sdl()
     for name in (
         "customers(first: Int! = 20, after: String = null, filter: CustomerFilterInput = null",
-        "customer(id: ID!): Customer",
+        "customer(id: ID = null, customerNumber: String = null): Customer",
+        "customerNumber: String",
         "customerByContact(",
         "totalCount: Int!",
         "nationalId: String",

@@ -162,6 +162,9 @@ class Customer:
     id: strawberry.ID = strawberry.field(resolver=_customer_id)
 
     name: str | None = _field("name", "Personal: clear, masked (first character + **) or denied.")
+    customer_number: str | None = _field(
+        "customer_number", "The business's own customer number (unique)."
+    )
     gender: str | None = _field("gender")
     birthday: str | None = _field(
         "birthday", "Sensitive: ISO date; masked keeps the year only (1990-**-**)."
@@ -303,6 +306,9 @@ class CustomerConnection(Connection[Customer]):
 
 @strawberry.input(description="Filters on the customer list; all given ones must match.")
 class CustomerFilterInput:
+    customer_number: str | None = strawberry.field(
+        default=None, description="The business's own customer number, exactly."
+    )
     tier: str | None = None
     lifecycle: str | None = None
     need_type: str | None = None
@@ -325,6 +331,7 @@ class CustomerFilterInput:
     def to_filter(self) -> CustomerFilter:
         """The domain filter; fields the API does not expose keep their defaults."""
         return CustomerFilter(
+            customer_number=self.customer_number,
             tier=self.tier,
             lifecycle=self.lifecycle,
             need_type=self.need_type,
@@ -342,6 +349,9 @@ class CustomerFilterInput:
 @strawberry.input
 class CreateCustomerInput:
     name: str
+    customer_number: str | None = strawberry.field(
+        default=None, description="The business's own customer number; unique."
+    )
     phone: str | None = None
     email: str | None = None
     national_id: str | None = None
@@ -361,6 +371,7 @@ class CreateCustomerInput:
 def new_customer(input: CreateCustomerInput) -> NewCustomer:
     return NewCustomer(
         name=input.name,
+        customer_number=input.customer_number,
         phone=input.phone,
         email=input.email,
         national_id=input.national_id,

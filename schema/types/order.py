@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import strawberry
+from strawberry import UNSET
 from strawberry.types import Info
 
 from schema.cost import assumed, cost
@@ -35,6 +36,9 @@ class Product:
     unit_cost: decimal.Decimal
     is_new: bool
     launched_at: datetime.datetime | None
+    active: bool = strawberry.field(
+        description="False once deactivated: on past orders, refused by createOrder."
+    )
 
     @classmethod
     def from_row(cls, row: ProductRow) -> Product:
@@ -47,6 +51,7 @@ class Product:
             unit_cost=row.unit_cost,
             is_new=row.is_new,
             launched_at=row.launched_at,
+            active=row.active,
         )
 
 
@@ -138,6 +143,27 @@ class CreateProductInput:
     unit_price: decimal.Decimal
     unit_cost: decimal.Decimal
     is_new: bool = False
+
+
+@strawberry.input(description="The fields to change; omitted ones stay as they are.")
+class UpdateProductInput:
+    name: str | None = UNSET
+    category: str | None = UNSET
+    unit_price: decimal.Decimal | None = UNSET
+    unit_cost: decimal.Decimal | None = UNSET
+    is_new: bool | None = UNSET
+    active: bool | None = UNSET
+
+    def changes(self) -> dict[str, object]:
+        given = {
+            "name": self.name,
+            "category": self.category,
+            "unit_price": self.unit_price,
+            "unit_cost": self.unit_cost,
+            "is_new": self.is_new,
+            "active": self.active,
+        }
+        return {k: v for k, v in given.items() if v is not UNSET}
 
 
 @strawberry.input

@@ -86,6 +86,7 @@ class CustomerFilter:
     """The customer list's filters: one per registry field marked filterable (equality),
     plus the creation-time range, a tag and the review cutoff."""
 
+    customer_number: str | None = None
     tier: str | None = None
     lifecycle: str | None = None
     need_type: str | None = None
@@ -245,6 +246,26 @@ class CustomerRepository:
             .where(scope, match, *filter_predicates(None))
         )
         return (await self.session.execute(stmt)).all()
+
+    async def ids_by_number(
+        self, numbers: Collection[str], scope: ColumnElement[bool]
+    ) -> dict[str, uuid.UUID]:
+        """Live customers inside `scope` by their customer number."""
+        if not numbers:
+            return {}
+        rows = await self.session.execute(
+            select(Customer.customer_number, Customer.id).where(
+                Customer.customer_number.in_(list(numbers)), scope, *filter_predicates(None)
+            )
+        )
+        return {number: customer_id for number, customer_id in rows if number}
+
+    async def number_taken(self, number: str) -> bool:
+        """Whether any file (erased and merged included) holds this customer number."""
+        found = await self.session.scalar(
+            select(Customer.id).where(Customer.customer_number == number).limit(1)
+        )
+        return found is not None
 
     async def readable_ids(
         self, ids: Collection[uuid.UUID], scope: ColumnElement[bool]

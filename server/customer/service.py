@@ -113,6 +113,7 @@ class CustomerView:
 @dataclass(frozen=True, slots=True)
 class NewCustomer:
     name: str
+    customer_number: str | None = None
     phone: str | None = None
     email: str | None = None
     national_id: str | None = None
@@ -462,6 +463,36 @@ class CustomerService:
         caller.audit.lookup(OBJECT, "lookup", field, hit=False)
         return None
 
+    async def find_by_number(
+        self, session: AsyncSession, caller: Caller, number: str, fields: Collection[str]
+    ) -> CustomerView | None:
+        """The live customer with this customer number inside the caller's read scope, or
+        None (unknown and out-of-scope numbers alike); audited as a lookup, hit or miss."""
+        scope = self._scope(caller)
+        found = await CustomerRepository(session).ids_by_number([number.strip()], scope)
+        customer_id = next(iter(found.values()), None)
+        caller.audit.lookup(
+            OBJECT,
+            "lookup",
+            "customer_number",
+            hit=customer_id is not None,
+            record_ids=[customer_id] if customer_id is not None else [],
+        )
+        if customer_id is None:
+            return None
+        return (await self.get_many(session, caller, [customer_id], fields)).get(customer_id)
+
+    async def check_number_free(self, session: AsyncSession, number: str | None) -> None:
+        """A customer number is the business's key for a file: two files never share one.
+        A clash says only that the number is in use (numbers are references the business
+        hands out, not personal facts), whoever's file holds it."""
+        if number and await CustomerRepository(session).number_taken(number):
+            raise ValidationError(
+                "this customer number is already in use",
+                code="CUSTOMER_NUMBER_TAKEN",
+                field="customer_number",
+            )
+
     def _matches(self, row: Row[Any], field: str, normalised: str) -> bool:
         ciphertext = getattr(row, field)
         if ciphertext is None:
@@ -487,6 +518,7 @@ class CustomerService:
         if outside is not None:
             raise caller.gate.out_of_scope(OBJECT, "create", outside)
         sealed = self.seal_new(data, owner_id=owner, team=team)
+        await self.check_number_free(session, sealed.customer.customer_number)
         found = await self.check_duplicates(session, caller, sealed.contacts, sealed.customer.id)
         await CustomerRepository(session).add(sealed.customer, sealed.key, sealed.name_tokens)
         caller.audit.change(OBJECT, "create", sealed.customer.id, sealed.sealed_fields)
@@ -526,8 +558,17 @@ class CustomerService:
         for f, bidx_column in BLIND_INDEXED.items():
             value = contacts[f]
             columns[bidx_column] = self.vault.blind_index(f, value, bidx_version) if value else None
+        for name in ("tier", "lifecycle"):
+            value = getattr(data, name)
+            if value is not None and value not in CHOICES[name]:
+                # Segments are the analytics jobs' vocabulary; an import may only use it.
+                raise ValidationError(
+                    f"{name} must be one of {', '.join(CHOICES[name])}", field=name
+                )
+        number = data.customer_number.strip() if data.customer_number else None
         customer = Customer(
             id=customer_id,
+            customer_number=number or None,
             gender=data.gender,
             industry=data.industry,
             company_size=data.company_size,

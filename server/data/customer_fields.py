@@ -79,7 +79,7 @@ class CustomerField:
     weight: int = 0
     """Its weight in the completeness score (weights sum to 100)."""
     choices: tuple[str, ...] = ()
-    """Allowed values of an editable field; empty means any."""
+    """Allowed values of an editable or importable field; empty means any."""
     max_length: int | None = None
     """The length of a text column (the model's `String(n)`)."""
     blind_index: str | None = None
@@ -91,6 +91,10 @@ class CustomerField:
 
 
 LEVELS = ("low", "medium", "high")
+# Segments the analytics jobs write (server/analytics): an import may bring its own, but
+# only in this vocabulary.
+TIERS = ("high", "mid", "low")
+LIFECYCLES = ("new", "active", "at_risk", "churned", "won_back")
 CHANNELS = ("phone", "email", "wechat", "sms", "chat", "visit", "meeting")
 NEED_TYPES = ("quality", "value", "service")
 
@@ -120,8 +124,22 @@ HIDDEN: _Flags = {"readable": False, "output": False}
 # within basic facts and needs, as the README lists them).
 CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     CustomerField(name="id", data_class=PUB, output=False),
-    CustomerField(name="created_at", data_class=INT, new=True),
+    # When the person became a customer (the business's own "customer since" for imported
+    # files, so they do not count as new): new-customer counts and lifecycle read it.
+    CustomerField(name="created_at", data_class=INT, new=True, importable=True),
     CustomerField(name="updated_at", data_class=INT),
+    # The business's own customer number ("C-00017"): unique, an equality filter, and an
+    # order import's `customer_ref`. Not personal: a reference the business assigns.
+    CustomerField(
+        name="customer_number",
+        data_class=INT,
+        new=True,
+        creatable=True,
+        importable=True,
+        row_importable=True,
+        filterable=True,
+        max_length=32,
+    ),
     # Basic facts. Name is personal; contact and identity facts are sensitive.
     CustomerField(name="name", data_class=PER, **FACT, required=True, mask=Mask.NAME, weight=10),
     CustomerField(
@@ -251,6 +269,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         importable=True,
         row_importable=True,
         filterable=True,
+        choices=TIERS,
         max_length=8,
     ),
     CustomerField(
@@ -259,6 +278,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         new=True,
         importable=True,
         filterable=True,
+        choices=LIFECYCLES,
         max_length=16,
     ),
     CustomerField(

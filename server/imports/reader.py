@@ -1,11 +1,14 @@
-"""Stream rows out of a `.csv` or `.xlsx` file, one dict per non-empty row.
+"""Stream rows out of a `.csv` or `.xlsx` file, one dict of cells by position per
+non-empty row; `server/imports/columns.py` says which import column each position is.
 
 xlsx is opened with openpyxl in read-only mode, which parses the sheet lazily, so a large
 file is never held in memory. Row numbers are the spreadsheet's own (header is row 1).
+A CSV may be UTF-8 (with or without BOM) or GB18030, as Excel on Chinese Windows saves it.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,28 +23,31 @@ SUPPORTED = (".csv", ".xlsx")
 
 @dataclass(frozen=True, slots=True)
 class SourceRow:
+    """A row's cells by import column."""
+
     number: int
     values: dict[str, Any]
 
 
-def header_name(value: Any) -> str:
-    return str(value or "").strip().lower().replace(" ", "_").replace("-", "_")
+@dataclass(frozen=True, slots=True)
+class SheetRow:
+    """A row's non-blank cells by position in the header."""
+
+    number: int
+    cells: dict[int, Any]
 
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _rows(header: list[str], cells: Iterator[tuple[int, list[Any]]]) -> Iterator[SourceRow]:
+def _rows(cells: Iterator[tuple[int, list[Any]]]) -> Iterator[SheetRow]:
     for number, raw in cells:
-        if all(_blank(v) for v in raw):
-            continue
         values = {
-            name: (v.strip() if isinstance(v, str) else v)
-            for name, v in zip(header, raw, strict=False)
-            if name and not _blank(v)
+            i: (v.strip() if isinstance(v, str) else v) for i, v in enumerate(raw) if not _blank(v)
         }
-        yield SourceRow(number, values)
+        if values:
+            yield SheetRow(number, values)
 
 
 def count_rows(path: Path) -> int | None:
@@ -49,7 +55,7 @@ def count_rows(path: Path) -> int | None:
     check_file(path)
     if path.suffix.lower() == ".csv":
         with path.open("rb") as handle:
-            return max(sum(1 for _ in handle) - 1, 0)
+            return max(sum(1 for _ in handle) - 1, 0)  # a line may hold a quoted newline
     from openpyxl import load_workbook
 
     workbook = load_workbook(path, read_only=True, data_only=True)
@@ -68,15 +74,16 @@ def check_file(path: Path) -> None:
 
 
 @contextmanager
-def open_rows(path: Path) -> Iterator[tuple[list[str], Iterator[SourceRow]]]:
-    """The header and a lazy iterator over data rows; the file closes on leaving."""
+def open_rows(path: Path) -> Iterator[tuple[list[str], Iterator[SheetRow]]]:
+    """The header (as written) and a lazy iterator over data rows; the file closes on
+    leaving."""
     check_file(path)
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        with path.open(newline="", encoding=_csv_encoding(path)) as handle:
             reader = csv.reader(handle)
             header = _header(next(reader, None))
             cells = ((reader.line_num, list(row)) for row in reader)
-            yield header, _rows(header, cells)
+            yield header, _rows(cells)
         return
     from openpyxl import load_workbook
 
@@ -84,7 +91,7 @@ def open_rows(path: Path) -> Iterator[tuple[list[str], Iterator[SourceRow]]]:
     try:
         rows = workbook.worksheets[0].iter_rows(values_only=True)
         header = _header(next(rows, None))
-        yield header, _rows(header, ((n, list(r)) for n, r in enumerate(rows, start=2)))
+        yield header, _rows((n, list(r)) for n, r in enumerate(rows, start=2))
     finally:
         workbook.close()
 
@@ -92,4 +99,18 @@ def open_rows(path: Path) -> Iterator[tuple[list[str], Iterator[SourceRow]]]:
 def _header(first: Any) -> list[str]:
     if first is None:
         raise ValidationError("the file is empty", code="EMPTY_FILE")
-    return [header_name(h) for h in first]
+    return ["" if h is None else str(h).strip() for h in first]
+
+
+def _csv_encoding(path: Path) -> str:
+    """UTF-8 when the file decodes as UTF-8, else GB18030 (Excel's "CSV" on a Chinese
+    system). Read in blocks: a large file is never held in memory."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        try:
+            while block := handle.read(1 << 16):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "gb18030"
+    return "utf-8-sig"

@@ -1,22 +1,26 @@
-"""SQL an import needs in bulk: lookups by id, blind index or order ref, and batch writes."""
+"""SQL an import needs in bulk: lookups by id, blind index or order ref, the users a
+sheet may name as owners, and batch writes."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import ColumnElement, Row, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.customer.repository import filter_predicates
 from server.data.models import (
+    Consent,
     Customer,
     CustomerKey,
     CustomerNameToken,
     Order,
     OrderItem,
     OrderStatusEvent,
+    RoleAssignment,
 )
 
 
@@ -24,9 +28,12 @@ class ImportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def candidates(self, column: str, indexes: Collection[int]) -> Sequence[Row[Any]]:
-        """Live customers whose blind index is one of `indexes`, with their sealed value
-        and data key so the caller can confirm the match by decrypting."""
+    async def candidates(
+        self, column: str, indexes: Collection[int], scope: ColumnElement[bool] | None = None
+    ) -> Sequence[Row[Any]]:
+        """Live customers (inside `scope`, if given) whose blind index is one of
+        `indexes`, with their sealed value and data key so the caller can confirm the
+        match by decrypting."""
         if not indexes:
             return []
         field = column.removesuffix("_bidx")
@@ -39,29 +46,74 @@ class ImportRepository:
                 CustomerKey.wrapped_dek,
             )
             .join(CustomerKey, CustomerKey.customer_id == Customer.id)
-            .where(getattr(Customer, column).in_(list(indexes)), *filter_predicates(None))
+            .where(
+                getattr(Customer, column).in_(list(indexes)),
+                scope if scope is not None else true(),
+                *filter_predicates(None),
+            )
         )
         return (await self.session.execute(stmt)).all()
 
-    async def existing_ids(self, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    async def existing_ids(
+        self, ids: Collection[uuid.UUID], scope: ColumnElement[bool] | None = None
+    ) -> set[uuid.UUID]:
         if not ids:
             return set()
         rows = await self.session.scalars(
-            select(Customer.id).where(Customer.id.in_(list(ids)), *filter_predicates(None))
+            select(Customer.id).where(
+                Customer.id.in_(list(ids)),
+                scope if scope is not None else true(),
+                *filter_predicates(None),
+            )
         )
         return set(rows)
+
+    async def known_users(self) -> dict[str, str | None]:
+        """Logins the database knows as users, with a team where one is certain: owners
+        of live files (their team when all their files share one) and subjects holding a
+        role assignment."""
+        rows = await self.session.execute(
+            select(Customer.owner_id, func.min(Customer.team), func.max(Customer.team))
+            .where(Customer.owner_id.is_not(None), *filter_predicates(None))
+            .group_by(Customer.owner_id)
+        )
+        users: dict[str, str | None] = {
+            owner: (low if low == high else None) for owner, low, high in rows if owner
+        }
+        for subject in await self.session.scalars(select(RoleAssignment.subject).distinct()):
+            users.setdefault(subject, None)
+        return users
 
     async def add_customers(
         self,
         customers: list[dict[str, Any]],
         keys: list[dict[str, Any]],
         name_tokens: list[dict[str, Any]],
+        consents: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         if customers:
             await self.session.execute(insert(Customer), customers)
             await self.session.execute(insert(CustomerKey), keys)
         if name_tokens:
             await self.session.execute(insert(CustomerNameToken), name_tokens)
+        if consents:
+            await self.session.execute(insert(Consent), list(consents))
+
+    async def customers_since(self, first_orders: Mapping[uuid.UUID, datetime]) -> list[uuid.UUID]:
+        """Move each customer's `created_at` (customer since) back to its first order
+        when that is earlier: someone who bought two years ago is no new customer.
+        Returns the customers moved."""
+        if not first_orders:
+            return []
+        rows = await self.session.execute(
+            select(Customer.id, Customer.created_at).where(Customer.id.in_(list(first_orders)))
+        )
+        moved = [cid for cid, since in rows if first_orders[cid] < since]
+        for cid in moved:
+            await self.session.execute(
+                update(Customer).where(Customer.id == cid).values(created_at=first_orders[cid])
+            )
+        return moved
 
     async def add_orders(
         self,

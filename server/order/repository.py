@@ -4,11 +4,12 @@ caller's customer scope, joined in SQL so pages and counts agree."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.customer.repository import filter_predicates
@@ -62,6 +63,16 @@ class ProductRepository:
     async def add(self, product: Product) -> None:
         self.session.add(product)
         await self.session.flush()
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def add_many(self, products: Sequence[Mapping[str, Any]]) -> None:
+        if products:
+            await self.session.execute(insert(Product), list(products))
+
+    async def change(self, product_id: uuid.UUID, values: Mapping[str, Any]) -> None:
+        await self.session.execute(update(Product).where(Product.id == product_id).values(**values))
 
 
 class OrderRepository:

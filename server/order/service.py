@@ -4,10 +4,11 @@ machine with a tracking timeline, loyalty points earned when an order is paid.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +34,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "returned": frozenset(),
 }
 STATUSES = tuple(TRANSITIONS)
+# What `updateProduct` may change (the SKU is the product's key: never changed).
+PRODUCT_CHANGES = frozenset({"name", "category", "unit_price", "unit_cost", "is_new", "active"})
 ORDER_READ_FIELDS = {"status": "clear", "total": "clear", "cost_total": "clear"}
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def money(value: Decimal | str | int, what: str, field: str | None = None) -> Decimal:
@@ -126,6 +134,49 @@ class OrderService:
         caller.audit.change("product", "create", product.id, ["sku", "unit_price", "unit_cost"])
         return product
 
+    async def update_product(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        product_id: uuid.UUID,
+        changes: Mapping[str, Any],
+    ) -> Product:
+        """Change a product's name, category, prices, new flag or whether it is sold
+        (`active`); past orders keep the prices they were made at."""
+        caller.gate.require("product", "manage")
+        unknown = set(changes) - PRODUCT_CHANGES
+        if unknown:
+            raise ValidationError(f"these fields cannot be changed: {', '.join(sorted(unknown))}")
+        if not changes:
+            raise ValidationError("nothing to change")
+        repo = ProductRepository(session)
+        product = (await repo.by_ids([product_id])).get(product_id)
+        if product is None:
+            raise NotFoundError("product not found")
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name in ("name", "category"):
+                text = str(value or "").strip()
+                limit = 200 if name == "name" else 64
+                if not 1 <= len(text) <= limit:
+                    raise ValidationError(f"{name} is 1 to {limit} characters", field=name)
+                values[name] = text
+            elif name in ("unit_price", "unit_cost"):
+                if value is None:
+                    raise ValidationError(f"{name} must not be empty", field=name)
+                values[name] = money(value, to_camel(name), name)
+            elif value is None:
+                raise ValidationError(f"{name} must not be empty", field=name)
+            else:
+                values[name] = bool(value)
+        if values.get("is_new") and not product.is_new and product.launched_at is None:
+            values["launched_at"] = self.now()
+        for name, value in values.items():
+            setattr(product, name, value)
+        await repo.flush()
+        caller.audit.change("product", "update", product.id, sorted(values))
+        return product
+
     # Orders ---------------------------------------------------------------------------
 
     async def create_order(
@@ -156,6 +207,12 @@ class OrderService:
             product = products.get(item.product_id)
             if product is None:
                 raise NotFoundError(f"product of item {index + 1} not found")
+            if not product.active:
+                raise ValidationError(
+                    f"product of item {index + 1} is no longer sold",
+                    code="PRODUCT_INACTIVE",
+                    field=f"items.{index}.product_id",
+                )
             if not 1 <= item.quantity <= 100_000:
                 raise ValidationError(
                     f"quantity of item {index + 1} must be 1 to 100000",

@@ -35,6 +35,7 @@ class Customer(Base):
     id: Mapped[uuid.UUID] = field("id", Uuid, primary_key=True, default=new_id)
     created_at: Mapped[datetime] = field("created_at", UtcDateTime(), index=True)
     updated_at: Mapped[datetime] = field("updated_at", UtcDateTime())
+    customer_number: Mapped[str | None] = field("customer_number", String, index=True, unique=True)
     # Basic facts. Name is personal; contact and identity facts are sensitive.
     name: Mapped[bytes] = field("name", LargeBinary)
     gender: Mapped[str | None] = field("gender", String)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, Numeric, String, Uuid
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, Numeric, String, Uuid, true
 from sqlalchemy.orm import Mapped
 
 from server.data.base import Base, DataClass, column, new_id, timestamp
@@ -26,6 +26,8 @@ class Product(Base):
     unit_cost: Mapped[Decimal] = column(INT, MONEY)
     is_new: Mapped[bool] = column(PUB, Boolean, default=False)
     launched_at: Mapped[datetime | None] = timestamp(PUB)
+    # A deactivated product stays on past orders but takes no new ones.
+    active: Mapped[bool] = column(PUB, Boolean, default=True, server_default=true())
 
 
 class Order(Base):
