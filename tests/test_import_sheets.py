@@ -154,7 +154,9 @@ async def _import_workbook(state: AppState, settings: Settings, path: Path) -> I
     assert report.accepted == 195
     assert "内部编码" in report.ignored_columns
     for _, reason in _reasons(report):
-        assert "138 1234" not in reason and "王总" not in reason and "A类" not in reason
+        assert "138 1234" not in reason
+        assert "王总" not in reason
+        assert "A类" not in reason
     return report
 
 
@@ -298,7 +300,8 @@ async def test_multi_line_orders_by_customer_number_with_a_catalogue(
     }
     assert await _count(state, OrderItem) == 3
     # A customer who bought two years ago is no new customer.
-    assert customer is not None and customer.created_at == datetime(2024, 5, 1, tzinfo=UTC)
+    assert customer is not None
+    assert customer.created_at == datetime(2024, 5, 1, tzinfo=UTC)
     again = await import_file(settings, "orders", path, clock=FixedClock(NOW))
     assert (again.accepted, again.existing) == (0, 3)
     assert await _count(state, Order) == 2
@@ -367,7 +370,8 @@ async def test_a_purchase_log_of_unknown_customers_feeds_segments_and_churn(
         lifecycle = dict(
             (await session.execute(select(Customer.customer_number, Customer.lifecycle))).all()
         )
-    assert lifecycle["C-10001"] != "new" and lifecycle["C-10003"] == "churned"
+    assert lifecycle["C-10001"] != "new"
+    assert lifecycle["C-10003"] == "churned"
     model = await api.gql(
         '{ churnModel(asOf: "2026-05-31") { customers } }',
         token=api.token("analyst", subject="ann"),
@@ -451,7 +455,8 @@ async def test_customer_numbers_are_unique_and_orders_import_within_scope(
     assert again["data"]["importOrders"]["existing"] == 2
     async with state.sessions() as session:
         created = await session.scalar(select(Customer).where(Customer.customer_number == "C-2"))
-    assert created is not None and created.team == "east"
+    assert created is not None
+    assert created.team == "east"
     agent = api.token("support", subject="s")
     refused = await api.gql(IMPORT_ORDERS, {"rows": rows, "create": False}, token=agent)
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -468,7 +473,9 @@ async def test_products_are_updated_and_deactivated(api: Api, state: AppState) -
     admin = api.token("admin", subject="root")
     product_id = await make_product(api, "TEA-9", "10.00", "4.00")
     changed = await api.gql(
-        f'mutation($id: ID!) {{ updateProduct(id: $id, input: {{unitPrice: "12.50"}}) {{ {PRODUCT_RESULT} }} }}',
+        'mutation($id: ID!) { updateProduct(id: $id, input: {unitPrice: "12.50"}) { '
+        + PRODUCT_RESULT
+        + " } }",
         {"id": product_id},
         token=admin,
     )
