@@ -309,6 +309,8 @@ MUTATIONS: dict[str, Refused] = {
         "product",
         "manage",
     ),
+    "updateProduct": Refused("agent", '(id: @id, input: {active: false})', "product", "manage"),
+    "deactivateProduct": Refused("agent", "(id: @id)", "product", "manage"),
     "createOrder": Refused(
         "support", "(customerId: @id, items: [{productId: @other, quantity: 1}])", "order", "create"
     ),
@@ -326,6 +328,12 @@ MUTATIONS: dict[str, Refused] = {
     ),
     "importCustomers": Refused(
         "support", '(rows: [{name: "Ann"}], strict: true)', "import", "create"
+    ),
+    "importOrders": Refused(
+        "support",
+        '(rows: [{customerRef: "C-1", date: "2024-01-01", amount: "9"}], strict: true)',
+        "import",
+        "create",
     ),
     "refreshSegments": Refused("agent", "", "segment", "manage"),
     "createTask": Refused(
