@@ -309,7 +309,7 @@ MUTATIONS: dict[str, Refused] = {
         "product",
         "manage",
     ),
-    "updateProduct": Refused("agent", '(id: @id, input: {active: false})', "product", "manage"),
+    "updateProduct": Refused("agent", "(id: @id, input: {active: false})", "product", "manage"),
     "deactivateProduct": Refused("agent", "(id: @id)", "product", "manage"),
     "createOrder": Refused(
         "support", "(customerId: @id, items: [{productId: @other, quantity: 1}])", "order", "create"
