@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,11 +22,14 @@ from graphql import GraphQLError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import ExecutionResult
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schema.build import build_schema
 from schema.context import GraphQLContext
@@ -46,12 +48,14 @@ from server.data.engine import (
     ping,
 )
 from server.data.write_queue import WriteQueue, write_queue
+from server.data.migrate import head_revision
 from server.errors import (
     AuditWriteError,
     AuthenticationError,
     ConfigError,
     CustosError,
     DatabaseBusy,
+    ForbiddenError,
     RequestTimeout,
 )
 from server.graphiql import ASSET_PATH, graphiql_asset, graphiql_page
@@ -68,6 +72,9 @@ from server.graphql_http import (
     problem_body,
 )
 from server.inputs import text_problem
+from server.observability import metrics
+from server.observability.health import Readiness
+from server.observability.requests import RequestLayer, RequestRecord, new_request_id, record_of
 from server.ratelimit import Admission, RateLimits
 from server.security.stream import BAD_PURPOSE, record_refusal
 from server.services import Services
@@ -85,6 +92,7 @@ class AppState:
     schema: strawberry.Schema
     tokens: TokenVerifier
     writes: WriteQueue
+    readiness: Readiness
     rate_limits: RateLimits | None = None
 
 
@@ -111,6 +119,12 @@ def build_state(settings: Settings) -> AppState:
         ),
         tokens=TokenVerifier(settings),
         writes=write_queue(settings.database_url, settings.db_busy_seconds),
+        readiness=Readiness(
+            sessions=create_session_factory(engine),
+            clock=services.clock,
+            keyring=settings.keyring,
+            head=head_revision(),
+        ),
         rate_limits=RateLimits.from_settings(settings),
     )
 
@@ -118,6 +132,8 @@ def build_state(settings: Settings) -> AppState:
 def create_app(settings: Settings | None = None, *, migrate: bool | None = None) -> Starlette:
     settings = settings or load_settings()
     state = build_state(settings)
+    metrics.setup(settings.metrics_path)
+    metrics.watch_pool(state.engine.sync_engine.pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -145,16 +161,186 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             return Response(b'{"status":"unavailable"}', 503, media_type="application/json")
         return Response(b'{"status":"ok"}', media_type="application/json")
 
+    async def livez(_: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def readyz(_: Request) -> Response:
+        problems = await state.readiness.problems()
+        if problems:
+            body = orjson.dumps({"status": "unavailable", "reasons": problems})
+            return Response(body, 503, media_type="application/json")
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return await handle_metrics(state, request)
+
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/livez", livez, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route(f"{ASSET_PATH}/{{name}}", graphiql_static, methods=["GET"]),
         ],
+        middleware=edge_middleware(settings),
         lifespan=lifespan,
     )
     app.state.custos = state
     return app
+
+
+def edge_middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first: the request id, log line and metrics see every answer (404s,
+    preflights, crashes); the client's address is the peer's unless the peer is a trusted
+    proxy; CORS answers preflights for the configured origins only."""
+    layers = [
+        Middleware(RequestLayer),
+        # Only listed proxies' X-Forwarded-For/-Proto count: by default none, so a client
+        # can never write another address into the audit.
+        Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list),
+    ]
+    origins = settings.cors_origin_list
+    if origins:
+        layers.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-Purpose", "X-Request-Id"],
+                expose_headers=[
+                    "X-Request-Id",
+                    "Retry-After",
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                ],
+                max_age=600,
+            )
+        )
+    return layers
+
+
+async def scrape(sessions: async_sessionmaker[AsyncSession], clock: Any) -> bytes:
+    """The `/metrics` body: every worker's metrics, and the audit's freshness read now."""
+    from server.audit.repository import AuditRepository
+
+    extra = []
+    try:
+        async with sessions() as session:
+            latest, seq, checkpoint = await AuditRepository(session).freshness()
+    except (SQLAlchemyError, OSError, TimeoutError):
+        extra.append(
+            metrics.gauge("custos_database_up", "Whether the last scrape reached the database", 0)
+        )
+    else:
+        extra.append(
+            metrics.gauge("custos_database_up", "Whether the last scrape reached the database", 1)
+        )
+        age = (clock.now() - latest).total_seconds() if latest is not None else 0.0
+        extra.append(
+            metrics.gauge(
+                "custos_audit_latest_entry_age_seconds",
+                "Seconds since the newest audit entry was appended (the seal lag stands in "
+                "for this once entries are sealed into blocks)",
+                max(age, 0.0),
+            )
+        )
+        extra.append(
+            metrics.gauge(
+                "custos_audit_entries_since_checkpoint",
+                "Audit entries appended after the newest signed checkpoint",
+                max(seq - checkpoint, 0),
+            )
+        )
+    return metrics.exposition(extra)
+
+
+async def handle_metrics(state: AppState, request: Request) -> Response:
+    """`/metrics` on the API port: a bearer token whose roles may `scrape` `metrics`
+    (admin by default). A refusal is audited like any other."""
+    record = record_of(request.scope)
+    request_id = record.request_id if record else new_request_id()
+    media = "application/json"
+    try:
+        if state.rate_limits is not None:
+            await state.rate_limits.check_address(_client_address(request))
+        async with state.sessions() as session, session.begin():
+            principal = await _authenticate(state, session, request, None, request_id)
+            if record is not None:
+                record.subject = principal.subject
+            await state.services.authorizer.refresh(session)
+            caller = caller_for(principal, state.services.authorizer)
+            try:
+                caller.gate.require("metrics", "scrape")
+            except ForbiddenError as error:
+                await caller.audit.commit(
+                    session,
+                    operation_type="unknown",
+                    operation_name="metrics",
+                    query=None,
+                    outcome="denied",
+                    occurred_at=state.services.clock.now(),
+                    checkpoints=state.services.audit.signer,
+                )
+                _note_codes(record, [error.code])
+                return _problem(403, error.message, error.code, media)
+    except HttpProblem as problem:
+        _note_codes(record, [problem.code])
+        return _problem(problem.status, problem.message, problem.code, media, problem.headers)
+    except AuthenticationError as error:
+        await _authentication_failed(state, request, error, request_id, record)
+        return _problem(
+            401, error.message, error.code, media, {"WWW-Authenticate": 'Bearer realm="custos"'}
+        )
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.error("database failure request_id=%s type=%s", request_id, type(exc).__name__)
+        _note_codes(record, ["DATABASE_UNAVAILABLE"])
+        return _problem(503, "the database is unavailable", "DATABASE_UNAVAILABLE", media)
+    body = await scrape(state.sessions, state.services.clock)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
+def create_metrics_app(settings: Settings) -> Starlette:
+    """`/metrics` without a token, for `CUSTOS_METRICS_PORT` (a port for the scraper
+    inside the network, never the public one)."""
+    from server.clock import Clock
+
+    engine = create_engine(settings.database_url, pool=settings.pool)
+    sessions = create_session_factory(engine)
+    clock = Clock()
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(await scrape(sessions, clock), media_type=metrics.CONTENT_TYPE)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    return Starlette(
+        routes=[Route("/metrics", metrics_endpoint, methods=["GET"])],
+        middleware=[Middleware(RequestLayer)],
+        lifespan=lifespan,
+    )
+
+
+def _note_codes(record: RequestRecord | None, codes: list[str]) -> None:
+    if record is not None:
+        record.error_codes.extend(codes)
+
+
+async def _authentication_failed(
+    state: AppState,
+    request: Request,
+    error: AuthenticationError,
+    request_id: str,
+    record: RequestRecord | None,
+) -> None:
+    if state.rate_limits is not None:
+        await state.rate_limits.failed_authentication(_client_address(request))
+    await _security_refusal(state, request, error.code, request_id)
+    _note_codes(record, [error.code])
 
 
 def _problem(
@@ -164,7 +350,8 @@ def _problem(
 
 
 async def handle_graphql(state: AppState, request: Request) -> Response:
-    request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
+    record = record_of(request.scope)
+    request_id = record.request_id if record else new_request_id()
     media = "application/json"
     try:
         if request.method == "GET":
@@ -187,21 +374,20 @@ async def handle_graphql(state: AppState, request: Request) -> Response:
         if purpose is not None and purpose not in PURPOSES:
             raise HttpProblem(400, f"X-Purpose must be one of {', '.join(PURPOSES)}", BAD_PURPOSE)
         try:
-            response = await _execute(state, request, gql, media, request_id, purpose)
+            response = await _execute(state, request, gql, media, request_id, purpose, record)
         except _StaleConnection:
             # The pooled connection had died (no ping on checkout) and nothing committed:
             # once more, on a fresh connection.
             response = await _execute(
-                state, request, gql, media, request_id, purpose, retry_stale=False
+                state, request, gql, media, request_id, purpose, record, retry_stale=False
             )
     except HttpProblem as problem:
         if problem.code == BAD_PURPOSE:
             await _security_refusal(state, request, problem.code, request_id)
+        _note_codes(record, [problem.code])
         response = _problem(problem.status, problem.message, problem.code, media, problem.headers)
     except AuthenticationError as error:
-        if state.rate_limits is not None:
-            await state.rate_limits.failed_authentication(_client_address(request))
-        await _security_refusal(state, request, error.code, request_id)
+        await _authentication_failed(state, request, error, request_id, record)
         response = _problem(
             401, error.message, error.code, media, {"WWW-Authenticate": 'Bearer realm="custos"'}
         )
@@ -319,6 +505,7 @@ async def _execute(
     media: str,
     request_id: str,
     purpose: str | None,
+    record: RequestRecord | None = None,
     *,
     retry_stale: bool = True,
 ) -> Response:
@@ -327,6 +514,8 @@ async def _execute(
     try:
         async with state.writes.turn(), state.sessions() as session, session.begin():
             principal = await _authenticate(state, session, request, purpose, request_id)
+            if record is not None:
+                record.subject = principal.subject
             await services.authorizer.refresh(session)
             caller = caller_for(principal, services.authorizer)
             admission = Admission(state.rate_limits, principal)
@@ -365,6 +554,10 @@ async def _execute(
                         )
                     ],
                 )
+            if record is not None:
+                record.operation_type = context.operation_type
+                record.operation_name = context.operation_name or _audited_name(gql.operation_name)
+                record.cost = admission.cost
             admission.raise_refusal()
             errors = list(result.errors or [])
             unexpected = [
@@ -407,6 +600,7 @@ async def _execute(
     except AuditWriteError as error:
         cause = error.__cause__ or error
         log.error("audit write failed request_id=%s %s", request_id, describe_unexpected(cause))
+        _note_codes(record, [error.code])
         return _problem(503, error.message, error.code, media)
     except DatabaseBusy as error:
         return _busy(state, error, media)
@@ -417,6 +611,7 @@ async def _execute(
             raise _StaleConnection from exc
         # OSError: drivers raise connection failures (refused, reset) unwrapped.
         log.error("database failure request_id=%s type=%s", request_id, type(exc).__name__)
+        _note_codes(record, ["DATABASE_UNAVAILABLE"])
         return _problem(
             503, "the database is unavailable; nothing was done", "DATABASE_UNAVAILABLE", media
         )
@@ -426,9 +621,12 @@ async def _execute(
         # Not a database outage: the client's operation was too slow. The attempt is
         # audited in a transaction of its own (the operation's rolled back).
         await _audit_timeout(state, caller, context, gql)
+        _note_codes(record, [error.code])
         return _problem(504, error.message, error.code, media)
     except CustosError as error:
+        _note_codes(record, [error.code])
         return _problem(400, error.message, error.code, media)
+    _note_codes(record, [format_error(e)["extensions"]["code"] for e in errors])
     response = _graphql_response(result.data, errors, media, result.extensions)
     response.headers.update(admission.headers())
     return response

@@ -11,6 +11,7 @@ error.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable
@@ -200,6 +201,28 @@ class Settings(BaseSettings):
     # Grouped metrics suppress groups with fewer customers than this (1: no suppression).
     metrics_min_cell: int = Field(default=5, ge=1)
 
+    # Operations (README "Operations"). Logs: one JSON line per request (the default in
+    # prod) or text; unset: json in prod, text in dev.
+    log_format: Literal["json", "text"] | None = None
+    # Prometheus `/metrics` without a token on this port (scrape from inside the network);
+    # unset: only on the main port, for a token with the `metrics` permission.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Where the workers' metric files live (prometheus-client's multiprocess mode);
+    # unset: `metrics/` in the state directory.
+    metrics_dir: Path | None = None
+    # Browser origins allowed to call the API ("https://app.example.com,..."; "*": any).
+    cors_origins: str = ""
+    # Addresses or networks of the reverse proxies whose X-Forwarded-For/-Proto are
+    # believed ("10.0.0.5,10.1.0.0/16"); unset: none, the peer's address is the client's.
+    trusted_proxies: str = ""
+    # Persisted documents (README "Persisted documents"): Automatic Persisted Queries,
+    # and the trusted-documents mode in which only registered documents run.
+    persisted_queries: bool = True
+    trusted_documents: bool = False
+    # A JSON manifest of trusted documents ({"<sha256>": "<document>"} or a list of
+    # documents), read at start-up besides those registered with `custos documents add`.
+    trusted_documents_file: Path | None = None
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
@@ -245,6 +268,33 @@ class Settings(BaseSettings):
             raise ValueError(error.message) from None
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        """Addresses or networks (`10.0.0.5`, `10.1.0.0/16`, `::1`), or `*` for any peer."""
+        for entry in (part.strip() for part in value.split(",")):
+            if not entry or entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "must be IP addresses or networks separated by commas (or *)"
+                ) from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        """Origins as browsers send them: `scheme://host[:port]`, no path; or `*`."""
+        for origin in (part.strip() for part in value.split(",")):
+            if not origin or origin == "*":
+                continue
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+                raise ValueError("must be origins like https://app.example.com (or *)")
+        return value
+
     @field_validator("jwt_secret")
     @classmethod
     def _long_enough_for_prod(
@@ -275,6 +325,24 @@ class Settings(BaseSettings):
             recycle=self.db_pool_recycle_seconds,
             busy_seconds=self.db_busy_seconds,
         )
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.env == "prod"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.metrics_dir or self.state_dir / "metrics"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,8 +1,9 @@
 """In-process counters, named and labelled like Prometheus counters.
 
-A counter only grows; its samples are read by whoever exposes them (a `/metrics`
-endpoint renders `exposition()`). Counters are per process: each worker counts what it
-saw, as Prometheus expects of a multi-process server scraped per instance.
+A counter only grows; `value()` and `samples()` read this process's count. Once the
+process's Prometheus metrics are on (`server/observability/metrics.py`), every count also
+goes to a prometheus-client counter of the same name, so `/metrics` sums it over the
+workers with the rest.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from typing import Any
+
+from server.observability import metrics
 
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*_total$")
 
@@ -25,6 +29,7 @@ class Counter:
         self.labels = labels
         self._values: dict[tuple[str, ...], int] = {}
         self._lock = threading.Lock()
+        self._shared: Any = None
 
     def inc(self, *values: str, amount: int = 1) -> None:
         if len(values) != len(self.labels):
@@ -33,6 +38,10 @@ class Counter:
             raise ValueError("a counter never decreases")
         with self._lock:
             self._values[values] = self._values.get(values, 0) + amount
+            if self._shared is None:
+                self._shared = metrics.counter(self.name, self.documentation, self.labels)
+        if self._shared is not None:
+            (self._shared.labels(*values) if values else self._shared).inc(amount)
 
     def value(self, *values: str) -> int:
         return self._values.get(values, 0)

@@ -172,8 +172,11 @@ class Admission:
         self.key = principal_key(principal.subject, principal.api_key_id)
         self.quota: Quota | None = None
         self.refused: RateLimited | None = None
+        # The operation's static cost once known (the request's log line reports it).
+        self.cost: int | None = None
 
     async def admit(self, cost: int, lookups: int) -> CustosError | None:
+        self.cost = cost
         if self.limits is None:
             return None
         self.quota, self.refused = await self.limits.charge(self.key, cost, lookups)

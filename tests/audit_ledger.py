@@ -51,6 +51,13 @@ class AuditLedger:
     async def note(self, response: httpx.Response) -> None:
         # The audit keeps the first 64 characters of a request id.
         request_id = response.request.headers["x-request-id"][:64]
+        if response.request.url.path == "/metrics":
+            # A scrape refused by the policy is an audited decision; nothing else is.
+            if response.status_code == 403:
+                self.executed[request_id] += 1
+            else:
+                self.turned_away.add(request_id)
+            return
         if response.request.url.path != "/graphql":
             return
         await response.aread()

@@ -91,8 +91,9 @@ def test_the_old_default_policy_becomes_todays(empty_database: str) -> None:  # 
         ("p", "senior_agent", "complaint", "update:team", "allow"),
         ("g", "senior_agent", "manager"),
     }
-    # 0005 rewrote the rules, 0006 added the CLI operator's import rules: a version each.
-    assert asyncio.run(_version(empty_database)) == before + 2
+    # 0005 rewrote the rules, 0007 added the CLI operator's import rules, 0008 the
+    # metrics scrape rule: a version each.
+    assert asyncio.run(_version(empty_database)) == before + 3
     key = Principal(
         subject=f"apikey:{KEY_ID}",
         roles=("integrator",),

@@ -63,6 +63,17 @@ class AuditRepository:
     def _dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
+    async def freshness(self) -> tuple[datetime | None, int, int]:
+        """The newest entry's time, the newest entry's sequence number and the newest
+        signed checkpoint's (0 when none): what the operations metrics report."""
+        latest = (
+            await self.session.execute(
+                select(func.max(AuditEvent.occurred_at), func.max(AuditEvent.seq))
+            )
+        ).one()
+        checkpoint = await self.session.scalar(select(func.max(AuditCheckpoint.seq)))
+        return latest[0], int(latest[1] or 0), int(checkpoint or 0)
+
     # -- the append ------------------------------------------------------------------
 
     async def lock_chain_head(self) -> tuple[int, str]:

@@ -53,6 +53,8 @@ MACHINERY_TABLES = frozenset(
         "role_assignments",
         "api_keys",
         "security_events",
+        "readiness_probe",
+        "trusted_documents",
     }
 )
 # Objects that are capabilities rather than record types.
@@ -60,7 +62,7 @@ EXTRA_OBJECTS: dict[str, str] = {
     "policy": "policies, roles and role assignments (action manage)",
     "apikey": "integrator API keys (action manage)",
     "audit": "the audit trail (read, export)",
-    "metrics": "aggregate metrics (read, over a row scope)",
+    "metrics": "aggregate metrics (read, over a row scope); scrape: Prometheus /metrics",
     "segment": "customer segments (read over a row scope; manage: refresh them)",
     "import": "bulk imports (create)",
     "schema": "the GraphQL schema by introspection in prod (read)",
@@ -75,6 +77,9 @@ ROW_SCOPES = ("all", "team", "own")
 SCOPED_OBJECTS = frozenset(TYPE_TABLES) - {"product"} | {"metrics", "segment"}
 SCOPED_VERBS = ("read", "create", "update", "delete", "erase", "export")
 FIELD_ACTIONS = ("read:clear", "read:masked", "read:*")
+# Actions of one object beyond its verbs: `metrics`/`scrape` reads the server's own
+# Prometheus metrics (`GET /metrics`), no customer's data.
+OBJECT_ACTIONS: dict[str, tuple[str, ...]] = {"metrics": ("scrape",)}
 PURPOSE_ACTIONS = ("use",)
 # Granting a role (`assignRole`, a new API key's roles) is itself decided by the policy:
 # object `role:<name>` (or `role:*`), action `grant`.
@@ -227,7 +232,7 @@ def _actions_for(kind: str, obj: str) -> tuple[str, ...]:
     if kind == "role":
         return GRANT_ACTIONS
     if obj in SCOPED_OBJECTS:
-        return (*_scoped_actions(), "manage")
+        return (*_scoped_actions(), "manage", *OBJECT_ACTIONS.get(obj, ()))
     if kind in ("extra", "type"):
         return TYPE_ACTIONS
     return TYPE_ACTIONS + _scoped_actions() + FIELD_ACTIONS + PURPOSE_ACTIONS + GRANT_ACTIONS

@@ -30,6 +30,8 @@ def serve(
     import uvicorn
 
     from server.data.migrate import upgrade_to_head
+    from server.observability import metrics
+    from server.observability.logs import uvicorn_log_config
 
     settings = load_settings()
     check_serving_config(settings)
@@ -49,6 +51,10 @@ def serve(
         console.print(cli)
     if settings.env == "dev":
         _print_dev_tokens(settings)
+    # The workers' metric files: one directory, emptied now, named to every worker.
+    metrics.prepare_directory(settings.metrics_path)
+    if settings.metrics_port is not None:
+        _serve_metrics(settings)
     uvicorn.run(
         "server.app:app_factory",
         factory=True,
@@ -56,9 +62,39 @@ def serve(
         port=settings.port,
         workers=settings.workers if not reload else 1,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(json=settings.json_logs, level=settings.log_level),
         reload=reload,
+        # One line per request comes from the app (request id, operation, status, cost).
         access_log=False,
+        # X-Forwarded-* are read by the app, from CUSTOS_TRUSTED_PROXIES only: uvicorn's
+        # own default would believe any local process.
+        proxy_headers=False,
+        forwarded_allow_ips="",
     )
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """`/metrics` without a token on `CUSTOS_METRICS_PORT`, from this (the supervising)
+    process: it reads every worker's metric files, so one listener serves them all."""
+    import threading
+
+    import uvicorn
+
+    from server.app import create_metrics_app
+
+    assert settings.metrics_port is not None
+    config = uvicorn.Config(
+        create_metrics_app(settings),
+        host=settings.host,
+        port=settings.metrics_port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, name="custos-metrics", daemon=True).start()
+    console.print(f"Metrics: http://{settings.host}:{settings.metrics_port}/metrics")
 
 
 def _short(path: Path) -> str:

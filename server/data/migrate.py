@@ -20,3 +20,10 @@ def alembic_config(database_url: str) -> Config:
 def upgrade_to_head(database_url: str) -> None:
     """Blocking: runs its own event loop (call from a thread inside a running loop)."""
     command.upgrade(alembic_config(database_url), "head")
+
+
+def head_revision() -> str | None:
+    """The newest migration this code ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -20,6 +20,7 @@ from server.data.models.customer import (
 from server.data.models.interaction import Interaction
 from server.data.models.loyalty import LoyaltyEntry, Referral
 from server.data.models.name_token import CustomerNameToken
+from server.data.models.operations import ReadinessProbe, TrustedDocument
 from server.data.models.order import Order, OrderItem, OrderStatusEvent, Product
 from server.data.models.security import SecurityEvent
 from server.data.models.task import Task
@@ -49,8 +50,10 @@ __all__ = [
     "PolicyRule",
     "PolicyVersion",
     "Product",
+    "ReadinessProbe",
     "Referral",
     "RoleAssignment",
     "SecurityEvent",
     "Task",
+    "TrustedDocument",
 ]
