@@ -82,9 +82,17 @@ async def test_readyz_names_a_missing_keyring_and_an_old_schema(
     api: Api, state: AppState, tmp_path: Path
 ) -> None:
     state.readiness = dataclasses.replace(state.readiness, keyring=tmp_path / "gone.json")
+    head = state.readiness.head
     async with state.sessions() as session, session.begin():
         await session.execute(text("UPDATE alembic_version SET version_num = '0005'"))
-    response = await api.client.get("/readyz")
+    try:
+        response = await api.client.get("/readyz")
+    finally:
+        # The PostgreSQL database outlives the test (tables are emptied, not the version).
+        async with state.sessions() as session, session.begin():
+            await session.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": head}
+            )
     assert response.status_code == 503
     reasons = response.json()["reasons"]
     assert any(r.startswith("keyring: ") for r in reasons), reasons
