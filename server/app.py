@@ -47,8 +47,8 @@ from server.data.engine import (
     is_stale_connection,
     ping,
 )
-from server.data.write_queue import WriteQueue, write_queue
 from server.data.migrate import head_revision
+from server.data.write_queue import WriteQueue, write_queue
 from server.errors import (
     AuditWriteError,
     AuthenticationError,
