@@ -82,3 +82,13 @@ def test_numbers_no_country_would_dial_are_refused(written: str) -> None:
         normalise_phone(written)
     assert refused.value.code == "INVALID_PHONE"
     assert written not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("stored", "masked"),
+    [("+8613812345678", "138****5678"), ("+861065529988", "010****9988")],
+)
+def test_masks_show_the_number_as_dialled_at_home(stored: str, masked: str) -> None:
+    from server.vault.masking import mask_phone
+
+    assert mask_phone(stored) == masked

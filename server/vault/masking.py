@@ -9,17 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import phonenumbers
+
 from server.data.customer_fields import CUSTOMER_FIELDS, Mask
 
 
 def mask_phone(value: str) -> str:
-    # 3 + 4: the display mainland services use to let a caller confirm their number.
-    digits = "".join(ch for ch in value if ch.isdigit())
+    # 3 + 4 of the number as dialled at home: the display mainland services use to let a
+    # caller confirm their number (138****5678, a Beijing landline 010****9988).
+    digits = "".join(ch for ch in _national(value) if ch.isdigit())
     if len(digits) >= 11:
         digits = digits[-11:]
     if len(digits) < 7:
         return "*" * len(digits)
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def _national(value: str) -> str:
+    """A stored E.164 number in its country's national format (trunk prefix included)."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
 def mask_email(value: str) -> str:
