@@ -27,8 +27,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
+from strawberry.types.graphql import OperationType
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schema.build import build_schema
@@ -49,6 +50,7 @@ from server.data.engine import (
 )
 from server.data.migrate import head_revision
 from server.data.write_queue import WriteQueue, write_queue
+from server.documents.persisted import DocumentStore
 from server.errors import (
     AuditWriteError,
     AuthenticationError,
@@ -66,9 +68,11 @@ from server.graphql_http import (
     check_content_type,
     describe_unexpected,
     format_error,
+    is_persisted_get,
     is_request_error,
     negotiate,
     parse_body,
+    parse_query_params,
     problem_body,
 )
 from server.inputs import text_problem
@@ -93,6 +97,7 @@ class AppState:
     tokens: TokenVerifier
     writes: WriteQueue
     readiness: Readiness
+    documents: DocumentStore
     rate_limits: RateLimits | None = None
 
 
@@ -125,6 +130,7 @@ def build_state(settings: Settings) -> AppState:
             keyring=settings.keyring,
             head=head_revision(),
         ),
+        documents=DocumentStore(settings),
         rate_limits=RateLimits.from_settings(settings),
     )
 
@@ -354,32 +360,50 @@ async def handle_graphql(state: AppState, request: Request) -> Response:
     request_id = record.request_id if record else new_request_id()
     media = "application/json"
     try:
-        if request.method == "GET":
+        get = request.method == "GET"
+        if get:
             if state.settings.graphiql and "text/html" in request.headers.get("accept", ""):
                 return graphiql_page(state.settings, request)
-            raise HttpProblem(
-                405, "GraphQL requests are POST only", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
-            )
-        if request.method != "POST":
+            if not is_persisted_get(request.query_params):
+                raise HttpProblem(
+                    405,
+                    "GraphQL requests are POST only (GET: persisted queries by hash)",
+                    "METHOD_NOT_ALLOWED",
+                    {"Allow": "POST"},
+                )
+        elif request.method != "POST":
             raise HttpProblem(
                 405, "GraphQL requests are POST only", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
             )
         media = negotiate(request.headers.get("accept"))
         if state.rate_limits is not None:
             await state.rate_limits.check_address(_client_address(request))
-        check_content_type(request.headers.get("content-type"))
-        body = await _read_body(request, state.settings.max_body_bytes)
-        gql = parse_body(body)
+        if get:
+            gql = parse_query_params(request.query_params)
+        else:
+            check_content_type(request.headers.get("content-type"))
+            body = await _read_body(request, state.settings.max_body_bytes)
+            gql = parse_body(body)
         purpose = request.headers.get("x-purpose")
         if purpose is not None and purpose not in PURPOSES:
             raise HttpProblem(400, f"X-Purpose must be one of {', '.join(PURPOSES)}", BAD_PURPOSE)
         try:
-            response = await _execute(state, request, gql, media, request_id, purpose, record)
+            response = await _execute(
+                state, request, gql, media, request_id, purpose, record, queries_only=get
+            )
         except _StaleConnection:
             # The pooled connection had died (no ping on checkout) and nothing committed:
             # once more, on a fresh connection.
             response = await _execute(
-                state, request, gql, media, request_id, purpose, record, retry_stale=False
+                state,
+                request,
+                gql,
+                media,
+                request_id,
+                purpose,
+                record,
+                retry_stale=False,
+                queries_only=get,
             )
     except HttpProblem as problem:
         if problem.code == BAD_PURPOSE:
@@ -476,6 +500,7 @@ def _audited_name(name: str | None) -> str | None:
     return name if name is not None and _OPERATION_NAME.fullmatch(name) else None
 
 
+_GET_OPERATIONS = (OperationType.QUERY,)
 REFUSALS = frozenset({"FORBIDDEN", "NOT_FOUND", "UNAUTHENTICATED", "OUT_OF_SCOPE"})
 
 
@@ -508,6 +533,7 @@ async def _execute(
     record: RequestRecord | None = None,
     *,
     retry_stale: bool = True,
+    queries_only: bool = False,
 ) -> Response:
     services = state.services
     committing = False
@@ -516,6 +542,9 @@ async def _execute(
             principal = await _authenticate(state, session, request, purpose, request_id)
             if record is not None:
                 record.subject = principal.subject
+            # The text a persisted hash stands for, or a refusal (asked once the caller is
+            # known: an anonymous flood of hashes reads nothing).
+            gql = await state.documents.resolve(gql, session)
             await services.authorizer.refresh(session)
             caller = caller_for(principal, services.authorizer)
             admission = Admission(state.rate_limits, principal)
@@ -535,6 +564,7 @@ async def _execute(
                         variable_values=gql.variables,
                         context_value=context,
                         operation_name=gql.operation_name,
+                        allowed_operation_types=_GET_OPERATIONS if queries_only else None,
                     )
             except TimeoutError:
                 if not deadline.expired():
@@ -543,6 +573,10 @@ async def _execute(
                 raise RequestTimeout(
                     "the operation ran past the request deadline and was cancelled; "
                     "nothing was changed"
+                ) from None
+            except InvalidOperationTypeError:
+                raise HttpProblem(
+                    405, "only queries run over GET", "METHOD_NOT_ALLOWED", {"Allow": "POST"}
                 ) from None
             except CannotGetOperationTypeError:
                 # Not the name itself: a client's operationName may be anything, any size.

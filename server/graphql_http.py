@@ -99,7 +99,9 @@ def parse_body(body: bytes) -> GraphQLRequest:
     variables = payload.get("variables")
     operation_name = payload.get("operationName")
     extensions = payload.get("extensions")
-    if not isinstance(query, str) or not query.strip():
+    if query is None and isinstance(extensions, dict) and "persistedQuery" in extensions:
+        query = ""  # a persisted document's hash instead of its text (server/documents/)
+    elif not isinstance(query, str) or not query.strip():
         raise HttpProblem(400, "'query' must be a non-empty string", "BAD_REQUEST")
     if variables is not None and not isinstance(variables, dict):
         raise HttpProblem(400, "'variables' must be an object or null", "BAD_REQUEST")
@@ -108,6 +110,33 @@ def parse_body(body: bytes) -> GraphQLRequest:
     if extensions is not None and not isinstance(extensions, dict):
         raise HttpProblem(400, "'extensions' must be an object or null", "BAD_REQUEST")
     return GraphQLRequest(query, variables, operation_name, extensions)
+
+
+def is_persisted_get(params: Mapping[str, str]) -> bool:
+    """A GET that names a persisted document by its hash: the one GET that runs (text,
+    and so any value written into it, never travels in a URL)."""
+    return "extensions" in params and "query" not in params
+
+
+def parse_query_params(params: Mapping[str, str]) -> GraphQLRequest:
+    """A persisted-document GET: `extensions` and `variables` as JSON, `operationName`."""
+
+    def json_object(name: str) -> dict[str, Any] | None:
+        raw = params.get(name)
+        if raw is None:
+            return None
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise HttpProblem(400, f"'{name}' must be JSON", "BAD_REQUEST") from None
+        if value is not None and not isinstance(value, dict):
+            raise HttpProblem(400, f"'{name}' must be an object or null", "BAD_REQUEST")
+        return value
+
+    extensions = json_object("extensions")
+    if extensions is None or "persistedQuery" not in extensions:
+        raise HttpProblem(400, "a GET names a persisted document", "BAD_REQUEST")
+    return GraphQLRequest("", json_object("variables"), params.get("operationName"), extensions)
 
 
 _VALUE_ECHO = (

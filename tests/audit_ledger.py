@@ -95,7 +95,8 @@ def _reached_execution(response: httpx.Response) -> bool:
     if not response.headers.get("content-type", "").startswith("application/"):
         return False
     if response.status_code == 200:
-        return True
+        # Automatic Persisted Queries: "send the text" answers run nothing.
+        return "no-cache" not in response.headers.get("cache-control", "")
     if response.status_code not in (400, 504):
         return False
     try:

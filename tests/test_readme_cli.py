@@ -8,6 +8,8 @@ shell); a new kind of line in a ```sh block fails the test until it is handled.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import re
 import shlex
@@ -85,6 +87,10 @@ def _files(work: Path) -> None:
     for name, rows in tables.items():
         with (work / name).open("w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerows(rows)
+    # A client build's manifest of its documents (graphql-codegen's client preset).
+    document = "query Me { me { subject } }"
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    (work / "persisted-documents.json").write_text(json.dumps({digest: document}))
     with (work / "orders.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["customer_ref", "date", "amount"])

@@ -8,7 +8,8 @@ Create Date: 2026-11-30 15:00:00
 commits; `trusted_documents` the GraphQL documents registered for trusted-documents
 mode. Stored policies that still have the admin role get `p, admin, metrics, scrape,
 allow` (Prometheus `/metrics`), as policies/policy.csv now has; the policy version moves
-so running workers reload. A fresh database (empty policy table) is left to the seed.
+so running workers reload; every stored policy gets `p, cli_operator, document, manage,
+allow` (`custos documents add`). A fresh database (empty policy table) is left to the seed.
 """
 
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 ADMIN_MARKER = ("admin", "policy", "manage", "allow")
 SCRAPE_RULE = ("admin", "metrics", "scrape", "allow")
+DOCUMENTS_RULE = ("cli_operator", "document", "manage", "allow")
 
 rules_table = sa.table(
     "policy_rules",
@@ -68,27 +70,35 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sha256", name=op.f("pk_trusted_documents")),
     )
     rules = _p_rules()
+    if not rules:
+        return  # never seeded: the server seeds the current policy.csv
+    added = [DOCUMENTS_RULE] if DOCUMENTS_RULE not in rules else []
     if ADMIN_MARKER in rules and SCRAPE_RULE not in rules:
-        subject, obj, action, effect = SCRAPE_RULE
+        added.append(SCRAPE_RULE)
+    if added:
         op.get_bind().execute(
             sa.insert(rules_table),
-            [{"ptype": "p", "v0": subject, "v1": obj, "v2": action, "v3": effect, "v4": "", "v5": ""}],
+            [
+                {"ptype": "p", "v0": s, "v1": o, "v2": a, "v3": e, "v4": "", "v5": ""}
+                for s, o, a, e in added
+            ],
         )
         _bump_version()
 
 
 def downgrade() -> None:
-    subject, obj, action, effect = SCRAPE_RULE
-    deleted = op.get_bind().execute(
-        sa.delete(rules_table).where(
-            rules_table.c.ptype == "p",
-            rules_table.c.v0 == subject,
-            rules_table.c.v1 == obj,
-            rules_table.c.v2 == action,
-            rules_table.c.v3 == effect,
-        )
-    )
-    if deleted.rowcount:
+    deleted = 0
+    for subject, obj, action, effect in (SCRAPE_RULE, DOCUMENTS_RULE):
+        deleted += op.get_bind().execute(
+            sa.delete(rules_table).where(
+                rules_table.c.ptype == "p",
+                rules_table.c.v0 == subject,
+                rules_table.c.v1 == obj,
+                rules_table.c.v2 == action,
+                rules_table.c.v3 == effect,
+            )
+        ).rowcount
+    if deleted:
         _bump_version()
     op.drop_table("trusted_documents")
     op.drop_table("readiness_probe")

@@ -66,6 +66,7 @@ EXTRA_OBJECTS: dict[str, str] = {
     "segment": "customer segments (read over a row scope; manage: refresh them)",
     "import": "bulk imports (create)",
     "schema": "the GraphQL schema by introspection in prod (read)",
+    "document": "trusted GraphQL documents (manage: register and list them)",
 }
 TYPE_ACTIONS = ("read", "create", "update", "delete", "erase", "export", "manage")
 # Row scopes, widest first: every customer, the caller's team's, the caller's own.

@@ -15,7 +15,18 @@ from collections.abc import Sequence
 
 import typer
 
-from server.cli import audit, demo, imports, keys, migrate, retention, schema, segments, serve
+from server.cli import (
+    audit,
+    demo,
+    documents,
+    imports,
+    keys,
+    migrate,
+    retention,
+    schema,
+    segments,
+    serve,
+)
 from server.cli import token as token_command
 from server.cli.console import console, error_line
 from server.errors import ConfigError, CustosError
@@ -37,6 +48,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(retention.app, name="retention")
 app.add_typer(audit.app, name="audit")
 app.add_typer(segments.app, name="segments")
+app.add_typer(documents.app, name="documents")
 
 
 def invoke(args: Sequence[str] | None = None) -> int:
