@@ -38,6 +38,7 @@ lint: $(STAMP)
 	$(BIN)/mypy server schema tests bench tools
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m tools.lint_ast
+	$(BIN)/python -m tools.schema_breaks
 
 schema: $(STAMP)
 	$(BIN)/custos schema > schema/schema.graphql

@@ -30,6 +30,7 @@ from schema.types.access import (
     RoleRevoked,
 )
 from schema.types.common import UserError, parse_id
+from schema.types.enums import domain_value
 
 Ctx = Info[GraphQLContext, None]
 
@@ -107,8 +108,8 @@ class AccessMutation:
                 subject=input.subject,
                 obj=input.object,
                 action=input.action,
-                effect=input.effect,
-                mode=input.mode,
+                effect=input.effect.value,
+                mode=domain_value(input.mode),
                 scope=input.scope,
             ),
         )
@@ -127,8 +128,8 @@ class AccessMutation:
                 subject=input.subject,
                 obj=input.object,
                 action=input.action,
-                effect=input.effect,
-                mode=input.mode,
+                effect=input.effect.value,
+                mode=domain_value(input.mode),
                 scope=input.scope,
             ),
         )

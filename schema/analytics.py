@@ -50,8 +50,8 @@ async def _customers(info: Ctx, ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
 
 @strawberry.type(description="A customer at risk of churning, with why.")
 class AtRiskCustomer:
-    customer: Customer
-    risk: ChurnRisk
+    customer: Customer = strawberry.field(description="The customer.")
+    risk: ChurnRisk = strawberry.field(description="Its churn risk.")
 
 
 @strawberry.type(description="Customers at risk, riskiest first, under the caller's row scope.")
@@ -61,7 +61,7 @@ class AtRiskCustomerConnection(Connection[AtRiskCustomer]):
 
 @strawberry.type(description="A customer likely to buy a product: bought its antecedents.")
 class LikelyBuyer:
-    customer: Customer
+    customer: Customer = strawberry.field(description="The customer.")
     score: float = strawberry.field(description="Best rule confidence among bought antecedents.")
 
 
@@ -243,8 +243,8 @@ class AnalyticsQuery:
 
 @strawberry.type(description="Segments written onto customers.")
 class SegmentsRefreshed:
-    as_of: datetime.date
-    updated: int
+    as_of: datetime.date = strawberry.field(description="The day segmented as of.")
+    updated: int = strawberry.field(description="Files whose segment changed.")
 
 
 RefreshSegmentsResult = Annotated[

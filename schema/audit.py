@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import strawberry
@@ -18,6 +19,7 @@ from schema.types.audit import (
     domain_field_name,
 )
 from schema.types.common import parse_id
+from schema.types.enums import domain_value
 from server.audit.repository import AuditFilter
 from server.errors import ValidationError
 
@@ -57,15 +59,31 @@ def _filter(value: AuditEventFilter | None, now: datetime) -> AuditFilter:
     return AuditFilter(
         subject=value.subject,
         role=value.role,
-        purpose=value.purpose,
-        outcome=value.outcome,
-        operation_type=value.operation_type,
+        purpose=domain_value(value.purpose),
+        outcome=domain_value(value.outcome),
+        operation_type=domain_value(value.operation_type),
         since=since,
         until=_aware(value.until),
         record_id=record_id,
         object_type=object_type,
         field=domain_field_name(value.field) if value.field else None,
     )
+
+
+async def audit_event_by_id(
+    info: Ctx, event_id: uuid.UUID, selected: set[str], selected_accesses: set[str]
+) -> AuditEvent:
+    """One audit event with what `selected` (and below `accesses`) needs (by
+    `auditEvent` and `node`)."""
+    ctx = info.context
+    view = await ctx.services.audit.event(
+        ctx.session,
+        ctx.caller,
+        event_id,
+        with_accesses="accesses" in selected,
+        with_record_ids="recordIds" in selected_accesses,
+    )
+    return AuditEvent.from_view(view)
 
 
 @strawberry.type
@@ -104,13 +122,9 @@ class AuditQuery:
 
     @strawberry.field(description="One audit event by id.")
     async def audit_event(self, info: Ctx, id: strawberry.ID) -> AuditEvent:
-        ctx = info.context
-        selected = top_level_names(info)
-        view = await ctx.services.audit.event(
-            ctx.session,
-            ctx.caller,
+        return await audit_event_by_id(
+            info,
             parse_id(id),
-            with_accesses="accesses" in selected,
-            with_record_ids="recordIds" in selected_names(info, ("accesses",)),
+            top_level_names(info),
+            selected_names(info, ("accesses",)),
         )
-        return AuditEvent.from_view(view)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSchema, GraphQLUnionType
 from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -25,10 +25,13 @@ from schema.interactions import InteractionMutation, InteractionQuery
 from schema.introspection import IntrospectionGate
 from schema.limits import BoundedValidation, OperationLimits, QueryLimits
 from schema.loyalty import LoyaltyMutation
+from schema.node import NodeQuery
 from schema.orders import OrderMutation, OrderQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.scalars import SCALARS
 from schema.tasks import TaskMutation, TaskQuery
+from schema.types.customer import describe_customer_fields
+from schema.types.node import drop_type_checks
 from schema.viewer import ViewerQuery
 
 # Each domain module contributes its root fields here: one line per domain.
@@ -44,6 +47,7 @@ QUERY_TYPES: tuple[type, ...] = (
     CampaignQuery,
     AnalyticsQuery,
     TaskQuery,
+    NodeQuery,
 )
 MUTATION_TYPES: tuple[type, ...] = (
     CustomerMutation,
@@ -81,6 +85,23 @@ class SerialFastExecution(SerialRootFields, FastExecutionContext):
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)
+
+
+ROOT_DESCRIPTIONS = {
+    "Query": "Every read, under the caller's policies and row scope; each one audited.",
+    "Mutation": "Every change: each runs in one transaction with its audit entry.",
+}
+
+
+def describe_roots_and_results(schema: GraphQLSchema) -> None:
+    """The root types, and each `…Result` union of a mutation: its success type, or a
+    `UserError` for an expected failure (bad input, a conflict, NOT_FOUND)."""
+    for name, description in ROOT_DESCRIPTIONS.items():
+        schema.type_map[name].description = description
+    for named in schema.type_map.values():
+        if isinstance(named, GraphQLUnionType) and not named.description:
+            success = " or ".join(t.name for t in named.types if t.name != "UserError")
+            named.description = f"{success} on success, else a UserError saying why."
 
 
 class CustosSchema(strawberry.Schema):
@@ -142,6 +163,9 @@ def build_schema(
         ],
     )
     install_prechecks(schema._schema)
+    drop_type_checks(schema._schema)
+    describe_customer_fields(schema._schema)
+    describe_roots_and_results(schema._schema)
     return schema
 
 

@@ -15,6 +15,8 @@ from schema.cost import assumed, cost
 from schema.mutations import run_mutation
 from schema.types.common import UserError, parse_id
 from schema.types.customer import CustomerFilterInput
+from schema.types.enums import CareReason
+from schema.types.node import Node
 from server.campaign.repository import Segment
 from server.campaign.service import CampaignResults as Results
 from server.data.models import Campaign as CampaignRow
@@ -25,28 +27,41 @@ Ctx = Info[GraphQLContext, None]
 
 @strawberry.input(description="Customer-list filters plus purchase history; all must match.")
 class CampaignSegmentInput(CustomerFilterInput):
-    bought_category: str | None = None
-    never_bought_product_id: strawberry.ID | None = None
+    bought_category: str | None = strawberry.field(
+        default=None, description="Only customers who bought in this product category."
+    )
+    never_bought_product_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only customers who never bought this product."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A campaign to a segment of customers.")
 class CreateCampaignInput:
-    name: str
-    product_id: strawberry.ID | None = None
-    channel: str | None = None
-    segment: CampaignSegmentInput = strawberry.field(default_factory=CampaignSegmentInput)
+    name: str = strawberry.field(description="Its name.")
+    product_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The product promoted, if any."
+    )
+    channel: str | None = strawberry.field(
+        default=None, description="The channel it goes out on (free text, 1 to 16 characters)."
+    )
+    segment: CampaignSegmentInput = strawberry.field(
+        default_factory=CampaignSegmentInput,
+        description="Who it targets; empty for every customer in scope.",
+    )
 
 
-@strawberry.type
-class Campaign:
+@strawberry.type(description="A marketing campaign to a segment of customers.")
+class Campaign(Node):
     id: strawberry.ID
-    name: str
-    product_id: strawberry.ID | None
-    channel: str | None
-    status: str
-    created_at: datetime.datetime
-    created_by: str
-    segment: strawberry.scalars.JSON
+    name: str = strawberry.field(description="The campaign's name.")
+    product_id: strawberry.ID | None = strawberry.field(description="The product promoted, if any.")
+    channel: str | None = strawberry.field(description="The channel it goes out on.")
+    status: str = strawberry.field(description="draft or active.")
+    created_at: datetime.datetime = strawberry.field(description="When it was created.")
+    created_by: str = strawberry.field(description="Who created it.")
+    segment: strawberry.scalars.JSON = strawberry.field(
+        description="The segment it targets, as given."
+    )
 
     @classmethod
     def from_row(cls, row: CampaignRow) -> Campaign:
@@ -62,21 +77,21 @@ class Campaign:
         )
 
 
-@strawberry.type
+@strawberry.type(description="A campaign was created for a segment.")
 class CampaignCreated:
-    campaign: Campaign
+    campaign: Campaign = strawberry.field(description="The new campaign.")
     reach: int = strawberry.field(description="Recipients: the segment with marketing consent.")
 
 
 @strawberry.type(description="Rates are responses or conversions over reach (0 when empty).")
 class CampaignResults:
-    campaign_id: strawberry.ID
-    reach: int
-    responses: int
-    conversions: int
-    response_rate: decimal.Decimal
-    conversion_rate: decimal.Decimal
-    revenue: decimal.Decimal
+    campaign_id: strawberry.ID = strawberry.field(description="The campaign.")
+    reach: int = strawberry.field(description="Recipients in scope who consent to marketing now.")
+    responses: int = strawberry.field(description="Recipients who responded.")
+    conversions: int = strawberry.field(description="Recipients who bought.")
+    response_rate: decimal.Decimal = strawberry.field(description="responses / reach.")
+    conversion_rate: decimal.Decimal = strawberry.field(description="conversions / reach.")
+    revenue: decimal.Decimal = strawberry.field(description="Revenue of the conversions.")
 
     @classmethod
     def from_results(cls, r: Results) -> CampaignResults:
@@ -91,26 +106,26 @@ class CampaignResults:
         )
 
 
-@strawberry.type
+@strawberry.type(description="Responses or conversions were recorded.")
 class CampaignRecorded:
-    results: CampaignResults
+    results: CampaignResults = strawberry.field(description="The campaign's results now.")
 
 
 @strawberry.type(description="One reason to contact a customer soon.")
 class CareItem:
-    customer_id: strawberry.ID
-    owner_id: str | None
-    reason: str = strawberry.field(
-        description="cadence, birthday, holiday, anniversary, complaint_follow_up or at_risk."
-    )
+    customer_id: strawberry.ID = strawberry.field(description="The customer to contact.")
+    owner_id: str | None = strawberry.field(description="The customer's account manager.")
+    reason: CareReason = strawberry.field(description="Why the customer is due a contact.")
     due_on: datetime.date = strawberry.field(description="A day of the business's time zone.")
-    detail: str
+    detail: str = strawberry.field(description="Why, in words (no sealed values).")
     key: str = strawberry.field(
         description="Names the item for its customer: takeCareItem, completeCareItem, "
         "snoozeCareItem."
     )
     task_id: strawberry.ID | None = strawberry.field(description="The item's task, if taken.")
-    snoozed_until: datetime.datetime | None
+    snoozed_until: datetime.datetime | None = strawberry.field(
+        description="When a snoozed item returns; null if not snoozed."
+    )
 
 
 CreateCampaignResult = Annotated[
@@ -141,13 +156,17 @@ async def _results(info: Ctx, campaign_id: uuid.UUID) -> CampaignRecorded:
     return CampaignRecorded(results=CampaignResults.from_results(results))
 
 
+async def campaign_by_id(info: Ctx, campaign_id: uuid.UUID) -> Campaign:
+    """One campaign (by `campaign` and `node`)."""
+    ctx = info.context
+    return Campaign.from_row(await ctx.services.campaigns.get(ctx.session, ctx.caller, campaign_id))
+
+
 @strawberry.type
 class CampaignQuery:
     @strawberry.field(description="One campaign.")
     async def campaign(self, info: Ctx, id: strawberry.ID) -> Campaign | None:
-        ctx = info.context
-        row = await ctx.services.campaigns.get(ctx.session, ctx.caller, parse_id(id))
-        return Campaign.from_row(row)
+        return await campaign_by_id(info, parse_id(id))
 
     @strawberry.field(description="Reach, response and conversion rates, revenue.")
     async def campaign_results(self, info: Ctx, id: strawberry.ID) -> CampaignResults | None:
@@ -172,7 +191,7 @@ class CampaignQuery:
             CareItem(
                 customer_id=strawberry.ID(str(i.customer_id)),
                 owner_id=i.owner_id,
-                reason=i.reason,
+                reason=CareReason(i.reason),
                 due_on=i.due_on,
                 detail=i.detail,
                 key=i.key,

@@ -21,6 +21,7 @@ from schema.types.complaint import (
     Complaint,
     ComplaintBreakdown,
     ComplaintBreakdownCell,
+    ComplaintCategory,
     ComplaintConnection,
     ComplaintCount,
     ComplaintFilterInput,
@@ -28,6 +29,7 @@ from schema.types.complaint import (
     OpenComplaintInput,
     ResolveComplaintInput,
 )
+from schema.types.enums import enum_of
 from server.complaint.repository import ComplaintFilter
 from server.complaint.service import NewComplaint, Resolution
 from server.complaint.states import ComplaintMove
@@ -78,6 +80,15 @@ async def _move(
     return await _payload(info, moved)
 
 
+async def complaint_by_id(info: Ctx, complaint_id: uuid.UUID, selected: set[str]) -> Complaint:
+    """One complaint with the fields `selected` (by `complaint` and `node`)."""
+    ctx = info.context
+    view = await ctx.services.complaints.get(
+        ctx.session, ctx.caller, complaint_id, snake_names(selected)
+    )
+    return cast(Complaint, view)
+
+
 @strawberry.type
 class ComplaintQuery:
     @strawberry.field(
@@ -110,11 +121,7 @@ class ComplaintQuery:
 
     @strawberry.field(description="One complaint; unknown and out-of-scope ids are NOT_FOUND.")
     async def complaint(self, info: Ctx, id: strawberry.ID) -> Complaint | None:
-        ctx = info.context
-        view = await ctx.services.complaints.get(
-            ctx.session, ctx.caller, parse_id(id), snake_names(top_level_names(info))
-        )
-        return cast(Complaint, view)
+        return await complaint_by_id(info, parse_id(id), top_level_names(info))
 
     @strawberry.field(
         description="Complaints opened in [from, to) counted by category and root cause."
@@ -136,10 +143,20 @@ class ComplaintQuery:
             by_cause[cell.root_cause] += cell.count
         return ComplaintBreakdown(
             total=sum(c.count for c in cells),
-            by_category=[ComplaintCount(key=k, count=n) for k, n in by_category.most_common()],
-            by_root_cause=[ComplaintCount(key=k, count=n) for k, n in by_cause.most_common()],
+            by_category=[
+                ComplaintCount(key=enum_of(ComplaintCategory, k), count=n)
+                for k, n in by_category.most_common()
+            ],
+            by_root_cause=[
+                ComplaintCount(key=enum_of(ComplaintCategory, k), count=n)
+                for k, n in by_cause.most_common()
+            ],
             cells=[
-                ComplaintBreakdownCell(category=c.category, root_cause=c.root_cause, count=c.count)
+                ComplaintBreakdownCell(
+                    category=ComplaintCategory(c.category),
+                    root_cause=enum_of(ComplaintCategory, c.root_cause),
+                    count=c.count,
+                )
                 for c in cells
             ],
         )
@@ -167,13 +184,15 @@ class ComplaintMutation:
             return opened
         return await _payload(info, opened)
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="Acknowledge a complaint to the customer (stops the acknowledge clock)."
+    )
     async def acknowledge_complaint(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:
         return await _move(info, id, ComplaintMove.ACKNOWLEDGE, note=note)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Start investigating an acknowledged complaint.")
     async def start_complaint_work(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:
@@ -190,7 +209,7 @@ class ComplaintMutation:
         )
         return await _move(info, id, ComplaintMove.RESOLVE, resolution=resolution, note=input.note)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Record the follow-up with the customer after resolution.")
     async def follow_up_complaint(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:
@@ -200,13 +219,15 @@ class ComplaintMutation:
     async def rate_complaint(self, info: Ctx, id: strawberry.ID, rating: int) -> ComplaintResult:
         return await _move(info, id, ComplaintMove.RATE, rating=rating)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Close a followed-up complaint.")
     async def close_complaint(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:
         return await _move(info, id, ComplaintMove.CLOSE, note=note)
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="Reopen a resolved or closed complaint; its deadlines run again."
+    )
     async def reopen_complaint(
         self, info: Ctx, id: strawberry.ID, note: str | None = None
     ) -> ComplaintResult:

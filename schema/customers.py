@@ -45,6 +45,15 @@ def _filter(value: CustomerFilterInput | None) -> CustomerFilter | None:
     return value.to_filter() if value is not None else None
 
 
+async def customer_by_id(info: Ctx, customer_id: uuid.UUID, selected: set[str]) -> Customer:
+    """One customer with the `Customer` fields `selected` (by `customer` and `node`)."""
+    ctx = info.context
+    view = await ctx.services.customers.get(
+        ctx.session, ctx.caller, customer_id, domain_fields(selected)
+    )
+    return cast(Customer, view)
+
+
 @strawberry.type
 class CustomerQuery:
     @strawberry.field(
@@ -138,18 +147,14 @@ class CustomerQuery:
         self, info: Ctx, id: strawberry.ID | None = None, customer_number: str | None = None
     ) -> Customer | None:
         ctx = info.context
-        fields = domain_fields(top_level_names(info))
         if (id is None) == (customer_number is None):
             raise ValidationError("give exactly one of id or customerNumber")
         if customer_number is not None:
             found = await ctx.services.customers.find_by_number(
-                ctx.session, ctx.caller, customer_number, fields
+                ctx.session, ctx.caller, customer_number, domain_fields(top_level_names(info))
             )
             return cast(Customer | None, found)
-        view = await ctx.services.customers.get(
-            ctx.session, ctx.caller, parse_id(cast(strawberry.ID, id)), fields
-        )
-        return cast(Customer, view)
+        return await customer_by_id(info, parse_id(cast(strawberry.ID, id)), top_level_names(info))
 
     @strawberry.field(
         metadata=cost(weight=5, lookup=True),

@@ -9,6 +9,7 @@ from strawberry.types import Info
 from schema.context import GraphQLContext
 from schema.cost import Arguments, cost, from_fact
 from schema.types.customer import CreateCustomerInput
+from schema.types.enums import CustomerTier, domain_value
 from server.imports.reader import SourceRow
 from server.imports.service import ImportReport as Report
 
@@ -18,7 +19,9 @@ MAX_ROWS = 1000
 
 @strawberry.input(description="One customer row; row numbers in the report start at 1.")
 class ImportCustomerRowInput(CreateCustomerInput):
-    tier: str | None = None
+    tier: CustomerTier | None = strawberry.field(
+        default=None, description="The value tier the source system had assigned."
+    )
 
 
 def row_values(row: ImportCustomerRowInput) -> dict[str, object]:
@@ -32,7 +35,7 @@ def row_values(row: ImportCustomerRowInput) -> dict[str, object]:
         "bank_card": row.bank_card,
         "address": row.address,
         "birthday": row.birthday,
-        "gender": row.gender,
+        "gender": domain_value(row.gender),
         "industry": row.industry,
         "company_size": row.company_size,
         "region": row.region,
@@ -40,7 +43,7 @@ def row_values(row: ImportCustomerRowInput) -> dict[str, object]:
         "source": row.source,
         "owner_id": row.owner_id,
         "team": row.team,
-        "tier": row.tier,
+        "tier": domain_value(row.tier),
     }
     return {k: v for k, v in cells.items() if v is not None}
 
@@ -82,20 +85,24 @@ def order_values(row: ImportOrderRowInput) -> dict[str, object]:
     return {k: v for k, v in cells.items() if v is not None}
 
 
-@strawberry.type
+@strawberry.type(description="A row the import refused, and why.")
 class RejectedRow:
-    row: int
-    reason: str
+    row: int = strawberry.field(description="The row's number, from 1.")
+    reason: str = strawberry.field(description="Why it was refused (never its values).")
 
 
 @strawberry.type(description="What an import did: counts, every rejected row and why.")
 class ImportReport:
-    accepted: int
-    rejected: list[RejectedRow] = strawberry.field(metadata=cost(size=from_fact("rows", 1)))
+    accepted: int = strawberry.field(description="Rows accepted.")
+    rejected: list[RejectedRow] = strawberry.field(
+        metadata=cost(size=from_fact("rows", 1)), description="Every refused row with its reason."
+    )
     written: bool = strawberry.field(
         description="False when `strict` rolled everything back because a row was bad."
     )
-    created_ids: list[strawberry.ID]
+    created_ids: list[strawberry.ID] = strawberry.field(
+        description="Ids of the files created, in row order."
+    )
     existing: int = strawberry.field(
         description="Rows that matched what is already there (a re-import), left as is."
     )

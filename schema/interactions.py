@@ -31,23 +31,27 @@ Ctx = Info[GraphQLContext, None]
 BREACH_CURSORS = {kind: keyset_cursor(f"interaction-breach-{kind.value}") for kind in BreachKind}
 
 
-@strawberry.input
+@strawberry.input(description="A contact with a customer to log.")
 class LogInteractionInput:
-    customer_id: strawberry.ID
-    channel: InteractionChannel
-    direction: InteractionDirection
-    kind: InteractionKind
-    subject: str | None = None
-    notes: str | None = None
+    customer_id: strawberry.ID = strawberry.field(description="The customer contacted.")
+    channel: InteractionChannel = strawberry.field(description="How.")
+    direction: InteractionDirection = strawberry.field(description="Who reached out.")
+    kind: InteractionKind = strawberry.field(description="What it was about.")
+    subject: str | None = strawberry.field(
+        default=None, description="Short summary (sealed: sensitive)."
+    )
+    notes: str | None = strawberry.field(default=None, description="Notes (sealed: sensitive).")
     agent_id: str | None = strawberry.field(default=None, description="Defaults to the caller.")
     occurred_at: datetime.datetime | None = strawberry.field(
         default=None, description="Defaults to now; never in the future."
     )
 
 
-@strawberry.type
+@strawberry.type(description="An interaction was logged or changed.")
 class InteractionPayload:
-    interaction: Interaction
+    interaction: Interaction = strawberry.field(
+        description="The interaction as the caller may see it."
+    )
 
 
 InteractionResult = Annotated[InteractionPayload | UserError, strawberry.union("InteractionResult")]
@@ -61,15 +65,22 @@ async def _payload(info: Ctx, interaction_id: uuid.UUID) -> InteractionPayload:
     return InteractionPayload(interaction=cast(Interaction, view))
 
 
+async def interaction_by_id(
+    info: Ctx, interaction_id: uuid.UUID, selected: set[str]
+) -> Interaction:
+    """One interaction with the fields `selected` (by `interaction` and `node`)."""
+    ctx = info.context
+    view = await ctx.services.interactions.get(
+        ctx.session, ctx.caller, interaction_id, snake_names(selected)
+    )
+    return cast(Interaction, view)
+
+
 @strawberry.type
 class InteractionQuery:
     @strawberry.field(description="One interaction; unknown and out-of-scope ids are NOT_FOUND.")
     async def interaction(self, info: Ctx, id: strawberry.ID) -> Interaction | None:
-        ctx = info.context
-        view = await ctx.services.interactions.get(
-            ctx.session, ctx.caller, parse_id(id), snake_names(top_level_names(info))
-        )
-        return cast(Interaction, view)
+        return await interaction_by_id(info, parse_id(id), top_level_names(info))
 
     @strawberry.field(
         metadata=paged(),

@@ -14,6 +14,7 @@ from schema.mutations import run_mutation
 from schema.paging import Connection, check_page_size, connection, id_cursor
 from schema.selection import selected_names, top_level_names
 from schema.types.common import UserError, parse_id
+from schema.types.enums import OrderStatus, domain_value
 from schema.types.order import (
     ORDER_CURSORS,
     CreateProductInput,
@@ -40,7 +41,7 @@ def _order_filter(value: OrderFilterInput | None) -> OrderFilter:
         return OrderFilter()
     return OrderFilter(
         customer_id=parse_id(value.customer_id, "customerId") if value.customer_id else None,
-        status=value.status,
+        status=domain_value(value.status),
         ordered_from=value.ordered_from,
         ordered_to=value.ordered_to,
     )
@@ -72,6 +73,12 @@ async def _saved(info: Ctx, order_id: uuid.UUID) -> OrderSaved:
     return OrderSaved(order=Order.from_view(view))
 
 
+async def order_by_id(info: Ctx, order_id: uuid.UUID) -> Order:
+    """One order (by `order` and `node`)."""
+    ctx = info.context
+    return Order.from_view(await ctx.services.orders.get(ctx.session, ctx.caller, order_id))
+
+
 @strawberry.type
 class OrderQuery:
     @strawberry.field(
@@ -99,9 +106,7 @@ class OrderQuery:
 
     @strawberry.field(description="One order; unknown and out-of-scope ids are NOT_FOUND.")
     async def order(self, info: Ctx, id: strawberry.ID) -> Order | None:
-        ctx = info.context
-        view = await ctx.services.orders.get(ctx.session, ctx.caller, parse_id(id))
-        return Order.from_view(view)
+        return await order_by_id(info, parse_id(id))
 
     @strawberry.field(
         metadata=paged(), description="Orders of customers under the caller's row scope."
@@ -217,14 +222,18 @@ class OrderMutation:
         self,
         info: Ctx,
         order_id: strawberry.ID,
-        status: str,
+        status: OrderStatus,
         tracking_note: str | None = None,
     ) -> OrderResult:
         ctx = info.context
         moved = await run_mutation(
             ctx,
             lambda: ctx.services.orders.update_status(
-                ctx.session, ctx.caller, parse_id(order_id, "orderId"), status, tracking_note
+                ctx.session,
+                ctx.caller,
+                parse_id(order_id, "orderId"),
+                status.value,
+                tracking_note,
             ),
         )
         if isinstance(moved, UserError):

@@ -44,24 +44,34 @@ _MAX_SEQ = 2**63 - 1
 
 @strawberry.type(description="Relay page information.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(description="More items follow this page.")
+    has_previous_page: bool = strawberry.field(
+        description="Items precede this page (lists page forward only: false unless `after`)."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The first item's cursor; null on an empty page."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The last item's cursor: pass it as `after` for the next page."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One item of a page, with the cursor to resume after it.")
 class Edge(Generic[NodeT]):
-    cursor: str
-    node: NodeT
+    cursor: str = strawberry.field(description="Opaque: pass as `after` to continue after it.")
+    node: NodeT = strawberry.field(description="The item.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of a list (a Relay connection).")
 class Connection(Generic[NodeT]):
     # As many as the connection's page (`first`): see schema/cost.py.
-    edges: list[Edge[NodeT]] = strawberry.field(metadata=cost(size=PAGE))
-    nodes: list[NodeT] = strawberry.field(metadata=cost(size=PAGE))
-    page_info: PageInfo
+    edges: list[Edge[NodeT]] = strawberry.field(
+        metadata=cost(size=PAGE), description="The page's items with their cursors."
+    )
+    nodes: list[NodeT] = strawberry.field(
+        metadata=cost(size=PAGE), description="The page's items, without cursors."
+    )
+    page_info: PageInfo = strawberry.field(description="Where the page sits in the list.")
 
 
 def check_page_size(first: int, limit: int) -> None:

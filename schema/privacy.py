@@ -36,8 +36,8 @@ class PrivacyQuery:
 
 @strawberry.type(description="A customer was crypto-shredded.")
 class CustomerErased:
-    customer_id: strawberry.ID
-    erased_at: datetime.datetime
+    customer_id: strawberry.ID = strawberry.field(description="The file asked to erase.")
+    erased_at: datetime.datetime = strawberry.field(description="When it was erased.")
     erased_ids: list[strawberry.ID] = strawberry.field(
         description="Every file erased: the surviving customer and each duplicate merged "
         "into it (erasure by either id reaches them all)."
@@ -46,7 +46,7 @@ class CustomerErased:
 
 @strawberry.type(description="A consent was granted or withdrawn.")
 class ConsentChanged:
-    consent: Consent
+    consent: Consent = strawberry.field(description="The consent record as it now stands.")
 
 
 EraseCustomerResult = Annotated[CustomerErased | UserError, strawberry.union("EraseCustomerResult")]

@@ -6,7 +6,7 @@ revealed) that the client did not ask for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from graphql import (
@@ -87,3 +87,58 @@ def selected_names(info: Info[Any, Any], *paths: Sequence[str]) -> set[str]:
 
 def top_level_names(info: Info[Any, Any]) -> set[str]:
     return selected_names(info, ())
+
+
+def _fields_on(
+    selection_set: SelectionSetNode | None,
+    fragments: dict[str, Any],
+    variables: Any,
+    type_names: Collection[str],
+) -> Iterable[FieldNode]:
+    # Like `_fields`, but fragments count only when their type condition is one of
+    # `type_names`: on an abstract field, `... on Order { status }` is not Customer's.
+    if selection_set is None:
+        return
+    for selection in selection_set.selections:
+        if not _included(selection, variables):
+            continue
+        if isinstance(selection, FieldNode):
+            yield selection
+            continue
+        if isinstance(selection, InlineFragmentNode):
+            condition = selection.type_condition
+            inner = selection.selection_set
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is None:
+                continue
+            condition = fragment.type_condition
+            inner = fragment.selection_set
+        else:
+            continue
+        if condition is None or condition.name.value in type_names:
+            yield from _fields_on(inner, fragments, variables, type_names)
+
+
+def selected_names_on(info: Info[Any, Any], type_names: Collection[str], *path: str) -> set[str]:
+    """On an abstract field (an interface), the field names selected for a value of one
+    of `type_names` (the concrete type and the interfaces it implements), then under
+    `path` below it."""
+    raw = info._raw_info
+    fragments = raw.fragments
+    variables = raw.variable_values
+    level = [
+        child
+        for node in raw.field_nodes
+        for child in _fields_on(node.selection_set, fragments, variables, type_names)
+    ]
+    for step in path:
+        level = [
+            child
+            for node in level
+            if node.name.value == step
+            for child in _fields(node.selection_set, fragments, variables)
+        ]
+    names = {node.name.value for node in level}
+    names.discard("__typename")
+    return names

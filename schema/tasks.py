@@ -88,6 +88,13 @@ async def _tasks(
     )
 
 
+async def task_by_id(info: Ctx, task_id: uuid.UUID, selected: set[str]) -> Task:
+    """One task with the fields `selected` (by `task` and `node`)."""
+    ctx = info.context
+    view = await ctx.services.tasks.get(ctx.session, ctx.caller, task_id, snake_names(selected))
+    return cast(Task, view)
+
+
 @strawberry.type
 class TaskQuery:
     @strawberry.field(
@@ -121,11 +128,7 @@ class TaskQuery:
 
     @strawberry.field(description="One task; unknown and out-of-scope ids are NOT_FOUND.")
     async def task(self, info: Ctx, id: strawberry.ID) -> Task | None:
-        ctx = info.context
-        view = await ctx.services.tasks.get(
-            ctx.session, ctx.caller, parse_id(id), snake_names(top_level_names(info))
-        )
-        return cast(Task, view)
+        return await task_by_id(info, parse_id(id), top_level_names(info))
 
     @strawberry.field(
         description="Retention tasks created in the days [from, to] per playbook action: "

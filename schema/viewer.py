@@ -6,14 +6,15 @@ import strawberry
 from strawberry.types import Info
 
 from schema.context import GraphQLContext
+from schema.types.enums import Purpose, enum_of
 
 
-@strawberry.type
+@strawberry.type(description="The caller: its subject, roles, team and stated purpose.")
 class Me:
-    subject: str
-    roles: list[str]
-    team: str | None
-    purpose: str | None
+    subject: str = strawberry.field(description="The principal's subject (policy name).")
+    roles: list[str] = strawberry.field(description="Its token's roles and assigned roles.")
+    team: str | None = strawberry.field(description="Its team, for team row scope.")
+    purpose: Purpose | None = strawberry.field(description="The X-Purpose of this request.")
 
 
 @strawberry.type
@@ -25,5 +26,5 @@ class ViewerQuery:
             subject=principal.subject,
             roles=list(principal.roles),
             team=principal.team,
-            purpose=principal.purpose,
+            purpose=enum_of(Purpose, principal.purpose),
         )

@@ -21,6 +21,7 @@ from server.interaction.service import InteractionService
 from server.loyalty.service import LoyaltyRules, LoyaltyService
 from server.order.service import OrderService
 from server.privacy.service import PrivacyService
+from server.records.service import RecordService
 from server.service_levels import ServiceLevels, business_calendar
 from server.task.retention import RetentionService, parse_playbook
 from server.task.service import TaskService
@@ -48,6 +49,7 @@ class Services:
     retention: RetentionService = field(init=False)
     care: CareService = field(init=False)
     imports: ImportService = field(init=False)
+    records: RecordService = field(default_factory=RecordService)
 
     def __post_init__(self) -> None:
         # These services read the time through this object, so swapping `services.clock`

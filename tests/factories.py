@@ -60,7 +60,7 @@ async def make_customer(state: AppState, **overrides: Any) -> uuid.UUID:
         await CustomerRepository(session).add(sealed.customer, sealed.key, sealed.name_tokens)
         caller.audit.change("customer", "create", sealed.customer.id, sealed.sealed_fields)
         await caller.audit.commit(
-            session, operation_type="test", operation_name="seed", query=None, outcome="ok"
+            session, operation_type="cli", operation_name="seed", query=None, outcome="ok"
         )
         return sealed.customer.id
 
@@ -91,6 +91,6 @@ async def make_interactions(
                 await state.services.interactions.log(session, caller, NewInteraction(**values))
             )
         await caller.audit.commit(
-            session, operation_type="test", operation_name="seed", query=None, outcome="ok"
+            session, operation_type="cli", operation_name="seed", query=None, outcome="ok"
         )
     return ids

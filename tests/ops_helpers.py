@@ -39,7 +39,7 @@ mutation($customerId: ID!, $items: [OrderItemInput!]!) {{
 """
 
 UPDATE_STATUS = f"""
-mutation($orderId: ID!, $status: String!, $note: String) {{
+mutation($orderId: ID!, $status: OrderStatus!, $note: String) {{
   updateOrderStatus(orderId: $orderId, status: $status, trackingNote: $note) {{
     __typename
     ... on OrderSaved {{ order {{ {ORDER_FIELDS} }} }}

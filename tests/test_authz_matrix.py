@@ -80,7 +80,7 @@ def _clear_values() -> tuple[dict[str, Any], dict[str, str]]:
         "bank_card": normalise_bank_card(data.bank_card),
         "address": data.address or "",
         "birthday": data.birthday.isoformat(),
-        "tier": "high",
+        "tier": "HIGH",  # the GraphQL enum value
         "region": "上海",
     }
     return {k: getattr(data, k) for k in data.__dataclass_fields__}, clear

@@ -181,20 +181,20 @@ async def test_care_holidays_are_chinese_festivals_by_default(api: Api, state: A
     token = api.token("agent", subject="agent-1", team="east")
     body = await api.gql(QUEUE.replace("30", "25"), token=token)
     holidays = {
-        (i["dueOn"], i["detail"]) for i in body["data"]["careQueue"] if i["reason"] == "holiday"
+        (i["dueOn"], i["detail"]) for i in body["data"]["careQueue"] if i["reason"] == "HOLIDAY"
     }
     assert holidays == {("2026-09-25", "Mid-Autumn Festival 中秋节")}
     # No Christmas by default; Spring Festival is on the lunar date.
     state.services.clock = FixedClock(beijing("2026-12-20 09:00"))
     later = await api.gql(QUEUE, token=token)
     festive = {
-        (i["dueOn"], i["detail"]) for i in later["data"]["careQueue"] if i["reason"] == "holiday"
+        (i["dueOn"], i["detail"]) for i in later["data"]["careQueue"] if i["reason"] == "HOLIDAY"
     }
     assert festive == {("2027-01-01", "New Year's Day 元旦")}
     state.services.clock = FixedClock(beijing("2027-02-01 09:00"))
     spring = await api.gql(QUEUE, token=token)
     assert ("2027-02-06", "Spring Festival 春节") in {
-        (i["dueOn"], i["detail"]) for i in spring["data"]["careQueue"] if i["reason"] == "holiday"
+        (i["dueOn"], i["detail"]) for i in spring["data"]["careQueue"] if i["reason"] == "HOLIDAY"
     }
 
 
@@ -206,6 +206,6 @@ async def test_today_is_the_business_day(api: Api, state: AppState) -> None:
     body = await api.gql(
         "query { careQueue(days: 0) { customerId reason dueOn } }", token=token, purpose="support"
     )
-    assert {"customerId": str(customer), "reason": "birthday", "dueOn": "2026-06-11"} in body[
+    assert {"customerId": str(customer), "reason": "BIRTHDAY", "dueOn": "2026-06-11"} in body[
         "data"
     ]["careQueue"]

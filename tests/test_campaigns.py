@@ -105,7 +105,7 @@ async def test_segment_filters_and_purchase_history(api: Api, state: AppState) -
     for name, product in (("tea_drinker", tea), ("cake_eater", cake)):
         order = await make_order(api, mgr, people[name], [{"productId": product, "quantity": 1}])
         await api.gql(
-            'mutation($o: ID!) { updateOrderStatus(orderId: $o, status: "paid") { __typename } }',
+            "mutation($o: ID!) { updateOrderStatus(orderId: $o, status: PAID) { __typename } }",
             {"o": order["order"]["id"]},
             token=mgr,
         )
@@ -115,7 +115,7 @@ async def test_segment_filters_and_purchase_history(api: Api, state: AppState) -
     cases = [
         ({"boughtCategory": "tea"}, {"tea_drinker"}),
         ({"neverBoughtProductId": tea}, {"cake_eater", "nobody"}),
-        ({"tier": "high"}, {"tea_drinker"}),
+        ({"tier": "HIGH"}, {"tea_drinker"}),
         ({"region": "上海"}, {"nobody"}),
         ({"ownerId": "agent-2"}, {"cake_eater"}),
         ({"tag": "新客"}, {"cake_eater"}),

@@ -88,25 +88,25 @@ async def test_queue_lists_what_is_due_and_why(api: Api, state: AppState) -> Non
     body = await api.gql(QUEUE, {"days": 7}, token=agent, purpose="support")
     queue = [(names[i["customerId"]], i["reason"], i["dueOn"]) for i in body["data"]["careQueue"]]
     assert queue == [
-        ("lapsed", "cadence", "2026-06-04"),
-        ("new", "cadence", "2026-06-10"),
-        ("lapsed", "complaint_follow_up", "2026-06-11"),
-        ("established", "anniversary", "2026-06-12"),
-        ("established", "birthday", "2026-06-14"),
+        ("lapsed", "CADENCE", "2026-06-04"),
+        ("new", "CADENCE", "2026-06-10"),
+        ("lapsed", "COMPLAINT_FOLLOW_UP", "2026-06-11"),
+        ("established", "ANNIVERSARY", "2026-06-12"),
+        ("established", "BIRTHDAY", "2026-06-14"),
     ]
     details = {
         (names[i["customerId"]], i["reason"]): i["detail"] for i in body["data"]["careQueue"]
     }
-    assert details[("new", "cadence")] == "new customer: no contact yet"
-    assert details[("lapsed", "cadence")].startswith("established customer: contact every 30")
-    assert details[("established", "anniversary")] == "2 years as a customer"
+    assert details[("new", "CADENCE")] == "new customer: no contact yet"
+    assert details[("lapsed", "CADENCE")].startswith("established customer: contact every 30")
+    assert details[("established", "ANNIVERSARY")] == "2 years as a customer"
 
     # A week later the new customer's weekly cadence and more fall due; a wider window too.
     state.services.clock = FixedClock(datetime(2026, 6, 20, 9, 0, tzinfo=UTC))
     later = await api.gql(QUEUE, {"days": 0}, token=agent)
     reasons = {(names[i["customerId"]], i["reason"]) for i in later["data"]["careQueue"]}
-    assert ("new", "cadence") in reasons
-    assert ("established", "birthday") not in reasons
+    assert ("new", "CADENCE") in reasons
+    assert ("established", "BIRTHDAY") not in reasons
 
 
 async def test_queue_respects_row_scope(api: Api, state: AppState) -> None:
@@ -124,7 +124,7 @@ async def test_queue_respects_row_scope(api: Api, state: AppState) -> None:
         QUEUE, {"owner": "agent-2", "days": 7}, token=manager(api), purpose="support"
     )
     assert [(i["reason"], i["dueOn"]) for i in team["data"]["careQueue"]] == [
-        ("birthday", "2026-06-15")
+        ("BIRTHDAY", "2026-06-15")
     ]
     west = api.token("manager", subject="mgr-west", team="west")
     other_team = await api.gql(QUEUE, {"owner": "agent-2", "days": 7}, token=west)
@@ -138,7 +138,7 @@ async def test_holidays_come_from_the_configured_table(api: Api, state: AppState
     state.services.care.rules = CareRules(holidays=((6, 16, "Dragon Boat Festival"),))
     agent = api.token("agent", subject="agent-1", team="east")
     body = await api.gql(QUEUE, {"days": 7}, token=agent)
-    holidays = [i for i in body["data"]["careQueue"] if i["reason"] == "holiday"]
+    holidays = [i for i in body["data"]["careQueue"] if i["reason"] == "HOLIDAY"]
     assert {i["customerId"] for i in holidays} == {
         str(people[n]) for n in ("new", "established", "lapsed")
     }

@@ -67,7 +67,7 @@ mutation($customerId: ID!, $items: [OrderItemInput!]!) {{
 }}
 """
 MOVE_ORDER = f"""
-mutation($orderId: ID!, $status: String!) {{
+mutation($orderId: ID!, $status: OrderStatus!) {{
   updateOrderStatus(orderId: $orderId, status: $status) {{ ... on OrderSaved {{ {ORDER} }} }}
 }}
 """
@@ -156,13 +156,13 @@ async def test_an_order_is_stamped_by_the_clock(api: Api, state: AppState) -> No
     )
     order = created["data"]["createOrder"]["order"]
     assert order["orderedAt"] == at(timedelta(days=1))
-    assert order["timeline"] == [{"status": "created", "at": at(timedelta(days=1))}]
+    assert order["timeline"] == [{"status": "CREATED", "at": at(timedelta(days=1))}]
     clock.advance(timedelta(hours=5))
-    moved = await api.gql(MOVE_ORDER, {"orderId": order["id"], "status": "paid"}, token=token)
+    moved = await api.gql(MOVE_ORDER, {"orderId": order["id"], "status": "PAID"}, token=token)
     timeline = moved["data"]["updateOrderStatus"]["order"]["timeline"]
     assert timeline == [
-        {"status": "created", "at": at(timedelta(days=1))},
-        {"status": "paid", "at": at(timedelta(days=1, hours=5))},
+        {"status": "CREATED", "at": at(timedelta(days=1))},
+        {"status": "PAID", "at": at(timedelta(days=1, hours=5))},
     ]
     async with state.sessions() as session:
         earned = list(await session.scalars(select(LoyaltyEntry.at)))

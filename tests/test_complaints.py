@@ -293,9 +293,9 @@ async def test_breakdown_counts_by_category_and_root_cause(api: Api, state: AppS
     )
     breakdown = body["data"]["complaintBreakdown"]
     assert breakdown["total"] == 3
-    assert breakdown["byCategory"] == [{"key": "delivery", "count": 3}]
+    assert breakdown["byCategory"] == [{"key": "DELIVERY", "count": 3}]
     assert {(c["key"], c["count"]) for c in breakdown["byRootCause"]} == {
-        ("product_quality", 2),
+        ("PRODUCT_QUALITY", 2),
         (None, 1),
     }
     empty = await api.gql(

@@ -67,7 +67,7 @@ async def test_customer_by_id_and_out_of_scope_is_not_found(api: Api, state: App
     query = "query($id: ID!) { customer(id: $id) { id tier } }"
 
     found = await api.gql(query, {"id": str(mine)}, token=token)
-    assert found["data"]["customer"] == {"id": str(mine), "tier": "mid"}
+    assert found["data"]["customer"] == {"id": str(mine), "tier": "MID"}
 
     for missing in (theirs, uuid.uuid4()):
         body = await api.gql(query, {"id": str(missing)}, token=token)
@@ -83,7 +83,7 @@ async def test_denied_field_is_null_with_forbidden_at_its_path(api: Api, state: 
         "{ customers(first: 5) { edges { node { id tier phone } } } }", token=token
     )
     node = body["data"]["customers"]["edges"][0]["node"]
-    assert node["tier"] == "mid"
+    assert node["tier"] == "MID"
     assert node["phone"] is None
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert body["errors"][0]["path"] == ["customers", "edges", 0, "node", "phone"]

@@ -53,7 +53,7 @@ mutation($a: ID!, $b: ID!) {
 async def _paid_order(api: Api, token: str, customer: uuid.UUID, product: str, qty: int) -> str:
     order = await make_order(api, token, customer, [{"productId": product, "quantity": qty}])
     order_id: str = order["order"]["id"]
-    await move(api, token, order_id, "paid")
+    await move(api, token, order_id, "PAID")
     return order_id
 
 
@@ -65,14 +65,14 @@ async def test_paying_earns_points_and_levels_follow(api: Api, state: AppState) 
     order_id = order["order"]["id"]
     before = await api.gql(LOYALTY, {"id": str(customer)}, token=agent)
     assert before["data"]["customer"]["loyalty"]["balance"] == 0  # created earns nothing
-    await move(api, agent, order_id, "paid")
+    await move(api, agent, order_id, "PAID")
     body = await api.gql(LOYALTY, {"id": str(customer)}, token=agent)
     customer_data = body["data"]["customer"]
     loyalty = customer_data["loyalty"]
     # 9999.98 x 0.1 points per yuan, rounded down.
     assert loyalty["balance"] == 999
     assert loyalty["entries"]["nodes"] == [
-        {"points": 999, "reason": "purchase", "balanceAfter": 999, "orderId": order_id}
+        {"points": 999, "reason": "PURCHASE", "balanceAfter": 999, "orderId": order_id}
     ]
     assert loyalty["level"] == "bronze" == customer_data["memberLevel"]
     await _paid_order(api, agent, customer, product, 1)
@@ -97,7 +97,7 @@ async def test_ledger_never_goes_negative(api: Api, state: AppState) -> None:
     body = await api.gql(LOYALTY, {"id": str(customer)}, token=agent)
     loyalty = body["data"]["customer"]["loyalty"]
     assert loyalty["balance"] == 40
-    assert [e["reason"] for e in loyalty["entries"]["nodes"]] == ["purchase", "redeem"]
+    assert [e["reason"] for e in loyalty["entries"]["nodes"]] == ["PURCHASE", "REDEEM"]
     # Redeeming does not demote: levels follow lifetime earned points.
     assert loyalty["earned"] == 100
 
@@ -124,12 +124,12 @@ async def test_cancelling_a_paid_order_takes_its_points_back(api: Api, state: Ap
     agent = api.token("agent", subject="agent-1", team="east")
     order_id = await _paid_order(api, agent, customer, product, 1)
     await api.gql(REDEEM, {"id": str(customer), "points": 30}, token=agent)
-    await move(api, agent, order_id, "cancelled")
+    await move(api, agent, order_id, "CANCELLED")
     body = await api.gql(LOYALTY, {"id": str(customer)}, token=agent)
     loyalty = body["data"]["customer"]["loyalty"]
     # 100 earned, 30 redeemed: only the 70 left can be taken back.
     assert loyalty["balance"] == 0
-    assert loyalty["entries"]["nodes"][-1]["reason"] == "order_reversal"
+    assert loyalty["entries"]["nodes"][-1]["reason"] == "ORDER_REVERSAL"
     assert loyalty["entries"]["nodes"][-1]["points"] == -70
 
 
@@ -165,7 +165,7 @@ async def test_referrals_set_referred_by_count_and_bonus(api: Api, state: AppSta
     loyalty = body["data"]["customer"]["loyalty"]
     assert loyalty["referralCount"] == 2
     assert loyalty["balance"] == 400
-    assert {e["reason"] for e in loyalty["entries"]["nodes"]} == {"referral"}
+    assert {e["reason"] for e in loyalty["entries"]["nodes"]} == {"REFERRAL"}
     referred = await api.gql(LOYALTY, {"id": str(friend)}, token=agent)
     assert referred["data"]["customer"]["referredById"] == str(referrer)
 

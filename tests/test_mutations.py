@@ -96,9 +96,9 @@ async def test_fields_of_updates_tags_orders_complaints_and_keys(api: Api, state
         (UPDATE_CUSTOMER, {"id": "nope", "input": {"region": "x"}}, "BAD_USER_INPUT", "id"),
         (
             UPDATE_CUSTOMER,
-            {"id": str(customer), "input": {"priceSensitivity": "extreme"}},
+            {"id": str(customer), "input": {"name": "  "}},
             "BAD_USER_INPUT",
-            "priceSensitivity",
+            "name",
         ),
         (TAG, {"id": str(customer), "add": ['quote"d']}, "BAD_USER_INPUT", "add"),
         (TAG, {"id": "nope", "add": ["vip"]}, "BAD_USER_INPUT", "customerId"),

@@ -94,10 +94,10 @@ def test_graphql_example_parses_and_validates(block: Block, graphql_schema: Grap
 
 
 def test_a_broken_example_is_reported_by_its_readme_line(graphql_schema: GraphQLSchema) -> None:
-    text = "intro\n```graphql\n{ customers(first: 1) { totalCount } }\n\nquery { nope }\n```\n"
+    text = "intro\n```graphql\n{ customers(first: 1) { totalCount } }\n\nquery { zzz }\n```\n"
     [block] = fenced_blocks(text)
     assert problems(graphql_schema, block) == [
-        "README.md line 5: Cannot query field 'nope' on type 'Query'."
+        "README.md line 5: Cannot query field 'zzz' on type 'Query'."
     ]
     unclosed = Block("graphql", 10, 'mutation { createOrder(customerId: "1", items: []) {')
     [message] = problems(graphql_schema, unclosed)

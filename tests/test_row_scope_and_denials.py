@@ -106,7 +106,7 @@ async def test_denied_fields_are_null_at_every_path_and_counts_stay_right(
     assert page["totalCount"] == 4
     assert len(page["edges"]) == 4
     assert all(e["node"]["name"] is None and e["node"]["phone"] is None for e in page["edges"])
-    assert all(e["node"]["tier"] == "mid" for e in page["edges"])
+    assert all(e["node"]["tier"] == "MID" for e in page["edges"])
     assert all(n["name"] is None for n in page["nodes"])
     paths = {tuple(e["path"]) for e in body["errors"]}
     assert {e["extensions"]["code"] for e in body["errors"]} == {"FORBIDDEN"}

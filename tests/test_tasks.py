@@ -123,10 +123,10 @@ async def test_at_risk_customers_feed_the_queue(api: Api, state: AppState) -> No
     token = agent(api)
     items = await queue(api, token)
     assert [(i["reason"], i["dueOn"]) for i in items if i["key"].startswith("at_risk")] == [
-        ("at_risk", "2026-06-10")
+        ("AT_RISK", "2026-06-10")
     ]
     await api.gql(COMPLETE_ITEM, {"c": str(risky), "k": "at_risk:2026-06-10"}, token=token)
-    assert not any(i["reason"] == "at_risk" for i in await queue(api, token))
+    assert not any(i["reason"] == "AT_RISK" for i in await queue(api, token))
     # Handled at-risk customers come back after CUSTOS_CARE_AT_RISK_REPEAT_DAYS (30).
     state.services.clock = FixedClock(NOW + timedelta(days=30))
     assert any(i["key"] == "at_risk:2026-07-10" for i in await queue(api, token))
@@ -138,7 +138,7 @@ async def test_a_manager_has_a_team_queue(api: Api, state: AppState) -> None:
     theirs = await make_customer(state, owner_id="agent-2", birthday=None)
     west = await make_customer(state, owner_id="agent-9", team="west", birthday=None)
     team = await queue(api, manager(api), team=True)
-    owners = {(i["customerId"], i["ownerId"]) for i in team if i["reason"] == "cadence"}
+    owners = {(i["customerId"], i["ownerId"]) for i in team if i["reason"] == "CADENCE"}
     assert owners == {(str(mine), "agent-1"), (str(theirs), "agent-2")}
     assert str(west) not in {i["customerId"] for i in team}
     # For an agent the team queue is its own row scope: its own customers only.

@@ -43,7 +43,7 @@ async def test_ciphertext_moved_to_another_row_fails_only_that_field(
     customer = body["data"]["customer"]
     assert customer["phone"] is None  # never the other person's phone
     assert customer["name"] is not None
-    assert customer["tier"] == "mid"
+    assert customer["tier"] == "MID"
     [error] = body["errors"]
     assert error["path"] == ["customer", "phone"]
     assert error["extensions"]["code"] == "UNDECRYPTABLE"

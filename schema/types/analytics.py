@@ -10,6 +10,7 @@ from decimal import Decimal
 import strawberry
 
 from schema.cost import assumed, cost, from_fact
+from schema.types.enums import CustomerTier, Lifecycle, NeedType, ValueGrade
 from server.analytics import churn, segments
 from server.analytics import metrics as domain
 from server.analytics.repository import Granularity as DomainGranularity
@@ -40,33 +41,61 @@ class MetricGroupBy(enum.Enum):
 @strawberry.type(description="KPIs of one period; a rate is null when its denominator is 0.")
 class Kpis:
     customers_total: int = strawberry.field(description="Live customers at the period's end.")
-    new_customers: int
-    customer_growth_rate: float | None
-    high_value_share: float | None
-    average_customer_value: Decimal | None
-    retention_rate: float | None
-    churn_rate: float | None
-    repurchase_rate: float | None
-    referral_rate: float | None
-    customer_lifetime_value: Decimal | None
-    sales_total: Decimal
-    sales_new_customers: Decimal
-    sales_existing_customers: Decimal
-    sales_new_products: Decimal
-    sales_growth: float | None
-    gross_margin: float | None
-    orders: int
-    buyers: int
-    purchase_frequency: float | None
-    average_order_value: Decimal | None
-    complaints: int
-    complaint_rate: float | None
-    on_time_acknowledgement_rate: float | None
-    on_time_resolution_rate: float | None
-    complaint_satisfaction: float | None
-    average_first_response_seconds: float | None
-    interactions: int
-    service_cost: Decimal
+    new_customers: int = strawberry.field(description="Files created in the period.")
+    customer_growth_rate: float | None = strawberry.field(
+        description="newCustomers over the customers at the period's start."
+    )
+    high_value_share: float | None = strawberry.field(
+        description="Share of live customers in the high tier."
+    )
+    average_customer_value: Decimal | None = strawberry.field(description="Sales over buyers.")
+    retention_rate: float | None = strawberry.field(
+        description="Share of the previous period's buyers who bought again."
+    )
+    churn_rate: float | None = strawberry.field(description="1 - retentionRate.")
+    repurchase_rate: float | None = strawberry.field(
+        description="Share of buyers with more than one order."
+    )
+    referral_rate: float | None = strawberry.field(
+        description="Share of new customers who were referred."
+    )
+    customer_lifetime_value: Decimal | None = strawberry.field(
+        description="Average value per customer times expected lifetime."
+    )
+    sales_total: Decimal = strawberry.field(
+        description="Sales of orders that count as sold (not cancelled or returned)."
+    )
+    sales_new_customers: Decimal = strawberry.field(
+        description="Sales to customers created in the period."
+    )
+    sales_existing_customers: Decimal = strawberry.field(
+        description="Sales to customers created before it."
+    )
+    sales_new_products: Decimal = strawberry.field(description="Sales of products marked new.")
+    sales_growth: float | None = strawberry.field(
+        description="Sales over the previous period's, minus 1."
+    )
+    gross_margin: float | None = strawberry.field(description="(sales - cost) / sales.")
+    orders: int = strawberry.field(description="Orders that count as sold.")
+    buyers: int = strawberry.field(description="Customers with such an order.")
+    purchase_frequency: float | None = strawberry.field(description="orders / buyers.")
+    average_order_value: Decimal | None = strawberry.field(description="salesTotal / orders.")
+    complaints: int = strawberry.field(description="Complaints opened.")
+    complaint_rate: float | None = strawberry.field(description="complaints / buyers.")
+    on_time_acknowledgement_rate: float | None = strawberry.field(
+        description="Share of complaints acknowledged by their deadline."
+    )
+    on_time_resolution_rate: float | None = strawberry.field(
+        description="Share of complaints resolved by their deadline."
+    )
+    complaint_satisfaction: float | None = strawberry.field(
+        description="Average rating of rated complaints, 1 to 5."
+    )
+    average_first_response_seconds: float | None = strawberry.field(
+        description="Mean time to first answer inbound consultations."
+    )
+    interactions: int = strawberry.field(description="Contacts logged.")
+    service_cost: Decimal = strawberry.field(description="Compensation paid on complaints.")
 
     @classmethod
     def of(cls, k: domain.Kpis) -> Kpis:
@@ -75,8 +104,8 @@ class Kpis:
 
 @strawberry.type(description="One bucket of a series: its first day and its KPIs.")
 class MetricPoint:
-    bucket: datetime.date
-    kpis: Kpis
+    bucket: datetime.date = strawberry.field(description="The bucket's first day.")
+    kpis: Kpis = strawberry.field(description="The bucket's KPIs.")
 
 
 @strawberry.type(description="KPIs of a group (or of everything): range, previous period, series.")
@@ -91,7 +120,10 @@ class MetricGroup:
     previous: Kpis | None = strawberry.field(
         description="The equally long period just before; null when suppressed."
     )
-    series: list[MetricPoint] = strawberry.field(metadata=cost(size=from_fact("buckets", 0)))
+    series: list[MetricPoint] = strawberry.field(
+        metadata=cost(size=from_fact("buckets", 0)),
+        description="KPIs per bucket of the granularity; empty without one.",
+    )
 
     @classmethod
     def of(cls, g: domain.MetricGroup) -> MetricGroup:
@@ -106,11 +138,16 @@ class MetricGroup:
 
 @strawberry.type(description="KPIs over [from, to] with the previous period and a series.")
 class Metrics:
-    from_: datetime.date = strawberry.field(name="from")
-    to: datetime.date
-    previous_from: datetime.date
-    total: MetricGroup
-    groups: list[MetricGroup] = strawberry.field(metadata=cost(size=from_fact("groups", 0)))
+    from_: datetime.date = strawberry.field(name="from", description="The first day.")
+    to: datetime.date = strawberry.field(description="The last day (inclusive).")
+    previous_from: datetime.date = strawberry.field(
+        description="The first day of the previous, equally long period."
+    )
+    total: MetricGroup = strawberry.field(description="Everything in the caller's scope.")
+    groups: list[MetricGroup] = strawberry.field(
+        metadata=cost(size=from_fact("groups", 0)),
+        description="One per value of groupBy; empty without one.",
+    )
 
     @classmethod
     def of(cls, r: domain.MetricsReport) -> Metrics:
@@ -140,46 +177,60 @@ class CustomerSegment:
     recency: int | None = strawberry.field(description="RFM recency quintile, 5 = most recent.")
     frequency: int | None = strawberry.field(description="RFM frequency quintile, 5 = most.")
     monetary: int | None = strawberry.field(description="RFM monetary quintile, 5 = most.")
-    last_order_at: datetime.datetime | None
-    orders: int
-    spend: Decimal
-    tier: str = strawberry.field(description="high, mid or low (the configured tier rule).")
-    lifecycle: str = strawberry.field(description="new, active, at_risk, churned or won_back.")
-    need_type: str = strawberry.field(description="quality, value or service.")
-    grade: str = strawberry.field(description="A, B or C by cumulative share of revenue.")
+    last_order_at: datetime.datetime | None = strawberry.field(
+        description="The last sold order, if any."
+    )
+    orders: int = strawberry.field(description="Sold orders in the last year.")
+    spend: Decimal = strawberry.field(description="Spend in the last year.")
+    tier: CustomerTier = strawberry.field(description="By the configured tier rule.")
+    lifecycle: Lifecycle = strawberry.field(description="Lifecycle stage as of the day.")
+    need_type: NeedType = strawberry.field(description="What the customer values most.")
+    grade: ValueGrade = strawberry.field(description="By cumulative share of revenue.")
 
     @classmethod
     def of(cls, s: segments.CustomerSegment) -> CustomerSegment:
         values = dataclasses.asdict(s)
         values.pop("customer_id")
+        values["tier"] = CustomerTier(s.tier)
+        values["lifecycle"] = Lifecycle(s.lifecycle)
+        values["need_type"] = NeedType(s.need_type)
+        values["grade"] = ValueGrade(s.grade)
         return cls(**values)
 
 
 @strawberry.type(description="Customers and revenue (last 365 days) of one segment.")
 class SegmentShare:
-    segment: str
-    customers: int
-    revenue: Decimal
-    revenue_share: float | None
+    segment: str = strawberry.field(
+        description="The segment's value (a tier, a lifecycle stage, an RFM cell ...)."
+    )
+    customers: int = strawberry.field(description="Customers in it.")
+    revenue: Decimal = strawberry.field(description="Their revenue in the last 365 days.")
+    revenue_share: float | None = strawberry.field(
+        description="Their share of all revenue; null when there is none."
+    )
 
 
 @strawberry.type(description="A warning signal behind a churn score, in words.")
 class ChurnSignal:
-    code: str
-    weight: float
-    description: str
+    code: str = strawberry.field(
+        description="A stable code for the signal (falling_frequency, ...)."
+    )
+    weight: float = strawberry.field(description="Its weight in the score.")
+    description: str = strawberry.field(description="The signal in words.")
 
 
 @strawberry.type(description="Churn risk 0-1: the purchase model combined with warning signals.")
 class ChurnRisk:
-    score: float
+    score: float = strawberry.field(description="0 (safe) to 1 (gone).")
     probability_alive: float | None = strawberry.field(
         description="BG/NBD P(alive); null without a purchase."
     )
     expected_purchases: float | None = strawberry.field(
         description="Expected purchases in the next 13 weeks."
     )
-    signals: list[ChurnSignal] = strawberry.field(metadata=cost(size=assumed(6)))
+    signals: list[ChurnSignal] = strawberry.field(
+        metadata=cost(size=assumed(6)), description="The warning signals behind the score."
+    )
 
     @classmethod
     def of(cls, r: churn.ChurnRisk) -> ChurnRisk:
@@ -196,14 +247,14 @@ class ChurnRisk:
 
 @strawberry.type(description="The fitted BG/NBD model (Fader, Hardie & Lee 2005).")
 class ChurnModel:
-    as_of: datetime.date
-    r: float
-    alpha: float
-    a: float
-    b: float
+    as_of: datetime.date = strawberry.field(description="The day the model was fitted up to.")
+    r: float = strawberry.field(description="Shape of the purchase-rate gamma distribution.")
+    alpha: float = strawberry.field(description="Scale of the purchase-rate gamma distribution.")
+    a: float = strawberry.field(description="First shape of the dropout beta distribution.")
+    b: float = strawberry.field(description="Second shape of the dropout beta distribution.")
     time_unit: str = strawberry.field(description="The unit of alpha (a rate scale): week.")
-    log_likelihood: float
-    customers: int
+    log_likelihood: float = strawberry.field(description="Log-likelihood of the fit.")
+    customers: int = strawberry.field(description="Purchase histories fitted.")
 
     @classmethod
     def of(cls, m: churn.ChurnModel) -> ChurnModel:
@@ -222,16 +273,16 @@ class ChurnModel:
 
 @strawberry.type(description="A product in a co-purchase rule.")
 class RuleProduct:
-    id: strawberry.ID
-    sku: str
-    name: str
-    category: str
+    id: strawberry.ID = strawberry.field(description="The product's id.")
+    sku: str = strawberry.field(description="Its SKU.")
+    name: str = strawberry.field(description="Its name.")
+    category: str = strawberry.field(description="Its category.")
 
 
 @strawberry.type(description="Association rule: orders with the product also hold this one.")
 class CoPurchaseRule:
-    product: RuleProduct
-    orders_with_both: int
+    product: RuleProduct = strawberry.field(description="The product bought with it.")
+    orders_with_both: int = strawberry.field(description="Orders holding both.")
     support: float = strawberry.field(description="Share of all orders holding both.")
     confidence: float = strawberry.field(description="Share of the product's orders holding it.")
     lift: float = strawberry.field(description="Confidence over this product's own share.")

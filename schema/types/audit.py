@@ -9,6 +9,8 @@ import strawberry
 
 from schema.cost import assumed, cost
 from schema.paging import Connection
+from schema.types.enums import AuditOutcome, FieldAccessMode, OperationType, Purpose, enum_of
+from schema.types.node import Node
 from server.audit.service import AccessView, EventView
 
 
@@ -19,26 +21,33 @@ def domain_field_name(name: str) -> str:
 
 @strawberry.type(description="A field revealed by an access, and how (clear or masked).")
 class AuditFieldAccess:
-    name: str
-    mode: str
+    name: str = strawberry.field(description="The field's domain name, e.g. national_id.")
+    mode: FieldAccessMode = strawberry.field(description="How the field was touched.")
 
 
 @strawberry.type(description="What one operation touched of one object type. Never values.")
 class AuditAccess:
-    object_type: str
-    action: str
-    fields: list[AuditFieldAccess] = strawberry.field(metadata=cost(size=assumed(40)))
-    denied_fields: list[str]
-    changed_fields: list[str]
-    record_count: int
-    record_ids: list[strawberry.ID]
+    object_type: str = strawberry.field(description="The type accessed (customer, order, ...).")
+    action: str = strawberry.field(description="What was done: read, create, update, lookup, ...")
+    fields: list[AuditFieldAccess] = strawberry.field(
+        metadata=cost(size=assumed(40)), description="Fields revealed, each with its mode."
+    )
+    denied_fields: list[str] = strawberry.field(description="Fields refused to the caller.")
+    changed_fields: list[str] = strawberry.field(description="Fields a change wrote.")
+    record_count: int = strawberry.field(description="Records accessed.")
+    record_ids: list[strawberry.ID] = strawberry.field(
+        description="Their ids (when asked for: they are loaded apart)."
+    )
 
     @classmethod
     def from_view(cls, view: AccessView) -> AuditAccess:
         return cls(
             object_type=view.object_type,
             action=view.action,
-            fields=[AuditFieldAccess(name=n, mode=m) for n, m in sorted(view.fields.items())],
+            fields=[
+                AuditFieldAccess(name=n, mode=FieldAccessMode(m))
+                for n, m in sorted(view.fields.items())
+            ],
             denied_fields=view.denied_fields,
             changed_fields=view.changed_fields,
             record_count=view.record_count,
@@ -47,24 +56,30 @@ class AuditAccess:
 
 
 @strawberry.type(description="One audited operation: who, why, what, outcome; hash-chained.")
-class AuditEvent:
+class AuditEvent(Node):
     id: strawberry.ID
-    seq: int
-    occurred_at: datetime.datetime
-    subject: str
-    roles: list[str]
-    api_key_id: strawberry.ID | None
-    purpose: str | None
-    operation_type: str
-    operation_name: str | None
-    query_hash: str | None
-    client_addr: str | None
-    user_agent: str | None
-    request_id: str | None
-    outcome: str = strawberry.field(description="ok, partial, denied or error.")
-    prev_hash: str
-    hash: str
-    accesses: list[AuditAccess] = strawberry.field(metadata=cost(size=assumed(5)))
+    seq: int = strawberry.field(description="Position in the hash chain.")
+    occurred_at: datetime.datetime = strawberry.field(description="When the operation ran.")
+    subject: str = strawberry.field(description="Who ran it.")
+    roles: list[str] = strawberry.field(description="The roles it ran with.")
+    api_key_id: strawberry.ID | None = strawberry.field(description="The API key used, if any.")
+    purpose: Purpose | None = strawberry.field(description="The X-Purpose stated, if any.")
+    operation_type: OperationType = strawberry.field(description="What kind of operation.")
+    operation_name: str | None = strawberry.field(
+        description="The GraphQL operation name or CLI command."
+    )
+    query_hash: str | None = strawberry.field(
+        description="Keyed hash of the query text (never the text)."
+    )
+    client_addr: str | None = strawberry.field(description="The client's address.")
+    user_agent: str | None = strawberry.field(description="The client's User-Agent.")
+    request_id: str | None = strawberry.field(description="The request id (X-Request-Id).")
+    outcome: AuditOutcome = strawberry.field(description="How the operation ended.")
+    prev_hash: str = strawberry.field(description="The previous entry's hash.")
+    hash: str = strawberry.field(description="This entry's hash over its content and prevHash.")
+    accesses: list[AuditAccess] = strawberry.field(
+        metadata=cost(size=assumed(5)), description="What the operation touched, per object type."
+    )
 
     @classmethod
     def from_view(cls, view: EventView) -> AuditEvent:
@@ -79,14 +94,14 @@ class AuditEvent:
             subject=event.subject,
             roles=list(event.roles),
             api_key_id=strawberry.ID(str(event.api_key_id)) if event.api_key_id else None,
-            purpose=event.purpose,
-            operation_type=event.operation_type,
+            purpose=enum_of(Purpose, event.purpose),
+            operation_type=OperationType(event.operation_type),
             operation_name=event.operation_name,
             query_hash=event.query_hash,
             client_addr=event.client_addr,
             user_agent=event.user_agent,
             request_id=event.request_id,
-            outcome=event.outcome,
+            outcome=AuditOutcome(event.outcome),
             prev_hash=event.prev_hash,
             hash=event.hash,
             accesses=[AuditAccess.from_view(a) for a in view.accesses],
@@ -98,8 +113,8 @@ class AuditEvent:
     "hold together on one access."
 )
 class AuditEventFilter:
-    subject: str | None = None
-    role: str | None = None
+    subject: str | None = strawberry.field(default=None, description="Who ran the operation.")
+    role: str | None = strawberry.field(default=None, description="A role it ran with.")
     customer_id: strawberry.ID | None = strawberry.field(
         default=None,
         description="A customer's id: every access naming it, to its file or through its "
@@ -108,14 +123,16 @@ class AuditEventFilter:
     record_id: strawberry.ID | None = strawberry.field(
         default=None, description="Any record id (customer, order, audit event ...)."
     )
-    object_type: str | None = None
+    object_type: str | None = strawberry.field(
+        default=None, description="A type accessed (customer, order, ...)."
+    )
     field: str | None = strawberry.field(
         default=None, description="A field revealed in any mode, e.g. nationalId."
     )
-    purpose: str | None = None
-    outcome: str | None = strawberry.field(default=None, description="ok, partial, denied, error.")
-    operation_type: str | None = strawberry.field(
-        default=None, description="query, mutation or cli."
+    purpose: Purpose | None = strawberry.field(default=None, description="The stated purpose.")
+    outcome: AuditOutcome | None = strawberry.field(default=None, description="How it ended.")
+    operation_type: OperationType | None = strawberry.field(
+        default=None, description="The kind of operation."
     )
     since: datetime.datetime | None = strawberry.field(default=None, description="Inclusive.")
     until: datetime.datetime | None = strawberry.field(default=None, description="Exclusive.")
@@ -126,4 +143,4 @@ class AuditEventFilter:
 
 @strawberry.type(description="Audit events, newest first.")
 class AuditEventConnection(Connection[AuditEvent]):
-    total_count: int
+    total_count: int = strawberry.field(description="Events matching the filter.")

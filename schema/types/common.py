@@ -14,8 +14,12 @@ from server.errors import CustosError, ValidationError
 
 @strawberry.type(description="An expected failure: a stable code and a safe message.")
 class UserError:
-    code: str
-    message: str
+    code: str = strawberry.field(
+        description="Stable machine-readable code, e.g. BAD_USER_INPUT, NOT_FOUND."
+    )
+    message: str = strawberry.field(
+        description="A message safe to show; never echoes input values."
+    )
     field: str | None = strawberry.field(
         default=None,
         description="The input field concerned, by its GraphQL name (a dotted path into a "

@@ -16,9 +16,15 @@ from strawberry.types import Info
 from schema.cost import assumed, cost
 from schema.paging import Connection
 from schema.types.common import view_field
+from schema.types.node import NODE_ID_DESCRIPTION, Node, record_id
 from server.complaint.states import ComplaintStatus
 
-ComplaintStatusEnum = strawberry.enum(ComplaintStatus, name="ComplaintStatus")
+ComplaintStatusEnum = strawberry.enum(
+    ComplaintStatus,
+    name="ComplaintStatus",
+    description="Where a complaint stands: registered, acknowledged, investigated, "
+    "resolved, followed up, closed (or escalated, reopened).",
+)
 
 
 @strawberry.enum(description="Root-cause and complaint categories.")
@@ -33,10 +39,12 @@ class ComplaintCategory(enum.Enum):
 
 @strawberry.type(description="One move of a complaint: who, when, from which state to which.")
 class ComplaintEvent:
-    from_status: ComplaintStatusEnum | None  # type: ignore[valid-type]
-    to_status: ComplaintStatusEnum  # type: ignore[valid-type]
-    actor: str
-    at: datetime.datetime
+    from_status: ComplaintStatusEnum | None = strawberry.field(  # type: ignore[valid-type]
+        description="The state before; null for the opening."
+    )
+    to_status: ComplaintStatusEnum = strawberry.field(description="The state after.")  # type: ignore[valid-type]
+    actor: str = strawberry.field(description="Who moved it.")
+    at: datetime.datetime = strawberry.field(description="When.")
 
 
 def _status(root: strawberry.Parent[Any]) -> ComplaintStatus:
@@ -53,33 +61,48 @@ def _root_cause(root: strawberry.Parent[Any]) -> ComplaintCategory | None:
 
 
 @strawberry.type(description="A complaint as the caller may see it.")
-class Complaint:
-    @strawberry.field
-    def id(self, root: strawberry.Parent[Any]) -> strawberry.ID:
-        return strawberry.ID(str(root.id))
+class Complaint(Node):
+    id: strawberry.ID = strawberry.field(resolver=record_id, description=NODE_ID_DESCRIPTION)
 
-    @strawberry.field
+    @strawberry.field(description="The customer complaining.")
     def customer_id(self, root: strawberry.Parent[Any]) -> strawberry.ID:
         return strawberry.ID(str(root.get("customer_id")))
 
-    status: ComplaintStatusEnum = strawberry.field(resolver=_status)  # type: ignore[valid-type]
-    opened_at: datetime.datetime = view_field("opened_at")
-    category: ComplaintCategory = strawberry.field(resolver=_category)
-    severity: str = view_field("severity")
-    assignee_id: str | None = view_field("assignee_id")
+    status: ComplaintStatusEnum = strawberry.field(  # type: ignore[valid-type]
+        resolver=_status, description="Where the complaint stands in its workflow."
+    )
+    opened_at: datetime.datetime = view_field("opened_at", "When it was registered.")
+    category: ComplaintCategory = strawberry.field(
+        resolver=_category, description="What it is about."
+    )
+    severity: str = view_field(
+        "severity",
+        "One of the configured severities (CUSTOS_COMPLAINT_DEADLINES); sets the deadlines.",
+    )
+    assignee_id: str | None = view_field("assignee_id", "Who handles it.")
     description: str | None = view_field("description", "Sensitive: clear, masked or denied.")
     resolution: str | None = view_field("resolution", "Sensitive: clear, masked or denied.")
-    root_cause: ComplaintCategory | None = strawberry.field(resolver=_root_cause)
+    root_cause: ComplaintCategory | None = strawberry.field(
+        resolver=_root_cause, description="The cause found on resolution."
+    )
     compensation: Decimal | None = view_field("compensation", "Exact decimal amount.")
-    escalation_level: int = view_field("escalation_level")
-    acknowledge_due_at: datetime.datetime | None = view_field("acknowledge_due_at")
-    acknowledged_at: datetime.datetime | None = view_field("acknowledged_at")
-    resolve_due_at: datetime.datetime | None = view_field("resolve_due_at")
-    resolved_at: datetime.datetime | None = view_field("resolved_at")
-    follow_up_due_at: datetime.datetime | None = view_field("follow_up_due_at")
-    followed_up_at: datetime.datetime | None = view_field("followed_up_at")
-    rating: int | None = view_field("rating")
-    closed_at: datetime.datetime | None = view_field("closed_at")
+    escalation_level: int = view_field("escalation_level", "How many times it was escalated.")
+    acknowledge_due_at: datetime.datetime | None = view_field(
+        "acknowledge_due_at", "Deadline to acknowledge."
+    )
+    acknowledged_at: datetime.datetime | None = view_field(
+        "acknowledged_at", "When it was acknowledged."
+    )
+    resolve_due_at: datetime.datetime | None = view_field("resolve_due_at", "Deadline to resolve.")
+    resolved_at: datetime.datetime | None = view_field("resolved_at", "When it was resolved.")
+    follow_up_due_at: datetime.datetime | None = view_field(
+        "follow_up_due_at", "Deadline to follow up after resolution."
+    )
+    followed_up_at: datetime.datetime | None = view_field(
+        "followed_up_at", "When it was followed up."
+    )
+    rating: int | None = view_field("rating", "The customer's rating of the resolution, 1 to 5.")
+    closed_at: datetime.datetime | None = view_field("closed_at", "When it was closed.")
     overdue: bool = view_field("overdue", "Past a deadline that still applies, now.")
 
     @strawberry.field(
@@ -118,56 +141,78 @@ class ComplaintConnection(Connection[Complaint]):
     total_count: int | None = strawberry.field(description="Complaints matching the filter.")
 
 
-@strawberry.input
+@strawberry.input(description="Filters on the complaint list; all given ones must match.")
 class ComplaintFilterInput:
-    status: ComplaintStatusEnum | None = None  # type: ignore[valid-type]
-    category: ComplaintCategory | None = None
+    status: ComplaintStatusEnum | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Only complaints in this state."
+    )
+    category: ComplaintCategory | None = strawberry.field(
+        default=None, description="Only this category."
+    )
     assignee: str | None = strawberry.field(default=None, description="Assignee's subject.")
-    customer_id: strawberry.ID | None = None
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only this customer's complaints."
+    )
     overdue: bool | None = strawberry.field(
         default=None, description="true: past a deadline now; false: within every deadline."
     )
 
 
-@strawberry.input
+@strawberry.input(description="A complaint to register.")
 class OpenComplaintInput:
-    customer_id: strawberry.ID
-    category: ComplaintCategory
+    customer_id: strawberry.ID = strawberry.field(description="The customer complaining.")
+    category: ComplaintCategory = strawberry.field(description="What it is about.")
     severity: str = strawberry.field(description="A severity with configured deadlines.")
-    description: str
-    order_id: strawberry.ID | None = None
-    assignee_id: str | None = None
+    description: str = strawberry.field(description="What happened (sealed: sensitive).")
+    order_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The order concerned, if any."
+    )
+    assignee_id: str | None = strawberry.field(
+        default=None, description="Who handles it; default the caller."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="How a complaint was resolved.")
 class ResolveComplaintInput:
-    resolution: str
-    root_cause: ComplaintCategory
-    compensation: Decimal | None = None
-    note: str | None = None
+    resolution: str = strawberry.field(description="What was done (sealed: sensitive).")
+    root_cause: ComplaintCategory = strawberry.field(description="The cause found.")
+    compensation: Decimal | None = strawberry.field(
+        default=None, description="Compensation given, an exact amount."
+    )
+    note: str | None = strawberry.field(default=None, description="A note on the move.")
 
 
-@strawberry.type
+@strawberry.type(description="A complaint was opened or moved.")
 class ComplaintPayload:
-    complaint: Complaint
+    complaint: Complaint = strawberry.field(description="The complaint as the caller may see it.")
 
 
-@strawberry.type
+@strawberry.type(description="Complaints of one category with one root cause.")
 class ComplaintBreakdownCell:
-    category: str
-    root_cause: str | None
-    count: int
+    category: ComplaintCategory = strawberry.field(description="What the complaint was about.")
+    root_cause: ComplaintCategory | None = strawberry.field(
+        description="The cause found on resolution; null while unresolved."
+    )
+    count: int = strawberry.field(description="Complaints in the cell.")
 
 
-@strawberry.type
+@strawberry.type(description="Complaints counted by one category (or cause).")
 class ComplaintCount:
-    key: str | None
-    count: int
+    key: ComplaintCategory | None = strawberry.field(
+        description="The category or root cause; null counts the unresolved (by cause)."
+    )
+    count: int = strawberry.field(description="Complaints with it.")
 
 
 @strawberry.type(description="Complaints opened in a period, counted by category and cause.")
 class ComplaintBreakdown:
-    total: int
-    by_category: list[ComplaintCount] = strawberry.field(metadata=cost(size=assumed(7)))
-    by_root_cause: list[ComplaintCount] = strawberry.field(metadata=cost(size=assumed(7)))
-    cells: list[ComplaintBreakdownCell] = strawberry.field(metadata=cost(size=assumed(42)))
+    total: int = strawberry.field(description="Complaints opened in the period.")
+    by_category: list[ComplaintCount] = strawberry.field(
+        metadata=cost(size=assumed(7)), description="Counts by category, largest first."
+    )
+    by_root_cause: list[ComplaintCount] = strawberry.field(
+        metadata=cost(size=assumed(7)), description="Counts by root cause, largest first."
+    )
+    cells: list[ComplaintBreakdownCell] = strawberry.field(
+        metadata=cost(size=assumed(42)), description="Counts by category and root cause."
+    )

@@ -24,13 +24,15 @@ class ConsentPurpose(enum.Enum):
 
 @strawberry.type(description="One consent grant; `withdrawnAt` is set when withdrawn.")
 class Consent:
-    id: strawberry.ID
-    purpose: ConsentPurpose
-    granted_at: datetime.datetime
-    withdrawn_at: datetime.datetime | None
-    source: str
-    recorded_by: str
-    active: bool
+    id: strawberry.ID = strawberry.field(description="The consent record's id.")
+    purpose: ConsentPurpose = strawberry.field(description="What the person consents to.")
+    granted_at: datetime.datetime = strawberry.field(description="When it was granted.")
+    withdrawn_at: datetime.datetime | None = strawberry.field(
+        description="When it was withdrawn; null while active."
+    )
+    source: str = strawberry.field(description="Where it was given (web form, call, ...).")
+    recorded_by: str = strawberry.field(description="Who recorded it.")
+    active: bool = strawberry.field(description="Granted and not withdrawn.")
 
     @classmethod
     def of(cls, view: ConsentView) -> Consent:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 import strawberry
+from graphql import GraphQLInputObjectType, GraphQLObjectType, GraphQLSchema
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 from strawberry.utils.str_converters import to_camel_case
@@ -20,13 +21,16 @@ from schema.execution import plain_leaf
 from schema.paging import Connection
 from schema.types.analytics import ChurnRisk, CustomerSegment
 from schema.types.consent import Consent, consent_loader
+from schema.types.enums import CustomerTier, Gender, Level, Lifecycle, NeedType, domain_value
 from schema.types.interaction import (
+    InteractionChannel,
     InteractionConnection,
     TimelineConnection,
     customer_interactions,
     customer_timeline,
 )
 from schema.types.loyalty import Loyalty
+from schema.types.node import Node
 from schema.types.order import OrderConnection, customer_orders
 from server.customer.repository import COMPLETENESS, CustomerFilter
 from server.customer.service import CustomerChanges, NewCustomer
@@ -42,8 +46,35 @@ GRAPHQL_NAMES: dict[str, str] = {
 # Other fields (id, connections, analytics) have resolvers of their own.
 VIEW_FIELDS: dict[str, str] = {
     **{GRAPHQL_NAMES[f.name]: f.name for f in CUSTOMER_FIELDS if f.output},
+    # The birthday as a Date and its year alone: both reveal the sealed birthday.
+    "birthDate": "birthday",
+    "birthYear": "birthday",
     "completeness": COMPLETENESS,
 }
+
+
+# Types whose fields are named after customer fields, and how a registry description
+# reads on them; a field that says more keeps its own (schema/build.py applies this).
+DESCRIBED_FROM_REGISTRY = {
+    "Customer": "{}",
+    "CreateCustomerInput": "{}",
+    "UpdateCustomerInput": "{}",
+    "ImportCustomerRowInput": "{}",
+    "CustomerFilterInput": "Only files whose value equals this. {}",
+    "CampaignSegmentInput": "Only customers whose value equals this. {}",
+}
+
+
+def describe_customer_fields(schema: GraphQLSchema) -> None:
+    """Describe the customer-named fields of these types from the field registry
+    (server/data/customer_fields.py), where each field is declared once."""
+    described = {GRAPHQL_NAMES[f.name]: f.description for f in CUSTOMER_FIELDS}
+    for type_name, form in DESCRIBED_FROM_REGISTRY.items():
+        named = schema.type_map[type_name]
+        assert isinstance(named, GraphQLObjectType | GraphQLInputObjectType)
+        for name, field in named.fields.items():
+            if not field.description and name in described:
+                field.description = form.format(described[name])
 
 
 def domain_fields(graphql_names: Iterable[str]) -> set[str]:
@@ -64,8 +95,12 @@ class Completeness:
     stale_fields: list[str] = strawberry.field(
         description="Facts held but not reviewed for the configured number of months."
     )
-    needs_review: bool
-    review_due_at: datetime.datetime | None
+    needs_review: bool = strawberry.field(
+        description="Never reviewed, or not for the configured months."
+    )
+    review_due_at: datetime.datetime | None = strawberry.field(
+        description="When the next review is due."
+    )
 
 
 @strawberry.enum(description="Customer list orders. Name is sealed, so it cannot be sorted.")
@@ -76,7 +111,7 @@ class CustomerSortOrder(enum.Enum):
     UPDATED_DESC = "updated_desc"
 
 
-@strawberry.enum
+@strawberry.enum(description="A contact a customer can confirm: phone or email.")
 class ContactChannel(enum.Enum):
     PHONE = "phone"
     EMAIL = "email"
@@ -90,6 +125,21 @@ def _value(name: str) -> Any:
         return root.get(name)
 
     return resolve
+
+
+@plain_leaf
+def _birth_date(root: strawberry.Parent[Any]) -> datetime.date | None:
+    value = root.get("birthday")
+    # Masked, the view holds 1990-**-**: not a date, and only its year is the caller's.
+    if value is None or "*" in value:
+        return None
+    return datetime.date.fromisoformat(value)
+
+
+@plain_leaf
+def _birth_year(root: strawberry.Parent[Any]) -> int | None:
+    value = root.get("birthday")
+    return None if value is None else int(value[:4])
 
 
 @plain_leaf
@@ -158,16 +208,28 @@ async def resolve_churn_risk(
 
 
 @strawberry.type(description="A customer file as the caller may see it.")
-class Customer:
+class Customer(Node):
     id: strawberry.ID = strawberry.field(resolver=_customer_id)
 
     name: str | None = _field("name", "Personal: clear, masked (first character + **) or denied.")
     customer_number: str | None = _field(
         "customer_number", "The business's own customer number (unique)."
     )
-    gender: str | None = _field("gender")
-    birthday: str | None = _field(
-        "birthday", "Sensitive: ISO date; masked keeps the year only (1990-**-**)."
+    gender: Gender | None = _field("gender", "As the customer states it.")
+    birthday: str | None = strawberry.field(
+        resolver=_value("birthday"),
+        description="Sensitive: ISO date; masked keeps the year only (1990-**-**).",
+        deprecation_reason="A string only for its masked form: use birthDate (a Date, like "
+        "the inputs' birthday) and birthYear.",
+    )
+    birth_date: datetime.date | None = strawberry.field(
+        resolver=_birth_date,
+        description="Sensitive: the birthday in clear; null where the caller reads it "
+        "masked (birthYear still answers) or where none is held.",
+    )
+    birth_year: int | None = strawberry.field(
+        resolver=_birth_year,
+        description="Sensitive: the year of the birthday, in clear or masked mode.",
     )
     phone: str | None = _field("phone", "Sensitive: E.164; masked 138****5678.")
     email: str | None = _field("email", "Sensitive; masked a***@example.com.")
@@ -182,14 +244,16 @@ class Customer:
     preferences: str | None = _field("preferences")
     potential_needs: str | None = _field("potential_needs")
     expectations: str | None = _field("expectations")
-    price_sensitivity: str | None = _field("price_sensitivity")
-    customization: str | None = _field("customization")
-    upgrade_intent: str | None = _field("upgrade_intent")
-    preferred_channel: str | None = _field("preferred_channel")
+    price_sensitivity: Level | None = _field("price_sensitivity", "How much price sways them.")
+    customization: Level | None = _field("customization", "How much they want tailoring.")
+    upgrade_intent: Level | None = _field("upgrade_intent", "How keen they are to upgrade.")
+    preferred_channel: InteractionChannel | None = _field(
+        "preferred_channel", "The channel they prefer to be contacted on."
+    )
     tags: list[str] | None = _field("tags")
-    tier: str | None = _field("tier", "Value tier: high, mid or low.")
-    lifecycle: str | None = _field("lifecycle", "new, active, at_risk, churned or won_back.")
-    need_type: str | None = _field("need_type")
+    tier: CustomerTier | None = _field("tier", "Value tier, as last segmented or imported.")
+    lifecycle: Lifecycle | None = _field("lifecycle", "Lifecycle stage, as last segmented.")
+    need_type: NeedType | None = _field("need_type", "What the customer values most.")
     member_level: str | None = _field("member_level")
     owner_id: str | None = _field("owner_id")
     team: str | None = _field("team")
@@ -222,10 +286,8 @@ class Customer:
     )
 
     @strawberry.field(description="How complete and current the file is (see README).")
-    def completeness(self, root: strawberry.Parent[Any]) -> Completeness | None:
+    def completeness(self, root: strawberry.Parent[Any]) -> Completeness:
         value = root.get("completeness")
-        if value is None:
-            return None
         return Completeness(
             score=value.score,
             missing_fields=[graphql_name(f) for f in value.missing_fields],
@@ -309,16 +371,20 @@ class CustomerFilterInput:
     customer_number: str | None = strawberry.field(
         default=None, description="The business's own customer number, exactly."
     )
-    tier: str | None = None
-    lifecycle: str | None = None
-    need_type: str | None = None
+    tier: CustomerTier | None = None
+    lifecycle: Lifecycle | None = None
+    need_type: NeedType | None = None
     industry: str | None = None
     region: str | None = None
     owner_id: str | None = None
     team: str | None = None
-    created_from: datetime.datetime | None = None
-    created_to: datetime.datetime | None = None
-    tag: str | None = None
+    created_from: datetime.datetime | None = strawberry.field(
+        default=None, description="Only files created at or after this instant."
+    )
+    created_to: datetime.datetime | None = strawberry.field(
+        default=None, description="Only files created before this instant."
+    )
+    tag: str | None = strawberry.field(default=None, description="Only files with this tag.")
     name: str | None = strawberry.field(
         default=None,
         description="Customers with this name: a whole name (any word order for Latin "
@@ -332,9 +398,9 @@ class CustomerFilterInput:
         """The domain filter; fields the API does not expose keep their defaults."""
         return CustomerFilter(
             customer_number=self.customer_number,
-            tier=self.tier,
-            lifecycle=self.lifecycle,
-            need_type=self.need_type,
+            tier=domain_value(self.tier),
+            lifecycle=domain_value(self.lifecycle),
+            need_type=domain_value(self.need_type),
             industry=self.industry,
             region=self.region,
             owner_id=self.owner_id,
@@ -346,7 +412,7 @@ class CustomerFilterInput:
         )
 
 
-@strawberry.input
+@strawberry.input(description="A new customer file.")
 class CreateCustomerInput:
     name: str
     customer_number: str | None = strawberry.field(
@@ -358,7 +424,7 @@ class CreateCustomerInput:
     bank_card: str | None = None
     address: str | None = None
     birthday: datetime.date | None = None
-    gender: str | None = None
+    gender: Gender | None = None
     industry: str | None = None
     company_size: str | None = None
     region: str | None = None
@@ -378,7 +444,7 @@ def new_customer(input: CreateCustomerInput) -> NewCustomer:
         bank_card=input.bank_card,
         address=input.address,
         birthday=input.birthday,
-        gender=input.gender,
+        gender=domain_value(input.gender),
         industry=input.industry,
         company_size=input.company_size,
         region=input.region,
@@ -389,9 +455,9 @@ def new_customer(input: CreateCustomerInput) -> NewCustomer:
     )
 
 
-@strawberry.type
+@strawberry.type(description="A customer file was created.")
 class CustomerCreated:
-    customer: Customer
+    customer: Customer = strawberry.field(description="The new file as the caller may see it.")
 
 
 UNSET: Any = strawberry.UNSET
@@ -406,7 +472,7 @@ class UpdateCustomerInput:
     bank_card: str | None = UNSET
     address: str | None = UNSET
     birthday: datetime.date | None = UNSET
-    gender: str | None = UNSET
+    gender: Gender | None = UNSET
     industry: str | None = UNSET
     company_size: str | None = UNSET
     region: str | None = UNSET
@@ -415,13 +481,11 @@ class UpdateCustomerInput:
     preferences: str | None = UNSET
     potential_needs: str | None = UNSET
     expectations: str | None = UNSET
-    price_sensitivity: str | None = strawberry.field(default=UNSET, description="low|medium|high")
-    customization: str | None = strawberry.field(default=UNSET, description="low|medium|high")
-    upgrade_intent: str | None = strawberry.field(default=UNSET, description="low|medium|high")
-    preferred_channel: str | None = strawberry.field(
-        default=UNSET, description="phone|email|wechat|sms|chat|visit|meeting"
-    )
-    need_type: str | None = strawberry.field(default=UNSET, description="quality|value|service")
+    price_sensitivity: Level | None = UNSET
+    customization: Level | None = UNSET
+    upgrade_intent: Level | None = UNSET
+    preferred_channel: InteractionChannel | None = UNSET
+    need_type: NeedType | None = UNSET
     owner_id: str | None = UNSET
     team: str | None = UNSET
 
@@ -444,7 +508,7 @@ def customer_changes(input: UpdateCustomerInput) -> CustomerChanges:
     if input.birthday is not UNSET:
         changes["birthday"] = input.birthday
     if input.gender is not UNSET:
-        changes["gender"] = input.gender
+        changes["gender"] = domain_value(input.gender)
     if input.industry is not UNSET:
         changes["industry"] = input.industry
     if input.company_size is not UNSET:
@@ -462,15 +526,15 @@ def customer_changes(input: UpdateCustomerInput) -> CustomerChanges:
     if input.expectations is not UNSET:
         changes["expectations"] = input.expectations
     if input.price_sensitivity is not UNSET:
-        changes["price_sensitivity"] = input.price_sensitivity
+        changes["price_sensitivity"] = domain_value(input.price_sensitivity)
     if input.customization is not UNSET:
-        changes["customization"] = input.customization
+        changes["customization"] = domain_value(input.customization)
     if input.upgrade_intent is not UNSET:
-        changes["upgrade_intent"] = input.upgrade_intent
+        changes["upgrade_intent"] = domain_value(input.upgrade_intent)
     if input.preferred_channel is not UNSET:
-        changes["preferred_channel"] = input.preferred_channel
+        changes["preferred_channel"] = domain_value(input.preferred_channel)
     if input.need_type is not UNSET:
-        changes["need_type"] = input.need_type
+        changes["need_type"] = domain_value(input.need_type)
     if input.owner_id is not UNSET:
         changes["owner_id"] = input.owner_id
     if input.team is not UNSET:
@@ -478,26 +542,30 @@ def customer_changes(input: UpdateCustomerInput) -> CustomerChanges:
     return changes
 
 
-@strawberry.type
+@strawberry.type(description="A customer file was changed.")
 class CustomerUpdated:
     customer: Customer | None = strawberry.field(
         description="Null when the change moved the file out of the caller's scope."
     )
-    changed_fields: list[str]
+    changed_fields: list[str] = strawberry.field(
+        description="The fields that changed, by GraphQL name."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="A duplicate file was folded into the survivor.")
 class CustomersMerged:
-    survivor: Customer
-    duplicate_id: strawberry.ID
+    survivor: Customer = strawberry.field(description="The file that remains.")
+    duplicate_id: strawberry.ID = strawberry.field(
+        description="The file merged away (keeps mergedIntoId)."
+    )
     filled_fields: list[str] = strawberry.field(
         description="Facts the survivor took from the duplicate."
     )
 
 
-@strawberry.type
+@strawberry.type(description="Another file sharing a contact with the one asked about.")
 class DuplicateCandidate:
-    customer: Customer
+    customer: Customer = strawberry.field(description="The other file.")
     matched_on: list[str] = strawberry.field(description="phone, email and/or nationalId.")
 
 
@@ -507,11 +575,11 @@ class DuplicateCandidate:
     "callers whose scope covers both files and who read the field in clear."
 )
 class DuplicateFlag:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The flag's id.")
     customer_id: strawberry.ID = strawberry.field(description="The file the write made.")
     matched_customer_id: strawberry.ID = strawberry.field(
         description="The existing file it matched."
     )
     matched_on: str = strawberry.field(description="phone, email or nationalId.")
-    raised_at: datetime.datetime
-    raised_by: str
+    raised_at: datetime.datetime = strawberry.field(description="When the write found the match.")
+    raised_by: str = strawberry.field(description="Whose write it was.")

@@ -18,6 +18,7 @@ from schema.cost import PAGE, cost
 from schema.paging import Connection, Cursor, Edge, check_page_size, connection, keyset_cursor
 from schema.selection import selected_names
 from schema.types.common import snake_names, view_field
+from schema.types.node import NODE_ID_DESCRIPTION, Node, record_id
 from server.customer.owned import RecordView
 from server.interaction.repository import BreachKind, TimelineKind
 from server.interaction.service import TimelineEntry as TimelineItem
@@ -26,11 +27,17 @@ from server.paging import Page
 CURSORS = keyset_cursor("interaction-occurred")
 TIMELINE_CURSORS = keyset_cursor("timeline")
 
-BreachKindEnum = strawberry.enum(BreachKind, name="InteractionBreachKind")
-TimelineKindEnum = strawberry.enum(TimelineKind, name="TimelineKind")
+BreachKindEnum = strawberry.enum(
+    BreachKind,
+    name="InteractionBreachKind",
+    description="Which service-level deadline was missed: first response or solution.",
+)
+TimelineKindEnum = strawberry.enum(
+    TimelineKind, name="TimelineKind", description="The kind of record a timeline entry is."
+)
 
 
-@strawberry.enum
+@strawberry.enum(description="How a contact happened (and a customer's preferred channel).")
 class InteractionChannel(enum.Enum):
     PHONE = "phone"
     EMAIL = "email"
@@ -41,13 +48,13 @@ class InteractionChannel(enum.Enum):
     MEETING = "meeting"
 
 
-@strawberry.enum
+@strawberry.enum(description="Who reached out: the customer (inbound) or we (outbound).")
 class InteractionDirection(enum.Enum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
 
 
-@strawberry.enum
+@strawberry.enum(description="What a contact was about.")
 class InteractionKind(enum.Enum):
     CONSULTATION = "consultation"
     FOLLOW_UP = "follow_up"
@@ -65,30 +72,42 @@ def _enum(enum_type: type[enum.Enum], name: str) -> Any:
 
 
 @strawberry.type(description="One contact with a customer as the caller may see it.")
-class Interaction:
-    @strawberry.field
-    def id(self, root: strawberry.Parent[Any]) -> strawberry.ID:
-        return strawberry.ID(str(root.id))
+class Interaction(Node):
+    id: strawberry.ID = strawberry.field(resolver=record_id, description=NODE_ID_DESCRIPTION)
 
-    @strawberry.field
+    @strawberry.field(description="The customer contacted.")
     def customer_id(self, root: strawberry.Parent[Any]) -> strawberry.ID:
         return strawberry.ID(str(root.get("customer_id")))
 
-    occurred_at: datetime.datetime = view_field("occurred_at")
-    channel: InteractionChannel = strawberry.field(resolver=_enum(InteractionChannel, "channel"))
-    direction: InteractionDirection = strawberry.field(
-        resolver=_enum(InteractionDirection, "direction")
+    occurred_at: datetime.datetime = view_field("occurred_at", "When the contact happened.")
+    channel: InteractionChannel = strawberry.field(
+        resolver=_enum(InteractionChannel, "channel"), description="How."
     )
-    kind: InteractionKind = strawberry.field(resolver=_enum(InteractionKind, "kind"))
-    agent_id: str | None = view_field("agent_id")
+    direction: InteractionDirection = strawberry.field(
+        resolver=_enum(InteractionDirection, "direction"), description="Who reached out."
+    )
+    kind: InteractionKind = strawberry.field(
+        resolver=_enum(InteractionKind, "kind"), description="What it was about."
+    )
+    agent_id: str | None = view_field("agent_id", "The agent who handled it.")
     subject: str | None = view_field("subject", "Sensitive: clear, masked or denied.")
     notes: str | None = view_field("notes", "Sensitive: clear, masked or denied.")
-    first_response_due_at: datetime.datetime | None = view_field("first_response_due_at")
-    first_responded_at: datetime.datetime | None = view_field("first_responded_at")
-    solution_due_at: datetime.datetime | None = view_field("solution_due_at")
-    solved_at: datetime.datetime | None = view_field("solved_at")
-    first_response_breached: bool = view_field("first_response_breached")
-    solution_breached: bool = view_field("solution_breached")
+    first_response_due_at: datetime.datetime | None = view_field(
+        "first_response_due_at", "Inbound consultations: the first-answer deadline."
+    )
+    first_responded_at: datetime.datetime | None = view_field(
+        "first_responded_at", "When it was first answered."
+    )
+    solution_due_at: datetime.datetime | None = view_field(
+        "solution_due_at", "Inbound consultations: the solution deadline."
+    )
+    solved_at: datetime.datetime | None = view_field("solved_at", "When it was solved.")
+    first_response_breached: bool = view_field(
+        "first_response_breached", "Answered late, or unanswered past the deadline."
+    )
+    solution_breached: bool = view_field(
+        "solution_breached", "Solved late, or unsolved past the deadline."
+    )
 
 
 @strawberry.type(description="Interactions, newest first.")
@@ -113,16 +132,18 @@ class InteractionConnection(Connection[Interaction]):
 
 @strawberry.type(description="One entry of a customer's timeline (no sealed values).")
 class TimelineEntry:
-    kind: TimelineKindEnum  # type: ignore[valid-type]
-    record_id: strawberry.ID
-    at: datetime.datetime
+    kind: TimelineKindEnum = strawberry.field(description="What kind of record.")  # type: ignore[valid-type]
+    record_id: strawberry.ID = strawberry.field(
+        description="The record's id (a Node: refetch with node(id:))."
+    )
+    at: datetime.datetime = strawberry.field(description="When it happened.")
     title: str = strawberry.field(description="Channel and direction, order channel, category.")
     status: str = strawberry.field(description="Interaction kind, order or complaint status.")
     amount: Decimal | None = strawberry.field(description="Order total or compensation.")
 
 
 # Named before the generic naming rule (`TimelineEntryEdge`); clients know these names.
-@strawberry.type
+@strawberry.type(description="One timeline entry with its cursor.")
 class TimelineEdge(Edge[TimelineEntry]):
     pass
 
@@ -130,7 +151,9 @@ class TimelineEdge(Edge[TimelineEntry]):
 @strawberry.type(description="Interactions, orders and complaints by time, newest first.")
 class TimelineConnection(Connection[TimelineEntry]):
     # The same edges under their published name (a list is invariant for mypy).
-    edges: list[TimelineEdge] = strawberry.field(metadata=cost(size=PAGE))  # type: ignore[assignment]
+    edges: list[TimelineEdge] = strawberry.field(
+        metadata=cost(size=PAGE), description="The page's entries with their cursors."
+    )  # type: ignore[assignment]
 
 
 async def customer_interactions(

@@ -16,6 +16,8 @@ from schema.cost import assumed, cost
 from schema.loaders import request_loader
 from schema.paging import Connection, check_page_size, connection, id_cursor
 from schema.selection import selected_names, top_level_names
+from schema.types.enums import OrderStatus
+from schema.types.node import Node
 from server.data.models import OrderItem as OrderItemRow
 from server.data.models import OrderStatusEvent as OrderStatusEventRow
 from server.data.models import Product as ProductRow
@@ -28,14 +30,14 @@ ORDER_CURSORS = id_cursor("order")
 
 @strawberry.type(description="A product; prices and costs are exact decimals.")
 class Product:
-    id: strawberry.ID
-    sku: str
-    name: str
-    category: str
-    unit_price: decimal.Decimal
-    unit_cost: decimal.Decimal
-    is_new: bool
-    launched_at: datetime.datetime | None
+    id: strawberry.ID = strawberry.field(description="The product's id.")
+    sku: str = strawberry.field(description="Stock-keeping unit, unique.")
+    name: str = strawberry.field(description="The product's name.")
+    category: str = strawberry.field(description="Its category.")
+    unit_price: decimal.Decimal = strawberry.field(description="List price of one unit.")
+    unit_cost: decimal.Decimal = strawberry.field(description="Cost of one unit.")
+    is_new: bool = strawberry.field(description="A new product (for new-product sales).")
+    launched_at: datetime.datetime | None = strawberry.field(description="When it was launched.")
     active: bool = strawberry.field(
         description="False once deactivated: on past orders, refused by createOrder."
     )
@@ -55,14 +57,14 @@ class Product:
         )
 
 
-@strawberry.type
+@strawberry.type(description="One line of an order.")
 class OrderItem:
-    id: strawberry.ID
-    product_id: strawberry.ID
-    quantity: int
-    unit_price: decimal.Decimal
-    unit_cost: decimal.Decimal
-    line_total: decimal.Decimal
+    id: strawberry.ID = strawberry.field(description="The line's id.")
+    product_id: strawberry.ID = strawberry.field(description="The product.")
+    quantity: int = strawberry.field(description="Units.")
+    unit_price: decimal.Decimal = strawberry.field(description="Price of one unit on this order.")
+    unit_cost: decimal.Decimal = strawberry.field(description="Cost of one unit on this order.")
+    line_total: decimal.Decimal = strawberry.field(description="quantity x unitPrice.")
 
     @classmethod
     def from_row(cls, row: OrderItemRow) -> OrderItem:
@@ -78,31 +80,40 @@ class OrderItem:
 
 @strawberry.type(description="One step of an order's tracking timeline.")
 class OrderStatusEvent:
-    status: str
-    at: datetime.datetime
-    actor: str
-    tracking_note: str | None
+    status: OrderStatus = strawberry.field(description="The status the order moved to.")
+    at: datetime.datetime = strawberry.field(description="When.")
+    actor: str = strawberry.field(description="Who moved it.")
+    tracking_note: str | None = strawberry.field(description="A tracking note given with the move.")
 
     @classmethod
     def from_row(cls, row: OrderStatusEventRow) -> OrderStatusEvent:
-        return cls(status=row.status, at=row.at, actor=row.actor, tracking_note=row.tracking_note)
+        return cls(
+            status=OrderStatus(row.status),
+            at=row.at,
+            actor=row.actor,
+            tracking_note=row.tracking_note,
+        )
 
 
 @strawberry.type(description="An order; totals are computed by the server from its items.")
-class Order:
+class Order(Node):
     id: strawberry.ID
-    customer_id: strawberry.ID
-    ordered_at: datetime.datetime
-    status: str = strawberry.field(
-        description="created, paid, shipped, delivered, cancelled or returned."
+    customer_id: strawberry.ID = strawberry.field(description="The customer who ordered.")
+    ordered_at: datetime.datetime = strawberry.field(description="When it was ordered.")
+    status: OrderStatus = strawberry.field(description="Where the order stands now.")
+    channel: str | None = strawberry.field(description="Where it was ordered (free text).")
+    currency: str = strawberry.field(description="ISO 4217 currency of its amounts.")
+    total: decimal.Decimal = strawberry.field(description="Sum of the line totals.")
+    cost_total: decimal.Decimal = strawberry.field(description="Sum of the line costs.")
+    external_ref: str | None = strawberry.field(
+        description="The source system's reference (imports)."
     )
-    channel: str | None
-    currency: str
-    total: decimal.Decimal
-    cost_total: decimal.Decimal
-    external_ref: str | None
-    items: list[OrderItem] = strawberry.field(metadata=cost(size=assumed(5)))
-    timeline: list[OrderStatusEvent] = strawberry.field(metadata=cost(size=assumed(6)))
+    items: list[OrderItem] = strawberry.field(
+        metadata=cost(size=assumed(5)), description="Its lines."
+    )
+    timeline: list[OrderStatusEvent] = strawberry.field(
+        metadata=cost(size=assumed(6)), description="Every status move, oldest first."
+    )
 
     @classmethod
     def from_view(cls, view: OrderView) -> Order:
@@ -111,7 +122,7 @@ class Order:
             id=strawberry.ID(str(o.id)),
             customer_id=strawberry.ID(str(o.customer_id)),
             ordered_at=o.ordered_at,
-            status=o.status,
+            status=OrderStatus(o.status),
             channel=o.channel,
             currency=o.currency,
             total=o.total,
@@ -122,27 +133,37 @@ class Order:
         )
 
 
-@strawberry.type
+@strawberry.type(description="Orders under the caller's row scope.")
 class OrderConnection(Connection[Order]):
     total_count: int = strawberry.field(description="Orders matching the filter in scope.")
 
 
-@strawberry.input
+@strawberry.input(description="Filters on the order list; all given ones must match.")
 class OrderFilterInput:
-    customer_id: strawberry.ID | None = None
-    status: str | None = None
-    ordered_from: datetime.datetime | None = None
-    ordered_to: datetime.datetime | None = None
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only this customer's orders."
+    )
+    status: OrderStatus | None = strawberry.field(
+        default=None, description="Only orders in this status."
+    )
+    ordered_from: datetime.datetime | None = strawberry.field(
+        default=None, description="Only orders placed at or after this instant."
+    )
+    ordered_to: datetime.datetime | None = strawberry.field(
+        default=None, description="Only orders placed before this instant."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A product for the catalogue.")
 class CreateProductInput:
-    sku: str
-    name: str
-    category: str
-    unit_price: decimal.Decimal
-    unit_cost: decimal.Decimal
-    is_new: bool = False
+    sku: str = strawberry.field(description="Stock-keeping unit, unique.")
+    name: str = strawberry.field(description="The product's name.")
+    category: str = strawberry.field(description="Its category.")
+    unit_price: decimal.Decimal = strawberry.field(description="List price of one unit.")
+    unit_cost: decimal.Decimal = strawberry.field(description="Cost of one unit.")
+    is_new: bool = strawberry.field(
+        default=False, description="A new product (for new-product sales)."
+    )
 
 
 @strawberry.input(description="The fields to change; omitted ones stay as they are.")
@@ -166,23 +187,23 @@ class UpdateProductInput:
         return {k: v for k, v in given.items() if v is not UNSET}
 
 
-@strawberry.input
+@strawberry.input(description="One line of a new order.")
 class OrderItemInput:
-    product_id: strawberry.ID
-    quantity: int
+    product_id: strawberry.ID = strawberry.field(description="The product.")
+    quantity: int = strawberry.field(description="Units, at least 1.")
     unit_price: decimal.Decimal | None = strawberry.field(
         default=None, description="Defaults to the product's unit price."
     )
 
 
-@strawberry.type
+@strawberry.type(description="A product was added to the catalogue.")
 class ProductCreated:
-    product: Product
+    product: Product = strawberry.field(description="The new product.")
 
 
-@strawberry.type
+@strawberry.type(description="An order was created or moved.")
 class OrderSaved:
-    order: Order
+    order: Order = strawberry.field(description="The order as it now stands.")
 
 
 def orders_page_connection(page: Page[OrderView], after: str | None) -> OrderConnection:

@@ -173,6 +173,16 @@ class SealedCustomer:
     name_tokens: list[dict[str, Any]]
 
 
+def _choice(field: str, value: str | None) -> str | None:
+    """A closed-set value of a new file (an import may spell it `Female`), or refused."""
+    if value is None:
+        return None
+    canonical = value.strip().lower()
+    if canonical not in CHOICES[field]:
+        raise ValidationError(f"{field} must be one of {', '.join(CHOICES[field])}", field=field)
+    return canonical
+
+
 class CustomerService:
     def __init__(self, vault: Vault, *, clock: Clock | None = None, review_months: int = 6) -> None:
         self.vault = vault
@@ -188,6 +198,10 @@ class CustomerService:
         return {name: self._mode(caller, name) for name in fields}
 
     def _mode(self, caller: Caller, name: str) -> FieldMode:
+        if name == COMPLETENESS:
+            # Scored and listed only over the facts the caller may read, so it tells
+            # nothing those fields do not: any caller who reads the file reads it.
+            return FieldMode.CLEAR
         mode = caller.gate.field_mode(
             OBJECT, name, CUSTOMER_FIELD_CLASSES.get(name, DataClass.INTERNAL)
         )
@@ -534,6 +548,14 @@ class CustomerService:
         """
         if not data.name.strip():
             raise ValidationError("name must not be empty", field="name")
+        gender, tier, lifecycle = (
+            _choice(f, v)
+            for f, v in (
+                ("gender", data.gender),
+                ("tier", data.tier),
+                ("lifecycle", data.lifecycle),
+            )
+        )
         contacts = {
             "phone": normalise_phone(data.phone) if data.phone else None,
             "email": normalise_email(data.email) if data.email else None,
@@ -569,7 +591,7 @@ class CustomerService:
         customer = Customer(
             id=customer_id,
             customer_number=number or None,
-            gender=data.gender,
+            gender=gender,
             industry=data.industry,
             company_size=data.company_size,
             region=data.region,
@@ -577,8 +599,8 @@ class CustomerService:
             source=data.source,
             owner_id=owner_id,
             team=team,
-            tier=data.tier,
-            lifecycle=data.lifecycle or "new",
+            tier=tier,
+            lifecycle=lifecycle or "new",
             tags=[],
             created_at=created_at,
             updated_at=created_at,

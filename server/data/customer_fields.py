@@ -51,6 +51,9 @@ class Normaliser(enum.StrEnum):
 class CustomerField:
     name: str
     """The domain name: model column, view key, import column and audit field name."""
+    description: str
+    """What the field holds, for people: the GraphQL description of every field named
+    after it (output, inputs, filters) unless that field says more."""
     data_class: DataClass
     graphql_name: str | None = None
     """Overrides the GraphQL name, which is otherwise strawberry's camelCase of `name`."""
@@ -79,7 +82,7 @@ class CustomerField:
     weight: int = 0
     """Its weight in the completeness score (weights sum to 100)."""
     choices: tuple[str, ...] = ()
-    """Allowed values of an editable or importable field; empty means any."""
+    """Allowed values (a closed set, a GraphQL enum); empty means any."""
     max_length: int | None = None
     """The length of a text column (the model's `String(n)`)."""
     blind_index: str | None = None
@@ -97,6 +100,7 @@ TIERS = ("high", "mid", "low")
 LIFECYCLES = ("new", "active", "at_risk", "churned", "won_back")
 CHANNELS = ("phone", "email", "wechat", "sms", "chat", "visit", "meeting")
 NEED_TYPES = ("quality", "value", "service")
+GENDERS = ("female", "male", "other")
 
 
 class _Flags(TypedDict, total=False):
@@ -123,15 +127,22 @@ HIDDEN: _Flags = {"readable": False, "output": False}
 # The completeness score lists missing and stale facts in this order (weighted ones first
 # within basic facts and needs, as the README lists them).
 CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
-    CustomerField(name="id", data_class=PUB, output=False),
+    CustomerField(name="id", description="The file's id.", data_class=PUB, output=False),
     # When the person became a customer (the business's own "customer since" for imported
     # files, so they do not count as new): new-customer counts and lifecycle read it.
-    CustomerField(name="created_at", data_class=INT, new=True, importable=True),
-    CustomerField(name="updated_at", data_class=INT),
+    CustomerField(
+        name="created_at",
+        description="When the person became a customer.",
+        data_class=INT,
+        new=True,
+        importable=True,
+    ),
+    CustomerField(name="updated_at", description="When the file last changed.", data_class=INT),
     # The business's own customer number ("C-00017"): unique, an equality filter, and an
     # order import's `customer_ref`. Not personal: a reference the business assigns.
     CustomerField(
         name="customer_number",
+        description="The business's own customer number (unique).",
         data_class=INT,
         new=True,
         creatable=True,
@@ -141,9 +152,18 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         max_length=32,
     ),
     # Basic facts. Name is personal; contact and identity facts are sensitive.
-    CustomerField(name="name", data_class=PER, **FACT, required=True, mask=Mask.NAME, weight=10),
+    CustomerField(
+        name="name",
+        description="The customer's name.",
+        data_class=PER,
+        **FACT,
+        required=True,
+        mask=Mask.NAME,
+        weight=10,
+    ),
     CustomerField(
         name="phone",
+        description="Mobile or landline phone, stored in E.164.",
         data_class=SEN,
         **FACT,
         fillable=True,
@@ -155,6 +175,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     ),
     CustomerField(
         name="email",
+        description="Email address, stored lower-cased.",
         data_class=SEN,
         **FACT,
         fillable=True,
@@ -164,10 +185,27 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         normaliser=Normaliser.EMAIL,
         verified_at="email_verified_at",
     ),
-    CustomerField(name="address", data_class=SEN, **FACT, fillable=True, mask=Mask.TEXT, weight=5),
-    CustomerField(name="birthday", data_class=SEN, **FACT, fillable=True, mask=Mask.DATE, weight=5),
+    CustomerField(
+        name="address",
+        description="Postal address.",
+        data_class=SEN,
+        **FACT,
+        fillable=True,
+        mask=Mask.TEXT,
+        weight=5,
+    ),
+    CustomerField(
+        name="birthday",
+        description="Date of birth.",
+        data_class=SEN,
+        **FACT,
+        fillable=True,
+        mask=Mask.DATE,
+        weight=5,
+    ),
     CustomerField(
         name="industry",
+        description="The customer's industry.",
         data_class=INT,
         **FACT,
         fillable=True,
@@ -177,6 +215,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     ),
     CustomerField(
         name="region",
+        description="Region or city.",
         data_class=INT,
         **FACT,
         fillable=True,
@@ -185,14 +224,36 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         max_length=64,
     ),
     CustomerField(
-        name="occupation", data_class=INT, **FACT, fillable=True, weight=4, max_length=64
+        name="occupation",
+        description="The customer's occupation.",
+        data_class=INT,
+        **FACT,
+        fillable=True,
+        weight=4,
+        max_length=64,
     ),
-    CustomerField(name="gender", data_class=INT, **FACT, fillable=True, weight=3, max_length=16),
     CustomerField(
-        name="company_size", data_class=INT, **FACT, fillable=True, weight=3, max_length=32
+        name="gender",
+        description="Gender, as the customer states it.",
+        data_class=INT,
+        **FACT,
+        fillable=True,
+        weight=3,
+        choices=GENDERS,
+        max_length=16,
+    ),
+    CustomerField(
+        name="company_size",
+        description="Size of the customer's company, in the source's words.",
+        data_class=INT,
+        **FACT,
+        fillable=True,
+        weight=3,
+        max_length=32,
     ),
     CustomerField(
         name="national_id",
+        description="National ID number (checked: length and check digit).",
         data_class=SEN,
         **FACT,
         fillable=True,
@@ -202,19 +263,34 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     ),
     CustomerField(
         name="bank_card",
+        description="Bank card number (checked: Luhn).",
         data_class=SEN,
         **FACT,
         fillable=True,
         mask=Mask.BANK_CARD,
         normaliser=Normaliser.BANK_CARD,
     ),
-    CustomerField(name="source", data_class=INT, **FACT, fillable=True, max_length=32),
+    CustomerField(
+        name="source",
+        description="Where the customer came from (campaign, referral, import ...).",
+        data_class=INT,
+        **FACT,
+        fillable=True,
+        max_length=32,
+    ),
     # Needs profile. Free-text needs are personal; scales and choices are internal.
     CustomerField(
-        name="preferences", data_class=PER, editable=True, fillable=True, mask=Mask.TEXT, weight=8
+        name="preferences",
+        description="What the customer likes, in free text.",
+        data_class=PER,
+        editable=True,
+        fillable=True,
+        mask=Mask.TEXT,
+        weight=8,
     ),
     CustomerField(
         name="potential_needs",
+        description="Needs the customer may have, in free text.",
         data_class=PER,
         editable=True,
         fillable=True,
@@ -222,10 +298,17 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         weight=7,
     ),
     CustomerField(
-        name="expectations", data_class=PER, editable=True, fillable=True, mask=Mask.TEXT, weight=5
+        name="expectations",
+        description="What the customer expects of us, in free text.",
+        data_class=PER,
+        editable=True,
+        fillable=True,
+        mask=Mask.TEXT,
+        weight=5,
     ),
     CustomerField(
         name="preferred_channel",
+        description="The channel the customer prefers to be contacted on.",
         data_class=INT,
         editable=True,
         fillable=True,
@@ -235,6 +318,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     ),
     CustomerField(
         name="price_sensitivity",
+        description="How much price sways the customer.",
         data_class=INT,
         editable=True,
         fillable=True,
@@ -244,6 +328,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     ),
     CustomerField(
         name="customization",
+        description="How much the customer wants things tailored.",
         data_class=INT,
         editable=True,
         fillable=True,
@@ -253,6 +338,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     ),
     CustomerField(
         name="upgrade_intent",
+        description="How keen the customer is to upgrade.",
         data_class=INT,
         editable=True,
         fillable=True,
@@ -260,10 +346,11 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         choices=LEVELS,
         max_length=16,
     ),
-    CustomerField(name="tags", data_class=INT),
+    CustomerField(name="tags", description="Free labels; filter the list by one.", data_class=INT),
     # Segmentation, kept current by the analytics jobs; imports may bring their own.
     CustomerField(
         name="tier",
+        description="Value tier, as last segmented or imported.",
         data_class=INT,
         new=True,
         importable=True,
@@ -274,6 +361,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     ),
     CustomerField(
         name="lifecycle",
+        description="Lifecycle stage, as last segmented.",
         data_class=INT,
         new=True,
         importable=True,
@@ -283,6 +371,7 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
     ),
     CustomerField(
         name="need_type",
+        description="What the customer values most.",
         data_class=INT,
         editable=True,
         fillable=True,
@@ -290,22 +379,79 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         choices=NEED_TYPES,
         max_length=24,
     ),
-    CustomerField(name="member_level", data_class=INT, max_length=16),
+    CustomerField(
+        name="member_level", description="Loyalty member level.", data_class=INT, max_length=16
+    ),
     # Ownership: row scope `own` is owner_id = subject, `team` is team = principal team.
-    CustomerField(name="owner_id", data_class=INT, **FACT, filterable=True, max_length=128),
-    CustomerField(name="team", data_class=INT, **FACT, filterable=True, max_length=64),
-    CustomerField(name="referred_by_id", data_class=INT),
-    CustomerField(name="merged_into_id", data_class=INT),
+    CustomerField(
+        name="owner_id",
+        description="The account manager's subject (row scope own).",
+        data_class=INT,
+        **FACT,
+        filterable=True,
+        max_length=128,
+    ),
+    CustomerField(
+        name="team",
+        description="The owning team (row scope team).",
+        data_class=INT,
+        **FACT,
+        filterable=True,
+        max_length=64,
+    ),
+    CustomerField(
+        name="referred_by_id",
+        description="The referrer's id; null unless the caller may read the referrer.",
+        data_class=INT,
+    ),
+    CustomerField(
+        name="merged_into_id",
+        description="Set when this file was merged into another (the survivor).",
+        data_class=INT,
+    ),
     # Verification and review stamps have their own mutations.
-    CustomerField(name="phone_verified_at", data_class=INT, weight=3),
-    CustomerField(name="email_verified_at", data_class=INT, weight=2),
-    CustomerField(name="reviewed_at", data_class=INT),
-    CustomerField(name="erased_at", data_class=INT, output=False),
+    CustomerField(
+        name="phone_verified_at",
+        description="When the customer confirmed the phone; readable only where the phone is.",
+        data_class=INT,
+        weight=3,
+    ),
+    CustomerField(
+        name="email_verified_at",
+        description="When the customer confirmed the email; readable only where the email is.",
+        data_class=INT,
+        weight=2,
+    ),
+    CustomerField(
+        name="reviewed_at",
+        description="When the file was last reviewed as current.",
+        data_class=INT,
+    ),
+    CustomerField(
+        name="erased_at",
+        description="When the file was erased (crypto-shredded).",
+        data_class=INT,
+        output=False,
+    ),
     # Blind indexes: truncated keyed HMACs of normalised values, for equality lookup only.
-    CustomerField(name="phone_bidx", data_class=INT, **HIDDEN),
-    CustomerField(name="email_bidx", data_class=INT, **HIDDEN),
-    CustomerField(name="national_id_bidx", data_class=INT, **HIDDEN),
-    CustomerField(name="bidx_key_version", data_class=INT, **HIDDEN),
+    CustomerField(
+        name="phone_bidx", description="Blind index of the phone.", data_class=INT, **HIDDEN
+    ),
+    CustomerField(
+        name="email_bidx", description="Blind index of the email.", data_class=INT, **HIDDEN
+    ),
+    CustomerField(
+        name="national_id_bidx",
+        description="Blind index of the national ID.",
+        data_class=INT,
+        **HIDDEN,
+    ),
+    CustomerField(
+        name="bidx_key_version",
+        description="Key version of the blind indexes.",
+        data_class=INT,
+        **HIDDEN,
+    ),
 )
 
 CUSTOMER_FIELD_BY_NAME: dict[str, CustomerField] = {f.name: f for f in CUSTOMER_FIELDS}

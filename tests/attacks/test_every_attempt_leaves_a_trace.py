@@ -42,7 +42,7 @@ ATTEMPTS: dict[str, str] = {
     "closeComplaint": 'closeComplaint(id: "@COMPLAINT") ' + RESULT,
     "resolveComplaint": 'resolveComplaint(id: "@COMPLAINT", input: {resolution: "x", '
     "rootCause: BILLING}) " + RESULT,
-    "updateOrderStatus": 'updateOrderStatus(orderId: "@ORDER", status: "paid") ' + RESULT,
+    "updateOrderStatus": 'updateOrderStatus(orderId: "@ORDER", status: PAID) ' + RESULT,
     "respondToInteraction": 'respondToInteraction(id: "@INTERACTION") ' + RESULT,
     "solveInteraction": 'solveInteraction(id: "@INTERACTION") ' + RESULT,
 }
@@ -51,6 +51,8 @@ READS: dict[str, str] = {
     "interaction": 'interaction(id: "@INTERACTION") { id }',
     "complaint": 'complaint(id: "@COMPLAINT") { id }',
     "order": 'order(id: "@ORDER") { id }',
+    # By global id, the record's own kind decides: the same refusal, the same trace.
+    "node": 'node(id: "@COMPLAINT") { id }',
 }
 SEARCH = """
 query($filter: AuditEventFilter!) {
@@ -131,7 +133,7 @@ async def test_every_attempt_on_an_unseen_customer_is_denied_and_found_by_its_id
     compliance = api.token("compliance", subject="c-1")
     found = await api.gql(SEARCH, {"filter": {"customerId": str(target)}}, token=compliance)
     seen = {n["requestId"]: n["outcome"] for n in found["data"]["auditEvents"]["nodes"]}
-    missing = sorted(name for rid, name in attempts.items() if seen.get(rid) != "denied")
+    missing = sorted(name for rid, name in attempts.items() if seen.get(rid) != "DENIED")
     assert not missing, f"not in the customer's trail as denied: {missing}"
 
 

@@ -138,7 +138,7 @@ async def test_every_lookup_is_audited_with_field_and_outcome_never_the_value(
     nodes = found["data"]["auditEvents"]["nodes"]
     assert any(
         n["subject"] == "sue"
-        and {"action": "lookup", "fields": [{"name": "phone", "mode": "hit"}]} in n["accesses"]
+        and {"action": "lookup", "fields": [{"name": "phone", "mode": "HIT"}]} in n["accesses"]
         for n in nodes
     ), nodes
 

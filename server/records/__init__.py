@@ -1,0 +1,1 @@
+"""Records by id alone: which kind of record an id names, for global object lookup."""
