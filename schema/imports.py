@@ -57,9 +57,14 @@ class ImportOrderRowInput:
         description="A customer id, customer number, email or phone."
     )
     date: str = strawberry.field(description="2024-05-01, 2024/5/1 or 2024年5月1日.")
-    order_ref: str | None = None
-    product_sku: str | None = None
-    quantity: int | None = None
+    order_ref: str | None = strawberry.field(
+        default=None,
+        description="The source's order reference: lines with the same one make one order.",
+    )
+    product_sku: str | None = strawberry.field(
+        default=None, description="The product's SKU; without it the row is one whole order."
+    )
+    quantity: int | None = strawberry.field(default=None, description="Units of the product.")
     unit_price: str | None = strawberry.field(default=None, description="¥1,234.50 works.")
     amount: str | None = strawberry.field(
         default=None, description="The order's total, for rows without productSku."

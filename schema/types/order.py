@@ -168,12 +168,20 @@ class CreateProductInput:
 
 @strawberry.input(description="The fields to change; omitted ones stay as they are.")
 class UpdateProductInput:
-    name: str | None = UNSET
-    category: str | None = UNSET
-    unit_price: decimal.Decimal | None = UNSET
-    unit_cost: decimal.Decimal | None = UNSET
-    is_new: bool | None = UNSET
-    active: bool | None = UNSET
+    name: str | None = strawberry.field(default=UNSET, description="The product's name.")
+    category: str | None = strawberry.field(default=UNSET, description="Its category.")
+    unit_price: decimal.Decimal | None = strawberry.field(
+        default=UNSET, description="List price of one unit (past orders keep theirs)."
+    )
+    unit_cost: decimal.Decimal | None = strawberry.field(
+        default=UNSET, description="Cost of one unit."
+    )
+    is_new: bool | None = strawberry.field(
+        default=UNSET, description="A new product (for new-product sales)."
+    )
+    active: bool | None = strawberry.field(
+        default=UNSET, description="False deactivates it: createOrder refuses it from then on."
+    )
 
     def changes(self) -> dict[str, object]:
         given = {
