@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
@@ -23,9 +23,12 @@ class OperationCapture(SchemaExtension):
         if len(operations) > 1:
             raise GraphQLError("Must provide operation name if query contains multiple operations.")
 
-    def on_execute(self) -> Iterator[None]:
+    async def on_execute(self) -> AsyncIterator[None]:
         # Known before anything runs, for an operation cancelled mid-way too.
         self._capture()
+        context = self.execution_context.context
+        if context is not None and context.operation_type == "mutation":
+            context.data_changes = await context.session.begin_nested()
         yield
 
     def on_operation(self) -> Iterator[None]:

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar, get_origin
 import strawberry
 
 from schema.cost import PAGE, cost
+from schema.execution import plain_leaf
 from server.errors import ValidationError
 from server.paging import Page
 
@@ -56,10 +57,20 @@ class PageInfo:
     )
 
 
+@plain_leaf
+def _edge_cursor(root: strawberry.Parent[Any]) -> str:
+    return str(root.encode(root.item))
+
+
 @strawberry.type(description="One item of a page, with the cursor to resume after it.")
 class Edge(Generic[NodeT]):
-    cursor: str = strawberry.field(description="Opaque: pass as `after` to continue after it.")
+    # Encoded from the item by its list's codec only when a client selects it.
+    cursor: str = strawberry.field(
+        resolver=_edge_cursor, description="Opaque: pass as `after` to continue after it."
+    )
     node: NodeT = strawberry.field(description="The item.")
+    item: strawberry.Private[Any]
+    encode: strawberry.Private[Callable[[Any], str]]
 
 
 @strawberry.type(description="A page of a list (a Relay connection).")
@@ -172,6 +183,11 @@ def page_info(cursors: list[str], has_next_page: bool, after: str | None) -> Pag
     )
 
 
+def _ends(items: Sequence[ItemT], cursor: Callable[[ItemT], str]) -> list[str]:
+    """The first and the last item's cursors: all page information needs."""
+    return [cursor(items[0]), cursor(items[-1])] if items else []
+
+
 def connection(
     kind: type[ConnectionT],
     page: Page[ItemT],
@@ -183,12 +199,14 @@ def connection(
     """The connection of a page: `cursor` gives each item's cursor, `node` its node
     (default: the item itself, e.g. a pre-revealed view). `totalCount` is the page's
     total when `kind` declares it."""
-    cursors = [cursor(item) for item in page.items]
     nodes = [node(item) for item in page.items]
     values: dict[str, Any] = {
-        "edges": [Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
+        "edges": [
+            Edge(node=n, item=item, encode=cursor)
+            for item, n in zip(page.items, nodes, strict=True)
+        ],
         "nodes": nodes,
-        "page_info": page_info(cursors, page.has_next_page, after),
+        "page_info": page_info(_ends(page.items, cursor), page.has_next_page, after),
     }
     # `Connection[Product]` is a generic alias: its fields are its origin's.
     declared = dataclasses.fields(get_origin(kind) or kind)

@@ -475,8 +475,9 @@ async def _authenticate(
         )
     else:
         principal = state.tokens.verify(credentials)
-    # Roles assigned in the database join the token's (or key's) roles, once per request.
-    principal = await with_assigned_roles(session, principal)
+    # Roles assigned in the database join the token's (or key's) roles: read once per
+    # policy version (the caller refreshed the authorizer first).
+    principal = await with_assigned_roles(session, principal, state.services.authorizer)
     client = request.client
     return Principal(
         subject=principal.subject,
@@ -539,13 +540,13 @@ async def _execute(
     committing = False
     try:
         async with state.writes.turn(), state.sessions() as session, session.begin():
+            await services.authorizer.refresh(session)
             principal = await _authenticate(state, session, request, purpose, request_id)
             if record is not None:
                 record.subject = principal.subject
             # The text a persisted hash stands for, or a refusal (asked once the caller is
             # known: an anonymous flood of hashes reads nothing).
             gql = await state.documents.resolve(gql, session)
-            await services.authorizer.refresh(session)
             caller = caller_for(principal, services.authorizer)
             admission = Admission(state.rate_limits, principal)
             context = GraphQLContext(
@@ -555,7 +556,6 @@ async def _execute(
                 max_page_size=state.settings.max_page_size,
                 admit=admission.admit,
             )
-            data_changes = await session.begin_nested()
             deadline = asyncio.timeout(state.settings.request_timeout_seconds)
             try:
                 async with deadline:
@@ -607,13 +607,15 @@ async def _execute(
                     request_id,
                     describe_unexpected(error.original_error),
                 )
+            data_changes = context.data_changes
             if unexpected and context.operation_type == "mutation":
                 # A mutation that failed unexpectedly changes nothing at all.
-                await data_changes.rollback()
+                if data_changes is not None:
+                    await data_changes.rollback()
                 caller.audit.discard_changes()
                 result.data = None
                 errors = unexpected
-            elif data_changes.is_active:
+            elif data_changes is not None and data_changes.is_active:
                 await data_changes.commit()
             try:
                 await caller.audit.commit(

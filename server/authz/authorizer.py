@@ -13,7 +13,9 @@ which audits every refusal.
 from __future__ import annotations
 
 import enum
+import json
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import casbin
@@ -37,6 +39,12 @@ MODEL_PATH = POLICY_DIR / "model.conf"
 DEFAULT_POLICY_PATH = POLICY_DIR / "policy.csv"
 # Another worker's policy change shows here within this many seconds.
 VERSION_POLL_SECONDS = 0.25
+# Bounds on what the process remembers between requests (least recently used goes first).
+# Decisions are keyed by role set, not by person, so they stay few whatever the number of
+# users; the bounds hold even against a flood of distinct role sets or named subjects.
+DECISION_MEMO_SIZE = 50_000
+POLICY_NODES = 2_000
+ASSIGNED_ROLES_CACHE = 20_000
 
 
 class FieldMode(enum.StrEnum):
@@ -68,14 +76,32 @@ def read_policy_file(path: Path = DEFAULT_POLICY_PATH) -> list[Rule]:
 class Authorizer:
     """Process-wide: the enforcer, its policy version and a decision memo."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        memo_size: int = DECISION_MEMO_SIZE,
+        node_limit: int = POLICY_NODES,
+        assigned_limit: int = ASSIGNED_ROLES_CACHE,
+    ) -> None:
         self.enforcer = casbin.Enforcer(str(MODEL_PATH))
         self.version = -1
         self._checked_at = 0.0
         # A version this process changed the policy to and must load before throttling.
         self._must_reach = 0
-        self._memo: dict[tuple[str, str, str], bool] = {}
-        self._principal_nodes: set[str] = set()
+        self._memo_size, self._node_limit, self._assigned_limit = (
+            memo_size,
+            node_limit,
+            assigned_limit,
+        )
+        self._memo: OrderedDict[tuple[str, str, str], bool] = OrderedDict()
+        # node -> its grouping rules in the enforcer (removed again when it is evicted).
+        self._principal_nodes: OrderedDict[str, list[list[str]]] = OrderedDict()
+        # Subjects some rule names (`user:ann`, `apikey:<id>`): only they need a node of
+        # their own; everyone else shares the node of their role set.
+        self._named_subjects: frozenset[str] = frozenset()
+        # subject -> roles assigned in the database, valid for the loaded policy version
+        # (an assignment change moves the version, in every worker).
+        self._assigned: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self.enforce_calls = 0
 
     async def ensure_seeded(self, session: AsyncSession) -> None:
@@ -116,8 +142,12 @@ class Authorizer:
         if g_rules:
             enforcer.add_named_grouping_policies("g", g_rules)
         self.enforcer = enforcer
-        self._memo = {}
-        self._principal_nodes = set()
+        self._memo = OrderedDict()
+        self._principal_nodes = OrderedDict()
+        self._named_subjects = frozenset(
+            part for rule in rules for part in rule[1:3] if rule[0] in ("p", "g")
+        )
+        self._assigned = OrderedDict()
 
     def invalidate(self) -> None:
         """This process is changing the policy: reload as soon as the change is visible.
@@ -131,17 +161,45 @@ class Authorizer:
     def decisions(self, principal: Principal) -> AccessDecisions:
         return AccessDecisions(self, principal)
 
+    async def assigned_roles(self, session: AsyncSession, subject: str) -> tuple[str, ...]:
+        """The roles assigned in the database to a person, read once per policy version
+        (call `refresh` first): a request no longer costs a `role_assignments` query."""
+        roles = self._assigned.get(subject)
+        if roles is not None:
+            self._assigned.move_to_end(subject)
+            return roles
+        roles = tuple(sorted(await PolicyRepository(session).assigned_roles(subject)))
+        self._assigned[subject] = roles
+        if len(self._assigned) > self._assigned_limit:
+            self._assigned.popitem(last=False)
+        return roles
+
     def _node(self, principal: Principal) -> str:
-        """A casbin subject standing for this principal: a member of its roles and of its
-        own typed subject (`user:<sub>`, `apikey:<id>`: `Principal.node`, built from its
-        kind). Named by kind, subject and roles together (`Principal.identity`), so a
-        principal of one kind can never reuse another's node."""
-        node = f"principal:{principal.identity}"
-        if node not in self._principal_nodes:
-            members = [[node, role] for role in principal.role_set]
-            members.append([node, principal.node])
+        """A casbin subject standing for this principal: a member of its roles and, when
+        some rule names it, of its own typed subject (`user:<sub>`, `apikey:<id>`:
+        `Principal.node`, built from its kind). A principal no rule names decides exactly
+        as its role set does, so it shares that set's node (and memo) with every other
+        person holding the same roles; one that is named gets a node of its own, named by
+        kind, subject and roles together (`Principal.identity`), so a principal of one
+        kind can never reuse another's node."""
+        roles = sorted(principal.role_set)
+        if principal.node in self._named_subjects:
+            node = f"principal:{principal.identity}"
+            members = [[node, role] for role in roles] + [[node, principal.node]]
+        else:
+            node = f"roles:{json.dumps(roles)}"
+            members = [[node, role] for role in roles]
+        if node in self._principal_nodes:
+            self._principal_nodes.move_to_end(node)
+            return node
+        if members:
             self.enforcer.add_named_grouping_policies("g", members)
-            self._principal_nodes.add(node)
+        self._principal_nodes[node] = members
+        if len(self._principal_nodes) > self._node_limit:
+            # Its memo entries stay right: a node's memberships follow from its name.
+            _, evicted = self._principal_nodes.popitem(last=False)
+            if evicted:
+                self.enforcer.remove_named_grouping_policies("g", evicted)
         return node
 
     def enforce(self, principal: Principal, obj: str, act: str) -> bool:
@@ -152,7 +210,14 @@ class Authorizer:
             self.enforce_calls += 1
             decision = bool(self.enforcer.enforce(node, obj, act))
             self._memo[key] = decision
+            if len(self._memo) > self._memo_size:
+                self._memo.popitem(last=False)
         return decision
+
+    @property
+    def remembered(self) -> tuple[int, int, int]:
+        """(decisions, policy nodes, people's assigned roles) held between requests."""
+        return len(self._memo), len(self._principal_nodes), len(self._assigned)
 
     def explain(
         self, principal: Principal, obj: str, act: str

@@ -90,12 +90,15 @@ def _roles_in(rules: Sequence[tuple[int, Rule]], grouping: Sequence[tuple[int, R
     return roles
 
 
-async def with_assigned_roles(session: AsyncSession, principal: Principal) -> Principal:
-    """A person's token roles plus the roles assigned to their subject. Only people hold
-    assignments: an API key's roles are the ones it was created with."""
+async def with_assigned_roles(
+    session: AsyncSession, principal: Principal, authorizer: Authorizer
+) -> Principal:
+    """A person's token roles plus the roles assigned to their subject (as of the policy
+    version the authorizer has loaded). Only people hold assignments: an API key's roles
+    are the ones it was created with."""
     if principal.kind is not PrincipalKind.USER:
         return principal
-    assigned = [a.role for a in await RoleAssignmentRepository(session).list(principal.subject)]
+    assigned = await authorizer.assigned_roles(session, principal.subject)
     if not assigned:
         return principal
     roles = tuple(dict.fromkeys([*principal.roles, *assigned]))
@@ -355,11 +358,12 @@ class AccessAdminService:
                 roles = [*roles, *key.roles]
         else:
             subject = check_user_subject(subject)
+        await self.authorizer.refresh(session)
         principal = await with_assigned_roles(
             session,
             Principal(subject=subject, roles=tuple(roles), api_key_id=api_key_id, kind=kind),
+            self.authorizer,
         )
-        await self.authorizer.refresh(session)
         allowed, deciding, matching = self.authorizer.explain(principal, obj, action)
         ids = dict((r, i) for i, r in await PolicyRepository(session).rules_with_ids("p"))
 

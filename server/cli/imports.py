@@ -273,6 +273,9 @@ async def import_file(
                         progress=lambda done: bar.update(task, completed=done),
                     )
                     command.outcome = "ok" if report.written or report.dry_run else "error"
+                if report.written and report.accepted and not report.dry_run:
+                    async with command.sessions() as session, session.begin():
+                        await imports.refresh_statistics(session)
                 return report
             per_commit = max(1, commit_every // options.batch_size) * options.batch_size
             one_commit = total is not None and total <= per_commit
@@ -282,4 +285,7 @@ async def import_file(
                     for chunk in split(iter(group), options.batch_size):
                         await imports.land(session, job, chunk, command.audit)
                         bar.update(task, completed=job.report.seen)
+            if job.report.accepted:
+                async with command.sessions() as session, session.begin():
+                    await imports.refresh_statistics(session)
             return job.report

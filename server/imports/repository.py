@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, insert, select, true, update
+from sqlalchemy import ColumnElement, Row, func, insert, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.customer.repository import filter_predicates
@@ -21,6 +21,11 @@ from server.data.models import (
     OrderItem,
     OrderStatusEvent,
     RoleAssignment,
+)
+
+# The tables a bulk import fills, whose planner statistics it leaves stale.
+IMPORTED_TABLES = tuple(
+    model.__tablename__ for model in (Customer, CustomerKey, Order, OrderItem, OrderStatusEvent)
 )
 
 
@@ -125,3 +130,9 @@ class ImportRepository:
         for model, rows in ((Order, orders), (OrderItem, items), (OrderStatusEvent, events)):
             if rows:
                 await self.session.execute(insert(model), rows)
+
+    async def refresh_statistics(self) -> None:
+        """Planner statistics for the tables an import filled: a plan chosen on the
+        statistics of an empty table scans (a 1,000-row list took 43-50 ms until ANALYZE)."""
+        for table in IMPORTED_TABLES:
+            await self.session.execute(text(f"ANALYZE {table}"))

@@ -478,6 +478,10 @@ class ImportService:
             progress=None,
         )
 
+    async def refresh_statistics(self, session: AsyncSession) -> None:
+        """After a bulk load: let the planner see what landed (`custos import`)."""
+        await ImportRepository(session).refresh_statistics()
+
     async def import_customers(
         self,
         session: AsyncSession,
