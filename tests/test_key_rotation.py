@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from server.app import AppState
 from server.clock import Clock
 from server.config import Settings
-from server.data.models import Customer, CustomerKey, KeyRotation
+from server.data.models import AuditEvent, Customer, CustomerKey, KeyRotation
 from server.errors import ConflictError
 from server.keys.service import BLIND_INDEX, KEK, KeyRotationService
 from server.vault import LocalKeyring, Vault
@@ -203,6 +203,16 @@ def _cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
     )
 
 
+async def _events_named(state: AppState, prefix: str) -> dict[str, int]:
+    async with state.sessions() as session:
+        rows = await session.execute(
+            select(AuditEvent.operation_name, func.count())
+            .where(AuditEvent.operation_name.startswith(prefix))
+            .group_by(AuditEvent.operation_name)
+        )
+        return {str(name): int(n) for name, n in rows.all()}
+
+
 async def _rotation_row(state: AppState) -> KeyRotation | None:
     async with state.sessions() as session:
         return (await session.scalars(select(KeyRotation))).first()
@@ -234,6 +244,8 @@ async def test_rotation_killed_half_way_resumes_without_loss(
     assert interrupted.finished_at is None
     split = await _kek_versions(state)
     assert set(split) == {1, 2}  # really half-way: both versions in use
+    # Killed before the end, yet audited: the rotation's start has its event.
+    assert await _events_named(state, "keys rotate kek") == {"keys rotate kek started": 1}
     assert split[2] == interrupted.done
     assert await _read_everything(api, token) == before
 
@@ -245,6 +257,10 @@ async def test_rotation_killed_half_way_resumes_without_loss(
     assert finished is not None
     assert finished.finished_at is not None
     assert finished.done == 60
+    assert await _events_named(state, "keys rotate kek") == {
+        "keys rotate kek started": 1,
+        "keys rotate kek": 1,
+    }
     assert await _kek_versions(state) == {2: 60}
     assert LocalKeyring.load(settings.keyring, create=False).kek_versions() == [1, 2]
     assert await _read_everything(api, token) == before

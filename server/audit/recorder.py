@@ -260,6 +260,11 @@ class JobAudit(Protocol):
 
     async def record(self, session: AsyncSession) -> uuid.UUID: ...
 
+    async def record_step(self, session: AsyncSession, detail: str) -> uuid.UUID:
+        """Append an event for what the job noted so far (`<name> <detail>`) inside
+        `session`'s transaction; the job's own event stays due."""
+        ...
+
 
 class _Row:
     """Attribute view of an event dict, so hashing shares `event_content` with verify."""

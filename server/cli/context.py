@@ -149,8 +149,6 @@ class Command:
         plain name for a command done in one step); the next step notes on a fresh
         recorder. A step that fails rolls back alone and the command records an `error`
         event for it; the steps before it stay committed, each with its event."""
-        from server.audit.recorder import AuditRecorder
-
         name = f"{self.name} {detail}" if detail else self.name
         try:
             async with self.sessions() as session, session.begin():
@@ -159,6 +157,18 @@ class Command:
         except BaseException:
             self.detail = detail  # the `error` event names the step that failed
             raise
+        self._stepped(event)
+
+    async def record_step(self, session: AsyncSession, detail: str) -> uuid.UUID:
+        """A step's event inside a transaction the command runs itself (a job that owns
+        its transactions, like key rotation); what follows notes on a fresh recorder."""
+        event = await self._append(session, f"{self.name} {detail}")
+        self._stepped(event)
+        return event
+
+    def _stepped(self, event: uuid.UUID) -> None:
+        from server.audit.recorder import AuditRecorder
+
         self.step_events.append(event)
         self.event_id = event
         self.audit = AuditRecorder(self.principal)

@@ -141,10 +141,14 @@ class ComplaintService:
 
     # --- reading -------------------------------------------------------------------
 
-    def _views(
+    async def _views(
         self, caller: Caller, rows: Collection[Any], fields: Collection[str]
     ) -> list[RecordView]:
         reader = SealedReader(self.vault, TABLE, sealed_modes(caller, OBJECT, Complaint, fields))
+        if reader.modes:
+            await self.vault.open_data_keys(
+                (row.Complaint.customer_id, row.kek_version, row.wrapped_dek) for row in rows
+            )
         now = self.clock.now()
         views = []
         for row in rows:
@@ -182,7 +186,7 @@ class ComplaintService:
         rows = await repo.page(scope=scope, flt=flt, now=now, after=after, limit=first)
         total = await repo.count(scope=scope, flt=flt, now=now) if with_total else None
         page = page_of(rows, first, total)
-        return page.with_items(self._views(caller, page.items, fields))
+        return page.with_items(await self._views(caller, page.items, fields))
 
     async def get(
         self,
@@ -195,7 +199,7 @@ class ComplaintService:
         row = await ComplaintRepository(session).by_id(complaint_id, scope=scope)
         if row is None:
             raise await refused_record(session, caller, OBJECT, "read", Complaint, complaint_id)
-        return self._views(caller, [row], fields)[0]
+        return (await self._views(caller, [row], fields))[0]
 
     async def events(
         self, session: AsyncSession, caller: Caller, complaint_ids: Collection[uuid.UUID]

@@ -344,6 +344,7 @@ class CustomerService:
         )
         total = await repo.count(scope=scope, flt=flt) if with_total else None
         page = page_of(rows, first, total)
+        await self._open_keys(page.items)
         views = self._reveal_rows(caller, page.items, modes)
         await self._hide_unseen_referrers(session, scope, views)
         return page.with_items(views)
@@ -428,9 +429,17 @@ class CustomerService:
         rows = await CustomerRepository(session).by_ids(
             ids, scope=scope, fields=modes, with_keys=needs_keys
         )
+        await self._open_keys(rows)
         views = self._reveal_rows(caller, rows, modes)
         await self._hide_unseen_referrers(session, scope, views)
         return {view.id: view for view in views}
+
+    async def _open_keys(self, rows: Collection[Any]) -> None:
+        """The rows' data keys, opened off the event loop where not cached yet."""
+        await self.vault.open_data_keys(
+            (row.id, getattr(row, "kek_version", None), getattr(row, "wrapped_dek", None))
+            for row in rows
+        )
 
     async def get(
         self, session: AsyncSession, caller: Caller, customer_id: uuid.UUID, fields: Collection[str]
@@ -531,7 +540,9 @@ class CustomerService:
         outside = outside_scope(scope, caller.principal, owner_id=owner, team=team)
         if outside is not None:
             raise caller.gate.out_of_scope(OBJECT, "create", outside)
-        sealed = self.seal_new(data, owner_id=owner, team=team)
+        self._normalised(data)  # bad input costs no key: refused before one is made
+        key = await self.vault.create_data_key(new_id())
+        sealed = self.seal_new(data, owner_id=owner, team=team, key=key)
         await self.check_number_free(session, sealed.customer.customer_number)
         found = await self.check_duplicates(session, caller, sealed.contacts, sealed.customer.id)
         await CustomerRepository(session).add(sealed.customer, sealed.key, sealed.name_tokens)
@@ -539,13 +550,9 @@ class CustomerService:
         self.audit_flags(caller.audit, await self.flag_duplicates(session, caller.audit, found))
         return sealed.customer.id
 
-    def seal_new(
-        self, data: NewCustomer, *, owner_id: str | None, team: str | None
-    ) -> SealedCustomer:
-        """Validate and normalise a new customer, give it a data key, seal its fields.
-
-        The one place a customer row is built, for the API, imports and demo data alike.
-        """
+    @staticmethod
+    def _normalised(data: NewCustomer) -> tuple[dict[str, str | None], str | None]:
+        """The contacts and bank card of a new customer, normalised; refuses bad input."""
         if not data.name.strip():
             raise ValidationError("name must not be empty", field="name")
         gender, tier, lifecycle = (
@@ -561,10 +568,25 @@ class CustomerService:
             "email": normalise_email(data.email) if data.email else None,
             "national_id": normalise_national_id(data.national_id) if data.national_id else None,
         }
-        bank_card = normalise_bank_card(data.bank_card) if data.bank_card else None
-        customer_id = new_id()
+        return contacts, normalise_bank_card(data.bank_card) if data.bank_card else None
+
+    def seal_new(
+        self,
+        data: NewCustomer,
+        *,
+        owner_id: str | None,
+        team: str | None,
+        key: DataKey | None = None,
+    ) -> SealedCustomer:
+        """Validate and normalise a new customer, give it a data key, seal its fields.
+
+        The one place a customer row is built, for the API, imports and demo data alike.
+        `key`: a data key made for it beforehand (off the event loop, `create`).
+        """
+        contacts, bank_card = self._normalised(data)
+        customer_id = key.customer_id if key is not None else new_id()
         created_at = data.created_at or self.clock.now()
-        key = self.vault.new_data_key(customer_id)
+        key = key or self.vault.new_data_key(customer_id)
         sealed_values: dict[str, str | None] = {
             "name": data.name.strip(),
             "address": data.address,

@@ -88,10 +88,14 @@ class InteractionService:
         self.clock = clock
         self.levels = levels
 
-    def _views(
+    async def _views(
         self, caller: Caller, rows: Collection[Any], fields: Collection[str]
     ) -> list[RecordView]:
         reader = SealedReader(self.vault, TABLE, sealed_modes(caller, OBJECT, Interaction, fields))
+        if reader.modes:
+            await self.vault.open_data_keys(
+                (row.customer_id, row.kek_version, row.wrapped_dek) for row in rows
+            )
         now = self.clock.now()
         views = []
         for row in rows:
@@ -216,7 +220,7 @@ class InteractionService:
         row = await InteractionRepository(session).view_row(interaction_id, scope=scope)
         if row is None:
             raise await refused_record(session, caller, OBJECT, "read", Interaction, interaction_id)
-        return self._views(caller, [row], fields)[0]
+        return (await self._views(caller, [row], fields))[0]
 
     async def breaches(
         self,
@@ -235,7 +239,7 @@ class InteractionService:
         rows = await repo.breaches(scope=scope, kind=kind, now=now, after=after, limit=first)
         total = await repo.count_breaches(scope=scope, kind=kind, now=now) if with_total else None
         page = page_of(rows, first, total)
-        return page.with_items(self._views(caller, page.items, fields))
+        return page.with_items(await self._views(caller, page.items, fields))
 
     async def pages_for_customers(
         self,
@@ -253,7 +257,7 @@ class InteractionService:
             customer_ids, scope=scope, after=after, limit=first
         )
         pages = pages_of(customer_ids, rows, key=lambda row: row.customer_id, first=first)
-        return refill(pages, self._views(caller, items_of(pages), fields))
+        return refill(pages, await self._views(caller, items_of(pages), fields))
 
     async def timelines(
         self,

@@ -99,6 +99,10 @@ class KeyRotationService:
                 )
                 to_version = keys.add_version(kind)
                 rotation = await repo.start_rotation(kind, previous, to_version, self.clock.now())
+                # Audited as it starts, with the row that starts it: a run killed before
+                # the end has already left its event (keys are rewrapped from the next
+                # batch on), and the finished rotation gets its own.
+                await self._record(session, "rotate_start", f"{kind}:{to_version}", "started")
             rotation_id, to_version = rotation.id, rotation.to_version
             cursor, passes = rotation.cursor, int((rotation.detail or {}).get("passes", 0))
             total = await (
@@ -244,7 +248,12 @@ class KeyRotationService:
             keys.retire_version(kind, version)
             await self._record(session, "retire", f"{kind}:{version}")
 
-    async def _record(self, session: AsyncSession, action: str, key: str) -> None:
+    async def _record(
+        self, session: AsyncSession, action: str, key: str, step: str | None = None
+    ) -> None:
         if self.audit is not None:
             self.audit.audit.change("key", action, None, [key])
-            await self.audit.record(session)
+            if step is None:
+                await self.audit.record(session)
+            else:
+                await self.audit.record_step(session, step)

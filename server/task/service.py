@@ -95,10 +95,14 @@ class TaskService:
 
     # --- reading ------------------------------------------------------------------------
 
-    def _views(
+    async def _views(
         self, caller: Caller, rows: Collection[Any], fields: Collection[str]
     ) -> list[RecordView]:
         reader = SealedReader(self.vault, TABLE, sealed_modes(caller, OBJECT, Task, fields))
+        if reader.modes:
+            await self.vault.open_data_keys(
+                (row.Task.customer_id, row.kek_version, row.wrapped_dek) for row in rows
+            )
         now = self.clock.now()
         views = []
         for row in rows:
@@ -148,7 +152,7 @@ class TaskService:
         rows = await repo.page(predicate, flt, now=now, after=after, limit=first)
         total = await repo.count(predicate, flt, now) if with_total else None
         page = page_of(rows, first, total)
-        return page.with_items(self._views(caller, page.items, fields))
+        return page.with_items(await self._views(caller, page.items, fields))
 
     async def get(
         self, session: AsyncSession, caller: Caller, task_id: uuid.UUID, fields: Collection[str]
@@ -157,7 +161,7 @@ class TaskService:
         row = await TaskRepository(session).by_id(task_id, predicate)
         if row is None:
             raise caller.gate.not_found(OBJECT, "read", task_id)
-        return self._views(caller, [row], fields)[0]
+        return (await self._views(caller, [row], fields))[0]
 
     async def by_source_keys(
         self, session: AsyncSession, customer_ids: Collection[uuid.UUID], *, since: datetime

@@ -229,12 +229,23 @@ class LocalKeyring:
 
     @staticmethod
     def _write(path: Path, data: dict[str, dict[str, str]]) -> None:
+        """Replace the keyring file durably: the new content is on disk before it takes
+        the name, and the rename itself is on disk before this returns. A crash at any
+        point leaves the old keyring or the new one, whole, never a new version that a
+        rewrapped key already needs but the file lost."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def add_version(self, kind: str) -> int:
         """Add a new newest version of a key kind and persist the keyring."""

@@ -8,12 +8,14 @@ fails to open instead of showing the wrong value.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import struct
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -98,6 +100,44 @@ class Vault:
         key = DataKey(customer_id, version, wrapped, AESGCM(dek), str(customer_id))
         self._remember(key)
         return key
+
+    async def create_data_key(self, customer_id: uuid.UUID) -> DataKey:
+        """`new_data_key` for the request path: the key provider's store is synchronous
+        file I/O with a disk sync per new secret, so it runs on a worker thread, not on the
+        event loop every other request shares. (Not inside the provider's `bulk()`,
+        whose batch belongs to the thread that opened it: use `new_data_key` there.)"""
+        dek = AESGCM.generate_key(bit_length=256)
+        version, wrapped = await asyncio.to_thread(
+            self.keys.wrap_dek, dek, customer_id=str(customer_id)
+        )
+        key = DataKey(customer_id, version, wrapped, AESGCM(dek), str(customer_id))
+        self._remember(key)
+        return key
+
+    async def open_data_keys(
+        self, stored: Iterable[tuple[uuid.UUID, int | None, bytes | None]]
+    ) -> None:
+        """Open the stored data keys not yet cached on a worker thread (the provider's
+        store reads a file), so the reveal loop that follows finds them all cached. A key
+        that does not open is left for that loop to report, as it would have."""
+        missing = {
+            wrapped: (customer_id, version)
+            for customer_id, version, wrapped in stored
+            if wrapped is not None and version is not None and wrapped not in self._cache
+        }
+        if missing:
+            for key in await asyncio.to_thread(self._unwrap_many, missing):
+                self._remember(key)
+
+    def _unwrap_many(self, missing: dict[bytes, tuple[uuid.UUID, int]]) -> list[DataKey]:
+        opened = []
+        for wrapped, (customer_id, version) in missing.items():
+            try:
+                dek = self.keys.unwrap_dek(version, wrapped, customer_id=str(customer_id))
+            except VaultError:
+                continue
+            opened.append(DataKey(customer_id, version, wrapped, AESGCM(dek), str(customer_id)))
+        return opened
 
     def open_data_key(
         self, customer_id: uuid.UUID, kek_version: int | None, wrapped: bytes | None
