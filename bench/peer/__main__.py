@@ -332,6 +332,34 @@ async def postgresql(ctx: Context, peer_skip: str | None) -> None:
                     ctx, server, "by_id", [request], 16, database=ctx.database, waits=True
                 )
                 runs.append({**row, "round": round_, "phase": "scaling"})
+        runs.append({**await two_instances(ctx, request, round_), "phase": "scaling"})
+
+
+async def two_instances(ctx: Context, request: Request, round_: int) -> dict[str, Any]:
+    """Two 1-worker servers on the one database, as two machines behind a balancer would
+    be: 8 connections each (16 in all, as the runs above), their requests/s added up."""
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(
+                custos_server(ctx.env(), 1, ctx.work / f"custos-instance{n}-{round_}.log")
+            )
+            for n in (1, 2)
+        ]
+        rows = await asyncio.gather(
+            measure(ctx, servers[0], "by_id", [request], 8, database=ctx.database, waits=True),
+            measure(ctx, servers[1], "by_id", [request], 8, database=None),
+        )
+    return {
+        "target": "custos-2x1w",
+        "scenario": "by_id",
+        "concurrency": 16,
+        "round": round_,
+        "rps": round(sum(r["rps"] for r in rows), 1),
+        "p50_ms": max(r["p50_ms"] for r in rows),
+        "failures": sum(r["failures"] for r in rows),
+        "instances": rows,
+        **({"waits": rows[0]["waits"]} if "waits" in rows[0] else {}),
+    }
 
 
 async def sqlite(ctx: Context) -> None:

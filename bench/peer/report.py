@@ -139,6 +139,16 @@ def goals(report: dict[str, Any]) -> list[dict[str, str]]:
             f"≥ 1.8{TIMES}",
             scale >= 1.8 if scale else None,
         )
+        r2 = _best(runs, "custos-2x1w", "by_id", 16, "rps", "scaling")
+        if r2:
+            add(
+                "2 instances / 1 instance on one PostgreSQL (by id, 8 + 8 connections)",
+                f"{_num(r1)} → {_num(r2)} rps",
+                "",
+                f"{r2 / r1:.2f}{TIMES}" if r1 else "—",
+                "",
+                None,
+            )
         waits = [_waits(runs, t) for t in (one, many)]
         if all(waits):
             add(
