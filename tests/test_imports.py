@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from server.app import AppState
 from server.cli.context import operator
@@ -350,3 +350,22 @@ async def test_an_uploader_with_own_scope_owns_the_imported_rows(api: Api) -> No
     # Own scope: the uploader sees the new file only because the import made it theirs.
     listed = await api.gql("{ customers(first: 5) { totalCount nodes { ownerId } } }", token=rep)
     assert listed["data"]["customers"] == {"totalCount": 1, "nodes": [{"ownerId": "rep-7"}]}
+
+
+async def test_an_import_leaves_planner_statistics(
+    state: AppState, settings: Settings, tmp_path: Path
+) -> None:
+    rows = [[f"Stat {n}", f"1390000{n:04d}"] for n in range(30)]
+    path = write_csv(tmp_path / "stats.csv", ["name", "phone"], rows)
+    report = await import_file(settings, "customers", path, batch_size=10, strict=False)
+    assert report.accepted == 30
+    # A plan chosen on an empty table's statistics scans: the import ANALYZEs what it filled.
+    if state.settings.is_sqlite:
+        statement = "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'customers'"
+    else:
+        statement = (
+            "SELECT count(*) FROM pg_stat_user_tables "
+            "WHERE relname = 'customers' AND last_analyze IS NOT NULL"
+        )
+    async with state.sessions() as session:
+        assert await session.scalar(text(statement)) >= 1
