@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     db_pool_recycle_seconds: int = Field(default=1800, ge=1)
     # The longest a request waits for the write lock (SQLite: the process's queue, then
     # another process) before the answer is 503 DATABASE_BUSY with Retry-After.
-    db_busy_seconds: float = Field(default=5, gt=0)
+    db_busy_seconds: float = Field(default=10, gt=0)
     db_retry_after_seconds: int = Field(default=1, ge=1)
 
     @model_validator(mode="before")

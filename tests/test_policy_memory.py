@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import httpx
+import pytest
 
 from server.app import AppState, create_app
 from server.auth.principal import Principal
 from server.authz.authorizer import Authorizer, FieldMode, RowScope, read_policy_file
+from server.authz.repository import PolicyRepository
 from server.config import Settings
 from server.customer.fields import CUSTOMER_FIELD_CLASSES
 from tests.conftest import Api
@@ -108,3 +111,22 @@ async def test_an_assignment_reaches_another_worker(api: Api, settings: Settings
             await asyncio.sleep(0.3)  # the version poll's throttle, 0.25 s
             after = await worker2.gql(ME, token=carol)
     assert after["data"]["me"]["roles"] == ["agent"]
+
+
+async def test_roles_read_before_a_newer_version_loaded_are_not_kept(
+    state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    authorizer = state.services.authorizer
+    real = PolicyRepository.assigned_roles
+    async with state.sessions() as session:
+        await authorizer.refresh(session, force=True)
+        version = authorizer.version
+
+        async def meanwhile_a_newer_version(self: PolicyRepository, subject: str) -> Any:
+            roles = await real(self, subject)
+            authorizer.version = version + 1  # another request of this worker loaded it
+            return roles
+
+        monkeypatch.setattr(PolicyRepository, "assigned_roles", meanwhile_a_newer_version)
+        assert await authorizer.assigned_roles(session, "carol") == ()
+    assert authorizer.remembered[2] == 0

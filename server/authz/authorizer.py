@@ -168,10 +168,14 @@ class Authorizer:
         if roles is not None:
             self._assigned.move_to_end(subject)
             return roles
+        version = self.version
         roles = tuple(sorted(await PolicyRepository(session).assigned_roles(subject)))
-        self._assigned[subject] = roles
-        if len(self._assigned) > self._assigned_limit:
-            self._assigned.popitem(last=False)
+        # A concurrent request may have loaded a newer version while this one waited:
+        # what was read then is not kept for the newer version.
+        if self.version == version:
+            self._assigned[subject] = roles
+            if len(self._assigned) > self._assigned_limit:
+                self._assigned.popitem(last=False)
         return roles
 
     def _node(self, principal: Principal) -> str:
@@ -212,6 +216,8 @@ class Authorizer:
             self._memo[key] = decision
             if len(self._memo) > self._memo_size:
                 self._memo.popitem(last=False)
+        else:
+            self._memo.move_to_end(key)
         return decision
 
     @property

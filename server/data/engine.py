@@ -48,7 +48,7 @@ class PoolSettings:
     max_overflow: int = 10
     timeout: float = 5.0
     recycle: int = 1800
-    busy_seconds: float = 5.0
+    busy_seconds: float = 10.0
 
 
 def create_engine(
