@@ -555,14 +555,8 @@ class CustomerService:
         """The contacts and bank card of a new customer, normalised; refuses bad input."""
         if not data.name.strip():
             raise ValidationError("name must not be empty", field="name")
-        gender, tier, lifecycle = (
+        for f, v in (("gender", data.gender), ("tier", data.tier), ("lifecycle", data.lifecycle)):
             _choice(f, v)
-            for f, v in (
-                ("gender", data.gender),
-                ("tier", data.tier),
-                ("lifecycle", data.lifecycle),
-            )
-        )
         contacts = {
             "phone": normalise_phone(data.phone) if data.phone else None,
             "email": normalise_email(data.email) if data.email else None,
@@ -584,6 +578,14 @@ class CustomerService:
         `key`: a data key made for it beforehand (off the event loop, `create`).
         """
         contacts, bank_card = self._normalised(data)
+        gender, tier, lifecycle = (
+            _choice(f, v)
+            for f, v in (
+                ("gender", data.gender),
+                ("tier", data.tier),
+                ("lifecycle", data.lifecycle),
+            )
+        )
         customer_id = key.customer_id if key is not None else new_id()
         created_at = data.created_at or self.clock.now()
         key = key or self.vault.new_data_key(customer_id)
