@@ -15,6 +15,7 @@ from schema.analytics import AnalyticsMutation, AnalyticsQuery
 from schema.audit import AuditQuery
 from schema.campaigns import CampaignMutation, CampaignQuery
 from schema.complaints import ComplaintMutation, ComplaintQuery
+from schema.contacts import ContactMutation
 from schema.customers import CustomerMutation, CustomerQuery
 from schema.errors import ValueFreeErrors
 from schema.execution import FastExecutionContext, SettledExecution
@@ -26,6 +27,7 @@ from schema.introspection import IntrospectionGate
 from schema.limits import BoundedValidation, OperationLimits, QueryLimits
 from schema.loyalty import LoyaltyMutation
 from schema.node import NodeQuery
+from schema.notes import NoteMutation
 from schema.orders import OrderMutation, OrderQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.scalars import SCALARS
@@ -61,6 +63,8 @@ MUTATION_TYPES: tuple[type, ...] = (
     ImportMutation,
     AnalyticsMutation,
     TaskMutation,
+    ContactMutation,
+    NoteMutation,
 )
 
 

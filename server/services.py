@@ -15,10 +15,12 @@ from server.care.service import CareRules, CareService, parse_holidays
 from server.clock import Clock
 from server.complaint.service import ComplaintService
 from server.config import Settings
+from server.contact.service import ContactPointService
 from server.customer.service import CustomerService
 from server.imports.service import ImportService
 from server.interaction.service import InteractionService
 from server.loyalty.service import LoyaltyRules, LoyaltyService
+from server.note.service import NoteService
 from server.order.service import OrderService
 from server.privacy.service import PrivacyService
 from server.records.service import RecordService
@@ -50,6 +52,8 @@ class Services:
     care: CareService = field(init=False)
     imports: ImportService = field(init=False)
     records: RecordService = field(default_factory=RecordService)
+    contacts: ContactPointService = field(init=False)
+    notes: NoteService = field(init=False)
 
     def __post_init__(self) -> None:
         # These services read the time through this object, so swapping `services.clock`
@@ -66,6 +70,8 @@ class Services:
         self.complaints.tasks = self.tasks
         self.tasks.on_done["complaint"] = self.complaints.follow_up_from_task
         self.imports = ImportService(self.customers, self.vault, now)
+        self.contacts = ContactPointService(self.vault, clock=self.clock)
+        self.notes = NoteService(self.vault, clock=self.clock)
 
     @classmethod
     def build(

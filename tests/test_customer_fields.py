@@ -69,6 +69,8 @@ COMPUTED = {
     "consents",
     "orders",
     "loyalty",
+    "contactPoints",
+    "notes",
 }
 # Filters that are not one field's equality: the creation-time range, a tag, the review
 # cutoff (the last only inside the domain).

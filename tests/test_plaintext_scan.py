@@ -52,6 +52,20 @@ async def _seed(api: Api, state: AppState) -> None:
         token=token,
     )
     assert created["data"]["createCustomer"]["__typename"] == "CustomerCreated"
+    customer_id = created["data"]["createCustomer"]["customer"]["id"]
+    for mutation in (
+        'addContactPoint(customerId: $id, input: {kind: WECHAT, value: "quentin_vault_88"})',
+        'addContactPoint(customerId: $id, input: {kind: CONTACT_PERSON, personName: "Petra '
+        'Plainfield", value: "010-6552 9988"})',
+        'addCustomerNote(customerId: $id, body: "Prefers calls after lunch, ask for Petra")',
+    ):
+        added = await api.gql(
+            f"mutation($id: ID!) {{ {mutation} {{ __typename }} }}",
+            {"id": customer_id},
+            token=token,
+        )
+        assert "errors" not in added, added
+        assert next(iter(added["data"].values()))["__typename"] != "UserError", added
 
 
 async def _sealed_plaintexts(state: AppState) -> dict[str, set[str]]:

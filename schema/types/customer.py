@@ -22,6 +22,7 @@ from schema.paging import Connection
 from schema.types.analytics import ChurnRisk, CustomerSegment
 from schema.types.consent import Consent, consent_loader
 from schema.types.enums import CustomerTier, Gender, Level, Lifecycle, NeedType, domain_value
+from schema.types.contact import ContactPoint, contact_points_of
 from schema.types.interaction import (
     InteractionChannel,
     InteractionConnection,
@@ -31,6 +32,7 @@ from schema.types.interaction import (
 )
 from schema.types.loyalty import Loyalty
 from schema.types.node import Node
+from schema.types.note import CustomerNote, notes_of
 from schema.types.order import OrderConnection, customer_orders
 from server.customer.repository import COMPLETENESS, CustomerFilter
 from server.customer.service import CustomerChanges, NewCustomer
@@ -319,6 +321,26 @@ class Customer(Node):
         after: str | None = None,
     ) -> TimelineConnection:
         return await customer_timeline(info, root.id, first, after)
+
+    @strawberry.field(
+        metadata=cost(size=assumed(4)),
+        description="Further mobiles, landlines, WeChat IDs and contact persons, oldest "
+        "first (batched per page).",
+    )
+    async def contact_points(
+        self, root: strawberry.Parent[Any], info: Info[GraphQLContext, Any]
+    ) -> list[ContactPoint]:
+        return await contact_points_of(info, root.id)
+
+    @strawberry.field(
+        metadata=cost(size=assumed(5)),
+        description="Free-text notes (备注), oldest first, each with its history (batched "
+        "per page); texts masked or FORBIDDEN as the policy gives customer_note.body.",
+    )
+    async def notes(
+        self, root: strawberry.Parent[Any], info: Info[GraphQLContext, Any]
+    ) -> list[CustomerNote]:
+        return await notes_of(info, root.id)
 
     @strawberry.field(
         metadata=cost(size=assumed(6)), description="Consent history per purpose, oldest first."

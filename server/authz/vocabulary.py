@@ -34,6 +34,7 @@ TYPE_TABLES: dict[str, str] = {
     "campaign": "campaigns",
     "campaign_recipient": "campaign_recipients",
     "task": "tasks",
+    "customer_note": "customer_notes",
 }
 MACHINERY_TABLES = frozenset(
     {
@@ -41,6 +42,8 @@ MACHINERY_TABLES = frozenset(
         "key_rotations",
         # Name search handles: never read, only matched (customer read and name in clear).
         "customer_name_tokens",
+        # Read as part of their customer's file, in the modes of its phone and name.
+        "customer_contact_points",
         # Seen only through the customers they name (customer read and field modes).
         "duplicate_flags",
         "audit_events",

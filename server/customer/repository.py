@@ -35,9 +35,11 @@ from server.data.models import (
     Complaint,
     ComplaintEvent,
     Consent,
+    ContactPoint,
     Customer,
     CustomerKey,
     CustomerNameToken,
+    CustomerNote,
     DuplicateFlag,
     Interaction,
     LoyaltyEntry,
@@ -51,6 +53,8 @@ from server.data.models import (
 COMPLETENESS = "completeness"
 # Rows a customer owns that move to the survivor when two files are merged.
 MOVED_ON_MERGE: tuple[type[Any], ...] = (
+    ContactPoint,
+    CustomerNote,
     Interaction,
     Complaint,
     ComplaintEvent,

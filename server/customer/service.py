@@ -44,9 +44,11 @@ from server.data.base import DataClass, new_id
 from server.data.models import (
     Complaint,
     ComplaintEvent,
+    ContactPoint,
     Customer,
     CustomerKey,
     CustomerNameToken,
+    CustomerNote,
     DuplicateFlag,
     Interaction,
 )
@@ -70,6 +72,8 @@ FLAG_FIELDS = ("existing_customer_id", "field", "new_customer_id")
 CONTACT_OF_STAMP: dict[str, str] = {stamp: contact for contact, stamp in VERIFIED_AT.items()}
 # Sealed columns of the rows a customer owns: re-sealed under the survivor's key on merge.
 SEALED_CHILDREN: dict[type[Any], tuple[str, ...]] = {
+    ContactPoint: ("value", "person_name"),
+    CustomerNote: ("body",),
     Interaction: ("subject", "notes"),
     Complaint: ("description", "resolution"),
     ComplaintEvent: ("note",),

@@ -11,7 +11,14 @@ from sqlalchemy import ColumnElement, Table, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.data.base import Base
-from server.data.models import Consent, Customer, CustomerKey, CustomerNameToken
+from server.data.models import (
+    Consent,
+    ContactPoint,
+    Customer,
+    CustomerKey,
+    CustomerNameToken,
+    CustomerNote,
+)
 
 # Tables holding one person's records, in the order an export lists them. Every other
 # table with a `customer_id` column is exported too (after these), so a table added later
@@ -33,6 +40,10 @@ EXPORT_ORDER = (
 # Tables with a `customer_id` that hold no fact about the person: the file itself, its
 # key, and its name-search handles (left out of exports like the blind-index columns).
 NOT_EXPORTED = ("customers", "customer_keys", "customer_name_tokens")
+
+# Rows deleted on erasure besides the shredding: search handles, and records that are
+# nothing but the person's data (their ciphertexts are dead already; the rows go too).
+ERASED_ROWS: tuple[type[Any], ...] = (CustomerNameToken, ContactPoint, CustomerNote)
 
 # Merges chain (a duplicate of a duplicate); no real chain is this long, and a cycle
 # written by hand into the database must not loop forever.
@@ -138,9 +149,8 @@ class PrivacyRepository:
                 updated_at=now,
             )
         )
-        await self.session.execute(
-            delete(CustomerNameToken).where(CustomerNameToken.customer_id == customer_id)
-        )
+        for model in ERASED_ROWS:
+            await self.session.execute(delete(model).where(model.customer_id == customer_id))
         await self.session.execute(
             update(CustomerKey)
             .where(CustomerKey.customer_id == customer_id)

@@ -10,6 +10,7 @@ from server.data.models.audit import (
 )
 from server.data.models.campaign import Campaign, CampaignRecipient
 from server.data.models.complaint import Complaint, ComplaintEvent
+from server.data.models.contact_point import ContactPoint
 from server.data.models.customer import (
     Consent,
     Customer,
@@ -17,6 +18,7 @@ from server.data.models.customer import (
     DuplicateFlag,
     KeyRotation,
 )
+from server.data.models.customer_note import CustomerNote
 from server.data.models.interaction import Interaction
 from server.data.models.loyalty import LoyaltyEntry, Referral
 from server.data.models.name_token import CustomerNameToken
@@ -37,9 +39,11 @@ __all__ = [
     "Complaint",
     "ComplaintEvent",
     "Consent",
+    "ContactPoint",
     "Customer",
     "CustomerKey",
     "CustomerNameToken",
+    "CustomerNote",
     "DuplicateFlag",
     "Interaction",
     "KeyRotation",

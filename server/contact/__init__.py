@@ -1,0 +1,1 @@
+"""Contact points of customer files: further numbers, WeChat IDs, contact persons."""
