@@ -253,6 +253,18 @@ MUTATIONS: dict[str, Refused] = {
     "verifyContact": Refused("support", "(customerId: @id, channel: PHONE)", "customer", "update"),
     "tagCustomer": Refused("support", '(customerId: @id, add: ["vip"])', "customer", "update"),
     "markReviewed": Refused("support", "(customerId: @id)", "customer", "update"),
+    "addContactPoint": Refused(
+        "support",
+        '(customerId: @id, input: {kind: WECHAT, value: "abcdef1"})',
+        "customer",
+        "update",
+    ),
+    "updateContactPoint": Refused(
+        "support", '(id: @id, input: {label: "x"})', "customer", "update"
+    ),
+    "removeContactPoint": Refused("support", "(id: @id)", "customer", "update"),
+    "addCustomerNote": Refused("support", '(customerId: @id, body: "x")', "customer", "update"),
+    "editCustomerNote": Refused("support", '(id: @id, body: "x")', "customer", "update"),
     "mergeCustomers": Refused(
         "support", "(survivorId: @id, duplicateId: @other)", "customer", "update"
     ),

@@ -248,9 +248,9 @@ class ContactPointService:
     ) -> ContactPoint:
         """A point of a file the caller may change; unknown ids and points of files
         outside its update scope alike answer NOT_FOUND."""
+        scope = scope_predicate(caller.gate.row_scope(OBJECT, "update"), caller.principal)
         repo = ContactPointRepository(session)
         point = await repo.get(point_id)
-        scope = scope_predicate(caller.gate.row_scope(OBJECT, "update"), caller.principal)
         if point is None or not await repo.live(point.customer_id, scope):
             raise caller.gate.not_found(AUDITED, "update", point_id, what="contact point")
         return point

@@ -157,11 +157,13 @@ class NoteService:
     ) -> int:
         """A new version of a note of a file the caller may update; unknown notes and
         notes of other files alike answer NOT_FOUND. Returns the new version number."""
+        # The caller's update scope first: a caller with none is refused, not told
+        # whether the note exists.
+        scope = scope_predicate(caller.gate.row_scope(CUSTOMER, "update"), caller.principal)
         text = _body(body)
         latest = await NoteRepository(session).latest(note_id)
         if latest is None:
             raise caller.gate.not_found(OBJECT, "update", note_id, what="note")
-        scope = scope_predicate(caller.gate.row_scope(CUSTOMER, "update"), caller.principal)
         found = await CustomerRepository(session).for_update(latest.customer_id, scope)
         if found is None:
             raise caller.gate.not_found(OBJECT, "update", note_id, what="note")
