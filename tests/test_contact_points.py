@@ -97,7 +97,7 @@ async def test_values_follow_the_mode_of_phone_and_name(api: Api, state: AppStat
     admin = api.token("admin", subject="root")
     body = await api.gql(READ, {"id": str(customer)}, token=admin)
     points = body["data"]["customer"]["contactPoints"]
-    assert [p["value"] for p in points] == ["139****5678", "610****9988", "***", "138****1111"]
+    assert [p["value"] for p in points] == ["139****5678", "010****9988", "***", "138****1111"]
     assert points[3]["personName"] == "采**"
     assert WECHAT not in str(body)
     analyst = api.token("analyst")
