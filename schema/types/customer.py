@@ -21,8 +21,8 @@ from schema.execution import plain_leaf
 from schema.paging import Connection
 from schema.types.analytics import ChurnRisk, CustomerSegment
 from schema.types.consent import Consent, consent_loader
-from schema.types.enums import CustomerTier, Gender, Level, Lifecycle, NeedType, domain_value
 from schema.types.contact import ContactPoint, contact_points_of
+from schema.types.enums import CustomerTier, Gender, Level, Lifecycle, NeedType, domain_value
 from schema.types.interaction import (
     InteractionChannel,
     InteractionConnection,
