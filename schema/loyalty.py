@@ -41,8 +41,9 @@ class LoyaltyMutation:
         return PointsRedeemed(entry=LoyaltyEntry.from_row(entry), balance=entry.balance_after)
 
     @strawberry.mutation(
-        description="Record that one customer referred another; the "
-        "referrer earns the referral bonus."
+        description="Record that one customer referred another; the referrer earns the "
+        "referral bonus. Refused for a cycle (REFERRAL_CYCLE) and for a referred customer "
+        "whose relationship began before the referrer's (REFERRAL_NOT_NEW)."
     )
     async def record_referral(
         self, info: Ctx, referrer_id: strawberry.ID, referred_id: strawberry.ID

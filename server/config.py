@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     loyalty_referral_bonus: int = Field(default=200, ge=0)
     loyalty_level_basis: Literal["points", "spend"] = "points"
     loyalty_levels: str = "bronze:0,silver:1000,gold:5000,platinum:20000"
+    # A campaign conversion is an order placed within this many days of the campaign
+    # reaching the customer.
+    campaign_conversion_days: int = Field(default=30, ge=1, le=365)
     # The business calendar (server/business_calendar.py): the time zone of every period,
     # "today" and due date; working hours and days for service-level clocks.
     business_timezone: str = "Asia/Shanghai"

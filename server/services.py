@@ -117,6 +117,7 @@ class Services:
         )
         self.retention.playbook = parse_playbook(settings.retention_playbook)
         self.retention.won_back_days = settings.retention_won_back_days
+        self.campaigns.conversion_days = settings.campaign_conversion_days
         holidays, lunar_holidays = parse_holidays(settings.care_holidays)
         self.care.rules = CareRules(
             new_customer_days=settings.care_new_customer_days,

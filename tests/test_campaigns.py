@@ -7,9 +7,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.app import AppState
+from tests.analytics_factories import make_order as insert_order
 from tests.conftest import Api
 from tests.factories import make_customer
-from tests.ops_helpers import grant_consent, make_order, make_product, manager, update_customer
+from tests.ops_helpers import (
+    grant_consent,
+    make_order,
+    make_product,
+    manager,
+    move,
+    update_customer,
+)
 
 CREATE = """
 mutation($input: CreateCampaignInput!) {
@@ -139,6 +147,7 @@ async def test_results_rates_and_exact_revenue(api: Api, state: AppState) -> Non
     mgr = manager(api)
     await api.gql(RESPOND, {"c": campaign_id, "p": str(buyers[0])}, token=mgr)
     order = await make_order(api, mgr, buyers[1], [{"productId": tea, "quantity": 3}])
+    await move(api, mgr, order["order"]["id"], "paid")
     converted = await api.gql(
         CONVERT, {"c": campaign_id, "p": str(buyers[1]), "o": order["order"]["id"]}, token=mgr
     )
@@ -190,3 +199,48 @@ async def test_empty_campaign_has_zero_rates_and_bad_input_is_refused(
     assert agent["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     missing = await api.gql(RESULTS, {"id": str(uuid.uuid4())}, token=manager(api))
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_a_conversion_is_a_paid_order_of_the_campaign_window_and_product(
+    api: Api, state: AppState
+) -> None:
+    """Walk-through defect: any order converted, one from 19 months before the campaign,
+    one of another product, an unpaid one, one cancelled later."""
+    tea = await make_product(api, "TEA-9", "20.00", "12.00")
+    cake = await make_product(api, "CAKE-9", "30.00", "15.00")
+    people = [await make_customer(state, owner_id="agent-1", team="east") for _ in range(2)]
+    for customer in people:
+        await grant_consent(state, customer, "marketing")
+    old = await insert_order(
+        state, people[0], "2025-04-01 10:00", [(uuid.UUID(tea), 1, "20.00", "12.00")]
+    )
+    campaign_id = (await _campaign(api, {}, product=tea))["campaign"]["id"]
+    mgr = manager(api)
+
+    async def convert(customer: uuid.UUID, order_id: str) -> dict[str, Any]:
+        body = await api.gql(
+            CONVERT, {"c": campaign_id, "p": str(customer), "o": order_id}, token=mgr
+        )
+        result: dict[str, Any] = body["data"]["recordCampaignConversion"]
+        return result
+
+    assert (await convert(people[0], str(old)))["code"] == "OUTSIDE_CAMPAIGN_WINDOW"
+    other = await make_order(api, mgr, people[0], [{"productId": cake, "quantity": 1}])
+    await move(api, mgr, other["order"]["id"], "paid")
+    assert (await convert(people[0], other["order"]["id"]))["code"] == "NOT_CAMPAIGN_PRODUCT"
+    unpaid = await make_order(api, mgr, people[0], [{"productId": tea, "quantity": 1}])
+    assert (await convert(people[0], unpaid["order"]["id"]))["code"] == "ORDER_NOT_CONVERTIBLE"
+    body = await api.gql(RESULTS, {"id": campaign_id}, token=mgr)
+    assert body["data"]["campaignResults"]["conversions"] == 0
+
+    await move(api, mgr, unpaid["order"]["id"], "paid")
+    paid = await convert(people[0], unpaid["order"]["id"])
+    assert paid["results"] == {"conversions": 1, "revenue": "20.00"}
+    later = await make_order(api, mgr, people[1], [{"productId": tea, "quantity": 2}])
+    await move(api, mgr, later["order"]["id"], "paid")
+    assert (await convert(people[1], later["order"]["id"]))["results"]["conversions"] == 2
+    # Cancelled after it was recorded: the conversion no longer counts.
+    await move(api, mgr, later["order"]["id"], "cancelled")
+    body = await api.gql(RESULTS, {"id": campaign_id}, token=mgr)
+    results = body["data"]["campaignResults"]
+    assert (results["conversions"], results["revenue"]) == (1, "20.00")

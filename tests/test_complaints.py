@@ -121,7 +121,8 @@ async def test_full_workflow_records_every_move(api: Api, state: AppState) -> No
         assert result["__typename"] == "ComplaintPayload", result
     complaint = result["complaint"]
     assert complaint["status"] == "REOPENED"
-    assert complaint["rating"] == 4
+    # The rating was of the resolution the reopening withdrew.
+    assert complaint["rating"] is None
     assert complaint["escalationLevel"] == 1
     assert complaint["compensation"] == "120.50"
     assert complaint["rootCause"] == "PRODUCT_QUALITY"
@@ -275,6 +276,45 @@ async def test_field_modes_follow_policy(api: Api, state: AppState) -> None:
     denied = await api.gql(query, token=api.token("analyst"))
     assert denied["data"]["complaints"]["nodes"][0] == {"category": "DELIVERY", "description": None}
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_reopened_complaint_loses_its_rating(api: Api, state: AppState) -> None:
+    customer = await make_customer(state, owner_id="agent-1")
+    complaint_id = await reach(api, agent(api), customer, ComplaintStatus.FOLLOWED_UP)
+    rated = await move(api, agent(api), complaint_id, ComplaintMove.RATE)
+    assert rated["complaint"]["rating"] == 4
+    reopened = await move(api, agent(api), complaint_id, ComplaintMove.REOPEN)
+    assert reopened["complaint"]["rating"] is None
+    for step in (ComplaintMove.ACKNOWLEDGE, ComplaintMove.RESOLVE, ComplaintMove.FOLLOW_UP):
+        await move(api, agent(api), complaint_id, step)
+    again = await move(api, agent(api), complaint_id, ComplaintMove.RATE)
+    assert again["complaint"]["rating"] == 4
+
+
+async def test_event_notes_are_read_through_the_vault_by_policy(api: Api, state: AppState) -> None:
+    customer = await make_customer(state, owner_id="agent-1")
+    complaint_id = await reach(api, agent(api), customer, ComplaintStatus.FOLLOWED_UP)
+    query = f'{{ complaint(id: "{complaint_id}") {{ events {{ toStatus note }} }} }}'
+    clear = await api.gql(query, token=agent(api), purpose="support")
+    assert "errors" not in clear, clear
+    notes = {e["toStatus"]: e["note"] for e in clear["data"]["complaint"]["events"]}
+    assert notes["FOLLOWED_UP"] == "Called back, all fine"
+    assert notes["OPEN"] is None
+    masked = await api.gql(query, token=api.token("compliance"), purpose="compliance")
+    events = masked["data"]["complaint"]["events"]
+    assert {e["note"] for e in events} == {None, "***"}
+    denied = await api.gql(query, token=api.token("analyst"))
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert denied["errors"][0]["path"][-1] == "note"
+    async with state.sessions() as session:
+        accesses = (
+            await session.scalars(
+                select(AuditAccess).where(AuditAccess.object_type == "complaint_event")
+            )
+        ).all()
+    assert any("note" in (a.fields or {}) for a in accesses)
+    assert any("note" in (a.denied_fields or []) for a in accesses)
+    assert "Called back" not in str([(a.fields, a.denied_fields) for a in accesses])
 
 
 async def test_breakdown_counts_by_category_and_root_cause(api: Api, state: AppState) -> None:

@@ -15,6 +15,8 @@ from server.errors import ConfigError
 from server.loyalty.service import LoyaltyRules
 from server.services import Services
 from server.vault import LocalKeyring
+from tests.analytics_factories import make_order as insert_order
+from tests.analytics_factories import make_product as insert_product
 from tests.conftest import Api
 from tests.factories import make_customer
 from tests.ops_helpers import make_order, make_product, manager, move
@@ -181,6 +183,38 @@ async def test_referrals_set_referred_by_count_and_bonus(api: Api, state: AppSta
     assert analyst["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     mgr = await api.gql(LOYALTY, {"id": str(stranger)}, token=manager(api))
     assert mgr["data"]["customer"]["referredById"] is None
+
+
+async def test_referral_farming_is_refused(api: Api, state: AppState) -> None:
+    """Walk-through defect: A refers B and B refers A, 200 points each; a customer created
+    today "referred" one buying since 2024."""
+    a = await make_customer(state, owner_id="agent-1", team="east")
+    b = await make_customer(state, owner_id="agent-1", team="east")
+    c = await make_customer(state, owner_id="agent-1", team="east")
+    agent = api.token("agent", subject="agent-1", team="east")
+    first = await api.gql(REFER, {"a": str(a), "b": str(b)}, token=agent)
+    assert first["data"]["recordReferral"]["__typename"] == "ReferralRecorded"
+    back = await api.gql(REFER, {"a": str(b), "b": str(a)}, token=agent)
+    assert back["data"]["recordReferral"]["code"] == "REFERRAL_CYCLE"
+    # B refers C, then C (newer than both) cannot close a loop over A either.
+    await api.gql(REFER, {"a": str(b), "b": str(c)}, token=agent)
+    loop = await api.gql(REFER, {"a": str(c), "b": str(a)}, token=agent)
+    assert loop["data"]["recordReferral"]["code"] == "REFERRAL_CYCLE"
+
+    # A file created today for someone who has bought since 2024, and the other way round.
+    buyer = await make_customer(state, owner_id="agent-1", team="east")
+    product = await insert_product(state, "OLD-1", "10", "5")
+    await insert_order(state, buyer, "2024-03-01 10:00", [(product, 1, "10", "5")])
+    newcomer = await make_customer(state, owner_id="agent-1", team="east")
+    farmed = await api.gql(REFER, {"a": str(newcomer), "b": str(buyer)}, token=agent)
+    assert farmed["data"]["recordReferral"]["code"] == "REFERRAL_NOT_NEW"
+    fresh = await make_customer(state, owner_id="agent-1", team="east")
+    earlier = await api.gql(REFER, {"a": str(fresh), "b": str(newcomer)}, token=agent)
+    assert earlier["data"]["recordReferral"]["code"] == "REFERRAL_NOT_NEW"
+    ok = await api.gql(REFER, {"a": str(buyer), "b": str(fresh)}, token=agent)
+    assert ok["data"]["recordReferral"]["__typename"] == "ReferralRecorded"
+    body = await api.gql(LOYALTY, {"id": str(a)}, token=agent)
+    assert body["data"]["customer"]["loyalty"]["balance"] == 200  # B only
 
 
 def test_rules_come_from_settings(keyring_path: Path, tmp_path: Path) -> None:

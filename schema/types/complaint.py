@@ -7,7 +7,7 @@ import datetime
 import enum
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -15,6 +15,7 @@ from strawberry.types import Info
 
 from schema.cost import assumed, cost
 from schema.paging import Connection
+from schema.selection import selected_names
 from schema.types.common import view_field
 from schema.types.node import NODE_ID_DESCRIPTION, Node, record_id
 from server.complaint.states import ComplaintStatus
@@ -39,12 +40,22 @@ class ComplaintCategory(enum.Enum):
 
 @strawberry.type(description="One move of a complaint: who, when, from which state to which.")
 class ComplaintEvent:
-    from_status: ComplaintStatusEnum | None = strawberry.field(  # type: ignore[valid-type]
-        description="The state before; null for the opening."
+    @strawberry.field(description="The state before; null for the opening.")
+    def from_status(self, root: strawberry.Parent[Any]) -> ComplaintStatusEnum | None:  # type: ignore[valid-type]
+        value = root.get("from_status")
+        return ComplaintStatus(value) if value else None
+
+    @strawberry.field(description="The state after.")
+    def to_status(self, root: strawberry.Parent[Any]) -> ComplaintStatusEnum:  # type: ignore[valid-type]
+        return ComplaintStatus(root.get("to_status"))
+
+    actor: str = view_field("actor", "Who moved it.")
+    at: datetime.datetime = view_field("at", "When.")
+    note: str | None = view_field(
+        "note",
+        "The note written with the move. Sensitive: sealed with the customer's key; "
+        "clear, masked or denied by complaint_event.note.",
     )
-    to_status: ComplaintStatusEnum = strawberry.field(description="The state after.")  # type: ignore[valid-type]
-    actor: str = strawberry.field(description="Who moved it.")
-    at: datetime.datetime = strawberry.field(description="When.")
 
 
 def _status(root: strawberry.Parent[Any]) -> ComplaintStatus:
@@ -113,25 +124,19 @@ class Complaint(Node):
         self, root: strawberry.Parent[Any], info: Info[Any, None]
     ) -> list[ComplaintEvent]:
         ctx = info.context
-        loader = ctx.loaders.get("complaint_events")
+        # Notes are revealed (and audited) only where the query asks for them.
+        with_note = "note" in selected_names(info)
+        name = "complaint_events_notes" if with_note else "complaint_events"
+        loader = ctx.loaders.get(name)
         if loader is None:
 
             async def load(ids: list[uuid.UUID]) -> list[list[ComplaintEvent]]:
-                history = await ctx.services.complaints.events(ctx.session, ctx.caller, ids)
-                return [
-                    [
-                        ComplaintEvent(
-                            from_status=ComplaintStatus(e.from_status) if e.from_status else None,
-                            to_status=ComplaintStatus(e.to_status),
-                            actor=e.actor,
-                            at=e.at,
-                        )
-                        for e in history[i]
-                    ]
-                    for i in ids
-                ]
+                history = await ctx.services.complaints.events(
+                    ctx.session, ctx.caller, ids, with_note=with_note
+                )
+                return [cast(list[ComplaintEvent], history[i]) for i in ids]
 
-            loader = ctx.loaders["complaint_events"] = DataLoader(load_fn=load)
+            loader = ctx.loaders[name] = DataLoader(load_fn=load)
         result: list[ComplaintEvent] = await loader.load(root.id)
         return result
 

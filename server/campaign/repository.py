@@ -11,7 +11,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.customer.repository import CustomerFilter, filter_predicates
@@ -161,16 +173,21 @@ class CampaignRepository:
 
     async def totals(self, campaign_id: uuid.UUID, scope: ColumnElement[bool]) -> CampaignTotals:
         """Counts over the recipients in `scope` who are live and consent to marketing now:
-        a recipient who withdrew drops out of reach, responses and revenue alike."""
+        a recipient who withdrew drops out of reach, responses and revenue alike. A
+        conversion whose order was cancelled or returned since no longer counts."""
+        converted = and_(
+            CampaignRecipient.converted_at.is_not(None), Order.status.in_(SPENDING_STATUSES)
+        )
         row = (
             await self.session.execute(
                 select(
                     func.count(),
                     func.count(CampaignRecipient.responded_at),
-                    func.count(CampaignRecipient.converted_at),
-                    func.coalesce(func.sum(CampaignRecipient.revenue), 0),
+                    func.count(case((converted, 1))),
+                    func.coalesce(func.sum(case((converted, CampaignRecipient.revenue))), 0),
                 )
                 .join(Customer, Customer.id == CampaignRecipient.customer_id)
+                .outerjoin(Order, Order.id == CampaignRecipient.order_id)
                 .where(
                     CampaignRecipient.campaign_id == campaign_id,
                     scope,
@@ -183,3 +200,9 @@ class CampaignRepository:
 
     async def order(self, order_id: uuid.UUID) -> Order | None:
         return await self.session.get(Order, order_id)
+
+    async def order_has_product(self, order_id: uuid.UUID, product_id: uuid.UUID) -> bool:
+        stmt = select(OrderItem.id).where(
+            OrderItem.order_id == order_id, OrderItem.product_id == product_id
+        )
+        return (await self.session.scalars(stmt.limit(1))).first() is not None

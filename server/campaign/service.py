@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +28,7 @@ from server.customer.service import check_filter
 from server.data.base import new_id
 from server.data.models import Campaign
 from server.errors import ConflictError, NotFoundError, ValidationError
+from server.loyalty.repository import SPENDING_STATUSES
 from server.order.repository import ProductRepository
 
 RATE = Decimal("0.0001")
@@ -78,8 +79,11 @@ def _segment_json(segment: Segment) -> dict[str, Any]:
 
 
 class CampaignService:
-    def __init__(self, now: Callable[[], datetime]) -> None:
+    def __init__(self, now: Callable[[], datetime], *, conversion_days: int = 30) -> None:
         self.now = now
+        # An order counts as a conversion when placed within this many days after the
+        # campaign reached the customer (CUSTOS_CAMPAIGN_CONVERSION_DAYS).
+        self.conversion_days = conversion_days
 
     async def create(
         self,
@@ -166,14 +170,35 @@ class CampaignService:
         customer_id: uuid.UUID,
         order_id: uuid.UUID,
     ) -> None:
+        """A recipient's order as the campaign's conversion: a paid order (paid, shipped or
+        delivered), placed within the conversion window after the campaign reached the
+        customer, holding the campaign's product when it promotes one. A conversion whose
+        order is cancelled or returned later drops out of the results."""
         recipient = await self._recipient_in_scope(session, caller, campaign_id, customer_id)
         repo = CampaignRepository(session)
         order = await repo.order(order_id)
         if order is None or order.customer_id != customer_id:
             raise NotFoundError("order not found for this customer")
-        if order.status in ("cancelled", "returned"):
+        if order.status not in SPENDING_STATUSES:
             raise ConflictError(
-                f"a {order.status} order is not a conversion", code="ORDER_NOT_CONVERTIBLE"
+                f"a {order.status} order is not a conversion: it must be paid",
+                code="ORDER_NOT_CONVERTIBLE",
+            )
+        window_end = recipient.added_at + timedelta(days=self.conversion_days)
+        if not recipient.added_at <= order.ordered_at <= window_end:
+            raise ConflictError(
+                f"the order was not placed within {self.conversion_days} days after the "
+                "campaign reached the customer",
+                code="OUTSIDE_CAMPAIGN_WINDOW",
+            )
+        campaign = await repo.get(campaign_id)
+        if (
+            campaign is not None
+            and campaign.product_id is not None
+            and not await repo.order_has_product(order_id, campaign.product_id)
+        ):
+            raise ConflictError(
+                "the order does not hold the campaign's product", code="NOT_CAMPAIGN_PRODUCT"
             )
         if recipient.converted_at is not None:
             raise ConflictError("this recipient already converted", code="ALREADY_CONVERTED")

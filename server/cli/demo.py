@@ -59,7 +59,14 @@ async def seed_demo(
             if only_if_empty and await CustomerRepository(session).any_exist():
                 command.skip_audit()
                 return None
-        builder = DemoBuilder(command.vault, seed=seed, now=command.clock.now())
+        analytics = command.services.analytics.config
+        builder = DemoBuilder(
+            command.vault,
+            seed=seed,
+            now=command.clock.now(),
+            tier_rule=analytics.tier_rule,
+            segment_windows=analytics.segment_windows,
+        )
         with progress_bar() as bar:
             task = bar.add_task("demo customers", total=customers)
             done = 0

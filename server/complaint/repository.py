@@ -118,14 +118,16 @@ class ComplaintRepository:
             stmt = stmt.with_for_update(of=Complaint)
         return (await self.session.execute(stmt)).first()
 
-    async def events_of(self, complaint_ids: Collection[uuid.UUID]) -> Sequence[ComplaintEvent]:
-        """Status histories of many complaints in one statement, oldest move first."""
-        stmt = (
-            select(ComplaintEvent)
+    async def events_of(self, complaint_ids: Collection[uuid.UUID]) -> Sequence[Row[Any]]:
+        """Status histories of many complaints in one statement, oldest move first, each
+        event with its customer's wrapped data key (for a sealed note)."""
+        stmt: Any = (
+            select(ComplaintEvent, CustomerKey.kek_version, CustomerKey.wrapped_dek)
+            .outerjoin(CustomerKey, CustomerKey.customer_id == ComplaintEvent.customer_id)
             .where(ComplaintEvent.complaint_id.in_(list(complaint_ids)))
             .order_by(ComplaintEvent.at, ComplaintEvent.id)
         )
-        return (await self.session.scalars(stmt)).all()
+        return (await self.session.execute(stmt)).all()
 
     async def order_of_customer(self, order_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
         stmt = select(Order.id).where(Order.id == order_id, Order.customer_id == customer_id)

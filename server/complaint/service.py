@@ -46,6 +46,7 @@ from server.vault import DataKey, FieldRef, Vault
 
 OBJECT = "complaint"
 TABLE = "complaints"
+EVENT_OBJECT = "complaint_event"
 CATEGORIES = (
     "product_quality",
     "service_attitude",
@@ -202,14 +203,43 @@ class ComplaintService:
         return (await self._views(caller, [row], fields))[0]
 
     async def events(
-        self, session: AsyncSession, caller: Caller, complaint_ids: Collection[uuid.UUID]
-    ) -> dict[uuid.UUID, list[ComplaintEvent]]:
-        """Status histories of complaints the caller has already been shown (batched)."""
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        complaint_ids: Collection[uuid.UUID],
+        *,
+        with_note: bool = False,
+    ) -> dict[uuid.UUID, list[RecordView]]:
+        """Status histories of complaints the caller has already been shown (batched).
+        With `with_note`, each move's note is revealed through the vault in the caller's
+        mode for `complaint_event.note` (clear, masked, or denied at its path), audited
+        as a read of the events."""
         caller.gate.row_scope(OBJECT, "read")
-        events = await ComplaintRepository(session).events_of(complaint_ids)
-        history: dict[uuid.UUID, list[ComplaintEvent]] = {i: [] for i in complaint_ids}
-        for event in events:
-            history[event.complaint_id].append(event)
+        rows = await ComplaintRepository(session).events_of(complaint_ids)
+        modes = sealed_modes(caller, EVENT_OBJECT, ComplaintEvent, ["note"] if with_note else [])
+        reader = SealedReader(self.vault, "complaint_events", modes)
+        history: dict[uuid.UUID, list[RecordView]] = {i: [] for i in complaint_ids}
+        for row in rows:
+            e: ComplaintEvent = row.ComplaintEvent
+            values: dict[str, Any] = {
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "actor": e.actor,
+                "at": e.at,
+            }
+            values.update(
+                reader.reveal(
+                    e.id, e.customer_id, row.kek_version, row.wrapped_dek, {"note": e.note}
+                )
+            )
+            history[e.complaint_id].append(RecordView(EVENT_OBJECT, e.id, values))
+        if with_note:
+            caller.audit.read(
+                EVENT_OBJECT,
+                (r.ComplaintEvent.id for r in rows),
+                reader.audit_modes(),
+                reader.denied(),
+            )
         return history
 
     async def breakdown(
@@ -439,9 +469,11 @@ def apply_move(
         c.follow_up_due_at = None
         c.followed_up_at = None
         c.closed_at = None
+        # The customer rated the resolution that no longer stands.
+        c.rating = None
         if deadline is not None:
             c.acknowledge_due_at = due(now, deadline.acknowledge)
             c.resolve_due_at = due(now, deadline.resolve)
         changed |= {"acknowledge_due_at", "acknowledged_at", "closed_at", "resolve_due_at"}
-        changed |= {"follow_up_due_at", "followed_up_at", "resolved_at"}
+        changed |= {"follow_up_due_at", "followed_up_at", "rating", "resolved_at"}
     return changed

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.analytics.repository import SegmentRepository, SegmentWindows, TierRule
 from server.audit.recorder import AuditRecorder
 from server.campaign.repository import CampaignRepository, Segment
 from server.clock import Clock
@@ -108,8 +109,20 @@ class _NewFile:
 class DemoBuilder:
     """Builds the demo data set; `progress` is called with the number of customers done."""
 
-    def __init__(self, vault: Vault, *, seed: int, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        *,
+        seed: int,
+        now: datetime | None = None,
+        tier_rule: TierRule | None = None,
+        segment_windows: SegmentWindows | None = None,
+    ) -> None:
         self.vault = vault
+        # Tier, lifecycle and need type are computed by the segment rules once the
+        # history exists (`finish`), as a refresh would, never drawn at random.
+        self.tier_rule = tier_rule or TierRule()
+        self.segment_windows = segment_windows or SegmentWindows()
         self.customers = CustomerService(vault)
         self.rng = random.Random(seed)
         self.now = now or Clock().now()
@@ -118,12 +131,13 @@ class DemoBuilder:
         self.audit: AuditRecorder | None = None
         # Rows generated and not yet written, by model.
         self.rows: Rows = {}
-        # Per customer of this run: points balance, lifetime points earned, latest live order.
+        # Per customer of this run: points balance, lifetime points earned.
         self.balances: dict[uuid.UUID, int] = {}
         self.earned: dict[uuid.UUID, int] = {}
-        self.last_order: dict[uuid.UUID, tuple[uuid.UUID, Decimal]] = {}
         self.created: list[uuid.UUID] = []
+        self.created_at: dict[uuid.UUID, datetime] = {}
         self.referrers: set[uuid.UUID] = set()
+        self.converted: set[uuid.UUID] = set()
         self._last_ledger_id: uuid.UUID | None = None
         self._products: list[Product] = []
         self._next_index = 0
@@ -175,8 +189,13 @@ class DemoBuilder:
         campaigns and the level counts of the report."""
         repo = DemoRepository(session)
         await repo.refresh_statistics()
-        await self._referral_levels(repo)
+        segments = SegmentRepository(session)
+        # Segments before the campaigns (one targets the high tier), and again after
+        # them: their conversions are orders too.
+        await segments.refresh(self.now, self.tier_rule, self.segment_windows)
         await self._campaigns(session, self._products)
+        await segments.refresh(self.now, self.tier_rule, self.segment_windows)
+        await self._member_levels(repo)
         for level in await repo.member_levels():
             key = level or "none"
             self.report.member_levels[key] = self.report.member_levels.get(key, 0) + 1
@@ -219,6 +238,7 @@ class DemoBuilder:
         if self.created and self.rng.random() < 0.125:
             self._referral(file)
         self.created.append(file.id)
+        self.created_at[file.id] = file.created
         self._add(Customer, file.values)
         self._add(
             CustomerKey,
@@ -277,11 +297,8 @@ class DemoBuilder:
     def _profile(self, file: _NewFile) -> None:
         """Segments, needs, tags, review and verification of the file."""
         rng, values, created = self.rng, file.values, file.created
-        values["tier"] = rng.choice(["high", "mid", "mid", "low", "low", "low"])
-        values["lifecycle"] = rng.choice(
-            ["new", "active", "active", "at_risk", "churned", "won_back"]
-        )
-        values["need_type"] = rng.choice(["quality", "value", "service"])
+        # Placeholders until `finish` computes the segments from the history.
+        values["tier"], values["lifecycle"], values["need_type"] = "low", "new", "value"
         values["price_sensitivity"] = rng.choice(["low", "medium", "high"])
         values["preferred_channel"] = rng.choice(CHANNELS)
         values["updated_at"] = created
@@ -301,9 +318,12 @@ class DemoBuilder:
         values["email_verified_at"] = created if rng.random() < 0.5 else None
 
     def _referral(self, file: _NewFile) -> None:
-        """About one customer in eight was referred by an earlier one; the referrer earns
-        the referral bonus when the referred customer joins."""
+        """About one customer in eight was referred by one who joined before them (a
+        referral service would refuse anything else); the referrer earns the referral
+        bonus when the referred customer joins."""
         referrer = self.rng.choice(self.created)
+        if self.created_at[referrer] >= file.created:
+            return
         referral_id = new_id()
         file.values["referred_by_id"] = referrer
         bonus = self.loyalty_rules.referral_bonus
@@ -361,6 +381,16 @@ class DemoBuilder:
         order_id = new_id()
         total, cost = self._order_items(cid, order_id, products)
         status = rng.choice(ORDER_STATUSES)
+        channel = rng.choice(["web", "store", "app"])
+        # Delivery is promised for orders sent out (not those taken away in a store).
+        promised = ordered + timedelta(days=rng.choice([2, 3, 3, 5]))
+        path = ORDER_PATHS[status]
+        gaps = [timedelta(hours=rng.randrange(4, 40)) for _ in path[1:]]
+        # Every step has happened by now: a history squeezed into the time there was.
+        room = self.now - ordered
+        taken = sum(gaps, timedelta())
+        if taken > room:
+            gaps = [gap * (room / taken) for gap in gaps]
         self._add(
             Order,
             {
@@ -368,14 +398,17 @@ class DemoBuilder:
                 "customer_id": cid,
                 "ordered_at": ordered,
                 "status": status,
-                "channel": rng.choice(["web", "store", "app"]),
+                "channel": channel,
                 "currency": "CNY",
                 "total": total,
                 "cost_total": cost,
                 "external_ref": None,
+                "promised_at": promised if channel != "store" else None,
             },
         )
-        for step, state in enumerate(ORDER_PATHS[status]):
+        at = ordered
+        for step, state in enumerate(path):
+            at += gaps[step - 1] if step else timedelta()
             self._add(
                 OrderStatusEvent,
                 {
@@ -383,7 +416,7 @@ class DemoBuilder:
                     "order_id": order_id,
                     "customer_id": cid,
                     "status": state,
-                    "at": ordered + timedelta(hours=step * 20),
+                    "at": at,
                     "actor": ACTOR,
                     "tracking_note": None,
                 },
@@ -392,7 +425,6 @@ class DemoBuilder:
             points = self.loyalty_rules.points_for(total)
             balance += points
             self._ledger(cid, ordered, points, balance, "purchase", order_id=order_id)
-            self.last_order[cid] = (order_id, total)
         self.report.orders += 1
         return balance
 
@@ -448,7 +480,9 @@ class DemoBuilder:
                 "first_response_due_at": occurred + timedelta(hours=2) if inbound else None,
                 "first_responded_at": responded if inbound else None,
                 "solution_due_at": occurred + timedelta(hours=24) if inbound else None,
-                "solved_at": responded + timedelta(hours=rng.randrange(0, 30)) if inbound else None,
+                "solved_at": min(responded + timedelta(hours=rng.randrange(0, 30)), self.now)
+                if inbound
+                else None,
             }
             self._add(Interaction, row)
             self.report.interactions += 1
@@ -547,14 +581,14 @@ class DemoBuilder:
 
     # --- after every customer exists ---------------------------------------------------
 
-    async def _referral_levels(self, repo: DemoRepository) -> None:
-        """Referral bonuses change the referrers' points after their own purchases, so
-        their member level is set once all customers exist."""
+    async def _member_levels(self, repo: DemoRepository) -> None:
+        """Referral bonuses and campaign conversions change points after a customer's own
+        purchases, so those member levels are set once all customers exist."""
         await repo.set_member_levels(
             {
                 cid: self.loyalty_rules.level_for(Decimal(points))
                 for cid, points in self.earned.items()
-                if cid in self.referrers
+                if cid in self.referrers or cid in self.converted
             }
         )
 
@@ -605,20 +639,28 @@ class DemoBuilder:
         )
         campaigns = CampaignRepository(session)
         await campaigns.add(campaign)
+        demo = DemoRepository(session)
         recipients = [
-            self._recipient(campaign, cid)
-            for cid in await DemoRepository(session).campaign_recipients(segment)
+            self._recipient(campaign, product, cid)
+            for cid in await demo.campaign_recipients(segment)
         ]
+        await demo.insert(self.rows)  # the conversions' orders first
         await campaigns.add_recipients(recipients)
         if self.audit is not None:
             self.audit.change("campaign", "create", campaign.id, ["name", "segment", "recipients"])
         self.report.campaigns += 1
         self.report.campaign_recipients += len(recipients)
 
-    def _recipient(self, campaign: Campaign, cid: uuid.UUID) -> dict[str, Any]:
-        """About three in ten recipients respond; a tenth convert with their latest order."""
+    def _recipient(self, campaign: Campaign, product: Product, cid: uuid.UUID) -> dict[str, Any]:
+        """About three in ten recipients respond; a tenth convert: they buy the promoted
+        product five days after the campaign reached them, as a conversion must."""
         responded = self.rng.random() < 0.3
-        order = self.last_order.get(cid) if responded and self.rng.random() < 0.3 else None
+        order = (
+            self._conversion_order(cid, product, campaign.created_at + timedelta(days=5))
+            # Only this run's customers: their points balance is known here.
+            if responded and self.rng.random() < 0.3 and cid in self.balances
+            else None
+        )
         return {
             "id": new_id(),
             "campaign_id": campaign.id,
@@ -629,6 +671,61 @@ class DemoBuilder:
             "order_id": order[0] if order else None,
             "revenue": order[1] if order else None,
         }
+
+    def _conversion_order(
+        self, cid: uuid.UUID, product: Product, ordered: datetime
+    ) -> tuple[uuid.UUID, Decimal]:
+        """A delivered order of one promoted product, with its timeline and points."""
+        order_id = new_id()
+        self._add(
+            Order,
+            {
+                "id": order_id,
+                "customer_id": cid,
+                "ordered_at": ordered,
+                "status": "delivered",
+                "channel": "web",
+                "currency": "CNY",
+                "total": product.unit_price,
+                "cost_total": product.unit_cost,
+                "external_ref": None,
+                "promised_at": ordered + timedelta(days=3),
+            },
+        )
+        self._add(
+            OrderItem,
+            {
+                "id": new_id(),
+                "order_id": order_id,
+                "customer_id": cid,
+                "product_id": product.id,
+                "quantity": 1,
+                "unit_price": product.unit_price,
+                "unit_cost": product.unit_cost,
+                "line_total": product.unit_price,
+            },
+        )
+        for hours, state in zip((0, 2, 20, 50), ORDER_PATHS["delivered"], strict=True):
+            self._add(
+                OrderStatusEvent,
+                {
+                    "id": new_id(),
+                    "order_id": order_id,
+                    "customer_id": cid,
+                    "status": state,
+                    "at": ordered + timedelta(hours=hours),
+                    "actor": ACTOR,
+                    "tracking_note": None,
+                },
+            )
+        points = self.loyalty_rules.points_for(product.unit_price)
+        balance = self.balances.get(cid, 0) + points
+        self.balances[cid] = balance
+        self.earned[cid] = self.earned.get(cid, 0) + points
+        self._ledger(cid, ordered, points, balance, "purchase", order_id=order_id)
+        self.converted.add(cid)
+        self.report.orders += 1
+        return order_id, product.unit_price
 
     # --- helpers -----------------------------------------------------------------------
 

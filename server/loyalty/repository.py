@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import ColumnElement, case, func, select, update
@@ -117,6 +118,37 @@ class LoyaltyRepository:
             stmt = stmt.where(LoyaltyEntry.id > after)
         stmt = stmt.order_by(LoyaltyEntry.id).limit(limit + 1)
         return (await self.session.scalars(stmt)).all()
+
+    async def referrers_of(self, customer_id: uuid.UUID, limit: int) -> list[uuid.UUID]:
+        """Who referred this customer, who referred that one, and so on (at most `limit`)."""
+        chain: list[uuid.UUID] = []
+        current: uuid.UUID | None = customer_id
+        while current is not None and len(chain) < limit:
+            current = await self.session.scalar(
+                select(Customer.referred_by_id).where(Customer.id == current)
+            )
+            if current is None or current in chain:
+                break
+            chain.append(current)
+        return chain
+
+    async def relationship_start(self, customer_id: uuid.UUID) -> datetime | None:
+        """When the customer's relationship with the business began: the earlier of the
+        file's creation and the first order not cancelled."""
+        first_order = (
+            select(func.min(Order.ordered_at))
+            .where(Order.customer_id == customer_id, Order.status != "cancelled")
+            .scalar_subquery()
+        )
+        row = (
+            await self.session.execute(
+                select(Customer.created_at, first_order).where(Customer.id == customer_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        created, ordered = row
+        return min(created, ordered) if ordered is not None else created
 
     async def referral_of(self, referred_id: uuid.UUID) -> Referral | None:
         return await self.session.scalar(

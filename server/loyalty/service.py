@@ -23,6 +23,8 @@ from server.loyalty.repository import LoyaltyRepository
 from server.paging import Page, page_of
 
 REASONS = ("purchase", "referral", "redeem", "order_reversal")
+# How far up the chain of referrers a new referral is checked for a cycle.
+MAX_REFERRAL_CHAIN = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,21 @@ class LoyaltyService:
         repo = LoyaltyRepository(session)
         if await repo.referral_of(referred_id) is not None:
             raise ConflictError("this customer was already referred", code="ALREADY_REFERRED")
+        if referred_id in await repo.referrers_of(referrer_id, MAX_REFERRAL_CHAIN):
+            # A refers B, B refers A: each would earn the bonus for the other.
+            raise ConflictError(
+                "the referred customer is among the referrer's own referrers",
+                code="REFERRAL_CYCLE",
+            )
+        referrer_since = await repo.relationship_start(referrer_id)
+        referred_since = await repo.relationship_start(referred_id)
+        if referrer_since is None or referred_since is None or referred_since < referrer_since:
+            # Someone who was a customer (or buying) before the referrer cannot have been
+            # brought in by them.
+            raise ConflictError(
+                "the referred customer's relationship began before the referrer's",
+                code="REFERRAL_NOT_NEW",
+            )
         referral = Referral(
             id=new_id(),
             customer_id=referrer_id,

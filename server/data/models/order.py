@@ -45,6 +45,8 @@ class Order(Base):
     total: Mapped[Decimal] = column(INT, MONEY)
     cost_total: Mapped[Decimal] = column(INT, MONEY)
     external_ref: Mapped[str | None] = column(INT, String(64))
+    # When delivery was promised to the customer: on-time delivery is measured against it.
+    promised_at: Mapped[datetime | None] = timestamp()
 
 
 class OrderItem(Base):
