@@ -22,16 +22,29 @@ from schema.types.analytics import (
     MetricGroupBy,
     Metrics,
     RuleProduct,
+    SalesDimension,
+    SalesShare,
     SegmentDimension,
     SegmentShare,
 )
 from schema.types.common import UserError, parse_id
 from schema.types.customer import Customer, domain_fields
+from server.analytics.repository import OrderChannels
 from server.errors import EXPECTED_ERRORS, ForbiddenError
 
 Ctx = Info[GraphQLContext, None]
 AT_RISK_CURSORS = id_cursor("at-risk-customer")
 LIKELY_BUYER_CURSORS = id_cursor("likely-buyer")
+
+
+CHANNELS = "Count only orders of these channels (order figures; customers are not filtered)."
+EXCLUDE_CHANNELS = 'Leave out orders of these channels (e.g. "import").'
+
+
+def _channels(include: list[str] | None, exclude: list[str] | None) -> OrderChannels | None:
+    if include is None and not exclude:
+        return None
+    return OrderChannels(tuple(include) if include is not None else None, tuple(exclude or ()))
 
 
 def _day(info: Ctx, as_of: datetime.date | None) -> datetime.date:
@@ -105,6 +118,10 @@ class AnalyticsQuery:
         to: datetime.date,
         granularity: Granularity | None = None,
         group_by: MetricGroupBy | None = None,
+        channels: Annotated[list[str] | None, strawberry.argument(description=CHANNELS)] = None,
+        exclude_channels: Annotated[
+            list[str] | None, strawberry.argument(description=EXCLUDE_CHANNELS)
+        ] = None,
     ) -> Metrics:
         ctx = info.context
         report = await ctx.services.analytics.metrics(
@@ -114,8 +131,39 @@ class AnalyticsQuery:
             end=to,
             granularity=granularity.domain() if granularity else None,
             group_by=group_by.domain() if group_by else None,
+            channels=_channels(channels, exclude_channels),
+            now=ctx.services.clock.now(),
         )
         return Metrics.of(report)
+
+    @strawberry.field(
+        metadata=cost(weight=1000, size=counted()),
+        description="Sales per product, category, channel or region over the business "
+        "days [from, to], largest first, under the caller's row scope.",
+    )
+    async def sales_breakdown(
+        self,
+        info: Ctx,
+        from_: Annotated[datetime.date, strawberry.argument(name="from")],
+        to: datetime.date,
+        by: SalesDimension,
+        first: int = 100,
+        channels: Annotated[list[str] | None, strawberry.argument(description=CHANNELS)] = None,
+        exclude_channels: Annotated[
+            list[str] | None, strawberry.argument(description=EXCLUDE_CHANNELS)
+        ] = None,
+    ) -> list[SalesShare]:
+        ctx = info.context
+        check_page_size(first, ctx.max_page_size)
+        shares = await ctx.services.analytics.sales_breakdown(
+            ctx.session,
+            ctx.caller,
+            start=from_,
+            end=to,
+            by=by.domain(),
+            channels=_channels(channels, exclude_channels),
+        )
+        return [SalesShare.of(s) for s in shares[:first]]
 
     @strawberry.field(
         metadata=cost(weight=2000, size=assumed(125)),

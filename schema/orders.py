@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Annotated
 
@@ -189,6 +190,10 @@ class OrderMutation:
         customer_id: strawberry.ID,
         items: list[OrderItemInput],
         channel: str | None = None,
+        promised_at: Annotated[
+            datetime.datetime | None,
+            strawberry.argument(description="When delivery is promised (not before now)."),
+        ] = None,
     ) -> OrderResult:
         ctx = info.context
 
@@ -207,12 +212,31 @@ class OrderMutation:
                 parse_id(customer_id, "customerId"),
                 lines,
                 channel=channel,
+                promised_at=promised_at,
             )
 
         order_id = await run_mutation(ctx, create)
         if isinstance(order_id, UserError):
             return order_id
         return await _saved(info, order_id)
+
+    @strawberry.mutation(
+        description="Set or (null) withdraw when delivery is promised, until the order is "
+        "delivered, cancelled or returned (then PROMISE_CLOSED)."
+    )
+    async def set_order_promise(
+        self, info: Ctx, order_id: strawberry.ID, promised_at: datetime.datetime | None
+    ) -> OrderResult:
+        ctx = info.context
+        saved = await run_mutation(
+            ctx,
+            lambda: ctx.services.orders.set_promise(
+                ctx.session, ctx.caller, parse_id(order_id, "orderId"), promised_at
+            ),
+        )
+        if isinstance(saved, UserError):
+            return saved
+        return await _saved(info, saved)
 
     @strawberry.mutation(
         description="Move an order along created → paid → shipped → delivered, or to "

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from server.app import AppState
-from server.data.models import Complaint, Interaction, Order, OrderItem, Product
+from server.data.models import Complaint, Interaction, Order, OrderItem, OrderStatusEvent, Product
 
 
 def at(text: str) -> datetime:
@@ -18,13 +18,19 @@ def at(text: str) -> datetime:
 
 
 async def make_product(
-    state: AppState, sku: str, price: str, cost: str, *, is_new: bool = False
+    state: AppState,
+    sku: str,
+    price: str,
+    cost: str,
+    *,
+    is_new: bool = False,
+    category: str = "general",
 ) -> uuid.UUID:
     async with state.sessions() as session, session.begin():
         product = Product(
             sku=sku,
             name=f"product {sku}",
-            category="general",
+            category=category,
             unit_price=Decimal(price),
             unit_cost=Decimal(cost),
             is_new=is_new,
@@ -41,20 +47,40 @@ async def make_order(
     lines: list[tuple[uuid.UUID, int, str, str]],
     *,
     status: str = "delivered",
+    channel: str | None = None,
+    amount: str | None = None,
+    promised: str | None = None,
+    delivered: str | None = None,
 ) -> uuid.UUID:
-    """An order of (product, quantity, unit price, unit cost) lines; totals are summed."""
+    """An order of (product, quantity, unit price, unit cost) lines; totals are summed.
+    Without lines, an order of `amount` and cost 0 (the minimal import format). With
+    `delivered`, a `delivered` status event at that time."""
     total = sum((Decimal(p) * q for _, q, p, _ in lines), Decimal(0))
     cost = sum((Decimal(c) * q for _, q, _, c in lines), Decimal(0))
+    if amount is not None:
+        total = Decimal(amount)
     async with state.sessions() as session, session.begin():
         order = Order(
             customer_id=customer_id,
             ordered_at=at(when),
             status=status,
+            channel=channel,
             total=total,
             cost_total=cost,
+            promised_at=at(promised) if promised else None,
         )
         session.add(order)
         await session.flush()
+        if delivered is not None:
+            session.add(
+                OrderStatusEvent(
+                    order_id=order.id,
+                    customer_id=customer_id,
+                    status="delivered",
+                    at=at(delivered),
+                    actor="test",
+                )
+            )
         for product_id, quantity, price, unit_cost in lines:
             session.add(
                 OrderItem(

@@ -15,6 +15,7 @@ from server.analytics import churn, segments
 from server.analytics import metrics as domain
 from server.analytics.repository import Granularity as DomainGranularity
 from server.analytics.repository import GroupBy as DomainGroupBy
+from server.analytics.repository import SalesDimension as DomainSalesDimension
 
 
 @strawberry.enum(description="Width of a time-series bucket (weeks start on Monday, UTC).")
@@ -75,7 +76,14 @@ class Kpis:
     sales_growth: float | None = strawberry.field(
         description="Sales over the previous period's, minus 1."
     )
-    gross_margin: float | None = strawberry.field(description="(sales - cost) / sales.")
+    gross_margin: float | None = strawberry.field(
+        description="(sales - cost) / sales over orders whose cost is known (with items); "
+        "orders imported without items are left out, not counted at cost 0."
+    )
+    sales_without_cost: Decimal = strawberry.field(
+        description="Sales of orders whose cost is unknown (imported without items), "
+        "left out of grossMargin."
+    )
     orders: int = strawberry.field(description="Orders that count as sold.")
     buyers: int = strawberry.field(description="Customers with such an order.")
     purchase_frequency: float | None = strawberry.field(description="orders / buyers.")
@@ -90,6 +98,18 @@ class Kpis:
     )
     complaint_satisfaction: float | None = strawberry.field(
         description="Average rating of rated complaints, 1 to 5."
+    )
+    average_complaint_resolution_seconds: float | None = strawberry.field(
+        description="Mean time from opening to resolution of the complaints opened in the "
+        "period and resolved (a reopened one counts once resolved again)."
+    )
+    promised_deliveries: int = strawberry.field(
+        description="Orders (not cancelled) whose promised delivery falls in the period and "
+        "that were delivered or are past their promise now."
+    )
+    on_time_delivery_rate: float | None = strawberry.field(
+        description="Share of promisedDeliveries delivered (first delivered status) by the "
+        "promised time."
     )
     average_first_response_seconds: float | None = strawberry.field(
         description="Mean time to first answer inbound consultations."
@@ -157,6 +177,55 @@ class Metrics:
             previous_from=r.previous_start,
             total=MetricGroup.of(r.total),
             groups=[MetricGroup.of(g) for g in r.groups],
+        )
+
+
+@strawberry.enum(description="What sales are broken down by.")
+class SalesDimension(enum.Enum):
+    PRODUCT = "product"
+    CATEGORY = "category"
+    CHANNEL = "channel"
+    REGION = "region"
+
+    def domain(self) -> DomainSalesDimension:
+        return DomainSalesDimension(self.value)
+
+
+@strawberry.type(
+    description="Sales of one product, category, channel or region in a period; every "
+    "figure null when fewer buyers than CUSTOS_METRICS_MIN_CELL bought it (or it is the "
+    "next smallest after such a lone cell)."
+)
+class SalesShare:
+    key: str | None = strawberry.field(
+        description="SKU, category, channel or region; null for no value (by product or "
+        "category: the orders without items, imported with an amount only)."
+    )
+    label: str | None = strawberry.field(description="The product's name; else the key.")
+    suppressed: bool = strawberry.field(description="Too few buyers to show figures.")
+    buyers: int | None = strawberry.field(description="Distinct customers who bought.")
+    orders: int | None = strawberry.field(description="Sold orders (not cancelled, returned).")
+    quantity: int | None = strawberry.field(description="Units sold (by product or category only).")
+    sales: Decimal | None = strawberry.field(description="Sales (line totals by product).")
+    sales_without_cost: Decimal | None = strawberry.field(
+        description="Sales of orders whose cost is unknown, left out of grossMargin."
+    )
+    gross_margin: float | None = strawberry.field(
+        description="(sales - cost) / sales over the sales whose cost is known."
+    )
+
+    @classmethod
+    def of(cls, s: domain.SalesShare) -> SalesShare:
+        return cls(
+            key=s.key,
+            label=s.label,
+            suppressed=s.suppressed,
+            buyers=s.buyers,
+            orders=s.orders,
+            quantity=s.quantity,
+            sales=s.sales,
+            sales_without_cost=s.sales_without_cost,
+            gross_margin=s.gross_margin,
         )
 
 

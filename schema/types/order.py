@@ -108,6 +108,9 @@ class Order(Node):
     external_ref: str | None = strawberry.field(
         description="The source system's reference (imports)."
     )
+    promised_at: datetime.datetime | None = strawberry.field(
+        description="When delivery was promised; on-time delivery is measured against it."
+    )
     items: list[OrderItem] = strawberry.field(
         metadata=cost(size=assumed(5)), description="Its lines."
     )
@@ -128,6 +131,7 @@ class Order(Node):
             total=o.total,
             cost_total=o.cost_total,
             external_ref=o.external_ref,
+            promised_at=o.promised_at,
             items=[OrderItem.from_row(i) for i in view.items],
             timeline=[OrderStatusEvent.from_row(e) for e in view.timeline],
         )

@@ -20,7 +20,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.analytics.repository import AnalyticsRepository, Granularity, GroupBy, Keys, Window
+from server.analytics.repository import (
+    AnalyticsRepository,
+    Granularity,
+    GroupBy,
+    Keys,
+    OrderChannels,
+    SalesDimension,
+    Window,
+)
 from server.errors import ValidationError
 
 CENT = Decimal("0.01")
@@ -52,6 +60,8 @@ class Sums:
     buyers: int = 0
     repeat_buyers: int = 0
     sales: Decimal = Decimal(0)
+    # Sales of orders whose cost is known (with items), and that cost: the margin's base.
+    costed_sales: Decimal = Decimal(0)
     cost: Decimal = Decimal(0)
     new_customer_sales: Decimal = Decimal(0)
     new_product_sales: Decimal = Decimal(0)
@@ -64,6 +74,10 @@ class Sums:
     resolved_on_time: int = 0
     rated: int = 0
     satisfied: int = 0
+    resolved: int = 0
+    resolution_days: float = 0.0
+    promised: int = 0
+    delivered_on_time: int = 0
     interactions: int = 0
     answered: int = 0
     wait_days: float = 0.0
@@ -87,6 +101,7 @@ class Kpis:
     sales_new_products: Decimal
     sales_growth: float | None
     gross_margin: float | None
+    sales_without_cost: Decimal
     orders: int
     buyers: int
     purchase_frequency: float | None
@@ -96,6 +111,9 @@ class Kpis:
     on_time_acknowledgement_rate: float | None
     on_time_resolution_rate: float | None
     complaint_satisfaction: float | None
+    average_complaint_resolution_seconds: float | None
+    promised_deliveries: int
+    on_time_delivery_rate: float | None
     average_first_response_seconds: float | None
     interactions: int
     service_cost: Decimal
@@ -104,7 +122,9 @@ class Kpis:
 def kpis(s: Sums, previous_sales: Decimal | None, cost_per_interaction: Decimal) -> Kpis:
     retention = _ratio(s.retained, s.retention_base)
     churn = None if retention is None else 1.0 - retention
-    margin = _ratio(s.sales - s.cost, s.sales)
+    # Orders of unknown cost (imported without items) are left out of the margin, not
+    # counted at cost 0.
+    margin = _ratio(s.costed_sales - s.cost, s.costed_sales)
     average_value = _money_ratio(s.sales, s.buyers)
     # Lifetime value: a buyer's value per period times margin, over the expected number
     # of periods a buyer stays (1 / churn rate).
@@ -132,6 +152,7 @@ def kpis(s: Sums, previous_sales: Decimal | None, cost_per_interaction: Decimal)
             _ratio(s.sales - previous_sales, previous_sales) if previous_sales is not None else None
         ),
         gross_margin=margin,
+        sales_without_cost=_money(s.sales - s.costed_sales),
         orders=s.orders,
         buyers=s.buyers,
         purchase_frequency=_ratio(s.orders, s.buyers),
@@ -141,6 +162,11 @@ def kpis(s: Sums, previous_sales: Decimal | None, cost_per_interaction: Decimal)
         on_time_acknowledgement_rate=_ratio(s.ack_on_time, s.ack_due),
         on_time_resolution_rate=_ratio(s.resolved_on_time, s.resolve_due),
         complaint_satisfaction=_ratio(s.satisfied, s.rated),
+        average_complaint_resolution_seconds=(
+            round(s.resolution_days * 86400.0 / s.resolved, 3) if s.resolved else None
+        ),
+        promised_deliveries=s.promised,
+        on_time_delivery_rate=_ratio(s.delivered_on_time, s.promised),
         # Millisecond precision: SQLite's julian-day arithmetic carries float noise below it.
         average_first_response_seconds=(
             round(s.wait_days * 86400.0 / s.answered, 3) if s.answered else None
@@ -230,7 +256,9 @@ def buckets(first: date, last: date, granularity: Granularity) -> list[date]:
 Key = tuple[str, str | None]
 
 
-async def _collect(repo: AnalyticsRepository, window: Window, keys: Keys) -> dict[Key, Sums]:
+async def _collect(
+    repo: AnalyticsRepository, window: Window, keys: Keys, now: datetime
+) -> dict[Key, Sums]:
     """All aggregates for a window, keyed by (bucket label, group)."""
     sums: dict[Key, Sums] = defaultdict(Sums)
 
@@ -244,6 +272,7 @@ async def _collect(repo: AnalyticsRepository, window: Window, keys: Keys) -> dic
         s = sums[key(row)]
         s.orders, s.buyers = row.orders, row.buyers
         s.sales, s.cost = Decimal(row.sales or 0), Decimal(row.cost or 0)
+        s.costed_sales = Decimal(row.costed_sales or 0)
         s.new_customer_sales = Decimal(row.new_sales or 0)
     for row in await repo.repeat_buyers(window, keys):
         sums[key(row)].repeat_buyers = row.repeat
@@ -254,6 +283,10 @@ async def _collect(repo: AnalyticsRepository, window: Window, keys: Keys) -> dic
         s.complaints, s.ack_due, s.ack_on_time = row.complaints, row.ack_due, row.ack_on_time
         s.resolve_due, s.resolved_on_time = row.resolve_due, row.resolved_on_time
         s.rated, s.satisfied = row.rated, row.satisfied
+        s.resolved, s.resolution_days = row.resolved, float(row.resolution_days or 0.0)
+    for row in await repo.deliveries(window, keys, now):
+        s = sums[key(row)]
+        s.promised, s.delivered_on_time = row.promised, row.on_time
     for row in await repo.interactions(window, keys):
         s = sums[key(row)]
         s.interactions, s.answered = row.interactions, row.answered
@@ -330,18 +363,25 @@ class MetricsCalculator:
         group_by: GroupBy | None,
         population: ColumnElement[bool] | None = None,
         repo: AnalyticsRepository | None = None,
+        channels: OrderChannels | None = None,
+        now: datetime | None = None,
     ) -> MetricsReport:
         """KPIs for the days [start, end] (inclusive) and the equally long period before,
-        over the customers of `population` (or of `repo`'s)."""
+        over the customers of `population` (or of `repo`'s), order figures over the
+        orders of `channels`. `now` decides which promised deliveries are due (default:
+        every one whose promise has passed by the end of the range)."""
         if end < start:
             raise ValidationError("`to` must not be before `from`")
         if repo is None:
             if population is None:
                 raise ValueError("a report needs the population of customers it counts")
-            repo = AnalyticsRepository(session, self.timezone, population=population)
+            repo = AnalyticsRepository(
+                session, self.timezone, population=population, channels=channels
+            )
         days = (end - start).days + 1
         tz = self.timezone
         current = Window(day_start(start, tz), day_start(end + timedelta(days=1), tz))
+        now = now or current.end
         previous_start = start - timedelta(days=days)
         previous = Window(day_start(previous_start, tz), current.start)
         range_keys = Keys(None, group_by)
@@ -362,11 +402,11 @@ class MetricsCalculator:
                 day_start(labels[0], tz), day_start(next_bucket(labels[-1], granularity), tz)
             )
             keys = Keys(granularity, group_by)
-            series = await _collect(repo, series_window, keys)
+            series = await _collect(repo, series_window, keys, now)
             base_series = await _customer_base(repo, series_window.start, keys)
         data = _Collected(
-            await _collect(repo, current, range_keys),
-            await _collect(repo, previous, range_keys),
+            await _collect(repo, current, range_keys, now),
+            await _collect(repo, previous, range_keys, now),
             await _customer_base(repo, current.start, range_keys),
             await _customer_base(repo, previous.start, range_keys),
             series,
@@ -425,3 +465,72 @@ class MetricsCalculator:
         # High-value customers are counted by their current tier (set by segment refresh).
         s.high_value = high + s.high_value
         return s
+
+
+@dataclass(frozen=True, slots=True)
+class SalesShare:
+    """Sales of one product, category, channel or region in a period. Suppressed (every
+    figure None) when fewer buyers than the minimum cell size bought it."""
+
+    key: str | None
+    label: str | None
+    buyers: int | None
+    orders: int | None
+    quantity: int | None
+    sales: Decimal | None
+    sales_without_cost: Decimal | None
+    gross_margin: float | None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.sales is None
+
+
+def small_cells(sizes: list[int], min_cell: int) -> set[int]:
+    """Indexes of the cells to suppress: those under `min_cell`, and when that is one
+    cell alone, the next smallest too (the total, known elsewhere, would give it back)."""
+    if min_cell <= 1:
+        return set()
+    small = {i for i, n in enumerate(sizes) if n < min_cell}
+    if len(small) == 1 and len(sizes) > 1:
+        small.add(min((i for i in range(len(sizes)) if i not in small), key=lambda i: sizes[i]))
+    return small
+
+
+async def sales_breakdown(
+    repo: AnalyticsRepository,
+    *,
+    start: date,
+    end: date,
+    dimension: SalesDimension,
+    timezone: str,
+    min_cell: int,
+) -> list[SalesShare]:
+    """Sales per `dimension` over the business days [start, end], largest first."""
+    if end < start:
+        raise ValidationError("`to` must not be before `from`", field="to")
+    window = Window(day_start(start, timezone), day_start(end + timedelta(days=1), timezone))
+    rows = list(await repo.sales_by(window, dimension))
+    hidden = small_cells([int(r.buyers) for r in rows], min_cell)
+    shares = []
+    for index, r in enumerate(rows):
+        key = None if r.key is None else str(r.key)
+        label = None if r.label is None else str(r.label)
+        if index in hidden:
+            shares.append(SalesShare(key, label, None, None, None, None, None, None))
+            continue
+        sales, costed = _money(r.sales), _money(r.costed_sales)
+        shares.append(
+            SalesShare(
+                key=key,
+                label=label,
+                buyers=int(r.buyers),
+                orders=int(r.orders),
+                quantity=int(r.quantity) if r.quantity is not None else None,
+                sales=sales,
+                sales_without_cost=sales - costed,
+                gross_margin=_ratio(costed - _money(r.cost), costed),
+            )
+        )
+    shares.sort(key=lambda s: (s.sales is None, -(s.sales or 0), s.key is None, s.key or ""))
+    return shares

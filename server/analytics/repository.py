@@ -33,6 +33,7 @@ from sqlalchemy import (
     case,
     cast,
     distinct,
+    exists,
     func,
     literal,
     literal_column,
@@ -51,6 +52,7 @@ from server.data.models import (
     Interaction,
     Order,
     OrderItem,
+    OrderStatusEvent,
     Product,
 )
 
@@ -63,6 +65,43 @@ class Granularity(enum.StrEnum):
     DAY = "day"
     WEEK = "week"
     MONTH = "month"
+
+
+class SalesDimension(enum.StrEnum):
+    PRODUCT = "product"
+    CATEGORY = "category"
+    CHANNEL = "channel"
+    REGION = "region"
+
+
+MAX_CHANNELS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChannels:
+    """Which orders' channels an order figure counts: only `include` (when given), never
+    `exclude`. An order without a channel counts unless `include` is given."""
+
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+
+    def predicate(self) -> ColumnElement[bool]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.include is not None:
+            conditions.append(Order.channel.in_(list(self.include)))
+        if self.exclude:
+            conditions.append(
+                or_(Order.channel.is_(None), Order.channel.notin_(list(self.exclude)))
+            )
+        return and_(true(), *conditions)
+
+
+def has_cost() -> ColumnElement[bool]:
+    """An order whose cost is known: one with items, each line carrying its unit cost. An
+    order imported in the minimal format (customer, date, amount) has none: its cost is
+    unknown, not 0, and it stays out of every margin."""
+    known: ColumnElement[bool] = exists().where(OrderItem.order_id == Order.id)
+    return known
 
 
 class GroupBy(enum.StrEnum):
@@ -260,10 +299,17 @@ class Keys:
 
 class AnalyticsRepository:
     def __init__(
-        self, session: AsyncSession, timezone: str = "UTC", *, population: ColumnElement[bool]
+        self,
+        session: AsyncSession,
+        timezone: str = "UTC",
+        *,
+        population: ColumnElement[bool],
+        channels: OrderChannels | None = None,
     ) -> None:
         self.session = session
         self.population = population
+        # Order figures (sales, buyers, retention, deliveries) count these channels.
+        self.orders = (channels or OrderChannels()).predicate()
         # Buckets are days, weeks and months of the business's time zone.
         self.dialect = SqlDialect(session.get_bind().dialect.name, timezone)
         # The statements run, for the benchmark's bare-SQL comparison.
@@ -304,7 +350,12 @@ class AnalyticsRepository:
         stmt = (
             select(*keys.columns(self.dialect, Order.ordered_at), *columns)
             .select_from(Order)
-            .where(_sold(), _in(Order.ordered_at, window), _of(Order.customer_id, self.population))
+            .where(
+                _sold(),
+                _in(Order.ordered_at, window),
+                _of(Order.customer_id, self.population),
+                self.orders,
+            )
         )
         return stmt
 
@@ -324,7 +375,8 @@ class AnalyticsRepository:
                 func.count().label("orders"),
                 func.count(distinct(Order.customer_id)).label("buyers"),
                 func.sum(Order.total).label("sales"),
-                func.sum(Order.cost_total).label("cost"),
+                func.sum(case((has_cost(), Order.total), else_=0)).label("costed_sales"),
+                func.sum(case((has_cost(), Order.cost_total), else_=0)).label("cost"),
                 func.sum(case((is_new, Order.total), else_=0)).label("new_sales"),
             )
             .join(Customer, Customer.id == Order.customer_id)
@@ -374,7 +426,12 @@ class AnalyticsRepository:
         grp: ColumnElement[Any] = getattr(Customer, keys.group_by.value) if keys.group_by else EMPTY
         current = (
             select(Order.customer_id.label("cid"), current_label.label("bucket"))
-            .where(_sold(), _in(Order.ordered_at, window), _of(Order.customer_id, self.population))
+            .where(
+                _sold(),
+                _in(Order.ordered_at, window),
+                _of(Order.customer_id, self.population),
+                self.orders,
+            )
             .distinct()
             .subquery("cur")
         )
@@ -386,6 +443,7 @@ class AnalyticsRepository:
                 _sold(),
                 _in(Order.ordered_at, Window(lookback, previous_end)),
                 _of(Order.customer_id, self.population),
+                self.orders,
             )
             .distinct()
             .subquery("prev")
@@ -439,6 +497,10 @@ class AnalyticsRepository:
                 func.count(case((resolved_on_time, 1))).label("resolved_on_time"),
                 func.count(Complaint.rating).label("rated"),
                 func.count(case((Complaint.rating >= 4, 1))).label("satisfied"),
+                func.count(Complaint.resolved_at).label("resolved"),
+                func.sum(
+                    self.dialect.days_between(Complaint.resolved_at, Complaint.opened_at)
+                ).label("resolution_days"),
             )
             .select_from(Complaint)
             .where(_in(Complaint.opened_at, window), _of(Complaint.customer_id, self.population))
@@ -446,6 +508,114 @@ class AnalyticsRepository:
         )
         if keys.group_by:
             stmt = stmt.join(Customer, Customer.id == Complaint.customer_id)
+        return await self._all(stmt)
+
+    async def deliveries(self, window: Window, keys: Keys, now: datetime) -> Sequence[Row[Any]]:
+        """Orders whose promised delivery falls in the window (bucketed by it), not
+        cancelled: `promised` counts those delivered or already past their promise at
+        `now`, `on_time` those delivered (the first `delivered` event) by the promise."""
+        delivered = (
+            select(
+                OrderStatusEvent.order_id.label("oid"),
+                func.min(OrderStatusEvent.at).label("delivered_at"),
+            )
+            .where(
+                OrderStatusEvent.status == "delivered",
+                OrderStatusEvent.order_id.in_(
+                    select(Order.id).where(_in(Order.promised_at, window))
+                ),
+            )
+            .group_by(OrderStatusEvent.order_id)
+            .subquery("dl")
+        )
+        due = or_(delivered.c.delivered_at.is_not(None), Order.promised_at < now)
+        on_time = delivered.c.delivered_at <= Order.promised_at
+        stmt = (
+            select(
+                *keys.columns(self.dialect, Order.promised_at),
+                func.count(case((due, 1))).label("promised"),
+                func.count(case((on_time, 1))).label("on_time"),
+            )
+            .select_from(Order)
+            .outerjoin(delivered, delivered.c.oid == Order.id)
+            .where(
+                Order.status != "cancelled",
+                _in(Order.promised_at, window),
+                _of(Order.customer_id, self.population),
+                self.orders,
+            )
+            .group_by(*keys.grouping())
+        )
+        if keys.group_by:
+            stmt = stmt.join(Customer, Customer.id == Order.customer_id)
+        return await self._all(stmt)
+
+    async def sales_by(self, window: Window, dimension: SalesDimension) -> Sequence[Row[Any]]:
+        """Sold orders in the window per product, category, channel or region: orders,
+        buyers, quantity (lines only), sales, the sales whose cost is known and that cost.
+        By product or category, orders without items (cost unknown) form one row with
+        key None, so the rows add up to the sales total."""
+        sold = and_(
+            _sold(),
+            _in(Order.ordered_at, window),
+            _of(Order.customer_id, self.population),
+            self.orders,
+        )
+        if dimension in (SalesDimension.PRODUCT, SalesDimension.CATEGORY):
+            key: Any = Product.sku if dimension is SalesDimension.PRODUCT else Product.category
+            label: ColumnElement[Any] = (
+                func.min(Product.name) if dimension is SalesDimension.PRODUCT else func.min(key)
+            )
+            lines = (
+                select(
+                    key.label("key"),
+                    label.label("label"),
+                    func.count(distinct(OrderItem.order_id)).label("orders"),
+                    func.count(distinct(OrderItem.customer_id)).label("buyers"),
+                    func.sum(OrderItem.quantity).label("quantity"),
+                    func.sum(OrderItem.line_total).label("sales"),
+                    func.sum(OrderItem.line_total).label("costed_sales"),
+                    func.sum(OrderItem.unit_cost * OrderItem.quantity).label("cost"),
+                )
+                .select_from(OrderItem)
+                .join(Order, Order.id == OrderItem.order_id)
+                .join(Product, Product.id == OrderItem.product_id)
+                .where(sold)
+                .group_by(key)
+            )
+            without_items = (
+                select(
+                    null().label("key"),
+                    null().label("label"),
+                    func.count().label("orders"),
+                    func.count(distinct(Order.customer_id)).label("buyers"),
+                    null().label("quantity"),
+                    func.sum(Order.total).label("sales"),
+                    literal(0).label("costed_sales"),
+                    literal(0).label("cost"),
+                )
+                .select_from(Order)
+                .where(sold, ~has_cost())
+                .having(func.count() > 0)
+            )
+            return [*await self._all(lines), *await self._all(without_items)]
+        group: Any = Order.channel if dimension is SalesDimension.CHANNEL else Customer.region
+        stmt = (
+            select(
+                group.label("key"),
+                group.label("label"),
+                func.count().label("orders"),
+                func.count(distinct(Order.customer_id)).label("buyers"),
+                null().label("quantity"),
+                func.sum(Order.total).label("sales"),
+                func.sum(case((has_cost(), Order.total), else_=0)).label("costed_sales"),
+                func.sum(case((has_cost(), Order.cost_total), else_=0)).label("cost"),
+            )
+            .select_from(Order)
+            .join(Customer, Customer.id == Order.customer_id)
+            .where(sold)
+            .group_by(group)
+        )
         return await self._all(stmt)
 
     async def interactions(self, window: Window, keys: Keys) -> Sequence[Row[Any]]:

@@ -23,12 +23,21 @@ from sqlalchemy import ColumnElement, and_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.analytics.churn import ChurnModel, ChurnRisk, ModelCache, assess, fit_histories
-from server.analytics.metrics import MetricsCalculator, MetricsReport
+from server.analytics.metrics import (
+    MetricsCalculator,
+    MetricsReport,
+    SalesShare,
+    sales_breakdown,
+)
 from server.analytics.repository import (
+    MAX_CHANNELS,
+    AnalyticsRepository,
     ChurnRepository,
     CoPurchaseRepository,
     Granularity,
     GroupBy,
+    OrderChannels,
+    SalesDimension,
     SegmentRepository,
     SegmentWindows,
     TierRule,
@@ -90,6 +99,22 @@ class LikelyBuyer:
     score: float
 
 
+def check_channels(channels: OrderChannels | None) -> OrderChannels | None:
+    """At most MAX_CHANNELS channels each way, each 1 to 16 characters (an order's
+    channel column); the error names no value."""
+    if channels is None:
+        return None
+    for field_name, values in (
+        ("channels", channels.include or ()),
+        ("exclude_channels", channels.exclude),
+    ):
+        if len(values) > MAX_CHANNELS:
+            raise ValidationError(f"at most {MAX_CHANNELS} channels", field=field_name)
+        if any(not 1 <= len(v) <= 16 for v in values):
+            raise ValidationError("a channel is 1 to 16 characters", field=field_name)
+    return channels
+
+
 def end_of(day: date) -> datetime:
     """The instant just after `day` ends: as-of queries include the whole day."""
     return datetime.combine(day + timedelta(days=1), time(), UTC)
@@ -130,7 +155,11 @@ class AnalyticsService:
         end: date,
         granularity: Granularity | None,
         group_by: GroupBy | None,
+        channels: OrderChannels | None = None,
+        now: datetime | None = None,
     ) -> MetricsReport:
+        """KPIs over the caller's population (its `metrics` row scope: a manager's team,
+        an agent's own customers); order figures over the orders of `channels`."""
         population = self._population(caller, METRICS)
         calculator = MetricsCalculator(
             self.config.cost_per_interaction,
@@ -144,9 +173,41 @@ class AnalyticsService:
             granularity=granularity,
             group_by=group_by,
             population=population,
+            channels=check_channels(channels),
+            now=now,
         )
         caller.audit.read(METRICS, (), {})
         return report
+
+    async def sales_breakdown(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        *,
+        start: date,
+        end: date,
+        by: SalesDimension,
+        channels: OrderChannels | None = None,
+    ) -> list[SalesShare]:
+        """Sales per product, category, channel or region over the caller's population,
+        in the business's days; small cells suppressed like grouped metrics."""
+        population = self._population(caller, METRICS)
+        repo = AnalyticsRepository(
+            session,
+            self.config.timezone,
+            population=population,
+            channels=check_channels(channels),
+        )
+        shares = await sales_breakdown(
+            repo,
+            start=start,
+            end=end,
+            dimension=by,
+            timezone=self.config.timezone,
+            min_cell=self.config.min_cell,
+        )
+        caller.audit.read(METRICS, (), {})
+        return shares
 
     # --- segments -------------------------------------------------------------------------
 

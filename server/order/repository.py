@@ -175,6 +175,18 @@ class OrderRepository:
         )
         return (await self.session.scalars(stmt)).all()
 
+    async def set_promise(
+        self, order_id: uuid.UUID, promised_at: datetime | None, open_statuses: Sequence[str]
+    ) -> bool:
+        """Compare-and-set: only while the order is still in one of `open_statuses`."""
+        result = await self.session.execute(
+            update(Order)
+            .where(Order.id == order_id, Order.status.in_(list(open_statuses)))
+            .values(promised_at=promised_at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def move_status(self, order_id: uuid.UUID, from_status: str, to_status: str) -> bool:
         """Compare-and-set: a concurrent move of the same order makes this one fail."""
         result = await self.session.execute(

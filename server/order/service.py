@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -36,6 +36,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 STATUSES = tuple(TRANSITIONS)
 # What `updateProduct` may change (the SKU is the product's key: never changed).
 PRODUCT_CHANGES = frozenset({"name", "category", "unit_price", "unit_cost", "is_new", "active"})
+# Statuses whose delivery promise may still change: once delivered, cancelled or returned,
+# the promise is what on-time delivery was measured against.
+PROMISE_OPEN = ("created", "paid", "shipped")
+# How far ahead delivery may be promised.
+MAX_PROMISE_AHEAD = timedelta(days=366)
 ORDER_READ_FIELDS = {"status": "clear", "total": "clear", "cost_total": "clear"}
 
 
@@ -187,10 +192,13 @@ class OrderService:
         items: Sequence[NewOrderItem],
         *,
         channel: str | None = None,
+        promised_at: datetime | None = None,
     ) -> uuid.UUID:
         scope = scope_predicate(caller.gate.row_scope("order", "create"), caller.principal)
         if channel is not None and not 1 <= len(channel) <= 16:
             raise ValidationError("channel is 1 to 16 characters", field="channel")
+        if promised_at is not None:
+            self._check_promise(promised_at, self.now())
         if not items:
             raise ValidationError("an order needs at least one item", field="items")
         repo = OrderRepository(session)
@@ -252,6 +260,7 @@ class OrderService:
             currency="CNY",
             total=total,
             cost_total=cost_total,
+            promised_at=promised_at,
         )
         event = OrderStatusEvent(
             id=new_id(),
@@ -262,7 +271,44 @@ class OrderService:
             actor=caller.principal.subject,
         )
         await repo.add(order, rows, event)
-        caller.audit.change("order", "create", order_id, ["status", "total", "items"])
+        changed = ["status", "total", "items"] + (["promised_at"] if promised_at else [])
+        caller.audit.change("order", "create", order_id, changed)
+        return order_id
+
+    def _check_promise(self, promised_at: datetime, ordered_at: datetime) -> None:
+        if promised_at.tzinfo is None:
+            raise ValidationError("promisedAt must carry a timezone", field="promised_at")
+        if promised_at < ordered_at:
+            raise ValidationError(
+                "promisedAt must not be before the order was placed", field="promised_at"
+            )
+        if promised_at > ordered_at + MAX_PROMISE_AHEAD:
+            raise ValidationError(
+                "promisedAt is more than a year after the order", field="promised_at"
+            )
+
+    async def set_promise(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        order_id: uuid.UUID,
+        promised_at: datetime | None,
+    ) -> uuid.UUID:
+        """Set (or, with None, withdraw) when delivery is promised, while the order is
+        not yet delivered, cancelled or returned."""
+        scope = scope_predicate(caller.gate.row_scope("order", "update"), caller.principal)
+        repo = OrderRepository(session)
+        order = await repo.get(order_id, scope)
+        if order is None:
+            raise await refused_record(session, caller, "order", "update", Order, order_id)
+        if promised_at is not None:
+            self._check_promise(promised_at, order.ordered_at)
+        if not await repo.set_promise(order_id, promised_at, PROMISE_OPEN):
+            raise ConflictError(
+                f"the delivery promise of a {order.status} order cannot change",
+                code="PROMISE_CLOSED",
+            )
+        caller.audit.change("order", "update", order_id, ["promised_at"])
         return order_id
 
     async def update_status(
