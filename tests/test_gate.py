@@ -224,6 +224,9 @@ QUERIES: dict[str, Refused] = {
     "campaignResults": Refused("support", "(id: @id)", "campaign", "read", target=True),
     "careQueue": Refused("integrator", "(days: 7)", "customer", "read"),
     "metrics": Refused("agent", '(from: "2026-01-01", to: "2026-02-01")', "metrics", "read"),
+    "salesBreakdown": Refused(
+        "agent", '(from: "2026-01-01", to: "2026-02-01", by: REGION)', "metrics", "read"
+    ),
     "segments": Refused("agent", "(by: TIER)", "segment", "read"),
     "churnModel": Refused("agent", "", "segment", "read"),
     "atRiskCustomers": Refused("agent", "(first: 1, minScore: 0.5)", "segment", "read"),
@@ -332,6 +335,7 @@ MUTATIONS: dict[str, Refused] = {
         "support", "(customerId: @id, items: [{productId: @other, quantity: 1}])", "order", "create"
     ),
     "updateOrderStatus": Refused("support", "(orderId: @id, status: PAID)", "order", "update"),
+    "setOrderPromise": Refused("support", "(orderId: @id, promisedAt: null)", "order", "update"),
     "redeemPoints": Refused("support", "(customerId: @id, points: 10)", "loyalty", "update"),
     "recordReferral": Refused(
         "support", "(referrerId: @id, referredId: @other)", "referral", "create"

@@ -321,3 +321,37 @@ async def test_retention_playbook_plans_tasks_and_counts_won_back(
         "wonBackRate": 1.0,
     }
     assert all(r["done"] == 0 for a, r in rows.items() if a != "check_in_call")
+
+
+async def test_an_at_risk_customer_comes_with_suggested_actions(api: Api, state: AppState) -> None:
+    """Walk-through gap: no retention suggestion for an at-risk customer. Each churn
+    signal reads as the playbook's actions, before anything is planned."""
+    state.services.clock = FixedClock(NOW)
+    product = await make_product(state, "TEA", "100", "60")
+    lapsed = await make_customer(
+        state, owner_id="agent-1", created_at=datetime(2024, 1, 1, tzinfo=UTC)
+    )
+    for month in range(1, 13):
+        await make_order(state, lapsed, f"2025-{month:02d}-03", [(product, 1, "100", "60")])
+    body = await api.gql(
+        """{ atRiskCustomers(asOf: "2026-06-10", minScore: 0.3) { nodes { risk {
+             signals { code } suggestedActions { signal action kind title dueInWorkingDays }
+           } } } }""",
+        token=manager(api),
+    )
+    assert "errors" not in body, body
+    (node,) = body["data"]["atRiskCustomers"]["nodes"]
+    signals = {s["code"] for s in node["risk"]["signals"]}
+    suggested = node["risk"]["suggestedActions"]
+    assert {a["signal"] for a in suggested} <= signals
+    call = next(a for a in suggested if a["action"] == "check_in_call")
+    assert call == {
+        "signal": "frequency_falling",
+        "action": "check_in_call",
+        "kind": "call",
+        "title": "Check-in call: ask what changed, mention what is new",
+        "dueInWorkingDays": 3,
+    }
+    # Suggesting plans nothing.
+    tasks = await api.gql(MY_TASKS, {"filter": {"source": "RETENTION"}}, token=agent(api))
+    assert tasks["data"]["myTasks"]["totalCount"] == 0

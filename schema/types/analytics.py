@@ -6,8 +6,10 @@ import dataclasses
 import datetime
 import enum
 from decimal import Decimal
+from typing import Any
 
 import strawberry
+from strawberry.types import Info
 
 from schema.cost import assumed, cost, from_fact
 from schema.types.enums import CustomerTier, Lifecycle, NeedType, ValueGrade
@@ -288,6 +290,17 @@ class ChurnSignal:
     description: str = strawberry.field(description="The signal in words.")
 
 
+@strawberry.type(description="A retention action the playbook suggests for a churn signal.")
+class SuggestedAction:
+    signal: str = strawberry.field(description="The churn signal it answers.")
+    action: str = strawberry.field(description="The playbook's name for the action.")
+    kind: str = strawberry.field(description="The task kind it becomes: call, offer, visit...")
+    title: str
+    due_in_working_days: int = strawberry.field(
+        description="Working days from planning to the task's due time."
+    )
+
+
 @strawberry.type(description="Churn risk 0-1: the purchase model combined with warning signals.")
 class ChurnRisk:
     score: float = strawberry.field(description="0 (safe) to 1 (gone).")
@@ -300,6 +313,25 @@ class ChurnRisk:
     signals: list[ChurnSignal] = strawberry.field(
         metadata=cost(size=assumed(6)), description="The warning signals behind the score."
     )
+
+    @strawberry.field(
+        metadata=cost(size=assumed(6)),
+        description="The retention playbook's actions for these signals "
+        "(CUSTOS_RETENTION_PLAYBOOK): planRetention makes them tasks for the owner, "
+        "retentionOutcomes counts the customers they won back.",
+    )
+    def suggested_actions(self, info: Info[Any, None]) -> list[SuggestedAction]:
+        retention = info.context.services.retention
+        return [
+            SuggestedAction(
+                signal=signal,
+                action=a.action,
+                kind=a.kind,
+                title=a.title,
+                due_in_working_days=a.due_days,
+            )
+            for signal, a in retention.actions_for([s.code for s in self.signals])
+        ]
 
     @classmethod
     def of(cls, r: churn.ChurnRisk) -> ChurnRisk:
