@@ -379,7 +379,7 @@ async def test_a_promised_delivery_is_set_on_create_and_update(api: Api, state: 
     assert withdrawn["data"]["setOrderPromise"]["order"]["promisedAt"] is None
     again = await api.gql(PROMISE, {"id": order_id, "at": promised.isoformat()}, token=mgr)
     assert again["data"]["setOrderPromise"]["__typename"] == "OrderSaved"
-    await move(api, mgr, order_id, "paid", "shipped", "delivered")
+    await move(api, mgr, order_id, "PAID", "SHIPPED", "DELIVERED")
     closed = await api.gql(PROMISE, {"id": order_id, "at": None}, token=mgr)
     assert closed["data"]["setOrderPromise"]["code"] == "PROMISE_CLOSED"
     other = api.token("agent", subject="agent-9", team="west")

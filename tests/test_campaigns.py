@@ -147,7 +147,7 @@ async def test_results_rates_and_exact_revenue(api: Api, state: AppState) -> Non
     mgr = manager(api)
     await api.gql(RESPOND, {"c": campaign_id, "p": str(buyers[0])}, token=mgr)
     order = await make_order(api, mgr, buyers[1], [{"productId": tea, "quantity": 3}])
-    await move(api, mgr, order["order"]["id"], "paid")
+    await move(api, mgr, order["order"]["id"], "PAID")
     converted = await api.gql(
         CONVERT, {"c": campaign_id, "p": str(buyers[1]), "o": order["order"]["id"]}, token=mgr
     )
@@ -226,21 +226,21 @@ async def test_a_conversion_is_a_paid_order_of_the_campaign_window_and_product(
 
     assert (await convert(people[0], str(old)))["code"] == "OUTSIDE_CAMPAIGN_WINDOW"
     other = await make_order(api, mgr, people[0], [{"productId": cake, "quantity": 1}])
-    await move(api, mgr, other["order"]["id"], "paid")
+    await move(api, mgr, other["order"]["id"], "PAID")
     assert (await convert(people[0], other["order"]["id"]))["code"] == "NOT_CAMPAIGN_PRODUCT"
     unpaid = await make_order(api, mgr, people[0], [{"productId": tea, "quantity": 1}])
     assert (await convert(people[0], unpaid["order"]["id"]))["code"] == "ORDER_NOT_CONVERTIBLE"
     body = await api.gql(RESULTS, {"id": campaign_id}, token=mgr)
     assert body["data"]["campaignResults"]["conversions"] == 0
 
-    await move(api, mgr, unpaid["order"]["id"], "paid")
+    await move(api, mgr, unpaid["order"]["id"], "PAID")
     paid = await convert(people[0], unpaid["order"]["id"])
     assert paid["results"] == {"conversions": 1, "revenue": "20.00"}
     later = await make_order(api, mgr, people[1], [{"productId": tea, "quantity": 2}])
-    await move(api, mgr, later["order"]["id"], "paid")
+    await move(api, mgr, later["order"]["id"], "PAID")
     assert (await convert(people[1], later["order"]["id"]))["results"]["conversions"] == 2
     # Cancelled after it was recorded: the conversion no longer counts.
-    await move(api, mgr, later["order"]["id"], "cancelled")
+    await move(api, mgr, later["order"]["id"], "CANCELLED")
     body = await api.gql(RESULTS, {"id": campaign_id}, token=mgr)
     results = body["data"]["campaignResults"]
     assert (results["conversions"], results["revenue"]) == (1, "20.00")
