@@ -1,7 +1,7 @@
 """orders: a promised delivery time; complaint event notes readable under a field rule
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-30 16:00:00
 
 `orders.promised_at` is when delivery was promised; on-time delivery is measured
@@ -18,8 +18,8 @@ from alembic import op
 
 import server.data.base
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
