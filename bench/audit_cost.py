@@ -68,7 +68,7 @@ async def _request(
                 query=query,
                 outcome="ok",
                 occurred_at=services.clock.now(),
-                checkpoints=services.audit.signer,
+                keys=services.audit.keys,
             )
     return time.perf_counter() - started
 

@@ -16,6 +16,7 @@ from schema.types.audit import (
     AuditEvent,
     AuditEventConnection,
     AuditEventFilter,
+    AuditProof,
     domain_field_name,
 )
 from schema.types.common import parse_id
@@ -128,3 +129,14 @@ class AuditQuery:
             top_level_names(info),
             selected_names(info, ("accesses",)),
         )
+
+    @strawberry.field(
+        description="An inclusion proof of one audit event in its signed block (once sealed: "
+        "AUDIT_NOT_SEALED until then, usually under a second)."
+    )
+    async def audit_proof(self, info: Ctx, event_id: strawberry.ID) -> AuditProof:
+        ctx = info.context
+        proof = await ctx.services.audit.proof(
+            ctx.session, ctx.caller, parse_id(event_id, "eventId")
+        )
+        return AuditProof.from_document(proof.document)

@@ -1,8 +1,10 @@
 """The ASGI application: the one place that mounts the GraphQL schema.
 
-A request: limits and negotiation → authentication → one transaction in which the
-operation runs and its audit event is appended → commit → response. If the audit
-append fails, the transaction rolls back and the client gets an error, never data.
+A request: limits and negotiation → authentication → the operation in one transaction →
+its audit entry → response. A mutation runs in a write transaction and its entry commits
+with its changes; a read runs in a read transaction (deferred on SQLite: no write lock)
+and its entry is group-committed with other requests' entries. Either way the response
+leaves only once the entry is durable; if it cannot be, the client gets a 503, never data.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import orjson
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, get_operation_ast, parse
+from graphql import OperationType as GraphQLOperationType
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -34,6 +37,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schema.build import build_schema
 from schema.context import GraphQLContext
+from server.audit.group_commit import EntryNotDurable, GroupCommit
+from server.audit.repository import AuditRepository, PreparedEntry
+from server.audit.sealer import Sealer, sealing
 from server.auth.api_keys import parse_prefix
 from server.auth.principal import PURPOSES, Principal
 from server.auth.repository import ApiKeyRepository
@@ -43,6 +49,7 @@ from server.caller import Caller, caller_for
 from server.config import Settings, load_settings
 from server.data.engine import (
     create_engine,
+    create_read_session_factory,
     create_session_factory,
     is_busy,
     is_stale_connection,
@@ -98,6 +105,9 @@ class AppState:
     writes: WriteQueue
     readiness: Readiness
     documents: DocumentStore
+    read_sessions: async_sessionmaker[AsyncSession]
+    ledger: GroupCommit
+    sealer: Sealer
     rate_limits: RateLimits | None = None
 
 
@@ -105,10 +115,15 @@ def build_state(settings: Settings) -> AppState:
     keyring = LocalKeyring.load(settings.keyring, create=settings.env == "dev")
     engine = create_engine(settings.database_url, pool=settings.pool)
     services = Services.build(keyring, settings=settings)
+    sessions = create_session_factory(engine)
+    writes = write_queue(settings.database_url, settings.db_busy_seconds)
     return AppState(
         settings=settings,
         engine=engine,
-        sessions=create_session_factory(engine),
+        sessions=sessions,
+        read_sessions=create_read_session_factory(engine),
+        ledger=GroupCommit(sessions, turn=writes.turn),
+        sealer=Sealer(keyring, lambda: services.clock.now(), block_size=settings.audit_block_size),
         services=services,
         schema=build_schema(
             max_depth=settings.max_query_depth,
@@ -123,7 +138,7 @@ def build_state(settings: Settings) -> AppState:
             open_introspection=settings.env == "dev",
         ),
         tokens=TokenVerifier(settings),
-        writes=write_queue(settings.database_url, settings.db_busy_seconds),
+        writes=writes,
         readiness=Readiness(
             sessions=create_session_factory(engine),
             clock=services.clock,
@@ -149,7 +164,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             await asyncio.to_thread(upgrade_to_head, settings.database_url)
         async with state.sessions() as session, session.begin():
             await state.services.authorizer.ensure_seeded(session)
-        yield
+        async with sealing(
+            state.sealer,
+            state.sessions,
+            state.read_sessions,
+            state.settings.audit_seal_interval_seconds,
+            state.writes.turn,
+        ):
+            yield
+            await state.ledger.close()
         if state.rate_limits is not None:
             await state.rate_limits.close()
         await state.engine.dispose()
@@ -287,7 +310,7 @@ async def handle_metrics(state: AppState, request: Request) -> Response:
                     query=None,
                     outcome="denied",
                     occurred_at=state.services.clock.now(),
-                    checkpoints=state.services.audit.signer,
+                    keys=state.services.audit.keys,
                 )
                 _note_codes(record, [error.code])
                 return _problem(403, error.message, error.code, media)
@@ -524,6 +547,26 @@ class _StaleConnection(Exception):
     """The request's connection died before its transaction committed."""
 
 
+def _may_write(gql: GraphQLRequest, credentials: str) -> bool:
+    """Whether the request needs a write transaction: a mutation, or an API key (its use
+    is stamped on the key). Everything else runs in a read transaction. A document that
+    never says `mutation` cannot hold one, so most reads are told without a parse."""
+    if parse_prefix(credentials) is not None:
+        return True
+    if "mutation" not in gql.query:
+        return False
+    try:
+        document = parse(gql.query, no_location=True, max_tokens=MAX_PEEK_TOKENS)
+    except GraphQLError:
+        return False  # not executed: the parse error is answered below
+    operation = get_operation_ast(document, gql.operation_name)
+    return operation is None or operation.operation == GraphQLOperationType.MUTATION
+
+
+# Bounds the peek's parse; a longer document is refused by the schema's own limits.
+MAX_PEEK_TOKENS = 20_000
+
+
 async def _execute(
     state: AppState,
     request: Request,
@@ -538,8 +581,14 @@ async def _execute(
 ) -> Response:
     services = state.services
     committing = False
+    writes = _may_write(gql, _bearer(request))
+    entry: PreparedEntry | None = None
     try:
-        async with state.writes.turn(), state.sessions() as session, session.begin():
+        async with (
+            state.writes.turn() if writes else contextlib.nullcontext(),
+            state.sessions() if writes else state.read_sessions() as session,
+            session.begin(),
+        ):
             await services.authorizer.refresh(session)
             principal = await _authenticate(state, session, request, purpose, request_id)
             if record is not None:
@@ -588,6 +637,8 @@ async def _execute(
                         )
                     ],
                 )
+            if context.operation_type == "mutation" and not writes:
+                raise RuntimeError("a mutation ran in a read transaction")
             if record is not None:
                 record.operation_type = context.operation_type
                 record.operation_name = context.operation_name or _audited_name(gql.operation_name)
@@ -617,22 +668,39 @@ async def _execute(
                 errors = unexpected
             elif data_changes is not None and data_changes.is_active:
                 await data_changes.commit()
-            try:
-                await caller.audit.commit(
-                    session,
-                    operation_type=context.operation_type,
-                    operation_name=context.operation_name or _audited_name(gql.operation_name),
-                    query=gql.query,
-                    outcome=_outcome(result.data, errors, context.refused_results),
-                    occurred_at=services.clock.now(),
-                    checkpoints=services.audit.signer,
-                )
-            except SQLAlchemyError as exc:
-                if is_busy(exc) or (retry_stale and is_stale_connection(exc)):
-                    raise
-                raise AuditWriteError("the audit trail is unavailable; nothing was done") from exc
-            # Past here a dead connection leaves the outcome unknown: no second attempt.
+            entry = caller.audit.prepare(
+                operation_type=context.operation_type,
+                operation_name=context.operation_name or _audited_name(gql.operation_name),
+                query=gql.query,
+                outcome=_outcome(result.data, errors, context.refused_results),
+                occurred_at=services.clock.now(),
+                keys=services.audit.keys,
+            )
+            if writes:
+                # The entry commits with the operation's changes, or neither does.
+                try:
+                    await AuditRepository(session).append_entries([entry])
+                except SQLAlchemyError as exc:
+                    if is_busy(exc) or (retry_stale and is_stale_connection(exc)):
+                        raise
+                    raise AuditWriteError(
+                        "the audit trail is unavailable; nothing was done"
+                    ) from exc
+                # Past here a dead connection leaves the outcome unknown: no second attempt.
+                committing = True
+        if not writes:
             committing = True
+            # The read is over; its answer leaves only once its entry is durable.
+            try:
+                await state.ledger.append(entry)
+            except EntryNotDurable as exc:
+                if exc.__cause__ is not None and (
+                    isinstance(exc.__cause__, DatabaseBusy) or is_busy(exc.__cause__)
+                ):
+                    return _busy(state, DatabaseBusy(), media)
+                raise AuditWriteError(
+                    "the audit trail is unavailable; nothing was returned"
+                ) from exc
     except AuditWriteError as error:
         cause = error.__cause__ or error
         log.error("audit write failed request_id=%s %s", request_id, describe_unexpected(cause))
@@ -687,7 +755,7 @@ async def _audit_timeout(
                 query=gql.query,
                 outcome="error",
                 occurred_at=state.services.clock.now(),
-                checkpoints=state.services.audit.signer,
+                keys=state.services.audit.keys,
             )
     except (SQLAlchemyError, OSError, TimeoutError, DatabaseBusy) as exc:
         log.error("audit of a timed-out request failed type=%s", type(exc).__name__)

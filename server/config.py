@@ -109,9 +109,12 @@ class Settings(BaseSettings):
     )
     # A customer file not reviewed for this many months is stale.
     customer_review_months: int = Field(default=6, ge=1, le=120)
-    # Audit: days of events kept hot (`custos audit prune`), and the signed-checkpoint cadence.
+    # Audit: days of events kept hot (`custos audit prune`); how often each server's sealer
+    # looks for unsealed entries (0: never, leave it to `custos audit seal`) and the most
+    # entries one block holds.
     audit_retention_days: int = Field(default=365, ge=1)
-    audit_checkpoint_every: int = Field(default=1000, ge=0)
+    audit_seal_interval_seconds: float = Field(default=0.25, ge=0, le=60)
+    audit_block_size: int = Field(default=1024, ge=1, le=65536)
     # Where dev-generated state (JWT secret) lives when not given: the home by default.
     state_dir: Path = Field(default_factory=custos_home)
     # Loyalty: points per currency unit of a paid order, referral bonus, member levels

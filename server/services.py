@@ -105,10 +105,7 @@ class Services:
     def configure(self, settings: Settings) -> None:
         """Business rules from settings (`CUSTOS_LOYALTY_*`, `CUSTOS_CARE_*`,
         `CUSTOS_AUDIT_*`)."""
-        self.audit.configure(
-            retention_days=settings.audit_retention_days,
-            checkpoint_every=settings.audit_checkpoint_every,
-        )
+        self.audit.configure(retention_days=settings.audit_retention_days)
         self.loyalty.rules = LoyaltyRules(
             points_per_currency_unit=settings.loyalty_points_per_unit,
             referral_bonus=settings.loyalty_referral_bonus,

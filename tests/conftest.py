@@ -113,6 +113,7 @@ async def _reset_pg(url: str) -> None:
         await conn.execute(
             text("INSERT INTO audit_chain_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64}
         )
+        await conn.execute(text("INSERT INTO audit_sealer (id, sealed_at) VALUES (1, NULL)"))
         await conn.execute(
             text("INSERT INTO policy_version (id, version, changed_at) VALUES (1, 0, now())")
         )
@@ -150,6 +151,9 @@ def settings(database: Database, keyring_path: Path, tmp_path: Path) -> Settings
         state_dir=tmp_path / "state",
         # Off unless a test turns them on (tests/test_rate_limits.py).
         rate_limits=False,
+        # Tests seal when they mean to (the per-test audit check seals at the end);
+        # tests/test_audit_ledger.py runs the servers' background sealer.
+        audit_seal_interval_seconds=0,
     )
 
 

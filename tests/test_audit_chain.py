@@ -1,7 +1,8 @@
-"""Tamper evidence, checkpoints, retention and "no audit, no data".
+"""Tamper evidence of the ledger (entries, blocks, chain, signatures), the pre-block chain
+migrated into blocks, retention, and "no audit, no data".
 
 Tamper tests play the attacker inside one transaction: lift the append-only triggers
-(dropped on SQLite; `session_replication_role = replica` on PostgreSQL), change one row,
+(dropped on SQLite; `session_replication_role = replica` on PostgreSQL), change rows,
 verify in the same transaction, then roll everything back.
 """
 
@@ -20,12 +21,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.app import AppState
+from server.audit.chain import GENESIS_HASH, access_content, entry_hash, event_content
 from server.audit.recorder import AuditRecorder
-from server.audit.verify import VerifyReport, verify_chain
+from server.audit.verify import VerifyReport, verify_ledger
 from server.auth.principal import Principal
 from server.data.models import (
     AuditAccess,
     AuditAccessRecord,
+    AuditBlock,
     AuditCheckpoint,
     AuditEvent,
     Customer,
@@ -41,13 +44,15 @@ mutation Create($input: CreateCustomerInput!) {
 LIST = "query List { customers(first: 50) { totalCount nodes { id name phone } } }"
 SQLITE_TRIGGERS = [
     f"{table}_no_{verb}"
-    for table in ("audit_events", "audit_accesses", "audit_access_records")
+    for table in ("audit_events", "audit_accesses", "audit_access_records", "audit_blocks")
     for verb in ("update", "delete")
-]
+] + ["audit_events_sealed_once"]
+BLOCK_SIZE = 2
 
 
 async def _produce_events(api: Api, state: AppState) -> list[tuple[int, uuid.UUID]]:
-    """A varied trail: mutations, a list read, a denial; returns (seq, id) in order."""
+    """A varied trail (mutations, a list read, a denial), sealed into blocks of two;
+    returns (position, id) in ledger order."""
     agent = api.token("agent", subject="agent-1", team="east")
     for n in range(3):
         await api.gql(
@@ -58,9 +63,16 @@ async def _produce_events(api: Api, state: AppState) -> list[tuple[int, uuid.UUI
         )
     await api.gql(LIST, token=agent, purpose="support")
     await api.gql(LIST, token=api.token("integrator"), purpose="support")
+    await api.gql(LIST, token=api.token("support"), purpose="support")
+    state.sealer.block_size = BLOCK_SIZE
+    await state.sealer.seal_pending(state.sessions)
     async with state.sessions() as session:
-        rows = (await session.execute(select(AuditEvent.seq, AuditEvent.id))).all()
-    return sorted((int(r.seq), r.id) for r in rows)
+        rows = (await session.execute(select(AuditEvent.position, AuditEvent.id))).all()
+    return sorted((int(r.position), r.id) for r in rows)
+
+
+def _block_of(position: int) -> int:
+    return (position - 1) // BLOCK_SIZE + 1
 
 
 @asynccontextmanager
@@ -83,7 +95,7 @@ async def _tampered(
 ) -> VerifyReport:
     async with _as_attacker(state, database) as session:
         await attack(session)
-        return await verify_chain(session, state.services.audit.signer, batch_size=2)
+        return await verify_ledger(session, state.services.audit.signer, batch_size=2)
 
 
 async def _delete_event(session: AsyncSession, event_id: uuid.UUID) -> None:
@@ -95,40 +107,71 @@ async def _delete_event(session: AsyncSession, event_id: uuid.UUID) -> None:
     await session.execute(delete(AuditEvent).where(AuditEvent.id == event_id))
 
 
-async def test_an_intact_chain_verifies(api: Api, state: AppState) -> None:
+async def test_an_intact_ledger_verifies_entries_blocks_chain_and_signatures(
+    api: Api, state: AppState
+) -> None:
     events = await _produce_events(api, state)
     async with state.sessions() as session:
-        report = await verify_chain(session, state.services.audit.signer, batch_size=2)
-    assert report.ok
+        report = await verify_ledger(session, state.services.audit.signer, batch_size=2)
+        blocks = list(await session.scalars(select(AuditBlock).order_by(AuditBlock.number)))
+    assert report.ok, report.problem
     assert report.checked == len(events) == events[-1][0]
+    assert report.blocks_checked == len(blocks) == _block_of(len(events))
+    assert (blocks[0].first_position, blocks[0].last_position) == (1, 2)
+    assert all(len(bytes(b.signature)) == 64 for b in blocks)
 
 
-async def test_altering_any_event_is_detected_at_that_event(
+async def test_entries_arriving_after_a_seal_are_checked_unsealed_then_sealed_in_order(
+    api: Api, state: AppState
+) -> None:
+    events = await _produce_events(api, state)
+    await make_customer(state)
+    await make_customer(state)
+    async with state.sessions() as session:
+        report = await verify_ledger(session, state.services.audit.signer)
+    assert report.ok
+    assert report.unsealed_checked == 2
+    await state.sealer.seal_pending(state.sessions)
+    async with state.sessions() as session:
+        rows = (
+            await session.execute(select(AuditEvent.seq, AuditEvent.position, AuditEvent.block))
+        ).all()
+        report = await verify_ledger(session, state.services.audit.signer)
+    assert report.ok
+    assert report.unsealed_checked == 0
+    assert report.last_position == len(events) + 2
+    # Positions follow arrival order and leave no gap.
+    assert [r.position for r in sorted(rows)] == list(range(1, len(rows) + 1))
+
+
+async def test_altering_any_entry_is_named_at_that_entry(
     api: Api, state: AppState, database: Database
 ) -> None:
-    for seq, event_id in await _produce_events(api, state):
+    for position, event_id in await _produce_events(api, state):
 
-        async def attack(session: AsyncSession, seq: int = seq) -> None:
+        async def attack(session: AsyncSession, event_id: uuid.UUID = event_id) -> None:
             await session.execute(
-                update(AuditEvent).where(AuditEvent.seq == seq).values(subject="someone-else")
+                update(AuditEvent).where(AuditEvent.id == event_id).values(subject="someone-else")
             )
 
         report = await _tampered(state, database, attack)
         assert report.problem is not None
-        assert (report.problem.kind, report.problem.seq) == ("altered", seq)
+        assert (report.problem.kind, report.problem.position) == ("entry", position)
+        assert report.problem.block == _block_of(position)
         assert report.problem.event_id == event_id
+        assert f"position {position}" in report.problem.describe()
 
 
-async def test_altering_any_access_or_record_id_is_detected_at_its_event(
+async def test_altering_any_access_or_record_id_is_named_at_its_entry(
     api: Api, state: AppState, database: Database
 ) -> None:
-    events = dict(await _produce_events(api, state))
+    events = await _produce_events(api, state)
     async with state.sessions() as session:
         accesses = (await session.execute(select(AuditAccess.id, AuditAccess.event_id))).all()
         records = (
             await session.execute(select(AuditAccessRecord.access_id, AuditAccessRecord.record_id))
         ).all()
-    seq_of = {event_id: seq for seq, event_id in events.items()}
+    position_of = {event_id: position for position, event_id in events}
     event_of_access = {a.id: a.event_id for a in accesses}
     assert accesses
     assert records
@@ -141,10 +184,12 @@ async def test_altering_any_access_or_record_id_is_detected_at_its_event(
 
         report = await _tampered(state, database, alter_access)
         assert report.problem is not None
-        assert report.problem.kind == "altered"
-        assert report.problem.seq == seq_of[access.event_id]
-    for record in records:
-        expected_seq = seq_of[event_of_access[record.access_id]]
+        assert (report.problem.kind, report.problem.position) == (
+            "entry",
+            position_of[access.event_id],
+        )
+    for record in records[:6]:
+        expected = position_of[event_of_access[record.access_id]]
 
         async def swap_id(session: AsyncSession, r: Any = record) -> None:
             await session.execute(
@@ -167,93 +212,245 @@ async def test_altering_any_access_or_record_id_is_detected_at_its_event(
         for attack in (swap_id, drop_id):
             report = await _tampered(state, database, attack)
             assert report.problem is not None
-            assert (report.problem.kind, report.problem.seq) == ("altered", expected_seq)
+            assert (report.problem.kind, report.problem.position) == ("entry", expected)
 
 
-async def test_removing_any_event_is_detected_at_its_seq(
+async def test_removing_any_entry_is_named_at_its_position(
     api: Api, state: AppState, database: Database
 ) -> None:
-    for seq, event_id in await _produce_events(api, state):
+    for position, event_id in await _produce_events(api, state):
 
         async def attack(session: AsyncSession, event_id: uuid.UUID = event_id) -> None:
             await _delete_event(session, event_id)
 
         report = await _tampered(state, database, attack)
         assert report.problem is not None
-        assert (report.problem.kind, report.problem.seq) == ("removed", seq)
+        assert (report.problem.kind, report.problem.position) == ("removed", position)
+        assert report.problem.block == _block_of(position)
 
 
-async def test_reordering_any_two_neighbours_is_detected_at_the_first(
+async def test_swapping_two_neighbours_is_named_at_their_block(
     api: Api, state: AppState, database: Database
 ) -> None:
     events = await _produce_events(api, state)
-    for (seq, _), (next_seq, next_id) in itertools.pairwise(events):
+    for (position, first), (_, second) in itertools.pairwise(events):
 
-        async def attack(session: AsyncSession, a: int = seq, b: int = next_seq) -> None:
-            for old, new in ((a, -a), (b, a), (-a, b)):
+        async def attack(
+            session: AsyncSession, a: uuid.UUID = first, b: uuid.UUID = second, p: int = position
+        ) -> None:
+            for entry, new in ((a, -p), (b, p), (a, p + 1)):
                 await session.execute(
-                    update(AuditEvent).where(AuditEvent.seq == old).values(seq=new)
+                    update(AuditEvent).where(AuditEvent.id == entry).values(position=new)
+                )
+            # Keep each in the block it was moved into.
+            for entry, at in ((a, p + 1), (b, p)):
+                await session.execute(
+                    update(AuditEvent).where(AuditEvent.id == entry).values(block=_block_of(at))
                 )
 
         report = await _tampered(state, database, attack)
         assert report.problem is not None
-        assert (report.problem.kind, report.problem.seq) == ("reordered", seq)
-        assert report.problem.event_id == next_id
+        assert report.problem.kind == "block"
+        assert report.problem.block == _block_of(position)
 
 
-async def test_a_rewritten_chain_disagrees_with_its_signed_checkpoint(
+async def test_altering_a_block_its_link_or_its_signature_is_named_at_that_block(
     api: Api, state: AppState, database: Database
 ) -> None:
     events = await _produce_events(api, state)
-    async with state.sessions() as session, session.begin():
-        await state.services.audit.checkpoint(session)
-    last_seq = events[-1][0]
+    last = _block_of(len(events))
+    assert last >= 3
+    attacks: list[tuple[dict[str, Any], str]] = [
+        ({"merkle_root": "a" * 64}, "block"),
+        ({"last_position": AuditBlock.first_position}, "block"),
+        ({"first_position": 2}, "chain"),
+        ({"prev_hash": "b" * 64}, "chain"),
+        ({"hash": "c" * 64}, "block"),
+        ({"signature": b"\x00" * 64}, "signature"),
+        ({"key_version": 99}, "block"),
+    ]
+    for number in (1, 2, last):
+        for values, kind in attacks:
 
-    async def rewrite_tip(session: AsyncSession) -> None:
-        # An attacker without the signing key recomputes nothing better than a new hash.
-        await session.execute(
-            update(AuditEvent).where(AuditEvent.seq == last_seq).values(hash="f" * 64)
-        )
-        await session.execute(text("UPDATE audit_chain_head SET hash = :h"), {"h": "f" * 64})
+            async def attack(
+                session: AsyncSession, n: int = number, v: dict[str, Any] = values
+            ) -> None:
+                await session.execute(update(AuditBlock).where(AuditBlock.number == n).values(**v))
 
-    report = await _tampered(state, database, rewrite_tip)
-    assert report.problem is not None
-    assert (report.problem.kind, report.problem.seq) == ("altered", last_seq)
+            report = await _tampered(state, database, attack)
+            assert report.problem is not None, values
+            assert (report.problem.kind, report.problem.block) == (kind, number), values
 
-    async def forge_checkpoint(session: AsyncSession) -> None:
-        if database.backend == "sqlite":
-            await session.execute(text("DROP TRIGGER audit_checkpoints_no_update"))
-        await session.execute(update(AuditCheckpoint).values(hash="e" * 64))
+        async def drop_block(session: AsyncSession, n: int = number) -> None:
+            await session.execute(
+                update(AuditEvent).where(AuditEvent.block == n).values(block=None)
+            )
+            await session.execute(delete(AuditBlock).where(AuditBlock.number == n))
 
-    report = await _tampered(state, database, forge_checkpoint)
-    assert report.problem is not None
-    assert (report.problem.kind, report.problem.seq) == ("checkpoint", last_seq)
+        report = await _tampered(state, database, drop_block)
+        assert report.problem is not None
+        if number == last:
+            # Dropping the last block with its seals turns its entries back into unsealed
+            # ones; dropping the entries too leaves a shorter ledger: both are why the
+            # newest block head is published (auditProof, `custos audit status`).
+            assert report.problem.kind == "entry"
+        else:
+            assert (report.problem.kind, report.problem.block) == ("removed", number)
 
 
-async def test_periodic_checkpoints_let_a_verifier_start_from_one(
-    api: Api, state: AppState
+async def test_a_block_rebuilt_without_the_key_fails_its_signature(
+    api: Api, state: AppState, database: Database
 ) -> None:
-    state.services.audit.configure(retention_days=365, checkpoint_every=2)
+    """An attacker who rewrites an entry and recomputes its hash, the Merkle root and the
+    block's hash (everything but the signature) is named at the block's signature."""
+    from server.audit.chain import document_hash, stored_bytes
+    from server.audit.merkle import block_hash, block_head, leaf_hash, merkle_root
+    from server.audit.repository import AuditRepository
+    from server.audit.sealer import iso_utc
+    from server.audit.verify import hashed_accesses
+
+    events = await _produce_events(api, state)
+    _, event_id = events[0]
+
+    async def rebuild(session: AsyncSession) -> None:
+        await session.execute(
+            update(AuditEvent).where(AuditEvent.id == event_id).values(subject="forged")
+        )
+        repo = AuditRepository(session)
+        entry = await repo.by_id(event_id)
+        assert entry is not None
+        await session.refresh(entry)
+        hashed, _ = await hashed_accesses(repo, [entry])
+        new_hash = document_hash(stored_bytes(entry, hashed[entry.id]))
+        await session.execute(
+            update(AuditEvent).where(AuditEvent.id == event_id).values(hash=new_hash)
+        )
+        block = await repo.block(1)
+        assert block is not None
+        leaves = [leaf_hash(int(p or 0), h) for p, h in await repo.block_leaves(1)]
+        root = merkle_root(leaves).hex()
+        head = block_head(
+            number=1,
+            first_position=block.first_position,
+            last_position=block.last_position,
+            merkle_root_hex=root,
+            prev_hash=block.prev_hash,
+            sealed_at=iso_utc(block.sealed_at),
+            key_version=block.key_version,
+        )
+        await session.execute(
+            update(AuditBlock)
+            .where(AuditBlock.number == 1)
+            .values(merkle_root=root, hash=block_hash(head))
+        )
+        await session.execute(
+            update(AuditBlock).where(AuditBlock.number == 2).values(prev_hash=block_hash(head))
+        )
+
+    report = await _tampered(state, database, rebuild)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.block) == ("signature", 1)
+
+
+async def test_verify_can_start_at_a_block(api: Api, state: AppState) -> None:
     events = await _produce_events(api, state)
     async with state.sessions() as session:
-        checkpoint_seqs = list(await session.scalars(select(AuditCheckpoint.seq)))
-        assert sorted(checkpoint_seqs) == [s for s, _ in events if s % 2 == 0]
-        signer = state.services.audit.signer
-        latest = await verify_chain(session, signer, from_checkpoint=-1)
-        from_two = await verify_chain(session, signer, from_checkpoint=2)
-        missing = await verify_chain(session, signer, from_checkpoint=3)
-    assert latest.ok
-    assert latest.start_seq == max(checkpoint_seqs)
-    assert from_two.ok
-    assert from_two.checked == len(events) - 2
+        report = await verify_ledger(session, state.services.audit.signer, from_block=2)
+        missing = await verify_ledger(session, state.services.audit.signer, from_block=999)
+    assert report.ok, report.problem
+    assert report.checked == len(events) - BLOCK_SIZE
     assert missing.problem is not None
-    assert missing.problem.kind == "checkpoint"
+    assert missing.problem.kind == "block"
+
+
+async def _write_pre_block_chain(state: AppState, count: int) -> list[uuid.UUID]:
+    """Entries as the hash chain wrote them before blocks: seq, prev_hash, chained hash,
+    and the chain head row at the tip."""
+    from server.audit.repository import AuditRepository, PreparedEntry
+
+    prev, ids = GENESIS_HASH, []
+    async with state.sessions() as session, session.begin():
+        for seq in range(1, count + 1):
+            recorder = AuditRecorder(Principal(subject=f"legacy-{seq}", roles=("support",)))
+            recorder.read("customer", [uuid.uuid4()], {"name": "clear"})
+            entry = recorder.prepare(
+                operation_type="query", operation_name="Old", query=None, outcome="ok"
+            )
+            event = dict(entry.event, seq=seq, prev_hash=prev)
+            hashed = [
+                access_content(
+                    a["object_type"],
+                    a["action"],
+                    a["fields"],
+                    a["denied_fields"],
+                    a["changed_fields"],
+                    (str(r) for r in rids),
+                )
+                for a, rids in entry.accesses
+            ]
+            event["hash"] = entry_hash(prev, event_content(_Attrs(event)), hashed)
+            await AuditRepository(session).append_entries([PreparedEntry(event, entry.accesses)])
+            prev = event["hash"]
+            ids.append(entry.id)
+        await session.execute(
+            text("UPDATE audit_chain_head SET seq = :s, hash = :h"), {"s": count, "h": prev}
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            # As the migration leaves it: arrivals continue after the chain.
+            await session.execute(text("SELECT setval('audit_events_seq_seq', :s)"), {"s": count})
+    return ids
+
+
+class _Attrs:
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+async def test_the_pre_block_chain_is_sealed_first_and_still_verifies(
+    state: AppState, database: Database
+) -> None:
+    legacy = await _write_pre_block_chain(state, 5)
+    await make_customer(state)
+    state.sealer.block_size = BLOCK_SIZE
+    await state.sealer.seal_pending(state.sessions)
+    async with state.sessions() as session:
+        report = await verify_ledger(session, state.services.audit.signer)
+        positions = [
+            await session.scalar(select(AuditEvent.position).where(AuditEvent.id == i))
+            for i in legacy
+        ]
+    assert report.ok, report.problem
+    assert positions == [1, 2, 3, 4, 5]
+
+    async def break_link(session: AsyncSession) -> None:
+        await session.execute(
+            update(AuditEvent).where(AuditEvent.id == legacy[2]).values(prev_hash="d" * 64)
+        )
+
+    report = await _tampered(state, database, break_link)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.position) == ("entry", 3)
+
+    async def cut_the_tip(session: AsyncSession) -> None:
+        await _delete_event(session, legacy[-1])
+        await session.execute(
+            update(AuditEvent).where(AuditEvent.block >= 3).values(block=None, position=None)
+        )
+        await session.execute(delete(AuditBlock).where(AuditBlock.number >= 3))
+
+    report = await _tampered(state, database, cut_the_tip)
+    assert report.problem is not None
+    assert report.problem.kind == "removed"
 
 
 async def test_prune_keeps_the_rest_verifiable_and_the_normal_path_append_only(
     api: Api, state: AppState, database: Database
 ) -> None:
+    from server.clock import FixedClock
+
     now = datetime.now(UTC)
+    clock = state.services.clock
+    state.services.clock = FixedClock(now - timedelta(days=400))
     old = []
     for n in range(4):
         recorder = AuditRecorder(Principal(subject=f"old-{n}", roles=("support",)))
@@ -269,6 +466,8 @@ async def test_prune_keeps_the_rest_verifiable_and_the_normal_path_append_only(
                     occurred_at=now - timedelta(days=400 - n),
                 )
             )
+    await state.sealer.seal_pending(state.sessions)
+    state.services.clock = clock
     customer = await make_customer(state)
     await api.gql(
         "query($id: ID!) { customer(id: $id) { name } }",
@@ -276,41 +475,44 @@ async def test_prune_keeps_the_rest_verifiable_and_the_normal_path_append_only(
         token=api.token("support"),
         purpose="support",
     )
+    await state.sealer.seal_pending(state.sessions)
     audit = state.services.audit
     async with state.sessions() as session, session.begin():
         result = await audit.prune(session, cutoff=audit.retention_cutoff(now))
-    assert result.boundary_seq == len(old)
+    assert result.boundary_block == 1
     assert result.removed_events == len(old)
 
     async with state.sessions() as session:
-        report = await verify_chain(session, audit.signer)
+        report = await verify_ledger(session, audit.signer)
         remaining = await session.scalar(select(func.count()).select_from(AuditEvent))
-        checkpoint = await session.scalar(
-            select(AuditCheckpoint).where(AuditCheckpoint.seq == result.boundary_seq)
-        )
+        blocks = await session.scalar(select(func.count()).select_from(AuditBlock))
+        checkpoint = await session.scalar(select(AuditCheckpoint))
     assert report.ok, report.problem
-    assert report.start_seq == result.boundary_seq
     assert remaining == 2  # the seeding event and the read after the boundary
+    assert blocks == 2  # the pruned block's head stays
     assert checkpoint is not None
-    assert checkpoint.detail == {"reason": "prune boundary"}
+    assert checkpoint.detail == {"reason": "prune boundary", "block": 1}
 
     # Outside the prune command, audit rows still refuse UPDATE and DELETE.
     for statement in (
         update(AuditEvent).values(subject="x"),
+        update(AuditEvent).values(block=7),
         delete(AuditEvent),
         delete(AuditCheckpoint),
+        delete(AuditBlock),
+        update(AuditBlock).values(hash="0" * 64),
     ):
         async with state.sessions() as session:
             with pytest.raises(DBAPIError, match="append-only"):
                 async with session.begin():
                     await session.execute(statement)
 
-    # Removing the first remaining entry is still caught: no checkpoint covers it.
+    # Removing an entry after the boundary is still caught.
     async with _as_attacker(state, database) as session:
         first = await session.scalar(select(AuditEvent.id).order_by(AuditEvent.seq).limit(1))
         assert first is not None
         await _delete_event(session, first)
-        report = await verify_chain(session, audit.signer)
+        report = await verify_ledger(session, audit.signer)
         assert report.problem is not None
         assert report.problem.kind == "removed"
 
@@ -383,40 +585,43 @@ async def test_when_the_audit_write_fails_nothing_is_returned_or_changed(
     assert customers == [existing]
 
 
-async def test_a_fully_pruned_chain_verifies_from_its_boundary(state: AppState) -> None:
+async def test_a_fully_pruned_ledger_verifies_from_its_boundary(state: AppState) -> None:
+    from server.clock import FixedClock
+
+    clock = state.services.clock
+    state.services.clock = FixedClock(datetime.now(UTC) - timedelta(days=2))
     for _ in range(2):
         await make_customer(state)
+    await state.sealer.seal_pending(state.sessions)
+    state.services.clock = clock
     audit = state.services.audit
     async with state.sessions() as session, session.begin():
-        result = await audit.prune(session, cutoff=datetime.now(UTC) + timedelta(days=1))
+        result = await audit.prune(session, cutoff=datetime.now(UTC) - timedelta(days=1))
     assert result.removed_events == 2
     async with state.sessions() as session:
-        report = await verify_chain(session, audit.signer)
+        report = await verify_ledger(session, audit.signer)
     assert report.ok, report.problem
-    assert report.start_seq == 2
+    assert report.blocks_checked == 1
+    assert report.checked == 0
 
 
-async def test_an_entry_forged_past_the_chain_head_is_detected(
+async def test_entries_naming_a_block_that_does_not_exist_are_named(
     api: Api, state: AppState, database: Database
 ) -> None:
     events = await _produce_events(api, state)
-    last_seq = events[-1][0]
+    last = _block_of(len(events))
 
     async def forge(session: AsyncSession) -> None:
         recorder = AuditRecorder(Principal(subject="ghost", roles=("admin",)))
-        await recorder.commit(
+        event_id = await recorder.commit(
             session, operation_type="query", operation_name=None, query=None, outcome="ok"
         )
         await session.execute(
-            text("UPDATE audit_chain_head SET seq = :s, hash = :h"),
-            {
-                "s": last_seq,
-                "h": (
-                    await session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == last_seq))
-                ),
-            },
+            update(AuditEvent)
+            .where(AuditEvent.id == event_id)
+            .values(block=last + 1, position=len(events) + 1)
         )
 
     report = await _tampered(state, database, forge)
     assert report.problem is not None
-    assert (report.problem.kind, report.problem.seq) == ("altered", last_seq + 1)
+    assert (report.problem.kind, report.problem.block) == ("block", last + 1)

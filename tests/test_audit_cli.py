@@ -15,7 +15,7 @@ from sqlalchemy import select, text, update
 
 from server.app import AppState
 from server.config import Settings
-from server.data.models import AuditCheckpoint, AuditEvent
+from server.data.models import AuditEvent
 from tests.conftest import Database
 from tests.factories import make_customer
 
@@ -45,14 +45,14 @@ async def _custos(settings: Settings, *args: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-async def test_verify_export_checkpoint_and_a_tampered_entry(
+async def test_verify_export_seal_status_and_a_tampered_entry(
     state: AppState, settings: Settings, database: Database, tmp_path: Path
 ) -> None:
     customers = [await make_customer(state) for _ in range(3)]
 
     code, _, err = await _custos(settings, "audit", "verify")
     assert code == 0, err
-    assert "3 entries" in err
+    assert "0 sealed entries, 3 not sealed yet" in err
 
     code, out, err = await _custos(settings, "audit", "export", "--format", "jsonl")
     assert code == 0, err
@@ -70,12 +70,25 @@ async def test_verify_export_checkpoint_and_a_tampered_entry(
     code, out, _ = await _custos(settings, "audit", "export", "--until", "2000-01-01")
     assert out == ""
 
-    code, _, err = await _custos(settings, "audit", "checkpoint")
+    code, _, err = await _custos(settings, "audit", "status")
     assert code == 0, err
-    async with state.sessions() as session:
-        assert await session.scalar(select(AuditCheckpoint.seq)) == 6
-    code, _, err = await _custos(settings, "audit", "verify", "--from-checkpoint", "latest")
+    assert "blocks: 0" in err
+    assert "unsealed entries: 6" in err
+    code, _, err = await _custos(settings, "audit", "seal")
     assert code == 0, err
+    assert "sealed 6 entries into 1 blocks (through block 1)" in err
+    code, _, err = await _custos(settings, "audit", "seal")
+    assert (code, err) == (0, "nothing to seal\n")
+    code, _, err = await _custos(settings, "audit", "status")
+    assert "blocks: 1" in err
+    assert "last position: 6" in err
+    assert "unsealed entries: 0" in err
+    code, _, err = await _custos(settings, "audit", "verify", "--from-block", "1")
+    assert code == 0, err
+    assert "1 signed blocks from block 1" in err
+    code, _, err = await _custos(settings, "audit", "public-key")
+    assert code == 0, err
+    assert "(key version 1)" in err
 
     async with state.sessions() as session, session.begin():
         if database.backend == "postgresql":
@@ -86,7 +99,8 @@ async def test_verify_export_checkpoint_and_a_tampered_entry(
         tampered = await session.scalar(select(AuditEvent.id).where(AuditEvent.seq == 2))
     code, _, err = await _custos(settings, "audit", "verify")
     assert code == 1
-    assert "altered entry at seq 2" in err
+    assert "altered entry at position 2" in err
+    assert "in block 1" in err
     assert str(tampered) in err
 
 
@@ -95,12 +109,15 @@ async def test_prune_signs_the_boundary_and_the_rest_verifies(
 ) -> None:
     for _ in range(3):
         await make_customer(state)
+    await state.sealer.seal_pending(state.sessions)
     code, _, err = await _custos(settings, "audit", "prune", "--before", "2999-01-01")
     assert code == 0, err
     assert "pruned 3 events" in err
     code, _, err = await _custos(settings, "audit", "verify")
     assert code == 0, err
-    assert "from checkpoint seq 3" in err
+    # The pruned block's head stays and verifies; the prune's own entry is not sealed yet.
+    assert "1 signed blocks" in err
+    assert "0 sealed entries, 1 not sealed yet" in err
     code, _, err = await _custos(settings, "audit", "prune")
     assert code == 0, err
     assert "nothing to prune" in err

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.app import AppState
-from server.audit.verify import verify_chain
+from server.audit.verify import verify_ledger
 from server.cli import invoke
 from server.cli.context import Command, open_command, operator
 from server.clock import FixedClock
@@ -89,7 +89,7 @@ async def test_every_data_command_records_one_event_as_the_operator(
         (["retention", "run", "--dry-run"], 0, None),
         (["retention", "run"], 0, "retention run"),
         (["audit", "verify"], 0, None),
-        (["audit", "checkpoint"], 0, None),
+        (["audit", "seal"], 0, None),
         (["audit", "export", "--since", "2999-01-01"], 0, "audit export jsonl"),
         (["audit", "prune", "--before", "2000-01-01"], 0, "audit prune before"),
         (["keys", "retire", "--kek", "99"], 1, "keys retire kek"),
@@ -116,7 +116,7 @@ async def test_every_data_command_records_one_event_as_the_operator(
     # A refused command says why in one line and claims nothing it did not do.
     assert "version 99 is not in the key provider" in capsys.readouterr().err
     async with state.sessions() as session:
-        report = await verify_chain(session, state.services.audit.signer)
+        report = await verify_ledger(session, state.services.audit.signer)
     assert report.ok
 
 
@@ -249,9 +249,9 @@ async def test_operational_failures_exit_1_and_successes_0(
     )
     assert await _custos("import", "orders", str(settings.state_dir / "none.csv")) == 1
     assert capsys.readouterr().err == "error: the import file does not exist (FILE_NOT_FOUND)\n"
-    assert await _custos("audit", "checkpoint") == 0
-    # Each refused command left its error event: the chain tip is at seq 2.
-    assert capsys.readouterr().err == "checkpoint signed at seq 2\n"
+    assert await _custos("audit", "seal") == 0
+    # Each refused command left its error event: two entries, sealed into one block.
+    assert capsys.readouterr().err == "sealed 2 entries into 1 blocks (through block 1)\n"
     # Nowhere to connect: one line naming the problem, no SQL, no traceback.
     monkeypatch.setenv("CUSTOS_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:9/none")
     assert await _custos("retention", "run") == 1

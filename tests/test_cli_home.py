@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from server.app import AppState
-from server.audit.verify import verify_chain
+from server.audit.verify import verify_ledger
 from server.auth.tokens import TokenVerifier
 from server.cli import invoke
 from server.cli.console import console
@@ -166,7 +166,7 @@ async def test_demo_commits_in_steps_each_with_its_event(
             ).all()
         }
         assert [counts[e.id] for e in events] == [10, 10, 5]
-        assert (await verify_chain(session, state.services.audit.signer)).ok
+        assert (await verify_ledger(session, state.services.audit.signer)).ok
     # Off a terminal, every phase says how far it got.
     err = capsys.readouterr().err
     for line in (
@@ -206,7 +206,7 @@ async def test_a_failed_step_keeps_the_committed_ones_and_records_its_error(
             select(AuditAccess.id).where(AuditAccess.event_id == events[1].id)
         )
         assert claimed.all() == []
-        assert (await verify_chain(session, state.services.audit.signer)).ok
+        assert (await verify_ledger(session, state.services.audit.signer)).ok
 
 
 def _customers_csv(path: Path, rows: list[list[str]]) -> Path:
@@ -261,17 +261,19 @@ async def test_a_small_import_is_one_transaction_named_as_the_command(
     assert [e.operation_name for e in await _events(state)] == ["import customers"]
 
 
-async def test_verify_from_the_latest_checkpoint_before_any_is_the_whole_chain(
+async def test_verify_from_a_block_after_a_seal(
     state: AppState, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     await seed_demo(settings, 2, seed=1, only_if_empty=False)
     monkeypatch.setenv("CUSTOS_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("CUSTOS_KEYRING", str(settings.keyring))
     capsys.readouterr()
-    code = await asyncio.to_thread(invoke, ["audit", "verify", "--from-checkpoint", "latest"])
+    assert await asyncio.to_thread(invoke, ["audit", "seal"]) == 0
+    capsys.readouterr()
+    code = await asyncio.to_thread(invoke, ["audit", "verify", "--from-block", "1"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "1 entries from the genesis (no checkpoint signed yet)" in err
+    assert "1 signed blocks from block 1 through block 1 (position 1), 1 sealed entries" in err
 
 
 def test_the_image_installs_only_what_the_server_needs() -> None:

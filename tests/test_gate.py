@@ -217,6 +217,7 @@ QUERIES: dict[str, Refused] = {
     ),
     "auditEvents": Refused("agent", "(first: 1)", "audit", "read"),
     "auditEvent": Refused("agent", "(id: @id)", "audit", "read"),
+    "auditProof": Refused("agent", "(eventId: @id)", "audit", "read"),
     "products": Refused("compliance", "(first: 1)", "product", "read"),
     "order": Refused("integrator", "(id: @id)", "order", "read"),
     "orders": Refused("integrator", "(first: 1)", "order", "read"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import re
+from typing import Any
 
+import orjson
 import strawberry
 
 from schema.cost import assumed, cost
@@ -55,10 +57,12 @@ class AuditAccess:
         )
 
 
-@strawberry.type(description="One audited operation: who, why, what, outcome; hash-chained.")
+@strawberry.type(
+    description="One audited operation: who, why, what, outcome; sealed into a signed block."
+)
 class AuditEvent(Node):
     id: strawberry.ID
-    seq: int = strawberry.field(description="Position in the hash chain.")
+    seq: int = strawberry.field(description="Arrival order (the order of search results).")
     occurred_at: datetime.datetime = strawberry.field(description="When the operation ran.")
     subject: str = strawberry.field(description="Who ran it.")
     roles: list[str] = strawberry.field(description="The roles it ran with.")
@@ -75,8 +79,15 @@ class AuditEvent(Node):
     user_agent: str | None = strawberry.field(description="The client's User-Agent.")
     request_id: str | None = strawberry.field(description="The request id (X-Request-Id).")
     outcome: AuditOutcome = strawberry.field(description="How the operation ended.")
-    prev_hash: str = strawberry.field(description="The previous entry's hash.")
-    hash: str = strawberry.field(description="This entry's hash over its content and prevHash.")
+    prev_hash: str | None = strawberry.field(
+        description="The previous entry's hash, for entries written in the hash chain that "
+        "preceded blocks; null since."
+    )
+    hash: str = strawberry.field(description="SHA-256 of the entry's content and accesses.")
+    block: int | None = strawberry.field(description="Its block; null until sealed.")
+    position: int | None = strawberry.field(
+        description="Its place in the ledger (gap-free, assigned when sealed)."
+    )
     accesses: list[AuditAccess] = strawberry.field(
         metadata=cost(size=assumed(5)), description="What the operation touched, per object type."
     )
@@ -104,6 +115,8 @@ class AuditEvent(Node):
             outcome=AuditOutcome(event.outcome),
             prev_hash=event.prev_hash,
             hash=event.hash,
+            block=event.block,
+            position=event.position,
             accesses=[AuditAccess.from_view(a) for a in view.accesses],
         )
 
@@ -144,3 +157,41 @@ class AuditEventFilter:
 @strawberry.type(description="Audit events, newest first.")
 class AuditEventConnection(Connection[AuditEvent]):
     total_count: int = strawberry.field(description="Events matching the filter.")
+
+
+@strawberry.type(
+    description="An inclusion proof: the entry, the path from its leaf to its block's Merkle "
+    "root, and the block head with its Ed25519 signature. `document` is the whole proof as "
+    "JSON, for `custos audit verify-proof FILE` or the README's stand-alone check."
+)
+class AuditProof:
+    event_id: strawberry.ID
+    block: int
+    position: int
+    leaf_index: int
+    tree_size: int
+    entry_hash: str
+    path: list[str] = strawberry.field(metadata=cost(size=assumed(20)))
+    block_head: str
+    block_hash: str
+    signature: str = strawberry.field(description="Base64 Ed25519 signature of blockHead.")
+    public_key: str = strawberry.field(description="Base64 raw Ed25519 public key.")
+    document: str
+
+    @classmethod
+    def from_document(cls, proof: dict[str, Any]) -> AuditProof:
+        entry = proof["entry"]
+        return cls(
+            event_id=strawberry.ID(entry["id"]),
+            block=entry["block"],
+            position=entry["position"],
+            leaf_index=proof["leaf_index"],
+            tree_size=proof["tree_size"],
+            entry_hash=entry["hash"],
+            path=list(proof["path"]),
+            block_head=proof["block_head"],
+            block_hash=proof["block_hash"],
+            signature=proof["signature"],
+            public_key=proof["public_key"],
+            document=orjson.dumps(proof).decode(),
+        )

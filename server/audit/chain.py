@@ -1,4 +1,10 @@
-"""Hashing of audit entries: each hash covers the entry's content and the previous hash."""
+"""Hashing of audit entries.
+
+An entry's hash is SHA-256 of its document: the canonical JSON of its event fields and
+its accesses (`entry_document`). Entries written before the ledger had blocks were
+chained instead: their hash also covers the previous entry's hash and their `seq`
+(`chain_bytes`); both kinds are leaves of the blocks the sealer builds.
+"""
 
 from __future__ import annotations
 
@@ -22,15 +28,36 @@ def canonical(content: Mapping[str, Any]) -> bytes:
     return orjson.dumps(content, default=_default, option=orjson.OPT_SORT_KEYS)
 
 
+def chain_bytes(
+    prev_hash: str, event: Mapping[str, Any], accesses: Iterable[Mapping[str, Any]]
+) -> bytes:
+    """What a chained (pre-block) entry's hash covers."""
+    return prev_hash.encode() + canonical(event) + b"".join(canonical(a) for a in accesses)
+
+
 def entry_hash(
     prev_hash: str, event: Mapping[str, Any], accesses: Iterable[Mapping[str, Any]]
 ) -> str:
-    digest = hashlib.sha256()
-    digest.update(prev_hash.encode())
-    digest.update(canonical(event))
-    for access in accesses:
-        digest.update(canonical(access))
-    return digest.hexdigest()
+    """The hash of a chained (pre-block) entry."""
+    return hashlib.sha256(chain_bytes(prev_hash, event, accesses)).hexdigest()
+
+
+def entry_document(event: Mapping[str, Any], accesses: Iterable[Mapping[str, Any]]) -> bytes:
+    """What an entry's hash covers: its event fields (without `seq`, which is only its
+    arrival order) and its accesses, in the order they were recorded."""
+    content = {key: value for key, value in event.items() if key != "seq"}
+    return canonical({"event": content, "accesses": list(accesses)})
+
+
+def document_hash(document: bytes) -> str:
+    return hashlib.sha256(document).hexdigest()
+
+
+def stored_bytes(event: Any, accesses: Iterable[Mapping[str, Any]]) -> bytes:
+    """The bytes a stored entry's `hash` must be the SHA-256 of (either kind)."""
+    if event.prev_hash is not None:
+        return chain_bytes(event.prev_hash, event_content(event), accesses)
+    return entry_document(event_content(event), accesses)
 
 
 def event_content(event: Any) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Signed checkpoints: a keyed statement "the chain tip at seq N had hash H".
+"""Signed checkpoints: a keyed statement "the ledger at position N had hash H".
 
-Signatures are made by the vault (`server.vault.signing`: HMAC-SHA256 under the keyring's
-versioned `signing` key, so old checkpoints stay verifiable after a new version is added).
-A verifier holding the key can start from a checkpoint instead of the genesis, which is
-what makes pruning safe.
+Blocks replaced them as the ledger's signed statements; they remain for what only a
+keyed statement can say: a prune boundary ("entries of blocks up to B were deleted on
+purpose", `detail.block`), and the checkpoints of the pre-block chain, which `verify`
+still honours. Signatures are made by the vault (`server.vault.signing`: HMAC-SHA256
+under the keyring's versioned `signing` key).
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from typing import Any
 from server.audit.chain import canonical
 from server.vault import signing
 from server.vault.signing import SigningKeys
-
-# Periodic checkpoints are written inside the append that reaches a multiple of this.
-DEFAULT_CHECKPOINT_EVERY = 1000
 
 
 def _aware_iso(value: datetime) -> str:
@@ -45,7 +43,6 @@ def checkpoint_content(
 @dataclass(frozen=True)
 class CheckpointSigner:
     keys: SigningKeys = field(repr=False)
-    every: int = DEFAULT_CHECKPOINT_EVERY
 
     def sign(
         self, seq: int, chain_hash: str, created_at: datetime, detail: dict[str, Any]
@@ -66,6 +63,3 @@ class CheckpointSigner:
     ) -> bool:
         content = checkpoint_content(seq, chain_hash, created_at, key_version, detail)
         return signing.signature_valid(self.keys, key_version, content, signature)
-
-    def is_due(self, seq: int) -> bool:
-        return self.every > 0 and seq % self.every == 0

@@ -1,8 +1,10 @@
-"""Collects what one operation touched and writes it as one chained audit event.
+"""Collects what one operation touched and writes it as one audit entry.
 
-Services call `read`, `change` and `deny`; the HTTP edge calls `commit` inside the
-request's transaction, so the audit row and the data commit together or not at all.
-Only ids, field names and modes are recorded, never values.
+Services call `read`, `change` and `deny`. A mutation's entry is appended with `commit`
+inside the mutation's transaction, so the entry and the data commit together or not at
+all; a read's entry is `prepare`d and group-committed with other requests' entries
+(`server.audit.group_commit`) before its response leaves. Only ids, field names and
+modes are recorded, never values.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.audit.chain import access_content, entry_hash, event_content
-from server.audit.checkpoints import CheckpointSigner
-from server.audit.repository import AuditRepository
+from server.audit.chain import access_content, document_hash, entry_document, event_content
+from server.audit.repository import AuditRepository, PreparedEntry
 from server.auth.principal import Principal
 from server.data.base import new_id, utcnow
-from server.vault.signing import query_hash
+from server.vault.signing import SigningKeys, query_hash
 
 # Accesses that are searches by a field's value: they happened even when the operation's
 # changes are rolled back, so, like reads and denials, they are never discarded.
@@ -140,30 +141,23 @@ class AuditRecorder:
             self._accesses[key] = access
         access.record_ids.extend(record_ids)
 
-    async def commit(
+    def prepare(
         self,
-        session: AsyncSession,
         *,
         operation_type: str,
         operation_name: str | None,
         query: str | None,
         outcome: str,
         occurred_at: datetime | None = None,
-        checkpoints: CheckpointSigner | None = None,
-    ) -> uuid.UUID:
-        """Append this operation's event to the chain inside the caller's transaction.
+        keys: SigningKeys | None = None,
+    ) -> PreparedEntry:
+        """This operation's entry, hashed and ready to append (`seq` comes at insert).
 
-        With `checkpoints`, an append that reaches a multiple of its cadence also writes
-        a signed checkpoint of the new tip, in the same transaction; its keys also key
-        the query hash (without them no query hash is stored).
-        """
-        repo = AuditRepository(session)
-        seq, prev_hash = await repo.lock_chain_head()
+        `keys` key the query hash (without them no query hash is stored)."""
         principal = self.principal
         occurred = (occurred_at or utcnow()).astimezone(UTC)
         event: dict[str, object] = {
             "id": new_id(),
-            "seq": seq + 1,
             # Hashed as UTC: the databases hand instants back in UTC (or naive).
             "occurred_at": occurred,
             "subject": _fit(principal.subject, 128),
@@ -173,13 +167,12 @@ class AuditRecorder:
             "operation_type": _fit(operation_type, 16),
             "operation_name": _fit(operation_name, 128),
             # Keyed: an unkeyed hash of a known template would confirm guessed values.
-            "query_hash": (
-                query_hash(checkpoints.keys, query) if query and checkpoints is not None else None
-            ),
+            "query_hash": query_hash(keys, query) if query and keys is not None else None,
             "client_addr": _fit(principal.client_addr, 64),
             "user_agent": _fit(principal.user_agent, 256),
             "request_id": _fit(principal.request_id, 64),
             "outcome": outcome,
+            "prev_hash": None,
         }
         rows: list[tuple[dict[str, object], list[uuid.UUID]]] = []
         hashed = []
@@ -208,48 +201,39 @@ class AuditRecorder:
                     (str(r) for r in unique_ids),
                 )
             )
-        event["prev_hash"] = prev_hash
-        event["hash"] = entry_hash(prev_hash, event_content(_Row(event)), hashed)
-        await repo.append(event, rows)
-        new_seq = seq + 1
-        if checkpoints is not None and checkpoints.is_due(new_seq):
-            await write_checkpoint(
-                repo,
-                checkpoints,
-                new_seq,
-                str(event["hash"]),
-                {"reason": "periodic"},
-                created_at=occurred,
-            )
-        return event["id"]  # type: ignore[return-value]
+        content = event_content(_Row({**event, "seq": None}))
+        event["hash"] = document_hash(entry_document(content, hashed))
+        return PreparedEntry(event, rows)
+
+    async def commit(
+        self,
+        session: AsyncSession,
+        *,
+        operation_type: str,
+        operation_name: str | None,
+        query: str | None,
+        outcome: str,
+        occurred_at: datetime | None = None,
+        keys: SigningKeys | None = None,
+    ) -> uuid.UUID:
+        """Append this operation's entry inside the caller's transaction (a mutation's,
+        a command's step): it commits with the data or not at all. No lock is taken: the
+        sealer orders entries later."""
+        entry = self.prepare(
+            operation_type=operation_type,
+            operation_name=operation_name,
+            query=query,
+            outcome=outcome,
+            occurred_at=occurred_at,
+            keys=keys,
+        )
+        await AuditRepository(session).append_entries([entry])
+        return entry.id
 
 
 def _fit(value: str | None, width: int) -> str | None:
     """Client-supplied text is cut to its column: a long header must not fail the audit."""
     return value[:width] if value else None
-
-
-async def write_checkpoint(
-    repo: AuditRepository,
-    signer: CheckpointSigner,
-    seq: int,
-    chain_hash: str,
-    detail: dict[str, object],
-    *,
-    created_at: datetime | None = None,
-) -> None:
-    """Sign and store a checkpoint of the chain tip at `seq` (caller holds the head lock),
-    stamped `created_at` (the caller's clock; the wall clock if not given)."""
-    created_at = created_at or utcnow()
-    key_version, signature = signer.sign(seq, chain_hash, created_at, detail)
-    await repo.add_checkpoint(
-        seq=seq,
-        chain_hash=chain_hash,
-        created_at=created_at,
-        key_version=key_version,
-        signature=signature,
-        detail=detail,
-    )
 
 
 class JobAudit(Protocol):

@@ -1,4 +1,5 @@
-"""Audit rows: the chain-serialised append, batched reads, search and the guarded prune."""
+"""Audit rows: the lock-free append, the sealer's queue and blocks, batched reads, search
+and the guarded prune."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     and_,
+    bindparam,
     cast,
     delete,
     exists,
@@ -29,12 +31,42 @@ from server.data.base import Base
 from server.data.models import (
     AuditAccess,
     AuditAccessRecord,
+    AuditBlock,
     AuditChainHead,
     AuditCheckpoint,
     AuditEvent,
+    AuditSealer,
 )
 
 AUDIT_TABLES = ("audit_events", "audit_accesses", "audit_access_records")
+# One sealer at a time on PostgreSQL: a transaction-scoped advisory lock on this key.
+SEALER_LOCK_KEY = 0x637573746F73
+
+
+@dataclass(frozen=True)
+class PreparedEntry:
+    """One entry ready to insert: the event's row (without `seq`) and its accesses with
+    their record ids, in the order they were hashed."""
+
+    event: dict[str, Any]
+    accesses: list[tuple[dict[str, Any], list[uuid.UUID]]]
+
+    @property
+    def id(self) -> uuid.UUID:
+        value: uuid.UUID = self.event["id"]
+        return value
+
+
+@dataclass(frozen=True)
+class QueuedEntry:
+    """An unsealed entry as the sealer sees it."""
+
+    id: uuid.UUID
+    seq: int
+    hash: str
+    prev_hash: str | None
+
+
 _EVENTS = Base.metadata.tables["audit_events"]
 _ACCESSES = Base.metadata.tables["audit_accesses"]
 
@@ -74,55 +106,63 @@ class AuditRepository:
         checkpoint = await self.session.scalar(select(func.max(AuditCheckpoint.seq)))
         return latest[0], int(latest[1] or 0), int(checkpoint or 0)
 
-    # -- the append ------------------------------------------------------------------
+    # -- the append (no lock: the sealer orders entries later) -------------------------
 
-    async def lock_chain_head(self) -> tuple[int, str]:
-        """Take the chain tip under a row lock (PostgreSQL) / the write lock (SQLite)."""
-        row = (
-            await self.session.execute(
-                select(AuditChainHead.seq, AuditChainHead.hash)
-                .where(AuditChainHead.id == 1)
-                .with_for_update()
+    async def append_entries(self, entries: Sequence[PreparedEntry]) -> None:
+        """Insert whole entries, a group commit's worth in a few statements: one multi-row
+        insert of events, one of accesses, one of record ids.
+
+        `seq` is the arrival order: a sequence default on PostgreSQL (no lock); on SQLite
+        the transaction already holds the write lock, so the next numbers are free."""
+        if not entries:
+            return
+        events = [dict(entry.event) for entry in entries]
+        if self._dialect != "postgresql":
+            top = int(await self.session.scalar(select(func.max(AuditEvent.seq))) or 0)
+            for offset, event in enumerate(events, start=1):
+                event["seq"] = top + offset
+        await self.session.execute(insert(_EVENTS), events)
+        accesses = [
+            {"event_id": entry.id, **access} for entry in entries for access, _ in entry.accesses
+        ]
+        if not accesses:
+            return
+        access_ids = (
+            await self.session.scalars(
+                insert(_ACCESSES).returning(_ACCESSES.c.id, sort_by_parameter_order=True),
+                accesses,
             )
-        ).one()
-        return int(row.seq), str(row.hash)
-
-    async def append(
-        self,
-        event: dict[str, Any],
-        accesses: Sequence[tuple[dict[str, Any], Sequence[uuid.UUID]]],
-    ) -> None:
-        # Core inserts on the tables, not ORM bulk inserts: a 1,000-row read appends 1,000
-        # record ids, and the ORM bookkeeping would cost more than the rows themselves.
-        await self.session.execute(insert(_EVENTS).values(**event))
-        for access, record_ids in accesses:
-            access_id = await self.session.scalar(
-                insert(_ACCESSES).values(event_id=event["id"], **access).returning(_ACCESSES.c.id)
+        ).all()
+        pairs = [
+            (access_id, record_id)
+            for access_id, (_, record_ids) in zip(
+                access_ids, (a for entry in entries for a in entry.accesses), strict=True
             )
-            if record_ids:
-                await self._add_record_ids(access_id, record_ids)
-        await self.session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == 1)
-            .values(seq=event["seq"], hash=event["hash"])
-        )
+            for record_id in record_ids
+        ]
+        if pairs:
+            await self._add_record_ids(pairs)
 
-    async def _add_record_ids(self, access_id: object, record_ids: Sequence[uuid.UUID]) -> None:
-        """One statement for a whole page of ids: a 1,000-row read appends 1,000 of them."""
+    async def _add_record_ids(self, pairs: Sequence[tuple[int, uuid.UUID]]) -> None:
+        """One statement for every record id of a batch: a 1,000-row read appends 1,000."""
         if self._dialect == "postgresql":
             statement = (
                 "INSERT INTO audit_access_records (access_id, record_id) "
-                "SELECT :access_id, unnest(CAST(:record_ids AS uuid[]))"
+                "SELECT unnest(CAST(:access_ids AS bigint[])), unnest(CAST(:record_ids AS uuid[]))"
             )
-            ids: object = list(record_ids)
+            params: dict[str, object] = {
+                "access_ids": [a for a, _ in pairs],
+                "record_ids": [r for _, r in pairs],
+            }
         else:
             # SQLite stores a Uuid as 32 hex digits; json_each unpacks the list in C.
             statement = (
                 "INSERT INTO audit_access_records (access_id, record_id) "
-                "SELECT :access_id, value FROM json_each(:record_ids)"
+                "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                "FROM json_each(:pairs)"
             )
-            ids = orjson.dumps([rid.hex for rid in record_ids]).decode()
-        await self.session.execute(text(statement), {"access_id": access_id, "record_ids": ids})
+            params = {"pairs": orjson.dumps([[a, r.hex] for a, r in pairs]).decode()}
+        await self.session.execute(text(statement), params)
 
     async def add_checkpoint(
         self,
@@ -144,6 +184,131 @@ class AuditRepository:
                 detail=detail,
             )
         )
+
+    # -- the sealer ---------------------------------------------------------------------
+
+    async def take_sealer_lock(self) -> bool:
+        """One sealer at a time across processes, until this transaction ends: a
+        transaction-scoped advisory lock on PostgreSQL (False if another sealer holds it);
+        on SQLite, writing the sealer's row takes the database's write lock (waits)."""
+        if self._dialect == "postgresql":
+            return bool(
+                await self.session.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SEALER_LOCK_KEY}
+                )
+            )
+        await self.session.execute(
+            update(AuditSealer).where(AuditSealer.id == 1).values(sealed_at=AuditSealer.sealed_at)
+        )
+        return True
+
+    async def has_unsealed(self) -> bool:
+        found = await self.session.scalar(
+            select(AuditEvent.seq).where(AuditEvent.block.is_(None)).limit(1)
+        )
+        return found is not None
+
+    async def unsealed(self, limit: int) -> list[QueuedEntry]:
+        """Committed unsealed entries in a deterministic order (arrival, then id)."""
+        rows = await self.session.execute(
+            select(AuditEvent.id, AuditEvent.seq, AuditEvent.hash, AuditEvent.prev_hash)
+            .where(AuditEvent.block.is_(None))
+            .order_by(AuditEvent.seq, AuditEvent.id)
+            .limit(limit)
+        )
+        return [QueuedEntry(r.id, int(r.seq), str(r.hash), r.prev_hash) for r in rows]
+
+    async def last_block(self) -> AuditBlock | None:
+        return await self.session.scalar(
+            select(AuditBlock).order_by(AuditBlock.number.desc()).limit(1)
+        )
+
+    async def seal_entries(self, block: int, placed: Sequence[tuple[uuid.UUID, int]]) -> None:
+        """Give each entry its block and position (the one update an entry allows)."""
+        await self.session.execute(
+            update(_EVENTS)
+            .where(_EVENTS.c.id == bindparam("entry_id"))
+            .values(block=bindparam("entry_block"), position=bindparam("entry_position")),
+            [
+                {"entry_id": entry_id, "entry_block": block, "entry_position": position}
+                for entry_id, position in placed
+            ],
+        )
+
+    async def add_block(self, values: dict[str, Any]) -> None:
+        await self.session.execute(insert(AuditBlock).values(**values))
+
+    async def mark_sealed(self, at: datetime) -> None:
+        await self.session.execute(
+            update(AuditSealer).where(AuditSealer.id == 1).values(sealed_at=at)
+        )
+
+    async def seal_status(self) -> tuple[int, datetime | None, datetime | None, int, int]:
+        """(unsealed entries, oldest unsealed entry's time, last seal, blocks, last position)."""
+        unsealed = int(
+            await self.session.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.block.is_(None))
+            )
+            or 0
+        )
+        oldest = await self.session.scalar(
+            select(func.min(AuditEvent.occurred_at)).where(AuditEvent.block.is_(None))
+        )
+        sealed_at = await self.session.scalar(
+            select(AuditSealer.sealed_at).where(AuditSealer.id == 1)
+        )
+        last = await self.last_block()
+        blocks = last.number if last is not None else 0
+        position = last.last_position if last is not None else 0
+        return unsealed, oldest, sealed_at, blocks, position
+
+    # -- blocks for verification and proofs ---------------------------------------------
+
+    async def blocks_after(self, number: int, limit: int) -> Sequence[AuditBlock]:
+        result = await self.session.scalars(
+            select(AuditBlock)
+            .where(AuditBlock.number > number)
+            .order_by(AuditBlock.number)
+            .limit(limit)
+        )
+        return result.all()
+
+    async def block(self, number: int) -> AuditBlock | None:
+        return await self.session.get(AuditBlock, number)
+
+    async def block_entries(self, number: int) -> Sequence[AuditEvent]:
+        """A block's entries in position order."""
+        result = await self.session.scalars(
+            select(AuditEvent).where(AuditEvent.block == number).order_by(AuditEvent.position)
+        )
+        return result.all()
+
+    async def block_leaves(self, number: int) -> Sequence[Row[int | None, str]]:
+        """(position, hash) of a block's entries in position order: what a proof needs."""
+        result = await self.session.execute(
+            select(AuditEvent.position, AuditEvent.hash)
+            .where(AuditEvent.block == number)
+            .order_by(AuditEvent.position)
+        )
+        return result.all()
+
+    async def entries_past_blocks(self, number: int) -> int:
+        """Entries that name a block past `number` (the last block there is)."""
+        return int(
+            await self.session.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.block > number)
+            )
+            or 0
+        )
+
+    async def unsealed_after(self, seq: int, limit: int) -> Sequence[AuditEvent]:
+        result = await self.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.block.is_(None), AuditEvent.seq > seq)
+            .order_by(AuditEvent.seq)
+            .limit(limit)
+        )
+        return result.all()
 
     # -- reads for verification and export -------------------------------------------
 
@@ -277,14 +442,18 @@ class AuditRepository:
 
     # -- retention ----------------------------------------------------------------------
 
-    async def last_seq_before(self, cutoff: datetime) -> int | None:
-        value = await self.session.scalar(
-            select(func.max(AuditEvent.seq)).where(AuditEvent.occurred_at < cutoff)
+    async def last_block_before(self, cutoff: datetime) -> AuditBlock | None:
+        """The newest block sealed before `cutoff` (its entries all happened before)."""
+        return await self.session.scalar(
+            select(AuditBlock)
+            .where(AuditBlock.sealed_at < cutoff)
+            .order_by(AuditBlock.number.desc())
+            .limit(1)
         )
-        return int(value) if value is not None else None
 
-    async def delete_through(self, seq: int) -> int:
-        """Delete events up to `seq` with their accesses, through the guarded prune path.
+    async def delete_through(self, block: int) -> int:
+        """Delete the entries of blocks up to `block` with their accesses, through the
+        guarded prune path (block heads stay: the chain of blocks still verifies).
 
         PostgreSQL: the append-only trigger lets DELETE through only in a transaction that
         set `custos.audit_prune`; SQLite: the delete triggers are dropped and re-created
@@ -295,13 +464,13 @@ class AuditRepository:
         else:
             for table in AUDIT_TABLES:
                 await self.session.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_delete"))
-        old_events = select(AuditEvent.id).where(AuditEvent.seq <= seq)
+        old_events = select(AuditEvent.id).where(AuditEvent.block <= block)
         old_accesses = select(AuditAccess.id).where(AuditAccess.event_id.in_(old_events))
         await self.session.execute(
             delete(AuditAccessRecord).where(AuditAccessRecord.access_id.in_(old_accesses))
         )
         await self.session.execute(delete(AuditAccess).where(AuditAccess.event_id.in_(old_events)))
-        removed = await self.session.execute(delete(AuditEvent).where(AuditEvent.seq <= seq))
+        removed = await self.session.execute(delete(AuditEvent).where(AuditEvent.block <= block))
         if self._dialect == "postgresql":
             await self.session.execute(text("SELECT set_config('custos.audit_prune', 'off', true)"))
         else:

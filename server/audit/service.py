@@ -11,20 +11,30 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.audit.chain import stored_bytes
 from server.audit.checkpoints import CheckpointSigner
-from server.audit.recorder import write_checkpoint
+from server.audit.merkle import block_head, inclusion_path, leaf_hash
+from server.audit.proof import build_proof
 from server.audit.repository import AuditFilter, AuditRepository
-from server.audit.verify import DEFAULT_BATCH, VerifyReport, query_matches, verify_chain
+from server.audit.sealer import iso_utc
+from server.audit.verify import (
+    DEFAULT_BATCH,
+    VerifyReport,
+    hashed_accesses,
+    query_matches,
+    verify_ledger,
+)
 from server.caller import Caller
+from server.data.base import utcnow
 from server.data.models import AuditAccess, AuditEvent
-from server.errors import NotFoundError, ValidationError
+from server.errors import ConflictError, NotFoundError, ValidationError
 from server.paging import Page, page_of
-from server.vault.signing import SigningKeys
+from server.vault.signing import SigningKeys, block_public_key
 
 OBJECT = "audit"
 AUDITED_AS = "audit_event"
@@ -46,6 +56,8 @@ EVENT_FIELDS = (
     "user_agent",
     "request_id",
     "outcome",
+    "block",
+    "position",
     "prev_hash",
     "hash",
 )
@@ -70,8 +82,27 @@ class EventView:
 
 @dataclass(frozen=True)
 class PruneResult:
-    boundary_seq: int | None
+    boundary_block: int | None
     removed_events: int
+
+
+@dataclass(frozen=True)
+class SealStatus:
+    """Unsealed entries, how long the oldest has waited (the seal lag, seconds), when the
+    ledger was last sealed, and how far: the last block and position."""
+
+    unsealed: int
+    lag_seconds: float
+    sealed_at: datetime | None
+    blocks: int
+    last_position: int
+
+
+@dataclass(frozen=True)
+class Proof:
+    """An inclusion proof (see `server.audit.proof`) as a JSON-ready document."""
+
+    document: dict[str, Any]
 
 
 class AuditService:
@@ -85,10 +116,13 @@ class AuditService:
     def build(cls, keys: SigningKeys) -> AuditService:
         return cls(CheckpointSigner(keys))
 
-    def configure(self, *, retention_days: int, checkpoint_every: int) -> None:
-        """Apply the settings (`CUSTOS_AUDIT_RETENTION_DAYS`, `..._CHECKPOINT_EVERY`)."""
+    @property
+    def keys(self) -> SigningKeys:
+        return self.signer.keys
+
+    def configure(self, *, retention_days: int) -> None:
+        """Apply the settings (`CUSTOS_AUDIT_RETENTION_DAYS`)."""
         self.retention_days = retention_days
-        self.signer = CheckpointSigner(self.signer.keys, every=checkpoint_every)
 
     # -- compliance reads ---------------------------------------------------------------
 
@@ -186,16 +220,16 @@ class AuditService:
         self,
         session: AsyncSession,
         *,
-        from_checkpoint: int | None = None,
+        from_block: int | None = None,
         batch_size: int = DEFAULT_BATCH,
         release_between_batches: bool = False,
         on_start: Callable[[int], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
-        return await verify_chain(
+        return await verify_ledger(
             session,
             self.signer,
-            from_checkpoint=from_checkpoint,
+            from_block=from_block,
             batch_size=batch_size,
             release_between_batches=release_between_batches,
             on_start=on_start,
@@ -209,15 +243,64 @@ class AuditService:
         row = await AuditRepository(session).by_id(event_id)
         return None if row is None else query_matches(self.signer.keys, row, query)
 
-    async def checkpoint(self, session: AsyncSession, *, at: datetime | None = None) -> int:
-        """Sign the current chain tip now (no-op if it is already checkpointed); `at` is
-        the caller's clock."""
+    async def status(self, session: AsyncSession, now: datetime) -> SealStatus:
+        """How far sealing has come: unsealed entries and how long the oldest has waited."""
+        unsealed, oldest, sealed_at, blocks, position = await AuditRepository(session).seal_status()
+        oldest = _aware(oldest)
+        lag = (now - oldest).total_seconds() if oldest is not None else 0.0
+        return SealStatus(unsealed, max(lag, 0.0), _aware(sealed_at), blocks, position)
+
+    def public_key(self, version: int | None = None) -> tuple[int, bytes]:
+        """The Ed25519 public key block heads are signed with (newest version by default)."""
+        if version is None:
+            version, _ = self.keys.signing_key()
+        return version, block_public_key(self.keys, version)
+
+    async def proof(self, session: AsyncSession, caller: Caller, event_id: uuid.UUID) -> Proof:
+        """An inclusion proof of one entry in its signed block, for a caller allowed
+        `audit`/`read` (recorded as a read of the entry, like `event`)."""
+        caller.gate.require(OBJECT, "read")
         repo = AuditRepository(session)
-        seq, chain_hash = await repo.lock_chain_head()
-        if seq and await repo.checkpoint_at(seq) is None:
-            detail: dict[str, object] = {"reason": "on demand"}
-            await write_checkpoint(repo, self.signer, seq, chain_hash, detail, created_at=at)
-        return seq
+        row = await repo.by_id(event_id)
+        if row is None:
+            raise NotFoundError("audit event not found")
+        if row.block is None or row.position is None:
+            raise ConflictError(
+                "the audit event is not sealed into a block yet; ask again in a moment",
+                code="AUDIT_NOT_SEALED",
+            )
+        block = await repo.block(row.block)
+        if block is None:
+            raise NotFoundError("audit event not found")
+        leaves = [leaf_hash(int(p or 0), str(h)) for p, h in await repo.block_leaves(block.number)]
+        index = row.position - block.first_position
+        hashed, _ = await hashed_accesses(repo, [row])
+        head = block_head(
+            number=block.number,
+            first_position=block.first_position,
+            last_position=block.last_position,
+            merkle_root_hex=block.merkle_root,
+            prev_hash=block.prev_hash,
+            sealed_at=iso_utc(block.sealed_at),
+            key_version=block.key_version,
+        )
+        _, public = self.public_key(block.key_version)
+        caller.audit.read(AUDITED_AS, [row.id], _modes())
+        return Proof(
+            build_proof(
+                event_id=str(row.id),
+                block=block.number,
+                position=row.position,
+                entry_hash=row.hash,
+                document=stored_bytes(row, hashed[row.id]),
+                leaf_index=index,
+                tree_size=len(leaves),
+                path=inclusion_path(leaves, index),
+                head=head,
+                signature=bytes(block.signature),
+                public_key=public,
+            )
+        )
 
     def retention_cutoff(self, now: datetime) -> datetime:
         return now - timedelta(days=self.retention_days)
@@ -225,29 +308,37 @@ class AuditService:
     async def prune(
         self, session: AsyncSession, *, cutoff: datetime, at: datetime | None = None
     ) -> PruneResult:
-        """Delete events older than `cutoff`, after signing a checkpoint at the boundary.
-
-        The boundary checkpoint carries the last pruned entry's hash, so the remaining
-        chain verifies from it. Runs under the chain-head lock: no append interleaves.
-        """
+        """Delete the entries of blocks sealed before `cutoff`, after signing a prune
+        boundary naming the last such block. Block heads stay, so the chain of blocks and
+        its signatures still verify; unsealed entries are never pruned."""
         repo = AuditRepository(session)
-        await repo.lock_chain_head()
-        boundary = await repo.last_seq_before(cutoff)
-        if boundary is None:
+        if not await repo.take_sealer_lock():
+            raise ConflictError("the sealer is running; try again", code="AUDIT_BUSY")
+        block = await repo.last_block_before(cutoff)
+        if block is None:
             return PruneResult(None, 0)
-        boundary_hash = await repo.event_hash_at(boundary)
-        assert boundary_hash is not None
-        if await repo.checkpoint_at(boundary) is None:
-            await write_checkpoint(
-                repo,
-                self.signer,
-                boundary,
-                boundary_hash,
-                {"reason": "prune boundary"},
-                created_at=at,
+        if await repo.checkpoint_at(block.last_position) is None:
+            created_at = at or utcnow()
+            detail: dict[str, Any] = {"reason": "prune boundary", "block": block.number}
+            key_version, signature = self.signer.sign(
+                block.last_position, block.hash, created_at, detail
             )
-        removed = await repo.delete_through(boundary)
-        return PruneResult(boundary, removed)
+            await repo.add_checkpoint(
+                seq=block.last_position,
+                chain_hash=block.hash,
+                created_at=created_at,
+                key_version=key_version,
+                signature=signature,
+                detail=detail,
+            )
+        removed = await repo.delete_through(block.number)
+        return PruneResult(block.number, removed)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _modes() -> dict[str, str]:

@@ -1,9 +1,15 @@
-"""Walk the audit chain and name the first entry that was altered, removed or reordered.
+"""Verify the ledger: entries → blocks → chain → signatures; name the first bad one.
 
-The walk reads in keyset batches on `seq`, so memory holds one batch however long the
-chain is. It may start at the genesis or at a signed checkpoint; every checkpoint's
-signature is checked, and every checkpoint inside the walked range must agree with the
-chain (a chain rewritten from scratch without the signing key disagrees with them).
+The walk reads block by block (memory holds one block), in block order:
+- each entry of the block: present at every position of the block's range, its stored
+  hash equal to the hash of its content and accesses, and, for entries written in the old
+  hash chain, linked to the entry before it;
+- the block: the Merkle root of its leaves and its head hash as stored;
+- the chain: each block names the previous block's hash and continues its range;
+- the signature: Ed25519 over the head, under the public key of its version.
+Then the entries not sealed yet are checked one by one (they are in no block yet: their
+content hashes are all that holds them). Blocks whose entries were pruned are covered by
+the signed prune boundary (an HMAC checkpoint naming the last pruned block).
 """
 
 from __future__ import annotations
@@ -15,53 +21,87 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.audit.chain import GENESIS_HASH, access_content, entry_hash, event_content
+from server.audit.chain import GENESIS_HASH, access_content, document_hash, stored_bytes
 from server.audit.checkpoints import CheckpointSigner
+from server.audit.merkle import (
+    GENESIS_BLOCK_HASH,
+    block_hash,
+    block_head,
+    leaf_hash,
+    merkle_root,
+)
 from server.audit.repository import AuditRepository
-from server.data.models import AuditCheckpoint, AuditEvent
-from server.vault.signing import SigningKeys, query_hash_matches
+from server.audit.sealer import iso_utc
+from server.data.models import AuditBlock, AuditCheckpoint, AuditEvent
+from server.vault.signing import (
+    SigningKeys,
+    block_public_key,
+    block_signature_valid,
+    query_hash_matches,
+)
 
 DEFAULT_BATCH = 500
 
 
 @dataclass(frozen=True)
-class ChainBreak:
-    """The first problem found: `kind` is altered | removed | reordered | checkpoint."""
+class LedgerProblem:
+    """The first problem found: `kind` is entry | removed | block | chain | signature |
+    checkpoint; `block` and `position` say where (0 when not in a block)."""
 
     kind: str
-    seq: int
+    block: int
+    position: int
     event_id: uuid.UUID | None
     detail: str
+    seq: int = 0
 
     def describe(self) -> str:
-        where = f"seq {self.seq}" + (f" id {self.event_id}" if self.event_id else "")
-        return f"{self.kind} entry at {where}: {self.detail}"
+        if self.kind in ("entry", "removed"):
+            where = f"position {self.position}" if self.position else f"seq {self.seq}"
+            if self.event_id:
+                where += f" (id {self.event_id})"
+            if self.block:
+                where += f" in block {self.block}"
+            else:
+                where += " (not sealed yet)"
+            noun = "altered entry" if self.kind == "entry" else "missing entry"
+            return f"{noun} at {where}: {self.detail}"
+        if self.kind == "checkpoint":
+            return f"bad prune boundary: {self.detail}"
+        return f"{self.kind} problem at block {self.block}: {self.detail}"
 
 
 @dataclass(frozen=True)
 class VerifyReport:
-    start_seq: int
-    last_seq: int
+    start_block: int
+    last_block: int
+    last_position: int
     checked: int
-    checkpoints_checked: int
-    problem: ChainBreak | None
+    blocks_checked: int
+    unsealed_checked: int
+    problem: LedgerProblem | None
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-@dataclass(frozen=True)
-class _Checkpoint:
-    """A checkpoint as plain values, so it survives the walk ending its transactions."""
-
-    seq: int
-    hash: str
-
-
 class _Stop(Exception):
-    def __init__(self, problem: ChainBreak) -> None:
+    def __init__(self, problem: LedgerProblem) -> None:
         self.problem = problem
+
+
+@dataclass
+class _Walk:
+    prev_hash: str = GENESIS_BLOCK_HASH
+    number: int = 0
+    position: int = 0
+    checked: int = 0
+    blocks: int = 0
+    unsealed: int = 0
+    legacy_prev: str | None = None
+    # Started past the first block: the first pre-block entry met links to what it says.
+    legacy_trusted: bool = False
 
 
 def _checkpoint_valid(signer: CheckpointSigner, cp: AuditCheckpoint) -> bool:
@@ -70,197 +110,287 @@ def _checkpoint_valid(signer: CheckpointSigner, cp: AuditCheckpoint) -> bool:
     )
 
 
-async def verify_chain(
+async def verify_ledger(
     session: AsyncSession,
     signer: CheckpointSigner,
     *,
-    from_checkpoint: int | None = None,
+    from_block: int | None = None,
     batch_size: int = DEFAULT_BATCH,
     release_between_batches: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
-    """Verify the chain up to the head read at the start (later appends are not walked).
-
-    `from_checkpoint` is a checkpoint's seq (or -1 for the latest, the genesis while there
-    is none). With `release_between_batches` each batch is read in its own short
-    transaction, so a long walk never holds SQLite's write lock against the API.
-    """
+    """Verify every block (from block `from_block`, trusting nothing before it but its own
+    signature), then the unsealed entries. With `release_between_batches` each batch is
+    read in its own short transaction, so a long walk never holds a snapshot for long."""
     repo = AuditRepository(session)
-    head_seq, head_hash = await repo.chain_head()
-    stored = await repo.checkpoints()
-    checkpoints = [_Checkpoint(cp.seq, cp.hash) for cp in stored]
+    walk = _Walk()
+    start = 1
     try:
-        for cp in stored:
-            if not _checkpoint_valid(signer, cp):
-                raise _Stop(
-                    ChainBreak("checkpoint", cp.seq, None, "checkpoint signature does not verify")
-                )
-        start_seq, prev_hash = await _start(repo, checkpoints, from_checkpoint)
+        pruned_through, legacy_boundaries = await _prune_boundaries(repo, signer)
+        last = await repo.last_block()
         if on_start is not None:
-            on_start(max(head_seq - start_seq, 0))
-        if release_between_batches:
-            await session.rollback()
-        by_seq = {cp.seq: cp for cp in checkpoints if cp.seq > start_seq}
-        last_seq, last_hash, checked = await _walk(
-            repo,
-            start_seq,
-            prev_hash,
-            head_seq,
-            by_seq,
-            batch_size,
-            on_progress,
-            release_between_batches,
-        )
-        if head_seq > last_seq:
+            on_start(last.last_position if last is not None else 0)
+        if from_block is not None:
+            first = await repo.block(from_block)
+            if first is None:
+                raise _Stop(LedgerProblem("block", from_block, 0, None, "no such block"))
+            start = from_block
+            walk.prev_hash, walk.number = first.prev_hash, from_block - 1
+            walk.position = first.first_position - 1
+            walk.legacy_trusted = True
+        legacy_head = await repo.chain_head()
+        while True:
+            blocks = await repo.blocks_after(walk.number, batch_size)
+            if not blocks:
+                break
+            for block in blocks:
+                _check_link(block, walk)
+                entries = 0
+                if block.number > pruned_through:
+                    entries = await _check_entries(repo, block, walk, legacy_boundaries)
+                _check_block(signer.keys, block, walk)
+                if on_progress is not None and entries:
+                    on_progress(entries)
+            if release_between_batches:
+                await session.rollback()
+        stray = await repo.entries_past_blocks(walk.number)
+        if stray:
             raise _Stop(
-                ChainBreak(
-                    "removed",
-                    last_seq + 1,
+                LedgerProblem(
+                    "block",
+                    walk.number + 1,
+                    0,
                     None,
-                    f"the chain head is at seq {head_seq} but the last entry is seq {last_seq}",
+                    f"{stray} entries name a block past the last one (block {walk.number})",
                 )
             )
-        if head_hash != last_hash:
+        await _check_unsealed(repo, walk, legacy_boundaries, batch_size)
+        head_seq, head_hash = legacy_head
+        if head_seq and walk.legacy_prev is not None and walk.legacy_prev != head_hash:
             raise _Stop(
-                ChainBreak(
-                    "altered", head_seq, None, "the chain head does not match the last entry"
+                LedgerProblem(
+                    "removed",
+                    0,
+                    0,
+                    None,
+                    f"the pre-block chain does not reach its recorded tip (seq {head_seq})",
+                    seq=head_seq,
                 )
             )
-        await _no_entries_past_the_head(repo)
     except _Stop as stop:
-        return VerifyReport(0, 0, 0, len(checkpoints), stop.problem)
-    return VerifyReport(start_seq, last_seq, checked, len(checkpoints), None)
-
-
-async def _no_entries_past_the_head(repo: AuditRepository) -> None:
-    """Rows past the head were never appended through the chain (read the head again
-    last, so an append that committed during the walk is not mistaken for one)."""
-    tail = await repo.last_seq()
-    head_seq, _ = await repo.chain_head()
-    if tail > head_seq:
-        raise _Stop(
-            ChainBreak(
-                "altered",
-                head_seq + 1,
-                None,
-                f"entries up to seq {tail} lie past the chain head (seq {head_seq})",
-            )
+        return VerifyReport(
+            start,
+            walk.number,
+            walk.position,
+            walk.checked,
+            walk.blocks,
+            walk.unsealed,
+            stop.problem,
         )
+    return VerifyReport(
+        start, walk.number, walk.position, walk.checked, walk.blocks, walk.unsealed, None
+    )
 
 
-async def _start(
-    repo: AuditRepository, checkpoints: Sequence[_Checkpoint], from_checkpoint: int | None
-) -> tuple[int, str]:
-    """Where the walk starts: a chosen checkpoint, the pruning boundary, or the genesis."""
-    if from_checkpoint is not None and from_checkpoint < 0 and not checkpoints:
-        # "The latest checkpoint" before any was signed: the whole chain, a stricter walk
-        # than from any checkpoint (a pruned start still needs its signed boundary).
-        from_checkpoint = None
-    if from_checkpoint is not None:
-        if not checkpoints:
-            raise _Stop(ChainBreak("checkpoint", 0, None, "there is no checkpoint to start from"))
-        if from_checkpoint < 0:
-            chosen = checkpoints[-1]
+async def _prune_boundaries(
+    repo: AuditRepository, signer: CheckpointSigner
+) -> tuple[int, dict[int, str]]:
+    """The last block whose entries were pruned (0: none), from signed prune boundaries,
+    and the signed checkpoints of the pre-block chain (seq → hash) its walk may start at."""
+    pruned = 0
+    legacy: dict[int, str] = {}
+    for cp in await repo.checkpoints():
+        if not _checkpoint_valid(signer, cp):
+            raise _Stop(
+                LedgerProblem(
+                    "checkpoint", 0, 0, None, f"the checkpoint at {cp.seq} does not verify"
+                )
+            )
+        detail = dict(cp.detail or {})
+        block = detail.get("block")
+        if isinstance(block, int):
+            pruned = max(pruned, block)
         else:
-            match = [cp for cp in checkpoints if cp.seq == from_checkpoint]
-            if not match:
-                raise _Stop(
-                    ChainBreak("checkpoint", from_checkpoint, None, "no checkpoint at this seq")
+            legacy[cp.seq] = cp.hash
+    return pruned, legacy
+
+
+async def _check_entries(
+    repo: AuditRepository, block: AuditBlock, walk: _Walk, legacy: dict[int, str]
+) -> int:
+    entries = await repo.block_entries(block.number)
+    hashed, miscounted = await hashed_accesses(repo, entries)
+    expected = block.first_position
+    leaves = []
+    for entry in entries:
+        position = int(entry.position or 0)
+        if position > block.last_position:
+            raise _Stop(
+                LedgerProblem(
+                    "block",
+                    block.number,
+                    0,
+                    None,
+                    f"it holds position {position}, past its range's end ({block.last_position})",
                 )
-            chosen = match[0]
-        return chosen.seq, chosen.hash
-    first = await repo.first_seq()
-    if first is None:
-        # Everything was pruned: the walk starts (and ends) at the newest checkpoint.
-        head_seq, _ = await repo.chain_head()
-        first = head_seq + 1
-    if first == 1:
-        return 0, GENESIS_HASH
-    # Entries before `first` were pruned; pruning leaves a signed checkpoint at the boundary.
-    boundary = [cp for cp in checkpoints if cp.seq == first - 1]
-    if not boundary:
+            )
+        if position != expected:
+            raise _Stop(
+                LedgerProblem(
+                    "removed",
+                    block.number,
+                    expected,
+                    None,
+                    f"positions {expected}..{position - 1} are missing "
+                    f"(next present: position {position} id {entry.id})",
+                )
+            )
+        _check_entry(entry, hashed[entry.id], entry.id in miscounted, walk, legacy, block.number)
+        leaves.append(leaf_hash(position, entry.hash))
+        walk.checked += 1
+        expected += 1
+    if expected != block.last_position + 1:
         raise _Stop(
-            ChainBreak(
+            LedgerProblem(
                 "removed",
-                1,
+                block.number,
+                expected,
                 None,
-                f"entries 1..{first - 1} are missing and no checkpoint covers them",
+                f"positions {expected}..{block.last_position} of the block are missing",
             )
         )
-    return boundary[0].seq, boundary[0].hash
+    if merkle_root(leaves).hex() != block.merkle_root:
+        raise _Stop(
+            LedgerProblem("block", block.number, 0, None, "its entries do not give its Merkle root")
+        )
+    return len(entries)
 
 
-async def _walk(
-    repo: AuditRepository,
-    start_seq: int,
-    prev_hash: str,
-    through_seq: int,
-    checkpoints: dict[int, _Checkpoint],
-    batch_size: int,
-    on_progress: Callable[[int], None] | None,
-    release_between_batches: bool,
-) -> tuple[int, str, int]:
-    """Returns the last seq walked, its hash, and how many entries were checked."""
-    expected = start_seq + 1
-    cursor = start_seq
-    checked = 0
+def _check_entry(
+    entry: AuditEvent,
+    accesses: list[dict[str, object]],
+    miscounted: bool,
+    walk: _Walk,
+    legacy: dict[int, str],
+    block: int,
+) -> None:
+    if document_hash(stored_bytes(entry, accesses)) != entry.hash or miscounted:
+        raise _Stop(
+            LedgerProblem(
+                "entry",
+                block,
+                int(entry.position or 0),
+                entry.id,
+                "the entry or its accesses do not match its hash",
+                seq=entry.seq,
+            )
+        )
+    if entry.prev_hash is not None:
+        # An entry of the pre-block chain: it must link to the one before it.
+        if walk.legacy_prev is None:
+            links = (
+                walk.legacy_trusted
+                or entry.prev_hash == GENESIS_HASH
+                or legacy.get(entry.seq - 1) == entry.prev_hash
+            )
+        else:
+            links = entry.prev_hash == walk.legacy_prev
+        if not links:
+            raise _Stop(
+                LedgerProblem(
+                    "entry",
+                    block,
+                    int(entry.position or 0),
+                    entry.id,
+                    "the entry does not link to the entry before it in the pre-block chain",
+                    seq=entry.seq,
+                )
+            )
+        walk.legacy_prev = entry.hash
+
+
+def _check_link(block: AuditBlock, walk: _Walk) -> None:
+    """The block continues the chain: next number, next range, previous block's hash."""
+    if block.number != walk.number + 1:
+        raise _Stop(LedgerProblem("removed", walk.number + 1, 0, None, "the block is missing"))
+    if block.first_position != walk.position + 1 or block.last_position < block.first_position:
+        raise _Stop(
+            LedgerProblem(
+                "chain",
+                block.number,
+                0,
+                None,
+                f"its range {block.first_position}..{block.last_position} does not continue "
+                f"the ledger at position {walk.position + 1}",
+            )
+        )
+    if block.prev_hash != walk.prev_hash:
+        raise _Stop(
+            LedgerProblem(
+                "chain", block.number, 0, None, "it does not name the previous block's hash"
+            )
+        )
+
+
+def _check_block(keys: SigningKeys, block: AuditBlock, walk: _Walk) -> None:
+    """The block's head is as hashed and signed."""
+    head = block_head(
+        number=block.number,
+        first_position=block.first_position,
+        last_position=block.last_position,
+        merkle_root_hex=block.merkle_root,
+        prev_hash=block.prev_hash,
+        sealed_at=iso_utc(block.sealed_at),
+        key_version=block.key_version,
+    )
+    if block_hash(head) != block.hash:
+        raise _Stop(
+            LedgerProblem("block", block.number, 0, None, "its head does not match its hash")
+        )
+    try:
+        public_key = block_public_key(keys, block.key_version)
+    except KeyError:
+        public_key = b""
+    if not public_key or not block_signature_valid(public_key, head, block.signature):
+        raise _Stop(
+            LedgerProblem(
+                "signature", block.number, 0, None, "the block head's signature does not verify"
+            )
+        )
+    walk.prev_hash = block.hash
+    walk.number = block.number
+    walk.position = block.last_position
+    walk.blocks += 1
+
+
+async def _check_unsealed(
+    repo: AuditRepository, walk: _Walk, legacy: dict[int, str], batch_size: int
+) -> None:
+    cursor = 0
     while True:
-        events = await repo.events_after(cursor, batch_size, through_seq=through_seq)
-        if not events:
-            return expected - 1, prev_hash, checked
-        hashed, miscounted = await _hashed_accesses(repo, events)
-        for event in events:
-            if event.seq != expected:
+        entries = await repo.unsealed_after(cursor, batch_size)
+        if not entries:
+            return
+        hashed, miscounted = await hashed_accesses(repo, entries)
+        for entry in entries:
+            if entry.position is not None:
                 raise _Stop(
-                    ChainBreak(
-                        "removed",
-                        expected,
-                        None,
-                        f"entries {expected}..{event.seq - 1} are missing "
-                        f"(next present: seq {event.seq} id {event.id})",
+                    LedgerProblem(
+                        "entry",
+                        0,
+                        int(entry.position),
+                        entry.id,
+                        "the entry has a position but no block: its block was removed",
+                        seq=entry.seq,
                     )
                 )
-            if event.prev_hash != prev_hash:
-                raise _Stop(
-                    ChainBreak(
-                        "reordered",
-                        event.seq,
-                        event.id,
-                        "the entry does not link to the entry before it",
-                    )
-                )
-            computed = entry_hash(event.prev_hash, event_content(event), hashed[event.id])
-            if computed != event.hash or event.id in miscounted:
-                raise _Stop(
-                    ChainBreak(
-                        "altered",
-                        event.seq,
-                        event.id,
-                        "the entry or its accesses do not match its hash",
-                    )
-                )
-            checkpoint = checkpoints.get(event.seq)
-            if checkpoint is not None and checkpoint.hash != event.hash:
-                raise _Stop(
-                    ChainBreak(
-                        "altered",
-                        event.seq,
-                        event.id,
-                        "the entry disagrees with the signed checkpoint at this seq",
-                    )
-                )
-            prev_hash = event.hash
-            expected += 1
-            checked += 1
-        cursor = events[-1].seq
-        if release_between_batches:
-            await repo.session.rollback()
-        if on_progress is not None:
-            on_progress(len(events))
+            _check_entry(entry, hashed[entry.id], entry.id in miscounted, walk, legacy, 0)
+            walk.unsealed += 1
+        cursor = entries[-1].seq
 
 
-async def _hashed_accesses(
+async def hashed_accesses(
     repo: AuditRepository, events: Sequence[AuditEvent]
 ) -> tuple[dict[uuid.UUID, list[dict[str, object]]], set[uuid.UUID]]:
     """Each event's accesses as hashed, and the events whose stored record counts lie."""

@@ -1,9 +1,9 @@
-"""`custos audit ...`: verify the chain, sign checkpoints, export for SIEM tools, prune.
+"""`custos audit ...`: verify the ledger, seal it, check proofs, export for SIEM tools, prune.
 
-Long reads (verify, export) run batch by batch in short transactions, so they never hold
-SQLite's write lock against the API. Export and prune record their command's event;
-verify and checkpoint read and sign the trail itself and add nothing to it. None of them
-creates a keyring: a fresh key would make every checkpoint look forged.
+Long reads (verify, export) run batch by batch in short transactions. Export and prune
+record their command's event; verify, seal, status and public-key read or seal the ledger
+itself and add nothing to it; verify-proof touches no database at all. None of them
+creates a keyring: a fresh key would make every block look forged.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import typer
 from server.cli.console import console, progress_bar
 from server.cli.context import Command, open_command, run
 
-app = typer.Typer(help="The audit trail: verify, checkpoint, export, prune.")
+app = typer.Typer(help="The audit ledger: verify, seal, status, proofs, export, prune.")
 
 
 class ExportFormat(StrEnum):
@@ -49,24 +49,16 @@ async def _audit_command(name: str, *, audited: bool) -> AsyncIterator[Command]:
 
 @app.command()
 def verify(
-    from_checkpoint: Annotated[
-        str | None,
+    from_block: Annotated[
+        int | None,
         typer.Option(
-            help="Start at the checkpoint with this seq, or 'latest' (the whole chain while "
-            "no checkpoint is signed)."
+            min=1,
+            help="Start at this block, trusting nothing before it but its own signature.",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=10, help="Entries read per batch.")] = 500,
+    batch_size: Annotated[int, typer.Option(min=1, help="Blocks read per batch.")] = 16,
 ) -> None:
-    """Walk the chain; exit 1 naming the first altered, removed or reordered entry."""
-    start: int | None = None
-    if from_checkpoint is not None:
-        if from_checkpoint == "latest":
-            start = -1
-        elif from_checkpoint.isdigit():
-            start = int(from_checkpoint)
-        else:
-            raise typer.BadParameter("--from-checkpoint is a seq number or 'latest'")
+    """Check entries, blocks, their chain and signatures; exit 1 naming the first bad one."""
 
     async def walk() -> bool:
         async with (
@@ -74,29 +66,135 @@ def verify(
             command.sessions() as session,
         ):
             with progress_bar() as bar:
-                task = bar.add_task("verifying audit chain", total=None)
+                task = bar.add_task("verifying the audit ledger", total=None)
                 report = await command.services.audit.verify(
                     session,
-                    from_checkpoint=start,
+                    from_block=from_block,
                     batch_size=batch_size,
                     release_between_batches=True,
                     on_start=lambda total: bar.update(task, total=total),
                     on_progress=lambda n: bar.advance(task, n),
                 )
+            status = await command.services.audit.status(session, command.clock.now())
         if report.problem is not None:
-            console.print(f"[red]audit chain broken:[/red] {report.problem.describe()}")
+            console.print(f"[red]audit ledger broken:[/red] {report.problem.describe()}")
             return False
-        origin = f"checkpoint seq {report.start_seq}" if report.start_seq else "the genesis"
-        if start == -1 and not report.start_seq:
-            origin += " (no checkpoint signed yet)"
+        origin = f"block {report.start_block}" if from_block else "the first block"
         console.print(
-            f"audit chain verifies: {report.checked} entries from {origin} "
-            f"through seq {report.last_seq}; {report.checkpoints_checked} signed checkpoints"
+            f"audit ledger verifies: {report.blocks_checked} signed blocks from {origin} "
+            f"through block {report.last_block} (position {report.last_position}), "
+            f"{report.checked} sealed entries, {report.unsealed_checked} not sealed yet "
+            f"(seal lag {status.lag_seconds:.1f} s)"
         )
         return True
 
     if not run(walk()):
         raise typer.Exit(1)
+
+
+@app.command()
+def seal() -> None:
+    """Seal every committed unsealed entry into signed blocks now (servers do it on their
+    own every CUSTOS_AUDIT_SEAL_INTERVAL_SECONDS); waits if another sealer is running."""
+    from server.audit.sealer import Sealer
+
+    async def seal_all() -> tuple[int, int, int]:
+        async with _audit_command("audit seal", audited=False) as command:
+            sealer = Sealer(
+                command.services.audit.keys,
+                command.clock.now,
+                block_size=command.settings.audit_block_size,
+            )
+            blocks = entries = last = 0
+            while True:
+                result = await sealer.seal_pending(command.sessions)
+                blocks, entries = blocks + result.blocks, entries + result.entries
+                last = result.last_block or last
+                if not result.blocks:
+                    return blocks, entries, last
+
+    blocks, entries, last = run(seal_all())
+    if blocks:
+        console.print(f"sealed {entries} entries into {blocks} blocks (through block {last})")
+    else:
+        console.print("nothing to seal")
+
+
+@app.command()
+def status() -> None:
+    """How far sealing has come: blocks, last position, unsealed entries and the seal lag."""
+
+    async def read() -> str:
+        async with (
+            _audit_command("audit status", audited=False) as command,
+            command.sessions() as session,
+        ):
+            s = await command.services.audit.status(session, command.clock.now())
+        last = s.sealed_at.isoformat() if s.sealed_at else "never"
+        return (
+            f"blocks: {s.blocks}\nlast position: {s.last_position}\n"
+            f"unsealed entries: {s.unsealed}\nseal lag: {s.lag_seconds:.3f} s\n"
+            f"last sealed: {last}"
+        )
+
+    console.print(run(read()))
+
+
+@app.command("public-key")
+def public_key(
+    version: Annotated[int | None, typer.Option(help="A signing key version.")] = None,
+) -> None:
+    """Print the Ed25519 public key block heads are signed with (base64), to publish for
+    whoever checks proofs."""
+    import base64
+
+    async def key() -> tuple[int, bytes]:
+        async with _audit_command("audit public-key", audited=False) as command:
+            try:
+                return command.services.audit.public_key(version)
+            except KeyError:
+                raise typer.BadParameter("no signing key of that version") from None
+
+    found, raw = run(key())
+    console.print(f"{base64.b64encode(raw).decode()} (key version {found})")
+
+
+@app.command("verify-proof")
+def verify_proof(
+    file: Annotated[typer.FileText, typer.Argument(help="A proof (JSON) from auditProof.")],
+    public_key: Annotated[
+        str | None,
+        typer.Option(help="The expected public key (base64); without it the proof's own."),
+    ] = None,
+) -> None:
+    """Check an inclusion proof offline: no database, no keyring; exit 1 if it fails."""
+    import base64
+    import binascii
+
+    from server.audit.proof import check_proof
+
+    pinned = None
+    if public_key is not None:
+        try:
+            pinned = base64.b64decode(public_key, validate=True)
+        except binascii.Error:
+            raise typer.BadParameter("--public-key is not base64") from None
+    try:
+        proof = orjson.loads(file.read())
+    except orjson.JSONDecodeError:
+        console.print("[red]the file is not JSON[/red]")
+        raise typer.Exit(1) from None
+    problems = check_proof(proof, public_key=pinned)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]proof fails:[/red] {problem}")
+        raise typer.Exit(1)
+    entry = proof["entry"]
+    console.print(
+        f"proof holds: entry {entry['id']} is at position {entry['position']} of block "
+        f"{entry['block']}, whose head is signed by key {proof['public_key']}"
+        + ("" if pinned else " (not compared with a published key: pass --public-key)")
+    )
 
 
 @app.command("query")
@@ -127,22 +225,6 @@ def query_of(
         console.print("the text is not the query this event hashed")
         raise typer.Exit(1)
     console.print("the text is the query this event hashed")
-
-
-@app.command()
-def checkpoint() -> None:
-    """Sign a checkpoint of the chain tip now."""
-
-    async def sign() -> int:
-        async with (
-            _audit_command("audit checkpoint", audited=False) as command,
-            command.sessions() as session,
-            session.begin(),
-        ):
-            return await command.services.audit.checkpoint(session, at=command.clock.now())
-
-    seq = run(sign())
-    console.print(f"checkpoint signed at seq {seq}" if seq else "the chain is empty")
 
 
 @app.command()
@@ -201,7 +283,7 @@ def prune(
         typer.Option(help="Prune events before this ISO time (default: now minus retention)."),
     ] = None,
 ) -> None:
-    """Delete events past retention, after signing a checkpoint at the boundary."""
+    """Delete the entries of blocks sealed before the cutoff, after signing the boundary."""
     cutoff = _when(before, "--before")
 
     async def drop() -> tuple[int | None, int, datetime]:
@@ -210,14 +292,16 @@ def prune(
             at = cutoff or service.retention_cutoff(command.clock.now())
             async with command.transaction() as session:
                 result = await service.prune(session, cutoff=at, at=command.clock.now())
-                command.detail = f"before {at.isoformat()} through seq {result.boundary_seq or 0}"
-            return result.boundary_seq, result.removed_events, at
+                command.detail = (
+                    f"before {at.isoformat()} through block {result.boundary_block or 0}"
+                )
+            return result.boundary_block, result.removed_events, at
 
     boundary, removed, at = run(drop())
     if boundary is None:
-        console.print(f"nothing to prune: no event before {at.isoformat()}")
+        console.print(f"nothing to prune: no block sealed before {at.isoformat()}")
     else:
         console.print(
-            f"pruned {removed} events (through seq {boundary}, before {at.isoformat()}); "
-            f"the chain now starts at the signed checkpoint at seq {boundary}"
+            f"pruned {removed} events (blocks through {boundary}, before {at.isoformat()}); "
+            f"their signed block heads stay, with a signed prune boundary at block {boundary}"
         )

@@ -192,7 +192,7 @@ class Command:
             query=None,
             outcome=self.outcome,
             occurred_at=self.clock.now(),
-            checkpoints=self.services.audit.signer,
+            keys=self.services.audit.keys,
         )
 
     async def _record_alone(self) -> None:

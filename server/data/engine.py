@@ -72,9 +72,14 @@ def create_engine(
     return engine
 
 
+# An execution option marking a read transaction (see `create_read_session_factory`).
+READ_ONLY = "custos_read_only"
+
+
 def _configure_sqlite(engine: AsyncEngine, *, busy_ms: int) -> None:
-    # Every request writes its audit row, so every transaction is a writer: BEGIN IMMEDIATE
-    # takes the write lock up front instead of failing to upgrade a read snapshot later.
+    # A writer takes the write lock up front (BEGIN IMMEDIATE) instead of failing to
+    # upgrade a read snapshot later; a read transaction is deferred, so reads never wait
+    # on the write lock (their audit entries are group-committed by another transaction).
     # Within a process, writers queue first come, first served (server/data/write_queue.py);
     # the busy handler only arbitrates between processes.
     @event.listens_for(engine.sync_engine, "connect")
@@ -87,11 +92,20 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for read transactions: on SQLite they begin deferred (a shared snapshot, no
+    write lock); on PostgreSQL they are ordinary transactions. The same pool serves both."""
+    return async_sessionmaker(
+        engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
+    )
 
 
 async def ping(sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -4,9 +4,11 @@ from server.data.models.access import ApiKey, PolicyRule, PolicyVersion, RoleAss
 from server.data.models.audit import (
     AuditAccess,
     AuditAccessRecord,
+    AuditBlock,
     AuditChainHead,
     AuditCheckpoint,
     AuditEvent,
+    AuditSealer,
 )
 from server.data.models.campaign import Campaign, CampaignRecipient
 from server.data.models.complaint import Complaint, ComplaintEvent
@@ -31,9 +33,11 @@ __all__ = [
     "ApiKey",
     "AuditAccess",
     "AuditAccessRecord",
+    "AuditBlock",
     "AuditChainHead",
     "AuditCheckpoint",
     "AuditEvent",
+    "AuditSealer",
     "Campaign",
     "CampaignRecipient",
     "Complaint",

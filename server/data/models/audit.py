@@ -1,4 +1,4 @@
-"""The audit trail: append-only, hash-chained events and their accesses.
+"""The audit ledger: append-only events with their accesses, sealed into signed blocks.
 
 Only ids, field names and modes are stored here, never a personal value.
 """
@@ -18,11 +18,22 @@ INT = DataClass.INTERNAL
 
 
 class AuditEvent(Base):
+    """One operation. `seq` is its arrival order (search and paging; a sequence on
+    PostgreSQL, so appends take no lock); the sealer later gives it a `block` and its
+    `position`, the ledger's gap-free sequence number. `hash` covers the entry's content;
+    entries from before blocks also carry `prev_hash`, the chain they were written in."""
+
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_subject_time", "subject", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_audit_events_subject_time", "subject", "occurred_at"),
+        # The sealer's queue (`block IS NULL` in arrival order) and a block's entries.
+        Index("ix_audit_events_block_seq", "block", "seq"),
+    )
 
     id: Mapped[uuid.UUID] = column(INT, Uuid, primary_key=True)
     seq: Mapped[int] = column(INT, BigInteger, unique=True)
+    block: Mapped[int | None] = column(INT, BigInteger, nullable=True)
+    position: Mapped[int | None] = column(INT, BigInteger, nullable=True, unique=True)
     occurred_at: Mapped[datetime] = timestamp(index=True)
     subject: Mapped[str] = column(INT, String(128))
     roles: Mapped[list[str]] = column(INT, JSON)
@@ -35,7 +46,7 @@ class AuditEvent(Base):
     user_agent: Mapped[str | None] = column(INT, String(256))
     request_id: Mapped[str | None] = column(INT, String(64))
     outcome: Mapped[str] = column(INT, String(16), index=True)
-    prev_hash: Mapped[str] = column(INT, String(64))
+    prev_hash: Mapped[str | None] = column(INT, String(64), nullable=True)
     hash: Mapped[str] = column(INT, String(64))
 
 
@@ -70,7 +81,8 @@ class AuditAccessRecord(Base):
 
 
 class AuditChainHead(Base):
-    """Singleton holding the chain tip; appends lock this row to serialise the chain."""
+    """The tip of the hash chain entries were written in before blocks: frozen since, so
+    `verify` can tell the migrated chain was not cut short before it was sealed."""
 
     __tablename__ = "audit_chain_head"
 
@@ -91,3 +103,30 @@ class AuditCheckpoint(Base):
     key_version: Mapped[int] = column(INT, Integer)
     signature: Mapped[bytes] = column(INT, LargeBinary)
     detail: Mapped[dict[str, Any]] = column(INT, JSON, default=dict)
+
+
+class AuditBlock(Base):
+    """A sealed block: entries `first_position..last_position`, their Merkle root, the
+    previous block's hash, and an Ed25519 signature of the head (`merkle.block_head`)."""
+
+    __tablename__ = "audit_blocks"
+
+    number: Mapped[int] = column(INT, BigInteger, primary_key=True, autoincrement=False)
+    first_position: Mapped[int] = column(INT, BigInteger)
+    last_position: Mapped[int] = column(INT, BigInteger)
+    merkle_root: Mapped[str] = column(INT, String(64))
+    prev_hash: Mapped[str] = column(INT, String(64))
+    hash: Mapped[str] = column(INT, String(64))
+    sealed_at: Mapped[datetime] = timestamp()
+    key_version: Mapped[int] = column(INT, Integer)
+    signature: Mapped[bytes] = column(INT, LargeBinary)
+
+
+class AuditSealer(Base):
+    """Singleton row: on SQLite the sealer's lock (updated first in its transaction, so
+    one sealer at a time); on both, when the ledger was last sealed."""
+
+    __tablename__ = "audit_sealer"
+
+    id: Mapped[int] = column(INT, Integer, primary_key=True)
+    sealed_at: Mapped[datetime | None] = timestamp(nullable=True)
