@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +41,16 @@ from schema.context import GraphQLContext
 from server.audit.group_commit import EntryNotDurable, GroupCommit
 from server.audit.repository import AuditRepository, PreparedEntry
 from server.audit.sealer import Sealer, sealing
+from server.audit.recorder import AuditRecorder
 from server.auth.api_keys import parse_prefix
-from server.auth.principal import PURPOSES, Principal
+from server.auth.principal import PURPOSES, Principal, PrincipalKind
 from server.auth.repository import ApiKeyRepository
 from server.auth.tokens import TokenVerifier
+from server.authz.authorizer import Authorizer
 from server.authz.service import with_assigned_roles
 from server.caller import Caller, caller_for
 from server.config import Settings, load_settings
+from server.console.routes import Console, ConsoleBackend
 from server.data.engine import (
     create_engine,
     create_read_session_factory,
@@ -89,6 +93,7 @@ from server.observability.requests import RequestLayer, RequestRecord, new_reque
 from server.ratelimit import Admission, RateLimits
 from server.security.stream import BAD_PURPOSE, record_refusal
 from server.services import Services
+from server.users.service import Accounts, ActiveSession
 from server.vault.keyring import LocalKeyring
 
 log = logging.getLogger("custos.http")
@@ -203,6 +208,30 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
     async def metrics_endpoint(request: Request) -> Response:
         return await handle_metrics(state, request)
 
+    console = Console(
+        ConsoleBackend(
+            settings=state.settings,
+            sessions=state.sessions,
+            services=state.services,
+            accounts=Accounts(state.services.clock, state.settings),
+            rate_limits=state.rate_limits,
+            graphql=lambda request, active, query, variables, purpose: console_graphql(
+                state, request, active, query, variables, purpose
+            ),
+            principal=lambda session, request, active: console_principal(
+                session,
+                request,
+                active,
+                active.purpose,
+                secrets.token_hex(8),
+                state.services.authorizer,
+            ),
+            record=lambda session, recorder, name, outcome: console_record(
+                state, session, recorder, name, outcome
+            ),
+        )
+    )
+
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -211,6 +240,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route(f"{ASSET_PATH}/{{name}}", graphiql_static, methods=["GET"]),
+            *console.routes(),
         ],
         middleware=edge_middleware(settings),
         lifespan=lifespan,
@@ -567,6 +597,9 @@ def _may_write(gql: GraphQLRequest, credentials: str) -> bool:
 MAX_PEEK_TOKENS = 20_000
 
 
+Authenticate = Callable[[AsyncSession], Awaitable[Principal]]
+
+
 async def _execute(
     state: AppState,
     request: Request,
@@ -578,7 +611,13 @@ async def _execute(
     *,
     retry_stale: bool = True,
     queries_only: bool = False,
+    authenticate: Authenticate | None = None,
 ) -> Response:
+    """Run one GraphQL operation for the request's caller, audited, and answer it.
+
+    `authenticate` finds the caller inside the operation's transaction: the bearer
+    credentials by default; the console passes its signed-in user's session instead,
+    so its screens take exactly this path (policy, field modes, limits, audit)."""
     services = state.services
     committing = False
     writes = _may_write(gql, _bearer(request))
@@ -590,7 +629,10 @@ async def _execute(
             session.begin(),
         ):
             await services.authorizer.refresh(session)
-            principal = await _authenticate(state, session, request, purpose, request_id)
+            if authenticate is None:
+                principal = await _authenticate(state, session, request, purpose, request_id)
+            else:
+                principal = await authenticate(session)
             if record is not None:
                 record.subject = principal.subject
             # The text a persisted hash stands for, or a refusal (asked once the caller is
@@ -759,6 +801,90 @@ async def _audit_timeout(
             )
     except (SQLAlchemyError, OSError, TimeoutError, DatabaseBusy) as exc:
         log.error("audit of a timed-out request failed type=%s", type(exc).__name__)
+
+
+async def console_principal(
+    session: AsyncSession,
+    request: Request,
+    active: ActiveSession,
+    purpose: str | None,
+    request_id: str,
+    authorizer: Authorizer,
+) -> Principal:
+    """A console user as this request's principal: a person (kind user) named by their
+    account, with its roles and those assigned in the database, like a token's subject."""
+    user = active.user
+    person = Principal(
+        subject=user.username, roles=tuple(user.roles), team=user.team, kind=PrincipalKind.USER
+    )
+    principal = await with_assigned_roles(session, person, authorizer)
+    return Principal(
+        subject=principal.subject,
+        roles=principal.roles,
+        team=principal.team,
+        purpose=purpose,
+        client_addr=_client_address(request),
+        user_agent=request.headers.get("user-agent"),
+        request_id=request_id,
+        kind=principal.kind,
+    )
+
+
+async def console_record(
+    state: AppState, session: AsyncSession, recorder: AuditRecorder, name: str, outcome: str
+) -> None:
+    """The audit event of a console action that is no GraphQL operation (sign-in,
+    sign-out, accounts, the ledger check), in the action's transaction."""
+    await recorder.commit(
+        session,
+        operation_type="console",
+        operation_name=name,
+        query=None,
+        outcome=outcome,
+        occurred_at=state.services.clock.now(),
+        keys=state.services.audit.keys,
+    )
+
+
+async def console_graphql(
+    state: AppState,
+    request: Request,
+    active: ActiveSession,
+    query: str,
+    variables: dict[str, Any] | None,
+    purpose: str | None,
+) -> dict[str, Any]:
+    """One GraphQL operation of a console page, as its signed-in user with `purpose`:
+    the same `_execute` as `POST /graphql` (policy, field modes, limits, audit), with the
+    session standing in for the bearer token. Answers the response body."""
+    request_id = secrets.token_hex(8)
+
+    async def authenticate(session: AsyncSession) -> Principal:
+        return await console_principal(
+            session, request, active, purpose, request_id, state.services.authorizer
+        )
+
+    gql = GraphQLRequest(query, variables, None, None)
+    media = "application/json"
+    try:
+        try:
+            response = await _execute(
+                state, request, gql, media, request_id, purpose, authenticate=authenticate
+            )
+        except _StaleConnection:
+            response = await _execute(
+                state,
+                request,
+                gql,
+                media,
+                request_id,
+                purpose,
+                retry_stale=False,
+                authenticate=authenticate,
+            )
+    except HttpProblem as problem:  # a rate limit: the page shows it like any error
+        return orjson.loads(problem_body(problem.message, problem.code))  # type: ignore[no-any-return]
+    return orjson.loads(bytes(response.body))  # type: ignore[no-any-return]
 
 
 def _graphql_response(

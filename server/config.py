@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     rate_limit_cost: str | None = "500000/minute"
     rate_limit_lookups: str | None = "60/minute"
     rate_limit_failed_auth: str | None = "30/minute"
+    # Failed console sign-ins: per account (a password guessed slowly from many addresses)
+    # and per client address (many accounts tried from one).
+    rate_limit_signin_account: str | None = "5/15 minutes"
+    rate_limit_signin_address: str | None = "20/15 minutes"
+    # How long a console session lives without use, and at most.
+    session_idle_seconds: int = Field(default=1_800, ge=60)
+    session_max_seconds: int = Field(default=43_200, ge=300)
     redis_url: str | None = None
     # Database connections per process (PostgreSQL): kept open, extra under load, how long
     # a request waits for one, and the age at which one is replaced (instead of a ping on
@@ -241,7 +248,13 @@ class Settings(BaseSettings):
             return url
         raise ValueError("must be a sqlite:/// or postgresql:// URL")
 
-    @field_validator("rate_limit_cost", "rate_limit_lookups", "rate_limit_failed_auth")
+    @field_validator(
+        "rate_limit_cost",
+        "rate_limit_lookups",
+        "rate_limit_failed_auth",
+        "rate_limit_signin_account",
+        "rate_limit_signin_address",
+    )
     @classmethod
     def _rate_limit(cls, value: str | None) -> str | None:
         """A rate in the `limits` notation ("100/minute"), or off ("", "off")."""

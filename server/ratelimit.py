@@ -5,7 +5,9 @@ comes back continuously as the window slides, like a token bucket refilling):
 
 - cost: the static cost of every operation a subject or API key runs;
 - lookups: lookups by a sealed value (`customerByContact`), per subject or API key;
-- failed authentication: per client address, checked before any credential is.
+- failed authentication: per client address, checked before any credential is;
+- failed console sign-ins: per account and per client address, checked before a
+  password is.
 
 Counters live in this process by default, in Redis when `CUSTOS_REDIS_URL` is set (so
 several instances share them). A refusal is `429 RATE_LIMITED` with `Retry-After` and
@@ -75,12 +77,16 @@ class RateLimits:
         cost: str | None,
         lookups: str | None,
         failed_auth: str | None,
+        signin_account: str | None = None,
+        signin_address: str | None = None,
     ) -> None:
         self.storage: Any = storage_from_string(storage_uri, key_prefix=KEY_PREFIX)
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.cost = parse(cost) if cost else None
         self.lookups = parse(lookups) if lookups else None
         self.failed_auth = parse(failed_auth) if failed_auth else None
+        self.signin_account = parse(signin_account) if signin_account else None
+        self.signin_address = parse(signin_address) if signin_address else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits | None:
@@ -91,6 +97,8 @@ class RateLimits:
             cost=settings.rate_limit_cost,
             lookups=settings.rate_limit_lookups,
             failed_auth=settings.rate_limit_failed_auth,
+            signin_account=settings.rate_limit_signin_account,
+            signin_address=settings.rate_limit_signin_address,
         )
 
     async def check_address(self, address: str | None) -> None:
@@ -105,6 +113,26 @@ class RateLimits:
     async def failed_authentication(self, address: str | None) -> None:
         if self.failed_auth is not None and address is not None:
             await self._hit(self.failed_auth, 1, "auth", address)
+
+    async def check_signin(self, account: str, address: str | None) -> None:
+        """Refuse (RateLimited) a sign-in to an account, or from an address, that failed
+        too often lately, before its password is looked at."""
+        buckets = (
+            (self.signin_account, "signin-account", account),
+            (self.signin_address, "signin-address", address),
+        )
+        for item, kind, key in buckets:
+            if item is None or key is None:
+                continue
+            quota = await self._quota(item, kind, key)
+            if quota is not None and quota.remaining <= 0:
+                raise RateLimited("too many failed sign-ins; retry later", quota)
+
+    async def failed_signin(self, account: str, address: str | None) -> None:
+        if self.signin_account is not None:
+            await self._hit(self.signin_account, 1, "signin-account", account)
+        if self.signin_address is not None and address is not None:
+            await self._hit(self.signin_address, 1, "signin-address", address)
 
     async def charge(
         self, principal: str, cost: int, lookups: int

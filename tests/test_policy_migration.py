@@ -92,8 +92,9 @@ def test_the_old_default_policy_becomes_todays(empty_database: str) -> None:  # 
         ("g", "senior_agent", "manager"),
     }
     # 0005 rewrote the rules, 0007 added the CLI operator's import rules, 0008 the
-    # metrics scrape rule, 0011 the notes' rules, 0012 the complaint event note rules.
-    assert asyncio.run(_version(empty_database)) == before + 5
+    # metrics scrape rule, 0011 the notes' rules, 0012 the complaint event note rules, 0014
+    # the account rules: a version each.
+    assert asyncio.run(_version(empty_database)) == before + 6
     key = Principal(
         subject=f"apikey:{KEY_ID}",
         roles=("integrator",),

@@ -86,12 +86,14 @@ class AuditOutcome(enum.Enum):
 
 @strawberry.enum(
     description="The kind of an audited operation: a GraphQL query or mutation, a CLI "
-    "command, or a request refused before its operation was known."
+    "command, a console action that is no GraphQL operation (sign-in, sign-out, accounts, "
+    "the ledger check), or a request refused before its operation was known."
 )
 class OperationType(enum.Enum):
     QUERY = "query"
     MUTATION = "mutation"
     CLI = "cli"
+    CONSOLE = "console"
     UNKNOWN = "unknown"
 
 

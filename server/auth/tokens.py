@@ -138,10 +138,15 @@ def issue_token(
 DEFAULT_ROLES = ("admin", "manager", "agent", "support", "analyst", "compliance", "integrator")
 
 
+def dev_subject(role: str) -> tuple[str, str | None]:
+    """The dev subject and team of a default role (the dev console's accounts too)."""
+    subject = "agent-1" if role == "agent" else f"demo-{role}"
+    return subject, "east" if role in ("manager", "agent") else None
+
+
 def dev_token(settings: Settings, role: str, *, ttl_seconds: int = 43_200) -> str:
     """A dev token for one default role, as `custos serve` prints them and dev GraphiQL
     prefills them: subject `demo-<role>` (`agent-1` for the agent, who owns demo
     customers), team `east` for the manager and the agent."""
-    subject = "agent-1" if role == "agent" else f"demo-{role}"
-    team = "east" if role in ("manager", "agent") else None
+    subject, team = dev_subject(role)
     return issue_token(settings, subject=subject, roles=[role], team=team, ttl_seconds=ttl_seconds)

@@ -58,12 +58,16 @@ MACHINERY_TABLES = frozenset(
         "security_events",
         "readiness_probe",
         "trusted_documents",
+        # People's accounts and console sessions: object `user` (manage) covers them.
+        "users",
+        "user_sessions",
     }
 )
 # Objects that are capabilities rather than record types.
 EXTRA_OBJECTS: dict[str, str] = {
     "policy": "policies, roles and role assignments (action manage)",
     "apikey": "integrator API keys (action manage)",
+    "user": "people's local accounts for the console (action manage)",
     "audit": "the audit trail (read, export)",
     "metrics": "aggregate metrics (read, over a row scope); scrape: Prometheus /metrics",
     "segment": "customer segments (read over a row scope; manage: refresh them)",

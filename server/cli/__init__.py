@@ -26,6 +26,7 @@ from server.cli import (
     schema,
     segments,
     serve,
+    users,
 )
 from server.cli import token as token_command
 from server.cli.console import console, error_line
@@ -49,6 +50,7 @@ app.add_typer(retention.app, name="retention")
 app.add_typer(audit.app, name="audit")
 app.add_typer(segments.app, name="segments")
 app.add_typer(documents.app, name="documents")
+app.add_typer(users.app, name="users")
 
 
 def invoke(args: Sequence[str] | None = None) -> int:

@@ -51,6 +51,7 @@ def serve(
         console.print(cli)
     if settings.env == "dev":
         _print_dev_tokens(settings)
+        _print_dev_users(settings, base)
     # The workers' metric files: one directory, emptied now, named to every worker.
     metrics.prepare_directory(settings.metrics_path)
     if settings.metrics_port is not None:
@@ -146,6 +147,18 @@ def _print_dev_tokens(settings: Settings) -> None:
         f"(in your shell: source {path}, or paste a line below):"
     )
     print("\n".join(lines), flush=True)
+
+
+def _print_dev_users(settings: Settings, base: str) -> None:
+    """The console's address and a ready account per default role (dev only)."""
+    from server.cli.users import DEV_PASSWORD_FILE, ensure_dev_users
+
+    password, names = run(ensure_dev_users(settings))
+    console.print(
+        f"Console: {base}/console. Dev accounts, one per default role, password "
+        f"{password} (in {settings.home / DEV_PASSWORD_FILE}):"
+    )
+    print("  " + "  ".join(names), flush=True)
 
 
 def _how_to_run_the_cli() -> str:

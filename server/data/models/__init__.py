@@ -28,6 +28,7 @@ from server.data.models.operations import ReadinessProbe, TrustedDocument
 from server.data.models.order import Order, OrderItem, OrderStatusEvent, Product
 from server.data.models.security import SecurityEvent
 from server.data.models.task import Task
+from server.data.models.user import User, UserSession
 
 __all__ = [
     "ApiKey",
@@ -64,4 +65,6 @@ __all__ = [
     "SecurityEvent",
     "Task",
     "TrustedDocument",
+    "User",
+    "UserSession",
 ]

@@ -1,0 +1,1 @@
+"""People's local accounts: passwords, second factors, console sessions."""
