@@ -39,9 +39,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from schema.build import build_schema
 from schema.context import GraphQLContext
 from server.audit.group_commit import EntryNotDurable, GroupCommit
+from server.audit.recorder import AuditRecorder
 from server.audit.repository import AuditRepository, PreparedEntry
 from server.audit.sealer import Sealer, sealing
-from server.audit.recorder import AuditRecorder
 from server.auth.api_keys import parse_prefix
 from server.auth.principal import PURPOSES, Principal, PrincipalKind
 from server.auth.repository import ApiKeyRepository
