@@ -620,7 +620,8 @@ async def _execute(
     so its screens take exactly this path (policy, field modes, limits, audit)."""
     services = state.services
     committing = False
-    writes = _may_write(gql, _bearer(request))
+    # The console's user has no bearer credentials: its session stands in for them.
+    writes = _may_write(gql, _bearer(request) if authenticate is None else "")
     entry: PreparedEntry | None = None
     try:
         async with (

@@ -295,7 +295,7 @@ class SuggestedAction:
     signal: str = strawberry.field(description="The churn signal it answers.")
     action: str = strawberry.field(description="The playbook's name for the action.")
     kind: str = strawberry.field(description="The task kind it becomes: call, offer, visit...")
-    title: str
+    title: str = strawberry.field(description="The suggested task's title, as it would be planned.")
     due_in_working_days: int = strawberry.field(
         description="Working days from planning to the task's due time."
     )

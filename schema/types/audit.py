@@ -165,18 +165,25 @@ class AuditEventConnection(Connection[AuditEvent]):
     "JSON, for `custos audit verify-proof FILE` or the README's stand-alone check."
 )
 class AuditProof:
-    event_id: strawberry.ID
-    block: int
-    position: int
-    leaf_index: int
-    tree_size: int
-    entry_hash: str
-    path: list[str] = strawberry.field(metadata=cost(size=assumed(20)))
-    block_head: str
-    block_hash: str
+    event_id: strawberry.ID = strawberry.field(description="The audit entry the proof is for.")
+    block: int = strawberry.field(description="The sealed block holding the entry.")
+    position: int = strawberry.field(description="The entry's position in the whole ledger.")
+    leaf_index: int = strawberry.field(description="The entry's leaf index in its block's tree.")
+    tree_size: int = strawberry.field(description="How many entries the block's tree holds.")
+    entry_hash: str = strawberry.field(description="Hex SHA-256 of the entry (the tree's leaf).")
+    path: list[str] = strawberry.field(
+        description="Hex sibling hashes from the leaf up to the block's Merkle root.",
+        metadata=cost(size=assumed(20)),
+    )
+    block_head: str = strawberry.field(
+        description="The signed block head: number, range, Merkle root and previous hash."
+    )
+    block_hash: str = strawberry.field(description="Hex SHA-256 of the block head.")
     signature: str = strawberry.field(description="Base64 Ed25519 signature of blockHead.")
     public_key: str = strawberry.field(description="Base64 raw Ed25519 public key.")
-    document: str
+    document: str = strawberry.field(
+        description="The whole proof as JSON, for `custos audit verify-proof` offline."
+    )
 
     @classmethod
     def from_document(cls, proof: dict[str, Any]) -> AuditProof:

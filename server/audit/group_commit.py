@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.audit.repository import AuditRepository, PreparedEntry
+from server.data.engine import is_stale_connection
 
 log = logging.getLogger("custos.audit")
 
@@ -62,8 +63,14 @@ class GroupCommit:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
             try:
-                async with self.turn(), self.sessions() as session, session.begin():
-                    await AuditRepository(session).append_entries([e for e, _ in batch])
+                try:
+                    await self._commit(batch)
+                except Exception as exc:
+                    # A pooled connection the server dropped: nothing was committed, so
+                    # the batch is written once more on a fresh connection.
+                    if not is_stale_connection(exc):
+                        raise
+                    await self._commit(batch)
             except BaseException as exc:
                 error = EntryNotDurable(type(exc).__name__)
                 error.__cause__ = exc
@@ -78,6 +85,10 @@ class GroupCommit:
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
+
+    async def _commit(self, batch: list[tuple[PreparedEntry, asyncio.Future[None]]]) -> None:
+        async with self.turn(), self.sessions() as session, session.begin():
+            await AuditRepository(session).append_entries([e for e, _ in batch])
 
     async def close(self) -> None:
         """Wait for entries already handed in (at shutdown)."""

@@ -51,6 +51,9 @@ MACHINERY_TABLES = frozenset(
         "audit_access_records",
         "audit_chain_head",
         "audit_checkpoints",
+        # The ledger's sealed blocks and its one-sealer-at-a-time row: read through audit.
+        "audit_blocks",
+        "audit_sealer",
         "policy_rules",
         "policy_version",
         "role_assignments",

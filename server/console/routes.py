@@ -545,7 +545,8 @@ class Console:
         for key in ("subject", "customerId", "field", "purpose", "outcome"):
             value = q.get(key, "").strip()
             if value:
-                filt[key] = value
+                # Purpose and outcome are enums in the API: their names are the values upper-cased.
+                filt[key] = value.upper() if key in ("purpose", "outcome") else value
         for key in ("since", "until"):
             value = q.get(key, "").strip()
             if value:
@@ -616,12 +617,12 @@ class Console:
                             event["occurredAt"],
                             _cell(event["subject"]),
                             " ".join(event["roles"]),
-                            event["purpose"] or "",
-                            _cell(event["operationName"] or event["operationType"]),
-                            event["outcome"],
+                            (event["purpose"] or "").lower(),
+                            _cell(event["operationName"] or event["operationType"].lower()),
+                            event["outcome"].lower(),
                             access["objectType"] if access else "",
                             access["action"] if access else "",
-                            " ".join(f"{f['name']}:{f['mode']}" for f in access["fields"])
+                            " ".join(f"{f['name']}:{f['mode'].lower()}" for f in access["fields"])
                             if access
                             else "",
                             " ".join(access["deniedFields"]) if access else "",
@@ -658,10 +659,10 @@ class Console:
             return await audit.verify(session), status
 
         try:
-            report, status = await self.run_as(request, active, "console ledger verify", verify)
+            report, seal = await self.run_as(request, active, "console ledger verify", verify)
         except CustosError as error:
             return self.render(request, "error.html", active, 403, errors=[error.message])
-        return self.render(request, "ledger.html", active, report=report, status=status)
+        return self.render(request, "ledger.html", active, report=report, seal=seal)
 
     async def subject_export(self, request: Request) -> Response:
         active = await self.signed_in(request)
@@ -772,7 +773,7 @@ class Console:
                 "subject": f.get("subject", ""),
                 "object": f.get("object", ""),
                 "action": f.get("action") or None,
-                "effect": f.get("effect") or "allow",
+                "effect": str(f.get("effect") or "allow").upper(),
             }
             body = await self.gql(
                 request, active, POLICY_MUTATION.replace("NAME", mutation), {"input": rule}
