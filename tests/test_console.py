@@ -285,6 +285,11 @@ async def test_the_agents_and_compliance_officers_work(
     await _add(state, "bea", ["compliance"])
 
     await _sign_in(browser, "ann")
+    # Found by a word of the name (the keyed name search), and nobody by another name.
+    by_name = await browser.get("/console/agent", params={"by": "name", "value": "lin"})
+    assert f'href="/console/agent/customers/{customer}"' in by_name.text.split('id="found"')[1]
+    nobody = await browser.get("/console/agent", params={"by": "name", "value": "Zhao"})
+    assert 'id="no-match"' in nobody.text
     page = await browser.get(f"/console/agent/customers/{customer}")
     assert "*" in re.search(r'data-field="nationalId">([^<]*)<', page.text).group(1)  # type: ignore[union-attr]
     assert '<td class="status">OPEN</td>' in page.text

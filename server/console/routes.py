@@ -427,13 +427,21 @@ class Console:
         q = request.query_params
         by = q.get("by", "phone")
         value = q.get("value", "").strip()
-        found: dict[str, Any] | None = None
+        found: list[dict[str, Any]] = []
         errors: list[str] = []
         searched = False
         if value and by in ("phone", "email", "nationalId"):
             searched = True
             body = await self.gql(request, active, FIND_CUSTOMER, {by: value})
-            found = (body.get("data") or {}).get("customerByContact")
+            match = (body.get("data") or {}).get("customerByContact")
+            found = [match] if match else []
+            errors = _messages(body)
+        elif value and by in ("name", "customerNumber"):
+            # The name search (keyed name tokens) and the customer number: a page of
+            # matches under the caller's scope, audited as lookups like the contacts.
+            searched = True
+            body = await self.gql(request, active, SEARCH_CUSTOMERS, {"filter": {by: value}})
+            found = (((body.get("data") or {}).get("customers") or {}).get("nodes")) or []
             errors = _messages(body)
         listing = await self.gql(request, active, MY_CUSTOMERS)
         customers = ((listing.get("data") or {}).get("customers") or {}).get("nodes") or []
@@ -1004,6 +1012,10 @@ query ConsoleFindCustomer($phone: String, $email: String, $nationalId: String) {
   customerByContact(phone: $phone, email: $email, nationalId: $nationalId) {
     id name phone email tier lifecycle
   }
+}"""
+SEARCH_CUSTOMERS = """
+query ConsoleSearchCustomers($filter: CustomerFilterInput) {
+  customers(first: 20, filter: $filter) { nodes { id name phone email tier } }
 }"""
 MY_CUSTOMERS = """
 query ConsoleMyCustomers { customers(first: 20) { totalCount nodes { id name tier lifecycle } } }
