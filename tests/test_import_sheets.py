@@ -20,7 +20,15 @@ from server.cli import invoke
 from server.cli.imports import ImportOptions, import_file
 from server.clock import FixedClock
 from server.config import Settings
-from server.data.models import Consent, Customer, Order, OrderItem, Product
+from server.data.models import (
+    AuditAccess,
+    AuditEvent,
+    Consent,
+    Customer,
+    Order,
+    OrderItem,
+    Product,
+)
 from server.imports.service import ImportReport
 from tests.conftest import Api
 from tests.factories import make_customer
@@ -439,6 +447,16 @@ async def test_customer_numbers_are_unique_and_orders_import_within_scope(
         "message": "this customer number is already in use",
         "field": "customerNumber",
     }
+    # The clash is a check by a value: audited for the prober, hit, never the number.
+    async with state.sessions() as session:
+        checks = (
+            await session.scalars(
+                select(AuditAccess)
+                .join(AuditEvent, AuditEvent.id == AuditAccess.event_id)
+                .where(AuditEvent.subject == "mgr-west", AuditAccess.action == "duplicate_check")
+            )
+        ).all()
+    assert [a.fields for a in checks] == [{"customer_number": "hit"}]
     neither = await api.gql("{ customer { id } }", token=east)
     assert neither["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     rows = [

@@ -509,11 +509,18 @@ class CustomerService:
             return None
         return (await self.get_many(session, caller, [customer_id], fields)).get(customer_id)
 
-    async def check_number_free(self, session: AsyncSession, number: str | None) -> None:
+    async def check_number_free(
+        self, session: AsyncSession, caller: Caller, number: str | None
+    ) -> None:
         """A customer number is the business's key for a file: two files never share one.
         A clash says only that the number is in use (numbers are references the business
-        hands out, not personal facts), whoever's file holds it."""
-        if number and await CustomerRepository(session).number_taken(number):
+        hands out, not personal facts), whoever's file holds it — so, like every check by
+        a value, it is audited (hit or miss, never the number) and probing leaves a trace."""
+        if not number:
+            return
+        taken = await CustomerRepository(session).number_taken(number)
+        caller.audit.lookup(OBJECT, "duplicate_check", "customer_number", hit=taken)
+        if taken:
             raise ValidationError(
                 "this customer number is already in use",
                 code="CUSTOMER_NUMBER_TAKEN",
@@ -547,7 +554,7 @@ class CustomerService:
         self._normalised(data)  # bad input costs no key: refused before one is made
         key = await self.vault.create_data_key(new_id())
         sealed = self.seal_new(data, owner_id=owner, team=team, key=key)
-        await self.check_number_free(session, sealed.customer.customer_number)
+        await self.check_number_free(session, caller, sealed.customer.customer_number)
         found = await self.check_duplicates(session, caller, sealed.contacts, sealed.customer.id)
         await CustomerRepository(session).add(sealed.customer, sealed.key, sealed.name_tokens)
         caller.audit.change(OBJECT, "create", sealed.customer.id, sealed.sealed_fields)
