@@ -156,7 +156,14 @@ def test_the_console_in_a_real_browser(served: str, tmp_path: Path) -> None:
             "(() => { const f = document.querySelector('#who-saw-form');"
             f" f.customerId.value = {json.dumps(customer_id)}; f.submit(); }})()"
         )
-        settle(page, "the audit events", "!!document.querySelector('#audit-events tr.event')")
+        # Waits for the submitted search's page, not the screen it replaces (which may
+        # already list events).
+        settle(
+            page,
+            "the audit events",
+            "(document.querySelector('#audit-events') || {innerText: ''})"
+            ".innerText.includes('ConsoleCustomerFile')",
+        )
         events = page.evaluate(text_of("#audit-events"))
         assert "agent-1" in events
         assert "ConsoleCustomerFile" in events
