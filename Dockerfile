@@ -49,7 +49,9 @@ USER custos:custos
 WORKDIR /var/lib/custos
 VOLUME ["/var/lib/custos"]
 EXPOSE 8000
+# Healthy means ready to serve (database writable, keyring readable, migrations at head):
+# what `depends_on: service_healthy` and load balancers need; /livez is for restarts.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
 ENTRYPOINT ["custos"]
 CMD ["serve"]

@@ -85,6 +85,7 @@ from server.graphql_http import (
     parse_body,
     parse_query_params,
     problem_body,
+    read_body,
 )
 from server.inputs import text_problem
 from server.observability import metrics
@@ -435,7 +436,7 @@ async def handle_graphql(state: AppState, request: Request) -> Response:
             gql = parse_query_params(request.query_params)
         else:
             check_content_type(request.headers.get("content-type"))
-            body = await _read_body(request, state.settings.max_body_bytes)
+            body = await read_body(request, state.settings.max_body_bytes)
             gql = parse_body(body)
         purpose = request.headers.get("x-purpose")
         if purpose is not None and purpose not in PURPOSES:
@@ -487,18 +488,6 @@ async def _security_refusal(state: AppState, request: Request, code: str, reques
         request_id=request_id,
         at=state.services.clock.now(),
     )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpProblem(413, f"request body exceeds {limit} bytes", "PAYLOAD_TOO_LARGE")
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks.extend(chunk)
-        if len(chunks) > limit:
-            raise HttpProblem(413, f"request body exceeds {limit} bytes", "PAYLOAD_TOO_LARGE")
-    return bytes(chunks)
 
 
 def _bearer(request: Request) -> str:

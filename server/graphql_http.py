@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
+from starlette.requests import Request
 from strawberry.utils.str_converters import to_camel_case
 
 from server.errors import CustosError, ValidationError
@@ -216,3 +217,16 @@ def is_request_error(data: Mapping[str, Any] | None, errors: list[GraphQLError])
 
 def problem_body(message: str, code: str) -> bytes:
     return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 once it passes `limit` bytes (declared or sent)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpProblem(413, f"request body exceeds {limit} bytes", "PAYLOAD_TOO_LARGE")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks.extend(chunk)
+        if len(chunks) > limit:
+            raise HttpProblem(413, f"request body exceeds {limit} bytes", "PAYLOAD_TOO_LARGE")
+    return bytes(chunks)

@@ -178,6 +178,47 @@ async def test_form_posts_need_the_sessions_csrf_token(
     assert 'value="sales" selected' in (await browser.get("/console/agent")).text
 
 
+async def test_form_posts_are_read_within_the_body_limit(
+    state: AppState, browser: httpx.AsyncClient
+) -> None:
+    """A console form is bounded like every other body: too large (declared or streamed),
+    not a plain form, or a flood of fields is refused before anything runs."""
+    await _add(state, "ida", ["agent"], team="east")
+    limit = state.settings.max_body_bytes
+    login = await browser.get("/console/login")
+    padded = {"csrf": _csrf(login.text), "username": "ida", "password": "x" * limit}
+    assert (await browser.post("/console/login", data=padded)).status_code == 413
+    assert await _events(state, "console sign-in") == []
+
+    async def streamed() -> AsyncIterator[bytes]:
+        # No Content-Length: the limit holds on what arrives, not on what is declared.
+        yield b"csrf=x&password="
+        for _ in range(limit // 65536 + 2):
+            yield b"y" * 65536
+
+    chunked = await browser.post(
+        "/console/login",
+        content=streamed(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert chunked.status_code == 413
+    await _sign_in(browser, "ida")
+    token = _csrf((await browser.get("/console/agent")).text)
+    big = await browser.post("/console/purpose", data={"csrf": token, "purpose": "s" * limit})
+    assert big.status_code == 413
+    multipart = await browser.post(
+        "/console/purpose", data={"csrf": token, "purpose": "sales"}, files={"f": b"1"}
+    )
+    assert multipart.status_code == 415
+    flood = {"csrf": token, "purpose": "sales", **{f"k{i}": "v" for i in range(100)}}
+    assert (await browser.post("/console/purpose", data=flood)).status_code == 400
+    # None of them changed the session's purpose; a plain form still does.
+    assert 'value="support" selected' in (await browser.get("/console/agent")).text
+    ok = await browser.post("/console/purpose", data={"csrf": token, "purpose": "sales"})
+    assert ok.status_code == 303
+    assert 'value="sales" selected' in (await browser.get("/console/agent")).text
+
+
 async def test_disabling_an_account_ends_its_sessions(
     state: AppState, browser: httpx.AsyncClient
 ) -> None:

@@ -16,6 +16,7 @@ scripts by their Content-Security-Policy and load only this server's pinned asse
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import secrets
 import uuid
@@ -24,11 +25,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -40,6 +42,7 @@ from server.clock import Clock
 from server.config import Settings
 from server.console.i18n import LANGUAGES, pick_language, translator
 from server.errors import CustosError
+from server.graphql_http import HttpProblem, read_body
 from server.ratelimit import RateLimited, RateLimits
 from server.security.stream import record_refusal
 from server.services import Services
@@ -115,7 +118,72 @@ class ConsoleBackend:
 
 
 class Refused(Exception):
-    """A console request refused before anything ran (403: no CSRF token)."""
+    """A console request refused before anything ran: 403 without the CSRF token, 413 for
+    a form over `CUSTOS_MAX_BODY_BYTES`, 415 or 400 for one that is not a plain form."""
+
+    def __init__(self, status: int = 403, message: str = "CSRF token missing or wrong"):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# The most fields a console form has is about a dozen; parsing stops well before a flood.
+MAX_FORM_FIELDS = 64
+FORM_MEDIA = "application/x-www-form-urlencoded"
+
+
+async def read_form(request: Request, limit: int) -> FormData:
+    """A posted form, read within the body limit every other endpoint has (starlette's own
+    `request.form()` reads a urlencoded body whole, however large). Console forms are all
+    urlencoded: another media type is refused rather than handed to a multipart parser."""
+    media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
+    if media != FORM_MEDIA:
+        raise Refused(415, "a console form is posted as " + FORM_MEDIA)
+    try:
+        body = await read_body(request, limit)
+        fields: list[tuple[str, str | UploadFile]] = [
+            *parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        ]
+    except HttpProblem as problem:
+        raise Refused(problem.status, problem.message) from None
+    except (UnicodeDecodeError, ValueError):
+        raise Refused(400, "the form could not be read") from None
+    return FormData(fields)
+
+
+def signed_in_page(
+    handler: Callable[[Console, Request, ActiveSession], Awaitable[Response]],
+) -> Callable[[Console, Request], Awaitable[Response]]:
+    """A screen for a signed-in user: anyone else is sent to the sign-in page."""
+
+    @functools.wraps(handler)
+    async def route(console: Console, request: Request) -> Response:
+        active = await console.signed_in(request)
+        if active is None:
+            return console.to_login()
+        return await handler(console, request, active)
+
+    return route
+
+
+def form_post(
+    handler: Callable[[Console, Request, ActiveSession, FormData], Awaitable[Response]],
+) -> Callable[[Console, Request], Awaitable[Response]]:
+    """A form post of a signed-in user, handled only once its form was read within bounds
+    and its CSRF token proved it came from this session's page."""
+
+    @functools.wraps(handler)
+    async def route(console: Console, request: Request) -> Response:
+        active = await console.signed_in(request)
+        if active is None:
+            return console.to_login()
+        try:
+            form = await console.csrf_checked_form(request, active)
+        except Refused as refusal:
+            return console.refused(refusal)
+        return await handler(console, request, active, form)
+
+    return route
 
 
 def _client(request: Request) -> str | None:
@@ -202,20 +270,20 @@ class Console:
         async with self.backend.sessions() as session, session.begin():
             return await self.backend.accounts.active(session, request.cookies.get(SESSION_COOKIE))
 
-    def _to_login(self, request: Request) -> Response:
+    def to_login(self) -> Response:
         return RedirectResponse(f"{CONSOLE_PATH}/login", 303)
 
-    async def _form(self, request: Request, active: ActiveSession) -> FormData:
+    async def csrf_checked_form(self, request: Request, active: ActiveSession) -> FormData:
         """The posted form, once its CSRF token proved it came from this session's page."""
-        form = await request.form()
+        form = await read_form(request, self.backend.settings.max_body_bytes)
         token = form.get("csrf")
         presented = token if isinstance(token, str) else request.headers.get("x-csrf-token")
         if not active.csrf_matches(presented):
             raise Refused
         return form
 
-    def _refused(self, request: Request) -> Response:
-        return self._secured(HTMLResponse("CSRF token missing or wrong", 403))
+    def refused(self, refusal: Refused) -> Response:
+        return self._secured(HTMLResponse(refusal.message, refusal.status))
 
     async def gql(
         self,
@@ -317,7 +385,10 @@ class Console:
 
     async def login(self, request: Request) -> Response:
         backend = self.backend
-        form = await request.form()
+        try:
+            form = await read_form(request, backend.settings.max_body_bytes)
+        except Refused as refusal:
+            return self.refused(refusal)
         expected = request.cookies.get(LOGIN_CSRF_COOKIE)
         presented = form.get("csrf")
         if (
@@ -325,7 +396,7 @@ class Console:
             or not isinstance(presented, str)
             or not secrets.compare_digest(expected.encode(), presented.encode())
         ):
-            return self._refused(request)
+            return self.refused(Refused())
         username = str(form.get("username") or "")[:256]
         password = str(form.get("password") or "")
         code = str(form.get("code") or "") or None
@@ -377,14 +448,8 @@ class Console:
             at=self.backend.clock.now(),
         )
 
-    async def logout(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
-        try:
-            await self._form(request, active)
-        except Refused:
-            return self._refused(request)
+    @form_post
+    async def logout(self, request: Request, active: ActiveSession, form: FormData) -> Response:
         async with self.backend.sessions() as session, session.begin():
             await self.backend.accounts.sign_out(session, active)
             principal = await self._principal(session, request, active)
@@ -393,14 +458,10 @@ class Console:
         response.delete_cookie(SESSION_COOKIE, path=CONSOLE_PATH)
         return response
 
-    async def choose_purpose(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
-        try:
-            form = await self._form(request, active)
-        except Refused:
-            return self._refused(request)
+    @form_post
+    async def choose_purpose(
+        self, request: Request, active: ActiveSession, form: FormData
+    ) -> Response:
         purpose = str(form.get("purpose") or "") or None
         if purpose is not None and purpose not in PURPOSES:
             purpose = None
@@ -411,19 +472,15 @@ class Console:
             back = CONSOLE_PATH
         return RedirectResponse(back, 303)
 
-    async def home(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
+    @signed_in_page
+    async def home(self, request: Request, active: ActiveSession) -> Response:
         screen = next((HOME_SCREEN[r] for r in active.user.roles if r in HOME_SCREEN), "agent")
         return RedirectResponse(f"{CONSOLE_PATH}/{screen}", 303)
 
     # --- agent --------------------------------------------------------------------------
 
-    async def agent(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
+    @signed_in_page
+    async def agent(self, request: Request, active: ActiveSession) -> Response:
         q = request.query_params
         by = q.get("by", "phone")
         value = q.get("value", "").strip()
@@ -467,7 +524,7 @@ class Console:
     ) -> Response:
         active = active or await self.signed_in(request)
         if active is None:
-            return self._to_login(request)
+            return self.to_login()
         customer_id = request.path_params["id"]
         body = await self.gql(request, active, CUSTOMER_FILE, {"id": customer_id})
         data = body.get("data") or {}
@@ -493,14 +550,10 @@ class Console:
             fields=FILE_FIELDS,
         )
 
-    async def log_interaction(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
-        try:
-            form = await self._form(request, active)
-        except Refused:
-            return self._refused(request)
+    @form_post
+    async def log_interaction(
+        self, request: Request, active: ActiveSession, form: FormData
+    ) -> Response:
         customer_id = request.path_params["id"]
         values = {
             "customerId": customer_id,
@@ -516,14 +569,10 @@ class Console:
             return await self.customer_file(request, active, form_errors=problems)
         return RedirectResponse(f"{request.url.path.rsplit('/', 1)[0]}?msg=done", 303)
 
-    async def move_complaint(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
-        try:
-            form = await self._form(request, active)
-        except Refused:
-            return self._refused(request)
+    @form_post
+    async def move_complaint(
+        self, request: Request, active: ActiveSession, form: FormData
+    ) -> Response:
         step = request.path_params["step"]
         complaint_id = request.path_params["id"]
         customer_id = str(form.get("customer") or "")
@@ -561,10 +610,8 @@ class Console:
                 filt[key] = value if "T" in value else f"{value}T00:00:00Z"
         return filt
 
-    async def compliance(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
+    @signed_in_page
+    async def compliance(self, request: Request, active: ActiveSession) -> Response:
         q = request.query_params
         filt = self._audit_filter(q)
         variables = {"filter": filt or None, "first": AUDIT_PAGE, "after": q.get("after") or None}
@@ -584,10 +631,8 @@ class Console:
             dsr_message=q.get("msg"),
         )
 
-    async def audit_csv(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
+    @signed_in_page
+    async def audit_csv(self, request: Request, active: ActiveSession) -> Response:
         filt = self._audit_filter(request.query_params)
         out = io.StringIO()
         writer = csv.writer(out)
@@ -651,14 +696,8 @@ class Console:
             },
         )
 
-    async def ledger(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
-        try:
-            await self._form(request, active)
-        except Refused:
-            return self._refused(request)
+    @form_post
+    async def ledger(self, request: Request, active: ActiveSession, form: FormData) -> Response:
         audit = self.backend.services.audit
 
         async def verify(session: AsyncSession, caller: Caller) -> Any:
@@ -672,14 +711,10 @@ class Console:
             return self.render(request, "error.html", active, 403, errors=[error.message])
         return self.render(request, "ledger.html", active, report=report, seal=seal)
 
-    async def subject_export(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
-        try:
-            form = await self._form(request, active)
-        except Refused:
-            return self._refused(request)
+    @form_post
+    async def subject_export(
+        self, request: Request, active: ActiveSession, form: FormData
+    ) -> Response:
         customer_id = str(form.get("customer") or "").strip()
         body = await self.gql(request, active, EXPORT_SUBJECT, {"id": customer_id}, "compliance")
         data = (body.get("data") or {}).get("exportCustomerData")
@@ -694,14 +729,10 @@ class Console:
             },
         )
 
-    async def subject_erase(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
-        try:
-            form = await self._form(request, active)
-        except Refused:
-            return self._refused(request)
+    @form_post
+    async def subject_erase(
+        self, request: Request, active: ActiveSession, form: FormData
+    ) -> Response:
         customer_id = str(form.get("customer") or "").strip()
         if not customer_id or str(form.get("confirm") or "").strip() != customer_id:
             return self.render(
@@ -731,7 +762,7 @@ class Console:
     ) -> Response:
         active = active or await self.signed_in(request)
         if active is None:
-            return self._to_login(request)
+            return self.to_login()
         role = request.query_params.get("role") or "agent"
         body = await self.gql(request, active, ADMIN_OVERVIEW, {"role": role})
         data = body.get("data") or {}
@@ -763,14 +794,8 @@ class Console:
             **(extra or {}),
         )
 
-    async def admin_post(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
-        try:
-            form = await self._form(request, active)
-        except Refused:
-            return self._refused(request)
+    @form_post
+    async def admin_post(self, request: Request, active: ActiveSession, form: FormData) -> Response:
         action = request.path_params["action"]
         f = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
         role = f.get("role_view") or "agent"
@@ -873,10 +898,8 @@ class Console:
 
     # --- manager ------------------------------------------------------------------------
 
-    async def manager(self, request: Request) -> Response:
-        active = await self.signed_in(request)
-        if active is None:
-            return self._to_login(request)
+    @signed_in_page
+    async def manager(self, request: Request, active: ActiveSession) -> Response:
         q = request.query_params
         today = self.backend.clock.now().date()
         try:
