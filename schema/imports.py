@@ -22,6 +22,25 @@ class ImportCustomerRowInput(CreateCustomerInput):
     tier: CustomerTier | None = strawberry.field(
         default=None, description="The value tier the source system had assigned."
     )
+    landline: str | None = strawberry.field(
+        default=None,
+        description="A landline (010-6552 9988 转 123): a contact point, and the phone of a "
+        "file without one.",
+    )
+    wechat: str | None = strawberry.field(
+        default=None, description="A WeChat ID, kept as a contact point."
+    )
+    contact_person: str | None = strawberry.field(
+        default=None, description="A contact person's name (company customers)."
+    )
+    contact_person_phone: str | None = strawberry.field(
+        default=None, description="The contact person's mobile or landline."
+    )
+    note: str | None = strawberry.field(
+        default=None,
+        description="A note on the file (备注), kept sealed with its history; a re-import "
+        "adds it only if the file has no note with this text.",
+    )
 
 
 def row_values(row: ImportCustomerRowInput) -> dict[str, object]:
@@ -44,6 +63,11 @@ def row_values(row: ImportCustomerRowInput) -> dict[str, object]:
         "owner_id": row.owner_id,
         "team": row.team,
         "tier": domain_value(row.tier),
+        "landline": row.landline,
+        "wechat": row.wechat,
+        "contact_person": row.contact_person,
+        "contact_person_phone": row.contact_person_phone,
+        "note": row.note,
     }
     return {k: v for k, v in cells.items() if v is not None}
 
@@ -114,6 +138,10 @@ class ImportReport:
     created_customers: int = strawberry.field(
         description="Customers importOrders(createCustomers: true) created."
     )
+    updated: int = strawberry.field(
+        description="Rows that changed a customer already there (same customer number): "
+        "fields that differ, new contact points or a new note. Counted in accepted too."
+    )
 
     @classmethod
     def from_report(cls, report: Report) -> ImportReport:
@@ -124,6 +152,7 @@ class ImportReport:
             created_ids=[strawberry.ID(str(i)) for i in report.created_ids],
             existing=report.existing,
             created_customers=report.created_customers,
+            updated=report.updated,
         )
 
 
@@ -153,7 +182,8 @@ def may_import_customers(ctx: GraphQLContext) -> None:
 class ImportMutation:
     @strawberry.mutation(
         metadata=cost(weight=import_work, facts=import_rows),
-        description="Import up to 1000 customers; needs import/create.",
+        description="Import up to 1000 customers; needs import/create. Rows whose "
+        "customerNumber is a file already there update it, which needs customer/update.",
     )
     async def import_customers(
         self, info: Ctx, rows: list[ImportCustomerRowInput], strict: bool = False

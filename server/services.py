@@ -69,9 +69,11 @@ class Services:
         # A completed complaint follow-up task records the complaint's follow-up.
         self.complaints.tasks = self.tasks
         self.tasks.on_done["complaint"] = self.complaints.follow_up_from_task
-        self.imports = ImportService(self.customers, self.vault, now)
         self.contacts = ContactPointService(self.vault, clock=self.clock)
         self.notes = NoteService(self.vault, clock=self.clock)
+        self.imports = ImportService(
+            self.customers, self.vault, now, contacts=self.contacts, notes=self.notes
+        )
 
     @classmethod
     def build(

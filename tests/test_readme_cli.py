@@ -66,12 +66,24 @@ def _files(work: Path) -> None:
     chinese = Workbook()
     sheet = chinese.active
     assert sheet is not None
-    sheet.append(
-        ["客户编号", "客户名称", "手机", "座机", "客户等级", "客户since", "负责人", "营销同意"]
-    )
-    sheet.append(["C-00017", "周晓", "13912340017", "", "高", "2023年3月12日", "张经理", "是"])
-    sheet.append(["C-00018", "吴敏", "", "010-6552 9988", "中", "2024/1/5", "", "否"])
+    header = ["客户编号", "客户名称", "手机", "座机", "客户等级", "客户since", "负责人", "营销同意"]
+    header += ["微信号", "联系人", "联系人电话", "备注"]
+    zhou = ["C-00017", "周晓", "13912340017", "", "高", "2023年3月12日", "张经理", "是"]
+    zhou += ["zhou_xiao17", "", "", "每季度回访"]
+    wu = ["C-00018", "吴敏", "", "010-6552 9988", "中", "2024/1/5", "", "否"]
+    wu += ["", "郑采购", "13912340099", ""]
+    sheet.append(header)
+    sheet.append(zhou)
+    sheet.append(wu)
     chinese.save(work / "客户.xlsx")
+    # The same customers again, one of them moved: a re-import that updates.
+    update = Workbook()
+    sheet = update.active
+    assert sheet is not None
+    sheet.append(["客户编号", "客户名称", "手机", "地区", "负责人", "备注"])
+    sheet.append(["C-00017", "周晓", "13912340017", "杭州", "张经理", "已搬到杭州"])
+    sheet.append(["C-00018", "吴敏", "", "", "", ""])
+    update.save(work / "客户-更新.xlsx")
     tables = {
         "商品.csv": [
             ["商品编码", "商品名称", "分类", "售价", "成本价"],

@@ -87,7 +87,8 @@ def import_customers(
     owners: OwnersFileOption = None,
 ) -> None:
     """Import customer files (Chinese or English headers); bad and duplicate rows are
-    reported and skipped, files already there (same customer number) are left alone."""
+    reported and skipped; files already there (same customer number) get what the row
+    changes, rows that change nothing are left alone."""
     options = ImportOptions(
         batch_size=batch_size,
         strict=strict,
@@ -207,7 +208,7 @@ def _summary(kind: str, report: ImportReport) -> str:
     if report.created_customers:
         parts.append(f"{report.created_customers} new customers")
     if report.updated:
-        parts.append(f"{report.updated} products updated")
+        parts.append(f"{report.updated} {'products' if kind == 'products' else 'files'} updated")
     parts.append(f"{report.existing} already there")
     parts.append(f"rejected {len(report.rejected)} rows")
     return ", ".join(parts)

@@ -255,6 +255,47 @@ class ContactPointService:
             raise caller.gate.not_found(AUDITED, "update", point_id, what="contact point")
         return point
 
+    def sealed_row(
+        self,
+        key: DataKey,
+        customer_id: uuid.UUID,
+        point: NewContactPoint,
+        *,
+        created_by: str,
+        at: datetime,
+    ) -> dict[str, Any]:
+        """A new point of a file as a row for a bulk insert (an import's batch): checked
+        and sealed as `add` does; a bad value raises the same ValidationError."""
+        values = _validated(point.kind, value=point.value, person_name=point.person_name)
+        point_id = new_id()
+        return {
+            "id": point_id,
+            "customer_id": customer_id,
+            "kind": point.kind,
+            "label": _label(point.label),
+            "created_at": at,
+            "updated_at": at,
+            "created_by": created_by[:128],
+            **self._sealed(key, point_id, values),
+        }
+
+    def opened(
+        self, key: DataKey, point: ContactPoint
+    ) -> tuple[str, str | None, str | None] | None:
+        """A stored point as (kind, value, person name) in clear, for the server's own
+        comparison (an import that must not add a point twice); None if it cannot be
+        opened. Never an answer to a caller."""
+        try:
+            value, person = (
+                self.vault.reveal(key, FieldRef(TABLE, column, point.id), ciphertext)
+                if (ciphertext := getattr(point, column)) is not None
+                else None
+                for column in ("value", "person_name")
+            )
+        except VaultError:
+            return None
+        return point.kind, value, person
+
     def _sealed(
         self, key: DataKey, point_id: uuid.UUID, values: dict[str, str | None]
     ) -> dict[str, bytes | None]:
@@ -264,6 +305,13 @@ class ContactPointService:
             else None
             for column, text in values.items()
         }
+
+
+def canonical(point: NewContactPoint) -> tuple[str, str | None, str | None]:
+    """A new point as (kind, value, person name) in the form it is stored in; refuses a
+    bad one as `add` would."""
+    values = _validated(point.kind, value=point.value, person_name=point.person_name)
+    return point.kind, values["value"], values["person_name"]
 
 
 def _masked(kind: str, field: str, text: str) -> str:

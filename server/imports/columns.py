@@ -34,8 +34,12 @@ CONSENT_COLUMNS = {
     "consent_third_party": "third_party_sharing",
 }
 CONSENT_PROOF = ("consent_source", "consent_at")
-# A landline is kept as the phone of a file that has no mobile.
-CUSTOMER_EXTRAS = frozenset({"landline", *CONSENT_COLUMNS, *CONSENT_PROOF})
+# Columns that land in the stores next to the customer row: contact points (a landline,
+# which is also the phone of a file that has no mobile; a WeChat ID; a contact person with
+# an optional phone) and a note (备注), each sealed under the customer's data key.
+CONTACT_COLUMNS = frozenset({"landline", "wechat", "contact_person", "contact_person_phone"})
+NOTE_COLUMN = "note"
+CUSTOMER_EXTRAS = frozenset({*CONTACT_COLUMNS, NOTE_COLUMN, *CONSENT_COLUMNS, *CONSENT_PROOF})
 ORDER_COLUMNS = frozenset(
     {
         "customer_ref",
@@ -106,7 +110,42 @@ _CUSTOMER_ALIASES: dict[str, tuple[str, ...]] = {
         "telephone",
         "phone number",
     ),
-    "landline": ("座机", "座机号码", "固定电话", "固话", "办公电话", "landline", "office phone"),
+    "landline": (
+        "座机",
+        "座机号码",
+        "座机电话",
+        "固定电话",
+        "固话",
+        "办公电话",
+        "landline",
+        "office phone",
+    ),
+    "wechat": ("微信", "微信号", "微信id", "wechat", "wechat id", "weixin"),
+    "contact_person": (
+        "联系人",
+        "联系人姓名",
+        "对接人",
+        "contact person",
+        "contact name",
+    ),
+    "contact_person_phone": (
+        "联系人电话",
+        "联系人手机",
+        "联系人手机号",
+        "联系人座机",
+        "contact person phone",
+    ),
+    "note": (
+        "备注",
+        "说明",
+        "备注信息",
+        "notes",
+        "note",
+        "remark",
+        "remarks",
+        "comments",
+        "comment",
+    ),
     "email": ("邮箱", "电子邮箱", "电子邮件", "邮件", "e-mail", "mail", "email address"),
     "address": ("地址", "联系地址", "详细地址", "通讯地址", "收货地址", "address"),
     "industry": ("行业", "所属行业", "industry"),
@@ -531,6 +570,8 @@ class OwnerBook:
 
     logins: dict[str, str | None] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    disabled: frozenset[str] = frozenset()
+    """Console users whose account is disabled: no file is handed to them anew."""
 
     def resolve(self, written: str) -> tuple[str, str | None] | None:
         """The login and team of a sheet's owner cell, or None if it names no user."""

@@ -21,6 +21,7 @@ from server.data.models import (
     OrderItem,
     OrderStatusEvent,
     RoleAssignment,
+    User,
 )
 
 # The tables a bulk import fills, whose planner statistics it leaves stale.
@@ -73,10 +74,11 @@ class ImportRepository:
         )
         return set(rows)
 
-    async def known_users(self) -> dict[str, str | None]:
-        """Logins the database knows as users, with a team where one is certain: owners
-        of live files (their team when all their files share one) and subjects holding a
-        role assignment."""
+    async def known_users(self) -> tuple[dict[str, str | None], frozenset[str]]:
+        """Logins the database knows as users, with a team where one is certain, and
+        those of them whose console account is disabled. Console users (`custos users
+        add`) by username with their own team; then owners of live files (their team when
+        all their files share one) and subjects holding a role assignment."""
         rows = await self.session.execute(
             select(Customer.owner_id, func.min(Customer.team), func.max(Customer.team))
             .where(Customer.owner_id.is_not(None), *filter_predicates(None))
@@ -87,7 +89,15 @@ class ImportRepository:
         }
         for subject in await self.session.scalars(select(RoleAssignment.subject).distinct()):
             users.setdefault(subject, None)
-        return users
+        disabled: set[str] = set()
+        accounts = await self.session.execute(
+            select(User.username, User.team, User.disabled_at.is_not(None))
+        )
+        for username, team, off in accounts:
+            users[username] = team
+            if off:
+                disabled.add(username)
+        return users, frozenset(disabled)
 
     async def add_customers(
         self,

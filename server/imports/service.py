@@ -6,8 +6,11 @@ batch of N are written inside a savepoint, so a batch lands whole or not at all;
 database refuses a batch, all its rows are reported and nothing of it stays. With
 `strict`, one rejected row rolls back the whole file; a dry run rolls back everything and
 reports what would have happened. The audit records only rows that landed. Re-importing
-a file is idempotent: customers are matched by customer number, orders by order number
-(or, without one, by customer, date and amount), products by SKU. `import_customers` /
+a file is idempotent: customers are matched by customer number (a row that differs
+updates its file through the customer service, within the importer's update scope),
+orders by order number (or, without one, by customer, date and amount), products by SKU.
+A customer row's landline, WeChat, contact person and note columns land as contact
+points and a note, sealed by the contact and note services. `import_customers` /
 `import_orders` run every batch in the caller's transaction; `start` and `land` let a
 caller commit batch by batch (`custos import`).
 """
@@ -16,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, true
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,11 +33,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.audit.recorder import AuditRecorder
 from server.authz.authorizer import RowScope
 from server.caller import Caller
-from server.customer.fields import BLIND_INDEXED, IMPORTABLE, NORMALISERS, REQUIRED
+from server.contact.repository import ContactPointRepository
+from server.contact.service import AUDITED as CONTACT_POINT
+from server.contact.service import (
+    CONTACT_PERSON,
+    LANDLINE,
+    MAX_PERSON_NAME,
+    MAX_POINTS,
+    WECHAT,
+    ContactPointService,
+    NewContactPoint,
+    canonical,
+)
+from server.customer.fields import (
+    BLIND_INDEXED,
+    CHOICES,
+    EDITABLE,
+    IMPORTABLE,
+    NORMALISERS,
+    REQUIRED,
+    SEALED_CUSTOMER_FIELDS,
+)
 from server.customer.repository import CustomerRepository, outside_scope, scope_predicate
 from server.customer.service import (
     DUPLICATE_FLAG,
     FLAG_FIELDS,
+    CustomerChanges,
     CustomerService,
     NewCustomer,
     SealedCustomer,
@@ -42,7 +66,7 @@ from server.customer.service import (
 from server.data.base import new_id
 from server.data.customer_fields import CUSTOMER_FIELDS
 from server.data.models import Customer
-from server.errors import CustosError, ValidationError, VaultError
+from server.errors import CustosError, ForbiddenError, ValidationError, VaultError
 from server.imports.columns import (
     CONSENT_COLUMNS,
     CUSTOMERS,
@@ -61,6 +85,9 @@ from server.imports.columns import (
 )
 from server.imports.reader import SheetRow, SourceRow
 from server.imports.repository import ImportRepository
+from server.note.repository import NoteRepository
+from server.note.service import MAX_BODY, MAX_NOTES, NoteService, note_body
+from server.note.service import OBJECT as CUSTOMER_NOTE
 from server.order.repository import OrderRepository, ProductRepository
 from server.vault import FieldRef, Vault
 
@@ -106,7 +133,9 @@ class ImportReport:
     created_customers: int = 0
     """Customers an order import created for unknown customer numbers."""
     updated: int = 0
-    """Products an import changed (matched by SKU)."""
+    """Rows that changed what is already there: products matched by SKU, customers by
+    customer number (fields the row gives that differ, new contact points or a new note).
+    Counted in `accepted` too."""
     dry_run: bool = False
 
     @property
@@ -194,6 +223,9 @@ class ImportRun:
     owner_names: dict[str, str] = field(default_factory=dict)
     owner_logins: dict[str, str | None] = field(default_factory=dict)
     consent_by: str | None = None
+    # The importer's customer/update row scope, asked once (None: it may not update).
+    update_scope: RowScope | None = None
+    update_asked: bool = False
 
     def source_rows(self, rows: Iterator[SheetRow]) -> Iterator[SourceRow]:
         """A sheet's rows as cells by import column (ignored columns left out)."""
@@ -259,13 +291,46 @@ class CustomerRow:
     number: int
     sealed: SealedCustomer
     consents: tuple[tuple[str, datetime, str], ...] = ()
+    extras: RowExtras | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowExtras:
+    """What a customer row brings for the stores next to the file: contact points (each
+    as given and in its stored form, to tell a re-import's repeat) and a note."""
+
+    points: tuple[tuple[NewContactPoint, tuple[str, str | None, str | None]], ...] = ()
+    note: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.points) or self.note is not None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedRow:
+    """A row whose customer number is a file already there (a re-import)."""
+
+    number: int
+    customer_id: uuid.UUID
+    row: SourceRow
+    extras: RowExtras
 
 
 class ImportService:
-    def __init__(self, customers: CustomerService, vault: Vault, now: Callable[[], datetime]):
+    def __init__(
+        self,
+        customers: CustomerService,
+        vault: Vault,
+        now: Callable[[], datetime],
+        *,
+        contacts: ContactPointService | None = None,
+        notes: NoteService | None = None,
+    ):
         self.customers = customers
         self.vault = vault
         self.now = now
+        self.contacts = contacts or ContactPointService(vault)
+        self.notes = notes or NoteService(vault)
 
     async def land_batch(
         self,
@@ -509,11 +574,20 @@ class ImportService:
         )
 
     async def _owner_book(self, session: AsyncSession, run: ImportRun) -> OwnerBook:
-        """The users a sheet's owner cells may name: those the database knows (owners of
-        files, holders of role assignments) and those the import's owner mapping names."""
+        """The users a sheet's owner cells may name: those the database knows (console
+        users, owners of files, holders of role assignments) and those the import's owner
+        mapping names."""
         if run.owners is None:
-            known = await ImportRepository(session).known_users()
-            run.owners = OwnerBook(logins={**known, **run.owner_logins}, names=run.owner_names)
+            known, disabled = await ImportRepository(session).known_users()
+            # A mapping's `=login` without `@team` names a user, not a team: the team the
+            # database knows for that login stays.
+            mapped = {
+                login: team if team is not None else known.get(login)
+                for login, team in run.owner_logins.items()
+            }
+            run.owners = OwnerBook(
+                logins={**known, **mapped}, names=run.owner_names, disabled=disabled
+            )
         return run.owners
 
     def _resolve_owner(self, book: OwnerBook, row: SourceRow) -> SourceRow:
@@ -548,6 +622,7 @@ class ImportService:
         )
         all_numbers = await CustomerRepository(session).ids_by_number(numbers_given, true())
         valid: list[CustomerRow] = []
+        matched: list[MatchedRow] = []
         # New customers' shred secrets are made durable together when sealing ends, before
         # anything refers to them (one key-store commit per batch, not one per row).
         with self.vault.keys.bulk():
@@ -562,6 +637,7 @@ class ImportService:
                 try:
                     sealed = self._seal_row(row, run.default_owner, run.default_team)
                     consents = self._consents(row, sealed, run)
+                    extras = self._row_extras(row)
                 except ValidationError as error:
                     report.rejected.append(RejectedRow(row.number, error.message))
                     continue
@@ -577,9 +653,10 @@ class ImportService:
                         )
                         continue
                     if number in known_numbers:
-                        # A re-import: the file is there already, left as it is.
+                        # A re-import: the file is there already; what the row changes
+                        # is an update (`_update_matched`).
                         run.numbers[number] = row.number
-                        report.existing += 1
+                        matched.append(MatchedRow(row.number, known_numbers[number], row, extras))
                         continue
                     if number in all_numbers:
                         report.rejected.append(
@@ -605,10 +682,16 @@ class ImportService:
                 for f, v in sealed.contacts.items():
                     if v is not None:
                         seen[(f, v)] = row.number
+                if sealed.customer.owner_id in book.disabled:
+                    report.rejected.append(
+                        RejectedRow(row.number, "the owner's console account is disabled")
+                    )
+                    continue
                 if number is not None:
                     run.numbers[number] = row.number
-                valid.append(CustomerRow(row.number, sealed, consents))
+                valid.append(CustomerRow(row.number, sealed, consents, extras))
         await self._land_customers(session, run, valid, audit)
+        await self._update_matched(session, run, matched, audit)
 
     async def _land_customers(
         self,
@@ -667,6 +750,18 @@ class ImportService:
             for purpose, at, source in c.consents
         ]
 
+        by = audit.principal.subject
+        now = self.now()
+        points: list[dict[str, Any]] = []
+        notes: list[dict[str, Any]] = []
+        for c in landing:
+            if c.extras:
+                p, n = self._sealed_extras(
+                    c.sealed.data_key, c.sealed.customer.id, c.extras, by=by, at=now
+                )
+                points += p
+                notes += n
+
         async def write() -> None:
             await ImportRepository(session).add_customers(
                 [
@@ -688,6 +783,8 @@ class ImportService:
                 [t for c in landing for t in c.sealed.name_tokens],
                 consents,
             )
+            await ContactPointRepository(session).add_many(points)
+            await NoteRepository(session).add_many(notes)
             flag_ids[:] = await self.customers.flag_duplicates(session, audit, flags)
 
         if await self.land_batch(session, report, [c.number for c in landing], write):
@@ -700,8 +797,243 @@ class ImportService:
                     report.unchecked.append(c.number)
             for consent in consents:
                 audit.change("consent", "import", consent["id"], ["purpose", "source"])
+            self._audit_extras(audit, points, notes)
             for flag_id in flag_ids:
                 audit.change(DUPLICATE_FLAG, "import", flag_id, list(FLAG_FIELDS))
+
+    def _row_extras(self, row: SourceRow) -> RowExtras:
+        """A row's contact points and note, checked as the contact and note services
+        check them; a bad cell refuses the row with a message that never repeats it."""
+        v = row.values
+        checks: list[tuple[NewContactPoint, str, str]] = []
+        if "landline" in v:
+            point = NewContactPoint(LANDLINE, value=cell_text(v["landline"]))
+            checks.append((point, "landline is not a valid landline number", "INVALID_PHONE"))
+        if "wechat" in v:
+            point = NewContactPoint(WECHAT, value=cell_text(v["wechat"]))
+            checks.append(
+                (
+                    point,
+                    "wechat is not a WeChat ID (6 to 20 letters, digits, _ or -, "
+                    "starting with a letter)",
+                    "INVALID_WECHAT_ID",
+                )
+            )
+        person = cell_text(v["contact_person"]) if "contact_person" in v else None
+        phone = cell_text(v["contact_person_phone"]) if "contact_person_phone" in v else None
+        if phone is not None and person is None:
+            raise ValidationError("contact person phone needs a contact person")
+        if person is not None:
+            if len(person) > MAX_PERSON_NAME:
+                raise ValidationError(f"contact person is longer than {MAX_PERSON_NAME} characters")
+            point = NewContactPoint(CONTACT_PERSON, value=phone, person_name=person)
+            checks.append(
+                (point, "contact person phone is not a valid phone number", "INVALID_PHONE")
+            )
+        checked = []
+        for point, message, code in checks:
+            try:
+                checked.append((point, canonical(point)))
+            except ValidationError:
+                raise ValidationError(message, code=code) from None
+        note: str | None = None
+        if "note" in v:
+            try:
+                note = note_body(cell_text(v["note"]))
+            except ValidationError:
+                raise ValidationError(f"note is longer than {MAX_BODY} characters") from None
+        return RowExtras(tuple(checked), note)
+
+    def _sealed_extras(
+        self,
+        key: Any,
+        customer_id: uuid.UUID,
+        extras: RowExtras,
+        *,
+        by: str,
+        at: datetime,
+        skip_points: Collection[tuple[str, str | None, str | None]] = (),
+        skip_notes: Collection[str] = (),
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A row's points and note sealed by the contact and note services, as rows for a
+        batch insert; those already on the file (`skip_*`, a re-import) left out."""
+        points = [
+            self.contacts.sealed_row(key, customer_id, point, created_by=by, at=at)
+            for point, stored in extras.points
+            if stored not in skip_points
+        ]
+        notes = (
+            [self.notes.sealed_row(key, customer_id, extras.note, written_by=by, at=at)]
+            if extras.note is not None and extras.note not in skip_notes
+            else []
+        )
+        return points, notes
+
+    @staticmethod
+    def _audit_extras(
+        audit: AuditRecorder, points: list[dict[str, Any]], notes: list[dict[str, Any]]
+    ) -> None:
+        for point in points:
+            written = [c for c in ("value", "person_name") if point[c] is not None]
+            audit.change(CONTACT_POINT, "import", point["id"], sorted([*written, "kind"]))
+        for note in notes:
+            audit.change(CUSTOMER_NOTE, "import", note["id"], ["body"])
+
+    def _update_scope(self, run: ImportRun, caller: Caller) -> RowScope | None:
+        """The importer's customer/update row scope, asked of the gate once per import
+        (a refusal is audited once); None when it may not update customers."""
+        if not run.update_asked:
+            run.update_asked = True
+            try:
+                run.update_scope = caller.gate.row_scope("customer", "update")
+            except ForbiddenError:
+                run.update_scope = None
+        return run.update_scope
+
+    async def _update_matched(
+        self,
+        session: AsyncSession,
+        run: ImportRun,
+        matched: list[MatchedRow],
+        audit: AuditRecorder,
+    ) -> None:
+        """Rows of files already there (by customer number, among those the importer may
+        know exist): the fields a row gives that differ are changed through the customer
+        service's update (validated, resealed, name tokens refreshed, audited by field
+        name), within the importer's customer/update scope; contact points and a note the
+        file does not have yet are added. A row that changes nothing counts as existing.
+        Without customer/update, or for a file outside that scope, the row is refused:
+        never a silent update, never one around the policy."""
+        if not matched:
+            return
+        report = run.report
+        if run.within is None:
+            report.existing += len(matched)
+            return
+        caller = run.within[0]
+        scope = self._update_scope(run, caller)
+        if scope is None:
+            report.rejected.extend(
+                RejectedRow(m.number, "changing a customer already there needs customer/update")
+                for m in matched
+            )
+            return
+        predicate = scope_predicate(scope, caller.principal)
+        repo = CustomerRepository(session)
+        ids = [m.customer_id for m in matched]
+        inside = await repo.readable_ids(ids, predicate)
+        stored_points: dict[uuid.UUID, list[Any]] = {}
+        for point_row in await ContactPointRepository(session).of_customers(inside, predicate):
+            stored_points.setdefault(point_row[0].customer_id, []).append(point_row[0])
+        stored_notes: dict[uuid.UUID, list[Any]] = {}
+        for note_row in await NoteRepository(session).of_customers(inside, predicate):
+            stored_notes.setdefault(note_row[0].customer_id, []).append(note_row[0])
+        book = run.owners or OwnerBook()
+        by = audit.principal.subject
+        for m in matched:
+            if m.customer_id not in inside:
+                # A file the importer may know exists but not change: refused, recorded.
+                caller.gate.not_found("customer", "update", m.customer_id)
+                report.rejected.append(
+                    RejectedRow(m.number, "this customer is outside your scope to update")
+                )
+                continue
+            found = await repo.for_update(m.customer_id, predicate, lock=False)
+            if found is None:
+                report.rejected.append(RejectedRow(m.number, "this customer cannot be updated"))
+                continue
+            customer, stored = found
+            key = self.vault.open_data_key(customer.id, stored.kek_version, stored.wrapped_dek)
+            try:
+                changes = self._changes(m.row, customer, key)
+            except (ValidationError, VaultError):
+                report.rejected.append(RejectedRow(m.number, "this customer cannot be updated"))
+                continue
+            if changes.get("owner_id") in book.disabled:
+                report.rejected.append(
+                    RejectedRow(m.number, "the owner's console account is disabled")
+                )
+                continue
+            have_points = {
+                opened
+                for point in stored_points.get(customer.id, [])
+                if (opened := self.contacts.opened(key, point)) is not None
+            }
+            now = self.now()
+            points, notes = self._sealed_extras(
+                key,
+                customer.id,
+                m.extras,
+                by=by,
+                at=now,
+                skip_points=have_points,
+                skip_notes=self.notes.current_texts(key, stored_notes.get(customer.id, [])),
+            )
+            if len(stored_points.get(customer.id, [])) + len(points) > MAX_POINTS:
+                report.rejected.append(
+                    RejectedRow(m.number, f"a customer has at most {MAX_POINTS} contact points")
+                )
+                continue
+            if notes and len({n.note_id for n in stored_notes.get(customer.id, [])}) >= MAX_NOTES:
+                report.rejected.append(
+                    RejectedRow(m.number, f"a customer has at most {MAX_NOTES} notes")
+                )
+                continue
+            if not changes and not points and not notes:
+                report.existing += 1
+                continue
+            mark = audit.mark()
+            try:
+                # One savepoint per row: the customer service may refuse one row's change
+                # (a contact another file has, an owner outside the update scope) alone.
+                async with session.begin_nested():
+                    if changes:
+                        await self.customers.update(
+                            session, caller, customer.id, cast(CustomerChanges, changes)
+                        )
+                    await ContactPointRepository(session).add_many(points)
+                    await NoteRepository(session).add_many(notes)
+            except CustosError as error:
+                audit.discard_changes_since(mark)
+                report.rejected.append(RejectedRow(m.number, error.message))
+                continue
+            except SQLAlchemyError:
+                audit.discard_changes_since(mark)
+                report.rejected.append(
+                    RejectedRow(m.number, "the database refused this row's change")
+                )
+                continue
+            self._audit_extras(audit, points, notes)
+            report.accepted += 1
+            report.updated += 1
+
+    def _changes(self, row: SourceRow, customer: Customer, key: Any) -> dict[str, Any]:
+        """The editable fields `row` gives whose value differs from the file's, in the
+        form `CustomerService.update` takes. Blank cells change nothing; a landline fills
+        the phone only of a file that has none; customer since, tier, lifecycle and
+        consents are set when a file is created, never by a re-import."""
+        values = {k: v for k, v in row.values.items() if k in EDITABLE}
+        if "phone" not in values and "landline" in row.values and customer.phone is None:
+            values["phone"] = row.values["landline"]
+        changes: dict[str, Any] = {}
+        for name, cell in values.items():
+            given: Any
+            if name == "birthday":
+                given = cell_instant(cell, "birthday").date()
+            else:
+                given = cell_text(cell)
+                if name in NORMALISERS:
+                    given = NORMALISERS[name](given)
+                elif name in CHOICES:
+                    given = given.lower()
+            current: Any = getattr(customer, name)
+            if name in SEALED_CUSTOMER_FIELDS and current is not None:
+                current = self.vault.reveal(key, FieldRef("customers", name, customer.id), current)
+                if name == "birthday":
+                    current = date.fromisoformat(current)
+            if given != current:
+                changes[name] = given
+        return changes
 
     def _refuse_outside(
         self,

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select
+from sqlalchemy import ColumnElement, Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.data.models import Customer, CustomerKey, CustomerNote
@@ -52,3 +52,8 @@ class NoteRepository:
     async def add(self, version: CustomerNote) -> None:
         self.session.add(version)
         await self.session.flush()
+
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Note versions of an import's batch, in one statement."""
+        if rows:
+            await self.session.execute(insert(CustomerNote), list(rows))

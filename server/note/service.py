@@ -185,6 +185,38 @@ class NoteService:
         _customer, stored = found
         return self.vault.open_data_key(customer_id, stored.kek_version, stored.wrapped_dek)
 
+    def sealed_row(
+        self, key: DataKey, customer_id: uuid.UUID, body: str, *, written_by: str, at: datetime
+    ) -> dict[str, Any]:
+        """A new note (its first version) as a row for a bulk insert (an import's batch):
+        checked and sealed as `add` does."""
+        text = _body(body)
+        row_id = new_id()
+        return {
+            "id": row_id,
+            "note_id": new_id(),
+            "customer_id": customer_id,
+            "version": 1,
+            "body": self.vault.seal(key, FieldRef(TABLE, "body", row_id), text),
+            "written_at": at,
+            "written_by": written_by[:128],
+        }
+
+    def current_texts(self, key: DataKey, versions: Collection[CustomerNote]) -> set[str]:
+        """The current text of each note among `versions` (a file's rows), in clear for
+        the server's own comparison (an import that must not add a note twice)."""
+        latest: dict[uuid.UUID, CustomerNote] = {}
+        for version in versions:
+            if version.note_id not in latest or version.version > latest[version.note_id].version:
+                latest[version.note_id] = version
+        texts: set[str] = set()
+        for version in latest.values():
+            try:
+                texts.add(self.vault.reveal(key, FieldRef(TABLE, "body", version.id), version.body))
+            except VaultError:
+                continue
+        return texts
+
     async def _write(
         self,
         session: AsyncSession,
@@ -208,6 +240,11 @@ class NoteService:
             )
         )
         caller.audit.change(OBJECT, "create" if version == 1 else "update", row_id, ["body"])
+
+
+def note_body(body: str) -> str:
+    """A note's text as stored; refuses an empty or overlong one as `add` would."""
+    return _body(body)
 
 
 def _body(body: str) -> str:
