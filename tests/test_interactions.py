@@ -9,7 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from schema.types.interaction import CURSORS
 from server.app import AppState
 from server.clock import FixedClock
 from server.config import Settings
@@ -236,6 +238,77 @@ async def test_interaction_pages_follow_cursors(api: Api, state: AppState) -> No
             break
         after = page["pageInfo"]["endCursor"]
     assert seen == [str(i) for i in reversed(ids)]
+
+
+PAGES = """
+query($first: Int!, $after: String) { customers(first: 10) { nodes { id
+  interactions(first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor } edges { node { id notes } } } } } }
+"""
+AGENT_EVENTS = """
+query($subject: String!) { auditEvents(filter: {subject: $subject}, first: 1) {
+  nodes { operationName accesses { objectType action recordIds } } } }
+"""
+
+
+async def test_nested_pages_are_each_customers_newest_ties_by_id_in_scope_and_audited(
+    api: Api, state: AppState
+) -> None:
+    tie = T0 - timedelta(hours=1)
+    a = await make_customer(state, owner_id="agent-1")
+    b = await make_customer(state, owner_id="agent-1")
+    empty = await make_customer(state, owner_id="agent-1")
+    other = await make_customer(state, owner_id="agent-2")
+    await make_interactions(state, a, 3, occurred_at=tie)  # a three-way tie, broken by id
+    await make_interactions(state, a, 2, occurred_at=tie - timedelta(hours=1))
+    for hours in (0, 2, 3, 5):
+        await make_interactions(state, b, 1, occurred_at=T0 - timedelta(hours=hours))
+    await make_interactions(state, other, 3, occurred_at=tie)
+    async with state.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Interaction.customer_id, Interaction.occurred_at, Interaction.id)
+            )
+        ).all()
+    newest_first = sorted(rows, key=lambda r: (r.occurred_at, r.id), reverse=True)
+
+    def expected(customer: uuid.UUID, after: tuple[datetime, uuid.UUID] | None) -> list[str]:
+        return [
+            str(r.id)
+            for r in newest_first
+            if r.customer_id == customer and (after is None or (r.occurred_at, r.id) < after)
+        ]
+
+    token = agent(api)
+    first = await api.gql(PAGES, {"first": 2}, token=token, purpose="support")
+    assert "errors" not in first
+    pages = {n["id"]: n["interactions"] for n in first["data"]["customers"]["nodes"]}
+    assert set(pages) == {str(a), str(b), str(empty)}  # agent-2's customer is out of scope
+    for customer in (a, b, empty):
+        page = pages[str(customer)]
+        assert [e["node"]["id"] for e in page["edges"]] == expected(customer, None)[:2]
+        assert page["pageInfo"]["hasNextPage"] == (len(expected(customer, None)) > 2)
+    assert pages[str(empty)]["pageInfo"]["endCursor"] is None
+
+    # One cursor for every customer of the page (a's second entry, inside the tie).
+    cursor = pages[str(a)]["pageInfo"]["endCursor"]
+    after = CURSORS.decode(cursor)
+    rest = await api.gql(PAGES, {"first": 3, "after": cursor}, token=token, purpose="support")
+    assert "errors" not in rest
+    shown: list[str] = []
+    for node in rest["data"]["customers"]["nodes"]:
+        ids = [e["node"]["id"] for e in node["interactions"]["edges"]]
+        assert ids == expected(uuid.UUID(node["id"]), after)[:3]
+        assert all(e["node"]["notes"].startswith("note ") for e in node["interactions"]["edges"])
+        shown += ids
+    assert shown
+
+    # The read's audit entry lists exactly the interactions returned.
+    events = await api.gql(AGENT_EVENTS, {"subject": "agent-1"}, token=api.token("compliance"))
+    [event] = events["data"]["auditEvents"]["nodes"]
+    read = [x for x in event["accesses"] if x["objectType"] == "interaction"]
+    assert [x["action"] for x in read] == ["read"]
+    assert sorted(read[0]["recordIds"]) == sorted(shown)
 
 
 async def test_timeline_merges_interactions_orders_complaints(api: Api, state: AppState) -> None:

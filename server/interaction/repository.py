@@ -1,8 +1,8 @@
 """Interaction queries, a customer's timeline across interactions, orders and complaints.
 
 Every read joins the row's customer under the caller's row scope. Pages for many
-customers at once come from one windowed statement (ROW_NUMBER per customer), so a
-list of customers with their interactions costs a fixed number of statements.
+customers at once come from one statement (a top-N per customer read from an index), so
+a list of customers with their interactions costs a fixed number of statements.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from server.data.models import Complaint, Customer, CustomerKey, Interaction, Order
 
@@ -54,6 +56,16 @@ def breach_predicate(kind: BreachKind, now: datetime) -> ColumnElement[bool]:
         due.is_not(None),
         or_(and_(done.is_(None), due < now), done > due),
     )
+
+
+def _after_cursor(
+    at_column: Any, id_column: Any, after: tuple[datetime, uuid.UUID] | None
+) -> list[ColumnElement[bool]]:
+    """`_newer_than_cursor` with the instant also as a bound an index scan can start from
+    (`at <= cursor` on the index's second column), the same rows."""
+    if after is None:
+        return []
+    return [at_column <= after[0], *_newer_than_cursor(at_column, id_column, after)]
 
 
 def _newer_than_cursor(
@@ -85,29 +97,80 @@ class InteractionRepository:
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
     ) -> Sequence[Row[Any]]:
-        """Up to `limit + 1` newest interactions per customer, for all customers at once."""
-        rank = (
-            func.row_number()
-            .over(
-                partition_by=Interaction.customer_id,
-                order_by=(Interaction.occurred_at.desc(), Interaction.id.desc()),
+        """Up to `limit + 1` newest interactions per customer, for all customers at once,
+        ordered by customer, then newest first.
+
+        Driven by the customers asked for: each one in the caller's scope is looked up by
+        its key, then its page is read from the (customer_id, occurred_at, id) index,
+        stopping after `limit + 1` entries. Reading every interaction of these customers
+        and ranking them (a window over the join) costs their whole history per page,
+        and the planner then hashes the whole customers table for the scope.
+        PostgreSQL (10,000 customers, 50 interactions each, 50 ids, `first: 20`):
+
+            Incremental Sort  (Presorted Key: customers.id)
+              Nested Loop
+                Nested Loop Left Join
+                  Index Scan using pk_customers on customers  (id = ANY, scope as filter)
+                  Index Scan using pk_customer_keys on customer_keys
+                Limit
+                  Index Scan Backward using ix_interactions_customer_time_id on interactions
+                    Index Cond: customer_id = customers.id [AND occurred_at <= cursor]
+
+        1.5-1.9 ms against 12-13 ms for the ranked join (Seq Scan on customers and on
+        customer_keys into hash joins, a sort of 2,500 rows). SQLite has no LATERAL: the
+        page is a correlated `id IN (... LIMIT n)` per customer, which it runs on the same
+        index (EXPLAIN QUERY PLAN: SEARCH customers, then per customer the subquery's
+        SEARCH interactions_1 USING COVERING INDEX ix_interactions_customer_time_id
+        (customer_id=? [AND occurred_at<?]) and each id looked up by key).
+        """
+        ids = list(customer_ids)
+        if not ids:
+            return []
+        keys = (CustomerKey.kek_version, CustomerKey.wrapped_dek)
+        customers = (
+            select(Customer.id)
+            .where(Customer.id.in_(ids), scope, Customer.erased_at.is_(None))
+            .subquery("wanted")
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            page = (
+                select(*INTERACTION_COLUMNS)
+                .where(
+                    Interaction.customer_id == customers.c.id,
+                    *_after_cursor(Interaction.occurred_at, Interaction.id, after),
+                )
+                .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+                .limit(limit + 1)
+                .lateral("page")
             )
-            .label("rank")
-        )
-        ranked = (
-            self._select(scope)
-            .add_columns(rank)
-            .where(
-                Interaction.customer_id.in_(list(customer_ids)),
-                *_newer_than_cursor(Interaction.occurred_at, Interaction.id, after),
+            stmt: Any = (
+                select(*page.c, *keys)
+                .select_from(customers)
+                .join(page, true())
+                .outerjoin(CustomerKey, CustomerKey.customer_id == customers.c.id)
+                .order_by(customers.c.id, page.c.occurred_at.desc(), page.c.id.desc())
             )
-            .subquery()
-        )
-        stmt: Any = (
-            select(ranked)
-            .where(ranked.c.rank <= limit + 1)
-            .order_by(ranked.c.customer_id, ranked.c.rank)
-        )
+        else:
+            newest = aliased(Interaction)
+            top = (
+                select(newest.id)
+                .where(
+                    newest.customer_id == customers.c.id,
+                    *_after_cursor(newest.occurred_at, newest.id, after),
+                )
+                .order_by(newest.occurred_at.desc(), newest.id.desc())
+                .limit(limit + 1)
+                .correlate(customers)
+            )
+            stmt = (
+                select(*INTERACTION_COLUMNS, *keys)
+                .select_from(customers)
+                .join(Interaction, Interaction.id.in_(top))
+                .outerjoin(CustomerKey, CustomerKey.customer_id == customers.c.id)
+                .order_by(
+                    Interaction.customer_id, Interaction.occurred_at.desc(), Interaction.id.desc()
+                )
+            )
         return (await self.session.execute(stmt)).all()
 
     async def breaches(

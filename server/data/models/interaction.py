@@ -15,7 +15,10 @@ PUB, INT, SEN = DataClass.PUBLIC, DataClass.INTERNAL, DataClass.SENSITIVE
 
 class Interaction(Base):
     __tablename__ = "interactions"
-    __table_args__ = (Index("ix_interactions_customer_time", "customer_id", "occurred_at"),)
+    # A customer's page, newest first with ties by id, is one backward scan of this index.
+    __table_args__ = (
+        Index("ix_interactions_customer_time_id", "customer_id", "occurred_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = column(PUB, Uuid, primary_key=True, default=new_id)
     customer_id: Mapped[uuid.UUID] = column(
