@@ -8,6 +8,13 @@ whose whole selection is *plain* — `__typename`, fields read straight off the 
 scalars, enums, further plain objects or lists of either — is completed in one tight
 loop from a plan computed once per (type, selection) per request.
 
+An object whose selection mixes plain fields with others (a customer's `id name` beside
+`interactions(first: 20)`) is completed in part: its plain fields in the loop, the
+others by graphql-core's `execute_field` in selection order, so their resolvers run,
+their arguments are coerced and their errors land exactly as graphql-core would place
+them; the objects those fields return (the interactions' connection, its edges and
+nodes) come back through `complete_object_value` and take the fast path themselves.
+
 Semantics are graphql-core's, by construction: anything the loop cannot prove plain
 (arguments, field extensions such as permission classes, middleware, `is_type_of`,
 abstract types, @defer/@stream, awaitables, a null or an error in a non-null position,
@@ -119,8 +126,8 @@ class _Irregular(Exception):
     """This object needs graphql-core's full path (a null or error it must propagate)."""
 
 
-# Kinds of plain field.
-_TYPENAME, _LEAF, _LEAF_LIST, _OBJECT, _OBJECT_LIST = range(5)
+# Kinds of plain field; _RESOLVED is a field of a mixed selection left to graphql-core.
+_TYPENAME, _LEAF, _LEAF_LIST, _OBJECT, _OBJECT_LIST, _RESOLVED = range(6)
 
 
 @dataclass(slots=True)
@@ -140,6 +147,10 @@ class _PlainField:
 class _Plan:
     type_name: str
     fields: list[_PlainField]
+    # A mixed selection: its fields in order, as runs of plain fields (each a plan of
+    # its own) and fields graphql-core resolves (kind _RESOLVED). None when all plain.
+    parts: list[_Plan | _PlainField] | None = None
+    object_type: GraphQLObjectType | None = None
 
 
 def _streamed(group: FieldGroup) -> bool:
@@ -189,7 +200,12 @@ class FastExecutionContext(SettledExecution):
         position_context: Any,
     ) -> Any:
         plan = self._plan(return_type, field_details_list) if self._fast_allowed else None
-        if plan is not None:
+        if plan is not None and plan.parts is not None:
+            try:
+                return self._complete_mixed(plan, plan.parts, result, path)
+            except _Irregular:
+                pass
+        elif plan is not None:
             pending: list[tuple[Exception, _PlainField, Path]] = []
             try:
                 completed = self._complete_plain(plan, result, path, pending)
@@ -213,6 +229,8 @@ class FastExecutionContext(SettledExecution):
         return plan
 
     def _build_plan(self, object_type: GraphQLObjectType, field_group: FieldGroup) -> _Plan | None:
+        """The object's plan: all plain, mixed (some fields left to graphql-core), or None
+        when the loop can do nothing for it."""
         if object_type.is_type_of is not None:
             return None
         grouped, new_defer_usages, _ = self.collect_subfields(object_type, field_group)
@@ -230,16 +248,28 @@ class FastExecutionContext(SettledExecution):
             if node.name.value == "__typename":
                 fields.append(_PlainField(response_name, _TYPENAME, None, True, return_type, group))
                 continue
-            if field_def.args or node.arguments or _streamed(group):
-                return None
-            getter = _getter(field_def)
-            if getter is None:
-                return None
-            field = self._plain_field(response_name, getter, return_type, group)
+            field = None
+            if not (field_def.args or node.arguments or _streamed(group)):
+                getter = _getter(field_def)
+                if getter is not None:
+                    field = self._plain_field(response_name, getter, return_type, group)
             if field is None:
-                return None
+                field = _PlainField(response_name, _RESOLVED, None, False, return_type, group)
             fields.append(field)
-        return _Plan(object_type.name, fields)
+        resolved = sum(1 for f in fields if f.kind == _RESOLVED)
+        if not resolved:
+            return _Plan(object_type.name, fields)
+        if resolved == len(fields):
+            return None
+        parts: list[_Plan | _PlainField] = []
+        for field in fields:
+            if field.kind == _RESOLVED:
+                parts.append(field)
+            elif parts and isinstance(parts[-1], _Plan):
+                parts[-1].fields.append(field)
+            else:
+                parts.append(_Plan(object_type.name, [field]))
+        return _Plan(object_type.name, [], parts, object_type)
 
     def _plain_field(
         self,
@@ -268,7 +298,7 @@ class FastExecutionContext(SettledExecution):
             item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
             if is_object_type(item):
                 item_plan = self._plan(item, group)
-                if item_plan is None:
+                if item_plan is None or item_plan.parts is not None:
                     return None
                 return _PlainField(
                     response_name,
@@ -294,12 +324,71 @@ class FastExecutionContext(SettledExecution):
             )
         if is_object_type(inner):
             plan = self._plan(inner, group)
-            if plan is None:
+            if plan is None or plan.parts is not None:
                 return None
             return _PlainField(
                 response_name, _OBJECT, getter, non_null, return_type, group, plan=plan
             )
         return None
+
+    def _complete_mixed(
+        self, plan: _Plan, parts: list[_Plan | _PlainField], source: Any, path: Path
+    ) -> Any:
+        """An object whose selection mixes plain fields with fields graphql-core resolves,
+        as graphql-core's `execute_fields` would complete it.
+
+        The plain runs are completed first: they are pure, so an irregular value (raising
+        _Irregular) sends the object back to graphql-core before anything has run. Then,
+        in selection order, each run's errors are recorded and each other field is
+        executed, so errors come in graphql-core's order and a non-null error from a
+        resolved field propagates at the same point, with the same siblings started.
+        """
+        runs: list[tuple[dict[str, Any], list[tuple[Exception, _PlainField, Path]]]] = []
+        for part in parts:
+            if isinstance(part, _Plan):
+                pending: list[tuple[Exception, _PlainField, Path]] = []
+                runs.append((self._complete_plain(part, source, path, pending), pending))
+        object_type = plan.object_type
+        assert object_type is not None
+        results: dict[str, Any] = {}
+        awaitable_fields: list[str] = []
+        completed_runs = iter(runs)
+        try:
+            for part in parts:
+                if isinstance(part, _Plan):
+                    values, errors = next(completed_runs)
+                    for error, field, error_path in errors:
+                        self.handle_field_error(
+                            error, field.return_type, field.field_group, error_path
+                        )
+                    results.update(values)
+                    continue
+                name = part.response_name
+                result = self.execute_field(
+                    object_type, source, part.field_group, Path(path, name, plan.type_name), None
+                )
+                if result is Undefined:
+                    continue
+                results[name] = result
+                if self.is_awaitable(result):
+                    awaitable_fields.append(name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[name] for name in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def awaited() -> dict[str, Any]:
+            if len(awaitable_fields) == 1:
+                name = awaitable_fields[0]
+                results[name] = await results[name]
+            else:
+                values = await gather_settled(*(results[name] for name in awaitable_fields))
+                results.update(zip(awaitable_fields, values, strict=True))
+            return results
+
+        return awaited()
 
     def _complete_plain(
         self,

@@ -24,10 +24,10 @@ from schema.build import build_schema
 from schema.execution import FastExecutionContext, plain_leaf
 from schema.loaders import grouped, request_loader
 from server.app import AppState
-from server.errors import ForbiddenError
+from server.errors import ForbiddenError, ValidationError
 from server.graphql_http import format_error
 from tests.conftest import Api
-from tests.factories import make_customer
+from tests.factories import make_customer, make_interactions
 
 # --- a schema built for the edge cases -------------------------------------------------
 
@@ -93,10 +93,59 @@ def _record_id(root: strawberry.Parent[Any]) -> strawberry.ID:
     return strawberry.ID(f"r{root.index}")
 
 
+@plain_leaf
+def _hidden(root: strawberry.Parent[Any]) -> str | None:
+    # Denied where the size is unknown: a nullable field's error inside a nested page.
+    if root.size is None:
+        raise ForbiddenError("not allowed to read child.hidden")
+    return f"h-{root.label}"
+
+
 @strawberry.type
 class Child:
     label: str
     size: int | None
+    hidden: str | None = strawberry.field(resolver=_hidden)
+
+
+@strawberry.type
+class ChildEdge:
+    cursor: str
+    node: Child
+
+
+@strawberry.type
+class ChildPageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class ChildConnection:
+    edges: list[ChildEdge]
+    page_info: ChildPageInfo
+
+
+async def _child_page(
+    info: strawberry.Info, index: int, first: int, after: str | None
+) -> ChildConnection:
+    """A page of a row's children behind a per-request DataLoader, with arguments and a
+    cursor that may be refused: as `Customer.interactions` is built."""
+    start = 0
+    if after is not None:
+        if not after.startswith("rel") or "." not in after:
+            raise ValidationError("cursor is not valid for this list", code="BAD_CURSOR")
+        start = int(after.rsplit(".", 1)[1]) + 1
+    loader = request_loader(info.context, "related", _load_related)
+    children = (await loader.load(index))[start:]
+    page = children[:first]
+    edges = [ChildEdge(cursor=c.label, node=c) for c in page]  # type: ignore[arg-type]
+    return ChildConnection(
+        edges=edges,
+        page_info=ChildPageInfo(
+            has_next_page=len(children) > first, end_cursor=page[-1].label if page else None
+        ),
+    )
 
 
 @strawberry.type
@@ -127,6 +176,18 @@ class Row:
     @strawberry.field
     def unmarked(self) -> str | None:
         return _secret_or_denied(self)
+
+    @strawberry.field
+    async def page(
+        self, info: strawberry.Info, first: int, after: str | None = None
+    ) -> ChildConnection:
+        return await _child_page(info, self.index, first, after)
+
+    @strawberry.field
+    async def maybe_page(
+        self, info: strawberry.Info, first: int, after: str | None = None
+    ) -> ChildConnection | None:
+        return await _child_page(info, self.index, first, after)
 
     @strawberry.field
     async def related(self, info: strawberry.Info) -> list[Child]:
@@ -265,6 +326,33 @@ EDGE_CASE_QUERIES: list[tuple[str, dict[str, Any] | None]] = [
         None,
     ),
     ("{ connection { edges { node { __typename id must } } } }", None),
+    # Nested connections with arguments: the row completes in part on the fast path, the
+    # page's connection, edges and nodes wholly; errors in nested nullable fields, in the
+    # row's own fields after the page, and refused cursors, at their exact paths.
+    (
+        "{ rows { id page(first: 2) { pageInfo { hasNextPage endCursor } "
+        "edges { cursor node { label size hidden } } } title secret } }",
+        None,
+    ),
+    ('{ rows { id page(first: 2, after: "rel1.0") { edges { node { label hidden } } } } }', None),
+    ('{ rows { id secret page(first: 1, after: "bad") { edges { node { label } } } } }', None),
+    ('{ maybeRows { id secret page(first: 1, after: "bad") { edges { node { label } } } } }', None),
+    (
+        '{ maybeRows { id maybePage(first: 2, after: "bad") { edges { node { label } } } '
+        "title page(first: 1) { edges { node { hidden } } } must } }",
+        None,
+    ),
+    (
+        "{ connection { totalCount edges { cursor node { id page(first: 3) { "
+        "edges { node { label hidden __typename } } pageInfo { endCursor } } later } } } }",
+        None,
+    ),
+    (
+        "query($first: Int!, $after: String) { rows { ...P } } "
+        "fragment P on Row { id p: page(first: $first, after: $after) { edges { node { label } } } "
+        "q: page(first: 1) { edges { node { size } } } }",
+        {"first": 1, "after": "rel2.0"},
+    ),
 ]
 
 
@@ -355,6 +443,79 @@ async def test_fast_path_matches_graphql_core_through_the_app(
     assert saw_error == (role != "agent")
 
 
+NESTED_APP_QUERIES: list[tuple[str, dict[str, Any] | None]] = [
+    (
+        "query($after: String) { customers(first: 10) { pageInfo { hasNextPage } edges { "
+        "cursor node { id name interactions(first: 2, after: $after) { pageInfo { "
+        "hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { "
+        "id channel occurredAt notes subject __typename } } } tier } } } }",
+        {"after": None},
+    ),
+    (
+        "{ customers(first: 10) { nodes { id interactions(first: 3) { nodes { id kind "
+        "direction notes firstResponseBreached } } phone "
+        "timeline(first: 2) { edges { node { kind recordId } } } } } }",
+        None,
+    ),
+    # A refused cursor: BAD_CURSOR at each customer's `interactions`, nulls propagated.
+    (
+        "query($after: String) { customers(first: 10) { nodes { id name "
+        "interactions(first: 2, after: $after) { edges { node { id notes } } } } } }",
+        {"after": "not-a-cursor"},
+    ),
+]
+
+
+@pytest.mark.parametrize("role", ["agent", "analyst"])
+async def test_nested_connections_match_graphql_core_through_the_app(
+    api: Api, state: AppState, role: str
+) -> None:
+    customers = [await make_customer(state, owner_id="agent-1") for _ in range(3)]
+    for n, customer in enumerate(customers):
+        await make_interactions(state, customer, n + 1)
+    token = api.token(role, subject="agent-1", team="east")
+    purpose = {"agent": "support", "analyst": "analytics"}[role]
+    fast_schema = state.schema
+    plain_schema = build_schema(fast_execution=False)
+    queries = list(NESTED_APP_QUERIES)
+    first = await api.gql(queries[0][0], queries[0][1], token=token, purpose=purpose)
+    cursor = first["data"]["customers"]["edges"][-1]["node"]["interactions"]["pageInfo"]
+    queries.append((queries[0][0], {"after": cursor["endCursor"]}))
+    codes: set[str] = set()
+    for query, variables in queries:
+        state.schema = fast_schema
+        fast = await api.gql(query, variables, token=token, purpose=purpose)
+        state.schema = plain_schema
+        plain = await api.gql(query, variables, token=token, purpose=purpose)
+        state.schema = fast_schema
+        assert fast == plain
+        codes |= {e["extensions"]["code"] for e in fast.get("errors", [])}
+    # Analysts are denied interaction notes (null and FORBIDDEN inside each page).
+    assert codes == ({"BAD_CURSOR", "FORBIDDEN"} if role == "analyst" else {"BAD_CURSOR"})
+
+
+def test_the_nested_interactions_fields_are_plain() -> None:
+    """The benchmark's nested shape completes in the loop: every field of a customer's
+    interactions page, and the customer's own fields beside `interactions`."""
+    from graphql import GraphQLObjectType
+
+    from schema.execution import _getter
+
+    schema = build_schema()._schema
+    for type_name, fields in (
+        ("Customer", ("id", "name")),
+        ("InteractionConnection", ("edges", "nodes", "pageInfo")),
+        ("InteractionEdge", ("cursor", "node")),
+        ("Interaction", ("id", "channel", "occurredAt", "notes", "kind", "direction")),
+        ("PageInfo", ("hasNextPage", "hasPreviousPage", "startCursor", "endCursor")),
+    ):
+        named = schema.type_map[type_name]
+        assert isinstance(named, GraphQLObjectType)
+        assert named.is_type_of is None, type_name
+        for name in fields:
+            assert _getter(named.fields[name]) is not None, f"{type_name}.{name}"
+
+
 async def test_single_customer_and_missing_one_match_through_the_app(
     api: Api, state: AppState
 ) -> None:
@@ -384,14 +545,20 @@ class _CountingContext(FastExecutionContext):
     [
         ("{ rows { id title colour at code tags } }", 6),
         ("{ rows { id child { label } } }", 6 + 5),
-        ("{ rows { id later } }", 0),
-        ("{ rows { id shout(times: 1) } }", 0),
-        ("{ rows { id unmarked } }", 0),
+        # A field the loop cannot complete leaves the row's plain fields to it: one
+        # run of plain fields per row, the other field resolved by graphql-core.
+        ("{ rows { id later } }", 6),
+        ("{ rows { id shout(times: 1) } }", 6),
+        ("{ rows { id unmarked } }", 6),
+        ("{ rows { later } }", 0),
         # Each row with its three children, inside the row's own loop.
         ("{ rows { id children { label } } }", 6 * (1 + 3)),
         # The whole connection in one plan: itself, each edge and each node.
         ("{ connection { totalCount edges { cursor node { id } } } }", 1 + 6 * 2),
-        ("{ connection { edges { node { id later } } } }", 0),
+        # The row in part (its id); the edges around it on graphql-core's path.
+        ("{ connection { edges { node { id later } } } }", 6),
+        # A nested page: each row's id, then each page whole (itself, 2 edges, 2 nodes).
+        ("{ rows { id page(first: 2) { edges { node { label } } } } }", 6 + 6 * (1 + 2 * 2)),
     ],
 )
 async def test_fast_path_is_taken_only_for_plain_selections(query: str, plain_objects: int) -> None:
@@ -401,6 +568,6 @@ async def test_fast_path_is_taken_only_for_plain_selections(query: str, plain_ob
         execution_context_class=_CountingContext,
     )
     _CountingContext.plain_objects = 0
-    result = await schema.execute(query)
+    result = await schema.execute(query, context_value=_LoaderContext())
     assert result.data is not None
     assert _CountingContext.plain_objects == plain_objects

@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from strawberry.utils.str_converters import to_camel_case, to_snake_case
 
+from schema.execution import plain_leaf
 from server.errors import CustosError, ValidationError
 
 
@@ -46,8 +47,10 @@ def parse_id(value: strawberry.ID | str, what: str = "id") -> uuid.UUID:
 
 def view_field(name: str, description: str | None = None) -> Any:
     """A field read from a pre-revealed view (`root.get(name)`): a denied field raises
-    FORBIDDEN at its own path."""
+    FORBIDDEN at its own path. Plain: the execution fast path reads it without resolve
+    info."""
 
+    @plain_leaf
     def resolve(root: strawberry.Parent[Any]) -> Any:
         return root.get(name)
 

@@ -15,6 +15,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from schema.cost import PAGE, cost
+from schema.execution import plain_leaf
 from schema.paging import Connection, Cursor, Edge, check_page_size, connection, keyset_cursor
 from schema.selection import selected_names
 from schema.types.common import snake_names, view_field
@@ -65,6 +66,7 @@ class InteractionKind(enum.Enum):
 
 
 def _enum(enum_type: type[enum.Enum], name: str) -> Any:
+    @plain_leaf
     def resolve(root: strawberry.Parent[Any]) -> Any:
         return enum_type(root.get(name))
 

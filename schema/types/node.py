@@ -14,6 +14,7 @@ import strawberry
 from graphql import GraphQLAbstractType, GraphQLResolveInfo, GraphQLSchema
 from strawberry.types.base import has_object_definition
 
+from schema.execution import plain_leaf
 from server.customer.owned import RecordView
 from server.customer.service import CustomerView
 
@@ -49,6 +50,7 @@ class Node:
         return node_type_name(obj)
 
 
+@plain_leaf
 def record_id(root: strawberry.Parent[Any]) -> strawberry.ID:
     """The id of a view (customer or owned record) as a GraphQL ID."""
     return strawberry.ID(str(root.id))
