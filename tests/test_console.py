@@ -32,13 +32,17 @@ from tests.conftest import Api
 PASSWORD = "correct horse battery staple"
 
 
+def _accounts(state: AppState) -> Accounts:
+    return Accounts(state.services.clock, state.settings, state.services.vault.keys)
+
+
 async def _add(
     state: AppState, username: str, roles: list[str], *, team: str | None = None, totp: bool = False
 ) -> User:
     async with state.sessions() as session, session.begin():
         await state.services.authorizer.refresh(session, force=True)
         caller = caller_for(operator(), state.services.authorizer)
-        return await Accounts(state.services.clock, state.settings).add(
+        return await _accounts(state).add(
             session, caller, username=username, password=PASSWORD, roles=roles, team=team, totp=totp
         )
 
@@ -153,11 +157,58 @@ async def test_a_second_factor_when_the_account_has_one(
     state: AppState, browser: httpx.AsyncClient
 ) -> None:
     user = await _add(state, "dai", ["manager"], team="east", totp=True)
-    assert user.totp_secret is not None
+    secret = await _accounts(state).second_factors.secret(user)
+    assert secret is not None
+    # The database holds the secret only wrapped under the KEK, bound to this account.
+    async with state.sessions() as session:
+        stored = await session.get(User, user.id)
+    assert stored is not None
+    assert stored.totp_secret is None
+    assert stored.totp_sealed is not None
+    assert secret.encode() not in stored.totp_sealed
     assert (await _sign_in(browser, "dai")).status_code == 401
     assert (await _sign_in(browser, "dai", code="000000")).status_code in (401, 303)
-    code = pyotp.TOTP(user.totp_secret).now()
+    code = pyotp.TOTP(secret).now()
     assert (await _sign_in(browser, "dai", code=code)).status_code == 303
+
+
+async def test_a_sealed_second_factor_opens_only_for_its_own_account(
+    state: AppState, browser: httpx.AsyncClient
+) -> None:
+    """A sealed secret copied onto another account's row does not open there: that
+    account's sign-ins fail instead of accepting the other account's codes."""
+    dai = await _add(state, "dai2", ["manager"], totp=True)
+    secret = await _accounts(state).second_factors.secret(dai)
+    assert secret is not None
+    eli = await _add(state, "eli", ["manager"], totp=True)
+    async with state.sessions() as session, session.begin():
+        row = await session.get(User, eli.id)
+        assert row is not None
+        row.totp_sealed, row.totp_kek_version = dai.totp_sealed, dai.totp_kek_version
+    code = pyotp.TOTP(secret).now()
+    assert (await _sign_in(browser, "eli", code=code)).status_code == 401
+    assert (await _sign_in(browser, "dai2", code=code)).status_code == 303
+
+
+async def test_a_second_factor_from_before_sealing_is_sealed_at_sign_in(
+    state: AppState, browser: httpx.AsyncClient
+) -> None:
+    """Accounts migrated from before sealing keep working; the first sign-in seals the
+    secret and clears it from the row."""
+    user = await _add(state, "fia", ["manager"])
+    secret = pyotp.random_base32()
+    async with state.sessions() as session, session.begin():
+        row = await session.get(User, user.id)
+        assert row is not None
+        row.totp_secret = secret
+    assert (await _sign_in(browser, "fia")).status_code == 401
+    assert (await _sign_in(browser, "fia", code=pyotp.TOTP(secret).now())).status_code == 303
+    async with state.sessions() as session:
+        row = await session.get(User, user.id)
+    assert row is not None
+    assert row.totp_secret is None
+    assert row.totp_sealed is not None
+    assert await _accounts(state).second_factors.secret(row) == secret
 
 
 async def test_form_posts_need_the_sessions_csrf_token(
@@ -228,7 +279,7 @@ async def test_disabling_an_account_ends_its_sessions(
     async with state.sessions() as session, session.begin():
         await state.services.authorizer.refresh(session, force=True)
         caller = caller_for(operator(), state.services.authorizer)
-        await Accounts(state.services.clock, state.settings).disable(session, caller, "fay")
+        await _accounts(state).disable(session, caller, "fay")
     assert (await browser.get("/console/agent")).headers["location"] == "/console/login"
     assert (await _sign_in(browser, "fay")).status_code == 401
 

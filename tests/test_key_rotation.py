@@ -11,18 +11,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from sqlalchemy import func, select
 
 from server.app import AppState
+from server.caller import caller_for
+from server.cli.context import operator
 from server.clock import Clock
 from server.config import Settings
+from server.console.routes import DEFAULT_PURPOSE
 from server.data.models import AuditEvent, Customer, CustomerKey, KeyRotation
+from server.data.models.user import User
 from server.errors import ConflictError
 from server.keys.service import BLIND_INDEX, KEK, KeyRotationService
+from server.users.service import Accounts
 from server.vault import LocalKeyring, Vault
 from tests.conftest import Api
 from tests.factories import customer_data, make_customer
+
+PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
@@ -264,3 +272,45 @@ async def test_rotation_killed_half_way_resumes_without_loss(
     assert await _kek_versions(state) == {2: 60}
     assert LocalKeyring.load(settings.keyring, create=False).kek_versions() == [1, 2]
     assert await _read_everything(api, token) == before
+
+
+async def test_kek_rotation_rewraps_console_second_factors(
+    state: AppState, settings: Settings
+) -> None:
+    """Accounts' TOTP secrets are wrapped under the KEK like data keys: a rotation moves
+    them to the new version (sealing any still in clear), the old version cannot be
+    retired while one is under it, and codes keep working after retirement."""
+    operator_caller = caller_for(operator(), state.services.authorizer)
+    accounts = Accounts(state.services.clock, state.settings, state.services.vault.keys)
+    async with state.sessions() as session, session.begin():
+        await state.services.authorizer.refresh(session, force=True)
+        sealed = await accounts.add(
+            session, operator_caller, username="gia", password=PASSWORD, roles=["agent"], totp=True
+        )
+        clear = await accounts.add(
+            session, operator_caller, username="hal", password=PASSWORD, roles=["agent"]
+        )
+        clear.totp_secret = pyotp.random_base32()
+    secret = await accounts.second_factors.secret(sealed)
+    assert secret is not None
+    assert sealed.totp_kek_version == 1
+    service = _rotation(state, settings)
+    with pytest.raises(ConflictError) as in_use:
+        await service.retire(KEK, 1)
+    assert in_use.value.code == "KEY_IN_USE"
+    assert (await service.rotate(KEK)).finished
+    await service.retire(KEK, 1)
+    async with state.sessions() as session, session.begin():
+        rows = {u.username: u for u in (await session.scalars(select(User))).all()}
+        assert {n: (u.totp_kek_version, u.totp_secret) for n, u in rows.items()} == {
+            "gia": (2, None),
+            "hal": (2, None),
+        }
+        signed, _ = await accounts.sign_in(
+            session,
+            username="gia",
+            password=PASSWORD,
+            code=pyotp.TOTP(secret).now(),
+            purposes=DEFAULT_PURPOSE,
+        )
+        assert signed is not None

@@ -50,15 +50,13 @@ def _password(from_stdin: bool) -> str:
 def _accounts(command: Command) -> Accounts:
     from server.users.service import Accounts
 
-    return Accounts(command.clock, command.settings)
+    return Accounts(command.clock, command.settings, command.keyring)
 
 
-def _print_totp(user: User) -> None:
-    from server.users.passwords import totp_uri
-
-    if user.totp_secret is not None:
+def _print_totp(uri: str | None) -> None:
+    if uri is not None:
         # Standard output: the one thing a script would capture (into an authenticator).
-        print(totp_uri(user.totp_secret, user.username))
+        print(uri)
 
 
 @app.command("add")
@@ -72,10 +70,11 @@ def users_add(
     """Add an account."""
     password = _password(password_stdin)
 
-    async def add() -> User:
+    async def add() -> tuple[User, str | None]:
         async with open_command("users add") as command, command.transaction() as session:
             caller = await command.caller(session)
-            return await _accounts(command).add(
+            accounts = _accounts(command)
+            user = await accounts.add(
                 session,
                 caller,
                 username=username,
@@ -84,10 +83,11 @@ def users_add(
                 team=team,
                 totp=totp,
             )
+            return user, await accounts.second_factors.uri(user)
 
-    user = run(add())
+    user, uri = run(add())
     console.print(f"account {user.username} added ({', '.join(user.roles)})")
-    _print_totp(user)
+    _print_totp(uri)
 
 
 @app.command("disable")
@@ -134,15 +134,16 @@ def users_reset(
     """Set a new password; every session of the account ends."""
     password = _password(password_stdin)
 
-    async def reset() -> User:
+    async def reset() -> str | None:
         async with open_command("users reset") as command, command.transaction() as session:
             caller = await command.caller(session)
-            return await _accounts(command).reset(session, caller, username, password, totp=totp)
+            accounts = _accounts(command)
+            user = await accounts.reset(session, caller, username, password, totp=totp)
+            return await accounts.second_factors.uri(user) if totp else None
 
-    user = run(reset())
+    uri = run(reset())
     console.print(f"account {username}: password reset")
-    if totp:
-        _print_totp(user)
+    _print_totp(uri)
 
 
 @app.command("list")
@@ -163,7 +164,7 @@ def users_list() -> None:
                     user.username,
                     ",".join(user.roles),
                     user.team or "-",
-                    "totp" if user.totp_secret else "-",
+                    "totp" if user.has_second_factor else "-",
                     state,
                     last,
                 )

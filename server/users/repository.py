@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.data.models.user import User, UserSession
@@ -24,6 +24,15 @@ class UserRepository:
 
     async def all(self) -> list[User]:
         result = await self.session.execute(select(User).order_by(User.username))
+        return list(result.scalars())
+
+    async def with_second_factor(self) -> list[User]:
+        """Accounts with a TOTP secret, sealed or (from before sealing) in clear."""
+        result = await self.session.execute(
+            select(User)
+            .where(or_(User.totp_sealed.is_not(None), User.totp_secret.is_not(None)))
+            .order_by(User.id)
+        )
         return list(result.scalars())
 
     async def add(self, user: User) -> None:

@@ -8,6 +8,7 @@ case, and at once when its account is disabled or its password reset.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -21,16 +22,19 @@ from server.auth.principal import CLI_OPERATOR_ROLE, PrincipalKind, subject_name
 from server.caller import Caller
 from server.clock import Clock
 from server.config import Settings
+from server.data.base import new_id
 from server.data.models.user import User, UserSession
-from server.errors import ConflictError, NotFoundError, ValidationError
+from server.errors import ConflictError, NotFoundError, ValidationError, VaultError
 from server.users.passwords import (
     hash_password,
     needs_rehash,
     new_totp_secret,
+    totp_uri,
     verify_password,
     verify_totp,
 )
 from server.users.repository import UserRepository
+from server.vault.keyring import KeyProvider
 
 MAX_ROLE = 64
 MAX_TEAM = 64
@@ -78,12 +82,65 @@ def _check_account(username: str, roles: list[str], team: str | None) -> None:
         raise ValidationError("not a team name", field="team")
 
 
+def _factor_owner(user: User) -> str:
+    # The wrap is bound to the account: a sealed secret copied to another row does not open.
+    return f"user:{user.id}"
+
+
+class SecondFactors:
+    """Accounts' TOTP secrets, wrapped under the key-encryption key like a customer's data
+    key (and bound to the account's id): neither a dump nor a backup of the database
+    alone mints a code, and a KEK rotation rewraps them with the rest."""
+
+    def __init__(self, keys: KeyProvider) -> None:
+        self.keys = keys
+
+    async def seal(self, user: User, secret: str | None) -> None:
+        """Set the account's secret (None: no second factor). The key provider's store is
+        file I/O with a disk sync, so it runs off the event loop."""
+        if secret is None:
+            user.totp_sealed = user.totp_kek_version = user.totp_secret = None
+            return
+        version, wrapped = await asyncio.to_thread(
+            self.keys.wrap_dek, secret.encode(), customer_id=_factor_owner(user)
+        )
+        user.totp_sealed, user.totp_kek_version, user.totp_secret = wrapped, version, None
+
+    async def secret(self, user: User) -> str | None:
+        """The account's secret in clear, for checking a code or showing it once."""
+        if user.totp_sealed is None or user.totp_kek_version is None:
+            return user.totp_secret
+        opened = await asyncio.to_thread(
+            self.keys.unwrap_dek,
+            user.totp_kek_version,
+            user.totp_sealed,
+            customer_id=_factor_owner(user),
+        )
+        return opened.decode()
+
+    async def reseal(self, user: User) -> bool:
+        """Wrap the account's secret under the current KEK (and seal one still in clear);
+        False when there was nothing to do."""
+        if not user.has_second_factor:
+            return False
+        if user.totp_secret is None and user.totp_kek_version == self.keys.current_kek_version():
+            return False
+        await self.seal(user, await self.secret(user))
+        return True
+
+    async def uri(self, user: User) -> str | None:
+        """The otpauth:// URI to enrol an authenticator with: shown once, on enrolment."""
+        secret = await self.secret(user)
+        return totp_uri(secret, user.username) if secret is not None else None
+
+
 class Accounts:
     """People's accounts and their console sessions."""
 
-    def __init__(self, clock: Clock, settings: Settings) -> None:
+    def __init__(self, clock: Clock, settings: Settings, keys: KeyProvider) -> None:
         self.clock = clock
         self.settings = settings
+        self.second_factors = SecondFactors(keys)
 
     # --- administration (user/manage) ------------------------------------------------
 
@@ -109,14 +166,15 @@ class Accounts:
             raise ConflictError("an account with this username exists", code="USERNAME_TAKEN")
         now = self.clock.now()
         user = User(
+            id=new_id(),
             username=username,
             password_hash=hash_password(password),
             roles=list(dict.fromkeys(roles)),
             team=team,
-            totp_secret=new_totp_secret() if totp else None,
             created_at=now,
             password_changed_at=now,
         )
+        await self.second_factors.seal(user, new_totp_secret() if totp else None)
         await repo.add(user)
         caller.audit.change("user", "create", user.id, ("username", "roles", "team"))
         return user
@@ -157,9 +215,11 @@ class Accounts:
         user.password_hash = hash_password(password)
         user.password_changed_at = self.clock.now()
         if totp is not None:
-            user.totp_secret = new_totp_secret() if totp else None
+            await self.second_factors.seal(user, new_totp_secret() if totp else None)
+        elif user.totp_secret is not None:
+            await self.second_factors.reseal(user)
         await UserRepository(session).end_sessions_of(user.id)
-        caller.audit.change("user", "update", user.id, ("password_hash", "totp_secret"))
+        caller.audit.change("user", "update", user.id, ("password_hash", "totp_sealed"))
         return user
 
     async def list(self, session: AsyncSession, caller: Caller) -> list[User]:
@@ -186,8 +246,18 @@ class Accounts:
         right = verify_password(user.password_hash if user else None, password)
         if user is None or not right or user.disabled_at is not None:
             return None, user
-        if user.totp_secret is not None and not verify_totp(user.totp_secret, code or ""):
-            return None, user
+        if user.has_second_factor:
+            try:
+                secret = await self.second_factors.secret(user)
+            except VaultError:
+                # A secret that does not open (copied from another account, or under a
+                # retired key) is a failed sign-in, not a crash.
+                return None, user
+            if secret is None or not verify_totp(secret, code or ""):
+                return None, user
+            if user.totp_secret is not None:
+                # An account from before sealing: its secret is sealed now, cleared in clear.
+                await self.second_factors.reseal(user)
         now = self.clock.now()
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)

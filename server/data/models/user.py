@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Uuid
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped
 
 from server.data.base import Base, DataClass, column, new_id, timestamp
@@ -27,12 +27,22 @@ class User(Base):
     password_hash: Mapped[str] = column(INT, String(256))
     roles: Mapped[list[str]] = column(INT, JSON, default=list)
     team: Mapped[str | None] = column(INT, String(64))
-    # Base32 TOTP secret when a second factor is on; None otherwise.
+    # The TOTP secret when a second factor is on, wrapped under the key-encryption key
+    # (bound to this account's id) like a customer's data key, so a dump or a backup of
+    # the database alone mints no codes; `totp_kek_version` is the KEK version it is under.
+    totp_sealed: Mapped[bytes | None] = column(INT, LargeBinary)
+    totp_kek_version: Mapped[int | None] = column(INT, Integer)
+    # Only accounts from before sealing: the Base32 secret in clear, sealed (and cleared)
+    # at the account's next sign-in, reset or KEK rotation.
     totp_secret: Mapped[str | None] = column(INT, String(64))
     created_at: Mapped[datetime] = timestamp()
     password_changed_at: Mapped[datetime] = timestamp()
     disabled_at: Mapped[datetime | None] = timestamp()
     last_sign_in_at: Mapped[datetime | None] = timestamp()
+
+    @property
+    def has_second_factor(self) -> bool:
+        return self.totp_sealed is not None or self.totp_secret is not None
 
 
 class UserSession(Base):
