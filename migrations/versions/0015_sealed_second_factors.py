@@ -28,8 +28,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Sealed secrets cannot be opened here (no keyring): those accounts lose their second
-    # factor on the way down and need `custos users reset --totp` after.
+    # Sealed secrets cannot be opened here (no keyring), and dropping them would quietly
+    # turn those accounts' second factor off: refuse instead.
+    sealed = op.get_bind().scalar(
+        sa.text("SELECT count(*) FROM users WHERE totp_sealed IS NOT NULL")
+    )
+    if sealed:
+        raise RuntimeError(
+            f"{sealed} accounts have a sealed second factor; turn it off first "
+            "(custos users reset --no-totp) or stay at 0015"
+        )
     with op.batch_alter_table("users") as batch:
         batch.drop_column("totp_kek_version")
         batch.drop_column("totp_sealed")
