@@ -1,7 +1,7 @@
 """sealed second factors: console accounts' TOTP secrets wrapped under the KEK
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-30 19:20:00
 
 A TOTP secret in clear let anyone holding a dump of the database mint valid codes. The
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -36,7 +36,7 @@ def downgrade() -> None:
     if sealed:
         raise RuntimeError(
             f"{sealed} accounts have a sealed second factor; turn it off first "
-            "(custos users reset --no-totp) or stay at 0016"
+            "(custos users reset --no-totp) or stay at 0017"
         )
     with op.batch_alter_table("users") as batch:
         batch.drop_column("totp_kek_version")
