@@ -235,6 +235,11 @@ async def test_a_re_import_updates_what_changed_and_counts_it(
             ["U-4", "丁公司", "13800000024", "杭州", "", "east"],
         ],
     )
+    # A dry run says what would change and changes nothing.
+    dry = await import_file(settings, "customers", second, options=ImportOptions(dry_run=True))
+    assert (dry.accepted, dry.updated, dry.existing, dry.written) == (3, 2, 1, False)
+    assert await _changes(state, "customer", "update") == []
+    assert await _count(state, Customer) == 3
     assert await asyncio.to_thread(invoke, ["import", "customers", str(second)]) == 0
     printed = capsys.readouterr().err
     assert "imported 3 customers rows, 2 files updated, 1 already there" in printed
@@ -318,6 +323,25 @@ async def test_updates_stay_in_the_update_scope_and_need_customer_update(
     again = await api.gql(IMPORT, {"rows": rows[:1]}, token=east)
     assert again["data"]["importCustomers"]["existing"] == 1
     assert await _count(state, ContactPoint) == 1
+    # The customer service checks an update's contacts: a phone another file the manager
+    # sees holds refuses that row alone, and nothing of it is written or claimed.
+    twin = [{"name": "东二", "customerNumber": "E-2", "phone": "13700000002"}]
+    assert (await api.gql(IMPORT, {"rows": twin}, token=east))["data"]["importCustomers"][
+        "accepted"
+    ] == 1
+    clash = [
+        {"name": "东", "customerNumber": "E-1", "phone": "13700000002", "region": "南京"},
+        {"name": "东二", "customerNumber": "E-2", "phone": "13700000002", "region": "苏州"},
+    ]
+    body = await api.gql(IMPORT, {"rows": clash}, token=east, purpose="sales")
+    assert body["data"]["importCustomers"] == {
+        "accepted": 1,
+        "existing": 0,
+        "updated": 1,
+        "rejected": [{"row": 1, "reason": "a customer with this phone already exists"}],
+    }
+    assert (await _region(state, "E-1"), await _region(state, "E-2")) == ("天津", "苏州")
+    assert await _changes(state, "customer", "update") == [["region"], ["region"]]
     # A role that may create and read files but not change them: refused, not ignored.
     admin = api.token("admin", subject="root")
     for obj, action in (

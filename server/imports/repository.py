@@ -74,6 +74,20 @@ class ImportRepository:
         )
         return set(rows)
 
+    async def files_with_keys(
+        self, ids: Collection[uuid.UUID], scope: ColumnElement[bool]
+    ) -> dict[uuid.UUID, tuple[Customer, CustomerKey]]:
+        """The live, unmerged files among `ids` inside `scope`, each with its data key, in
+        one query (a re-import compares a batch of files with its rows)."""
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(Customer, CustomerKey)
+            .join(CustomerKey, CustomerKey.customer_id == Customer.id)
+            .where(Customer.id.in_(list(ids)), scope, *filter_predicates(None))
+        )
+        return {row[0].id: (row[0], row[1]) for row in rows}
+
     async def known_users(self) -> tuple[dict[str, str | None], frozenset[str]]:
         """Logins the database knows as users, with a team where one is certain, and
         those of them whose console account is disabled. Console users (`custos users

@@ -919,9 +919,10 @@ class ImportService:
             )
             return
         predicate = scope_predicate(scope, caller.principal)
-        repo = CustomerRepository(session)
-        ids = [m.customer_id for m in matched]
-        inside = await repo.readable_ids(ids, predicate)
+        files = await ImportRepository(session).files_with_keys(
+            {m.customer_id for m in matched}, predicate
+        )
+        inside = set(files)
         stored_points: dict[uuid.UUID, list[Any]] = {}
         for point_row in await ContactPointRepository(session).of_customers(inside, predicate):
             stored_points.setdefault(point_row[0].customer_id, []).append(point_row[0])
@@ -938,11 +939,7 @@ class ImportService:
                     RejectedRow(m.number, "this customer is outside your scope to update")
                 )
                 continue
-            found = await repo.for_update(m.customer_id, predicate, lock=False)
-            if found is None:
-                report.rejected.append(RejectedRow(m.number, "this customer cannot be updated"))
-                continue
-            customer, stored = found
+            customer, stored = files[m.customer_id]
             key = self.vault.open_data_key(customer.id, stored.kek_version, stored.wrapped_dek)
             try:
                 changes = self._changes(m.row, customer, key)
