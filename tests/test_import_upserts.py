@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -267,9 +269,18 @@ async def test_a_re_import_updates_what_changed_and_counts_it(
     audited = await _audit_text(state)
     assert "甲乙贸易" not in audited
     assert "13800000031" not in audited
-    # Once more: nothing left to change.
+    # Once more: nothing left to change, and no data key made for a row that needs none.
+    secrets = _shred_secrets(state)
     again = await import_file(settings, "customers", second)
     assert (again.accepted, again.updated, again.existing) == (0, 0, 4)
+    assert _shred_secrets(state) == secrets
+
+
+def _shred_secrets(state: AppState) -> int:
+    """Customer shred secrets in the key store (one per data key ever made)."""
+    path = state.services.vault.keys.shred_secrets.path  # type: ignore[attr-defined]
+    with closing(sqlite3.connect(path)) as store:
+        return int(store.execute("SELECT count(*) FROM shred_secrets").fetchone()[0])
 
 
 IMPORT = """mutation($rows: [ImportCustomerRowInput!]!) { importCustomers(rows: $rows) {

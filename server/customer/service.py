@@ -561,6 +561,11 @@ class CustomerService:
         self.audit_flags(caller.audit, await self.flag_duplicates(session, caller.audit, found))
         return sealed.customer.id
 
+    def check_new(self, data: NewCustomer) -> None:
+        """Refuse a new customer's bad input as `seal_new` would, without sealing it (an
+        import's row for a file that is already there)."""
+        self._normalised(data)
+
     @staticmethod
     def _normalised(data: NewCustomer) -> tuple[dict[str, str | None], str | None]:
         """The contacts and bank card of a new customer, normalised; refuses bad input."""

@@ -635,8 +635,20 @@ class ImportService:
                 if run.within is not None:
                     self._refuse_outside(run.within, row, run.default_owner, run.default_team)
                 try:
-                    sealed = self._seal_row(row, run.default_owner, run.default_team)
-                    consents = self._consents(row, sealed, run)
+                    data, owner, team = self._row_data(row, run.default_owner, run.default_team)
+                    given = (data.customer_number or "").strip()
+                    if given in known_numbers and given not in run.numbers:
+                        # A re-import: the file is there already; what the row changes
+                        # is an update (`_update_matched`). Checked as a new file would
+                        # be, without making a data key nothing will use.
+                        self.customers.check_new(data)
+                        self._consents(row, data.created_at or self.now(), run)
+                        extras = self._row_extras(row)
+                        run.numbers[given] = row.number
+                        matched.append(MatchedRow(row.number, known_numbers[given], row, extras))
+                        continue
+                    sealed = self.customers.seal_new(data, owner_id=owner, team=team)
+                    consents = self._consents(row, sealed.customer.created_at, run)
                     extras = self._row_extras(row)
                 except ValidationError as error:
                     report.rejected.append(RejectedRow(row.number, error.message))
@@ -651,12 +663,6 @@ class ImportService:
                                 "in the file",
                             )
                         )
-                        continue
-                    if number in known_numbers:
-                        # A re-import: the file is there already; what the row changes
-                        # is an update (`_update_matched`).
-                        run.numbers[number] = row.number
-                        matched.append(MatchedRow(row.number, known_numbers[number], row, extras))
                         continue
                     if number in all_numbers:
                         report.rejected.append(
@@ -1051,6 +1057,14 @@ class ImportService:
     def _seal_row(
         self, row: SourceRow, default_owner: str | None, default_team: str | None
     ) -> SealedCustomer:
+        data, owner, team = self._row_data(row, default_owner, default_team)
+        return self.customers.seal_new(data, owner_id=owner, team=team)
+
+    def _row_data(
+        self, row: SourceRow, default_owner: str | None, default_team: str | None
+    ) -> tuple[NewCustomer, str | None, str | None]:
+        """A row's cells as a new customer with the owner and team it lands with; a bad
+        cell refuses the row."""
         values = {k: v for k, v in row.values.items() if k in CUSTOMER_COLUMNS}
         if "name" not in values:
             raise ValidationError("name is missing")
@@ -1076,11 +1090,10 @@ class ImportService:
             if limit is not None and len(value) > limit:
                 raise ValidationError(f"{name} is longer than {limit} characters")
         owner, team = _owner_and_team(row, default_owner, default_team)
-        data = new_customer(text, born, since)
-        return self.customers.seal_new(data, owner_id=owner, team=team)
+        return new_customer(text, born, since), owner, team
 
     def _consents(
-        self, row: SourceRow, sealed: SealedCustomer, run: ImportRun
+        self, row: SourceRow, since: datetime, run: ImportRun
     ) -> tuple[tuple[str, datetime, str], ...]:
         """The purposes a row's consent columns grant, each with its proof: when (the
         consent time column, else when the file became a customer's) and where (the
@@ -1093,7 +1106,7 @@ class ImportService:
         ]
         if not granted:
             return ()
-        at = sealed.customer.created_at
+        at = since
         if "consent_at" in v:
             at = cell_instant(v["consent_at"], "consent time")
             if at > self.now():
