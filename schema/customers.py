@@ -159,7 +159,10 @@ class CustomerQuery:
     @strawberry.field(
         metadata=cost(weight=5, lookup=True),
         description="Find a customer by exactly one exact contact value, on a field the "
-        "caller reads in clear under its X-Purpose (else FORBIDDEN); audited hit or miss.",
+        "caller reads in clear under its X-Purpose (else FORBIDDEN); audited hit or miss. "
+        "`phone` also finds a file by its mobile and landline contact points and its "
+        "contact persons' phones; `wechat` by a WeChat ID contact point (any case), under "
+        "the same rule as `phone`.",
     )
     async def customer_by_contact(
         self,
@@ -167,11 +170,12 @@ class CustomerQuery:
         phone: str | None = None,
         email: str | None = None,
         national_id: str | None = None,
+        wechat: str | None = None,
     ) -> Customer | None:
-        given = {"phone": phone, "email": email, "national_id": national_id}
+        given = {"phone": phone, "email": email, "national_id": national_id, "wechat": wechat}
         chosen = [(k, v) for k, v in given.items() if v is not None]
         if len(chosen) != 1:
-            raise ValidationError("give exactly one of phone, email or nationalId")
+            raise ValidationError("give exactly one of phone, email, nationalId or wechat")
         field, value = chosen[0]
         ctx = info.context
         view = await ctx.services.customers.find_by_contact(

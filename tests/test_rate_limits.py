@@ -120,6 +120,14 @@ async def test_contact_lookups_have_a_stricter_bucket(api: Api) -> None:
         + " }"
     )
     assert_limited(await api.post(many, token=api.token("agent", subject=fresh("p2"))), 3, 3)
+    # A lookup by WeChat ID takes from the same bucket as one by phone.
+    mixed = (
+        '{ a: customerByContact(wechat: "zhang_san-1988") { id } '
+        'b: customerByContact(phone: "13800000000") { id } }'
+    )
+    token = api.token("agent", subject=fresh("p3"))
+    assert (await api.post(mixed, token=token)).status_code == 200
+    assert_limited(await api.post(mixed, token=token), 3, 1)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +30,7 @@ from server.data.models import ContactPoint
 from server.errors import ForbiddenError, ValidationError, VaultError
 from server.vault import DataKey, FieldRef, Vault
 from server.vault.masking import mask
-from server.vault.normalise import normalise_phone
+from server.vault.normalise import normalise_phone, wechat_id_is_valid
 
 OBJECT = "customer"
 AUDITED = "contact_point"
@@ -42,8 +42,6 @@ READ_AS = {"value": "phone", "person_name": "name"}
 MAX_POINTS = 20
 MAX_LABEL = 64
 MAX_PERSON_NAME = 64
-# WeChat's own rule for IDs: 6 to 20 letters, digits, `_` or `-`, starting with a letter.
-_WECHAT_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{5,19}")
 # Mainland landlines: trunk 0, a 2- to 3-digit area code and a 7- or 8-digit number,
 # with an optional extension ("010-6552 9988 转 123" or "ext. 123").
 _LANDLINE = re.compile(r"0(\d{9,11})")
@@ -229,6 +227,9 @@ class ContactPointService:
         for column in READ_AS:
             if column in changes:
                 setattr(point, column, sealed[column])
+        if "value" in changes:
+            point.value_bidx = cast(int | None, sealed["value_bidx"])
+            point.bidx_key_version = cast(int | None, sealed["bidx_key_version"])
         if "label" in changes:
             point.label = _label(changes["label"])
         point.updated_at = self.clock.now()
@@ -298,13 +299,24 @@ class ContactPointService:
 
     def _sealed(
         self, key: DataKey, point_id: uuid.UUID, values: dict[str, str | None]
-    ) -> dict[str, bytes | None]:
-        return {
+    ) -> dict[str, bytes | int | None]:
+        """The point's stored columns: each value sealed, and the value's blind index under
+        the current key version. Every writer of a point goes through here, so no point is
+        stored unfindable."""
+        columns: dict[str, bytes | int | None] = {
             column: self.vault.seal(key, FieldRef(TABLE, column, point_id), text)
             if text is not None
             else None
             for column, text in values.items()
         }
+        if "value" in values:
+            version = self.vault.keys.current_blind_index_version()
+            value = values["value"]
+            columns["value_bidx"] = (
+                self.vault.contact_point_index(value, version) if value is not None else None
+            )
+            columns["bidx_key_version"] = version
+        return columns
 
 
 def canonical(point: NewContactPoint) -> tuple[str, str | None, str | None]:
@@ -343,7 +355,7 @@ def _validated(kind: str, *, value: str | None, person_name: str | None) -> dict
         return {"value": _mobile(value), "person_name": None}
     if kind == LANDLINE:
         return {"value": _landline(value), "person_name": None}
-    if len(value) > 20 or not _WECHAT_ID.fullmatch(value):
+    if not wechat_id_is_valid(value):
         raise ValidationError(
             "a WeChat ID is 6 to 20 letters, digits, _ or -, starting with a letter",
             code="INVALID_WECHAT_ID",

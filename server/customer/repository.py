@@ -251,6 +251,37 @@ class CustomerRepository:
         )
         return (await self.session.execute(stmt)).all()
 
+    async def by_contact_point_index(
+        self,
+        kinds: Collection[str],
+        values: Mapping[int, int],
+        *,
+        scope: ColumnElement[bool],
+        fields: Collection[str],
+    ) -> Sequence[Row[Any]]:
+        """Candidates holding a contact point of one of `kinds` whose index matches under
+        the key version the point was indexed with (`values`: version → index), each with
+        that point's id and sealed value (`point_id`, `point_value`) to confirm it by,
+        customers in id order."""
+        match = or_(
+            *(
+                and_(ContactPoint.bidx_key_version == version, ContactPoint.value_bidx == value)
+                for version, value in values.items()
+            )
+        )
+        stmt: Any = (
+            select(
+                *self._columns(fields, True),
+                ContactPoint.id.label("point_id"),
+                ContactPoint.value.label("point_value"),
+            )
+            .join(ContactPoint, ContactPoint.customer_id == Customer.id)
+            .outerjoin(CustomerKey, CustomerKey.customer_id == Customer.id)
+            .where(scope, match, ContactPoint.kind.in_(list(kinds)), *filter_predicates(None))
+            .order_by(Customer.id, ContactPoint.id)
+        )
+        return (await self.session.execute(stmt)).all()
+
     async def ids_by_number(
         self, numbers: Collection[str], scope: ColumnElement[bool]
     ) -> dict[str, uuid.UUID]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import re
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypedDict
@@ -58,14 +58,35 @@ from server.vault import DataKey, FieldRef, Vault
 from server.vault.masking import mask
 from server.vault.names import name_parts, query_parts
 from server.vault.normalise import (
+    POINT_PHONE,
+    POINT_WECHAT,
     normalise_bank_card,
     normalise_email,
     normalise_national_id,
     normalise_phone,
+    normalise_wechat_id,
+    point_search_key,
 )
 
 OBJECT = "customer"
 TABLE = "customers"
+CONTACT_POINTS = "customer_contact_points"
+# Lookups by a contact value: the file's own indexed contacts, and WeChat IDs, which only
+# contact points hold.
+WECHAT = POINT_WECHAT
+LOOKUP_FIELDS = (*BLIND_INDEXED, WECHAT)
+LOOKUP_NORMALISERS: dict[str, Callable[[str], str]] = {
+    **NORMALISERS,
+    WECHAT: normalise_wechat_id,
+}
+# The contact-point kinds a lookup also searches (server/contact/service.py KINDS) ...
+POINT_KINDS: dict[str, tuple[str, ...]] = {
+    POINT_PHONE: ("mobile", "landline", "contact_person"),
+    POINT_WECHAT: ("wechat",),
+}
+# ... and the customer field whose mode decides the lookup: a point's value is read as
+# the phone is, so a WeChat ID is looked up under the same rule as a phone.
+POINT_READ_AS = {WECHAT: "phone"}
 DUPLICATE_FLAG = "duplicate_flag"
 FLAG_FIELDS = ("existing_customer_id", "field", "new_customer_id")
 # A verification stamp tells whether its contact exists: readable only where the contact is.
@@ -470,25 +491,56 @@ class CustomerService:
         field the caller reads in clear under the request's purpose: a lookup on a masked
         field would confirm guesses of the hidden part. Hit or miss is audited as a
         `lookup` naming the field (never the value); a hit is also a read of what it shows.
+
+        A phone is looked for in the file's own phone first, then in its contact points
+        (mobiles, landlines, contact persons' phones); a WeChat ID in its WeChat points,
+        read as the phone is. The first file confirmed answers, as for every lookup.
         """
-        if field not in BLIND_INDEXED:
-            raise ValidationError("lookup is by phone, email or nationalId")
+        if field not in LOOKUP_FIELDS:
+            raise ValidationError("lookup is by phone, email, nationalId or wechat")
         scope = self._scope(caller)
-        caller.gate.require_clear(OBJECT, field, CUSTOMER_FIELD_CLASSES[field], action="lookup")
-        normalised = NORMALISERS[field](value)
-        indexes = self.vault.blind_indexes(field, normalised)
+        read_as = POINT_READ_AS.get(field, field)
+        caller.gate.require_clear(OBJECT, read_as, CUSTOMER_FIELD_CLASSES[read_as], action="lookup")
+        normalised = LOOKUP_NORMALISERS[field](value)
         modes = self._modes(caller, fields)
-        candidates = await CustomerRepository(session).by_blind_index(
-            BLIND_INDEXED[field], indexes, scope=scope, fields=set(modes) | {field}
-        )
-        for row in candidates:
-            if self._matches(row, field, normalised):
-                caller.audit.lookup(OBJECT, "lookup", field, hit=True, record_ids=[row.id])
-                [view] = self._reveal_rows(caller, [row], modes)
-                await self._hide_unseen_referrers(session, scope, [view])
-                return view
-        caller.audit.lookup(OBJECT, "lookup", field, hit=False)
-        return None
+        repo = CustomerRepository(session)
+        found: Row[Any] | None = None
+        if field in BLIND_INDEXED:
+            candidates = await repo.by_blind_index(
+                BLIND_INDEXED[field],
+                self.vault.blind_indexes(field, normalised),
+                scope=scope,
+                fields=set(modes) | {field},
+            )
+            found = next((r for r in candidates if self._matches(r, field, normalised)), None)
+        if found is None and field in POINT_KINDS:
+            points = await repo.by_contact_point_index(
+                POINT_KINDS[field],
+                self.vault.contact_point_query(field, normalised),
+                scope=scope,
+                fields=set(modes),
+            )
+            found = next((r for r in points if self._point_matches(r, field, normalised)), None)
+        if found is None:
+            caller.audit.lookup(OBJECT, "lookup", field, hit=False)
+            return None
+        caller.audit.lookup(OBJECT, "lookup", field, hit=True, record_ids=[found.id])
+        [view] = self._reveal_rows(caller, [found], modes)
+        await self._hide_unseen_referrers(session, scope, [view])
+        return view
+
+    def _point_matches(self, row: Row[Any], kind: str, normalised: str) -> bool:
+        """Whether the candidate's contact point really holds the value looked up."""
+        if row.point_value is None:
+            return False
+        try:
+            key = self.vault.open_data_key(row.id, row.kek_version, row.wrapped_dek)
+            text = self.vault.reveal(
+                key, FieldRef(CONTACT_POINTS, "value", row.point_id), row.point_value
+            )
+        except VaultError:
+            return False
+        return point_search_key(text) == (kind, normalised)
 
     async def find_by_number(
         self, session: AsyncSession, caller: Caller, number: str, fields: Collection[str]

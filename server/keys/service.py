@@ -1,5 +1,6 @@
 """Online, resumable key rotation: rewrap every DEK under a new KEK version, or recompute
-every blind index under a new blind-index key version. A service above the vault: it uses
+every blind index (the customers' contact columns and name tokens, and their contact
+points') under a new blind-index key version. A service above the vault: it uses
 the vault's keys and repository and records each rotation and retirement in the audit.
 
 A rotation is a background job, not a request: it owns its transactions and commits one
@@ -31,6 +32,7 @@ from server.vault.repository import CONTACT_COLUMNS, KeyRepository
 from server.vault.vault import FieldRef, Vault
 
 KEK = "kek"
+CONTACT_POINTS = "customer_contact_points"
 BLIND_INDEX = "blind_index"
 KINDS = (KEK, BLIND_INDEX)
 
@@ -206,7 +208,27 @@ class KeyRotationService:
             indexes, name_tokens = found
             if await repo.replace_blind_indexes(row, to_version, indexes, name_tokens):
                 updated += 1
+        # The batch's contact points, whatever their customer's own version: a point added
+        # by a server still on the old version is caught by the next pass.
+        owners = {row.id: row for row in rows}
+        for point in await repo.points_to_reindex(list(owners), to_version):
+            try:
+                index = self._point_index(owners[point.customer_id], point, to_version)
+            except VaultError:
+                skipped += 1
+                continue
+            if await repo.replace_point_index(point, to_version, index):
+                updated += 1
         return rows[-1].id, updated, skipped
+
+    def _point_index(self, owner: Any, point: Any, version: int) -> int | None:
+        """A contact point's index under `version` (None for a point without a value);
+        VaultError when its customer's data key no longer opens."""
+        if point.value is None:
+            return None
+        key = self.vault.open_data_key(owner.id, owner.kek_version, owner.wrapped_dek)
+        text = self.vault.reveal(key, FieldRef(CONTACT_POINTS, "value", point.id), point.value)
+        return self.vault.contact_point_index(text, version)
 
     def _indexes(
         self, row: Any, version: int

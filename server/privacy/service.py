@@ -286,7 +286,9 @@ class PrivacyService:
         record: dict[str, Any] = {}
         for column in table.c:
             name = column.key
-            if name in hidden:
+            # A search handle (a blind index and its key version) is no fact about the
+            # person: left out like the customer's own blind indexes.
+            if name in hidden or column.info.get("search_handle"):
                 continue
             value = getattr(row, name)
             data_class = column.info.get("data_class")

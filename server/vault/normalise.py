@@ -1,6 +1,6 @@
 """Canonical forms of searchable contact values, so equal facts give equal blind indexes.
-The one home of phone, email, national-ID and bank-card normalisation: every path (API,
-imports, demo data, lookups) checks and stores values through these functions.
+The one home of phone, email, national-ID, bank-card and WeChat-ID normalisation: every
+path (API, imports, demo data, lookups) checks and stores values through these functions.
 
 Every check is linear in its input and looks at the length first: a value longer than
 any real one is refused before a pattern or a loop reads it (an email pattern with two
@@ -23,10 +23,15 @@ MAX_EMAIL = 254
 MAX_EMAIL_INPUT = 320
 MAX_NATIONAL_ID_INPUT = 36
 MAX_BANK_CARD_INPUT = 48
+MAX_WECHAT_ID = 20
 # National numbers without a country code are read as this region's (ISO 3166 code).
 DEFAULT_PHONE_REGION = "CN"
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+# WeChat's own rule for IDs: 6 to 20 letters, digits, `_` or `-`, starting with a letter.
+_WECHAT_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{5,19}")
+# What a contact point's value is found by (`point_search_key`): its kind of index.
+POINT_PHONE, POINT_WECHAT = "phone", "wechat"
 
 
 def normalise_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
@@ -124,6 +129,34 @@ def normalise_bank_card(value: str) -> str:
             field="bank_card",
         )
     return digits
+
+
+def wechat_id_is_valid(value: str) -> bool:
+    return len(value) <= MAX_WECHAT_ID and _WECHAT_ID.fullmatch(value) is not None
+
+
+def normalise_wechat_id(value: str) -> str:
+    """A WeChat ID as it is searched for: WeChat treats IDs without case (`ZhangSan_88`
+    and `zhangsan_88` are one account), so the search form is lower-case. Stored points
+    keep the ID as written; only their index and lookups use this form."""
+    text = "" if len(value) > MAX_WECHAT_ID + 8 else value.strip()
+    if not wechat_id_is_valid(text):
+        raise ValidationError(
+            "a WeChat ID is 6 to 20 letters, digits, _ or -, starting with a letter",
+            code="INVALID_WECHAT_ID",
+            field="wechat",
+        )
+    return text.lower()
+
+
+def point_search_key(stored: str) -> tuple[str, str]:
+    """What a contact point's stored (canonical) value is found by: a number by its E.164
+    form without the extension (a caller dials the number; `;ext=` only routes inside a
+    switchboard), a WeChat ID case-folded. The two canonical forms never overlap: a number
+    starts with `+`, a WeChat ID with a letter."""
+    if stored.startswith("+"):
+        return POINT_PHONE, stored.split(";", 1)[0]
+    return POINT_WECHAT, stored.lower()
 
 
 # Each canonical form the customer field registry can name, by kind.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,13 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.data.customer_fields import BLIND_INDEXED
-from server.data.models import Customer, CustomerKey, CustomerNameToken, KeyRotation
+from server.data.models import (
+    ContactPoint,
+    Customer,
+    CustomerKey,
+    CustomerNameToken,
+    KeyRotation,
+)
 
 # The blind-indexed contact columns, from the customer field registry.
 CONTACT_COLUMNS = tuple(BLIND_INDEXED)
@@ -128,16 +134,55 @@ class KeyRepository:
         return (await self.session.execute(stmt)).all()
 
     async def count_indexed_not_at(self, version: int) -> int:
-        stmt = select(func.count()).where(
+        """Live customers, and contact points, whose indexes are not under `version`."""
+        customers = select(func.count()).where(
             Customer.erased_at.is_(None), Customer.bidx_key_version.is_distinct_from(version)
         )
-        return int(await self.session.scalar(stmt) or 0)
+        points = select(func.count()).where(ContactPoint.bidx_key_version.is_distinct_from(version))
+        return int(await self.session.scalar(customers) or 0) + int(
+            await self.session.scalar(points) or 0
+        )
 
     async def count_indexed_at(self, version: int) -> int:
-        stmt = select(func.count()).where(
+        """Live customers, and contact points, indexed under `version`."""
+        customers = select(func.count()).where(
             Customer.erased_at.is_(None), Customer.bidx_key_version == version
         )
-        return int(await self.session.scalar(stmt) or 0)
+        points = select(func.count()).where(ContactPoint.bidx_key_version == version)
+        return int(await self.session.scalar(customers) or 0) + int(
+            await self.session.scalar(points) or 0
+        )
+
+    async def points_to_reindex(
+        self, customer_ids: Collection[uuid.UUID], to_version: int
+    ) -> Sequence[Row[Any]]:
+        """The contact points of these customers not yet indexed under `to_version`."""
+        if not customer_ids:
+            return []
+        stmt: Any = select(
+            ContactPoint.id,
+            ContactPoint.customer_id,
+            ContactPoint.value,
+            ContactPoint.bidx_key_version,
+        ).where(
+            ContactPoint.customer_id.in_(list(customer_ids)),
+            ContactPoint.bidx_key_version.is_distinct_from(to_version),
+        )
+        return (await self.session.execute(stmt)).all()
+
+    async def replace_point_index(self, row: Row[Any], new_version: int, index: int | None) -> bool:
+        """Compare-and-set on the point's sealed value and the version it was read at: a
+        point changed meanwhile was indexed by its writer."""
+        result = await self.session.execute(
+            update(ContactPoint)
+            .where(
+                ContactPoint.id == row.id,
+                ContactPoint.value.is_not_distinct_from(row.value),
+                ContactPoint.bidx_key_version.is_not_distinct_from(row.bidx_key_version),
+            )
+            .values(value_bidx=index, bidx_key_version=new_version)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def replace_blind_indexes(
         self,

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from server.errors import VaultError
 from server.vault.keyring import KeyProvider
 from server.vault.names import FULL, SURNAME, WORD, name_parts, query_parts
+from server.vault.normalise import point_search_key
 
 FORMAT_V1 = 1
 HEADER = struct.Struct(">BH")  # format, DEK version
@@ -221,6 +222,17 @@ class Vault:
             version: self.blind_index(field, normalised, version)
             for version in self.keys.blind_index_versions()
         }
+
+    def contact_point_index(self, stored: str, version: int) -> int:
+        """The blind index of a contact point's stored value (`point_search_key`): numbers
+        and WeChat IDs each in their own domain, apart from the customer's own columns, so
+        equal indexes link only points of one kind."""
+        kind, normalised = point_search_key(stored)
+        return self.blind_index(f"contact_point.{kind}", normalised, version)
+
+    def contact_point_query(self, kind: str, normalised: str) -> dict[int, int]:
+        """The index a contact-point lookup asks for, under every kept key version."""
+        return self.blind_indexes(f"contact_point.{kind}", normalised)
 
     def name_token(self, kind: str, part: str, version: int) -> int:
         """Truncated keyed HMAC of one part of a name, under the blind-index key."""
