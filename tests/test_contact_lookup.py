@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from server.app import AppState
 from server.clock import Clock
 from server.config import Settings
-from server.data.models import AuditAccess, AuditEvent, ContactPoint
+from server.data.models import AuditAccess, AuditEvent, ContactPoint, Customer
 from server.errors import ConflictError
 from server.keys.service import BLIND_INDEX, KeyRotationService
 from server.vault import LocalKeyring, Vault
@@ -281,3 +281,42 @@ async def test_erasure_takes_the_points_and_their_index_with_it(api: Api, state:
             )
         ).all()
     assert left == []
+
+
+IMPORT = """mutation($rows: [ImportCustomerRowInput!]!) { importCustomers(rows: $rows) {
+  accepted existing updated rejected { row reason } } }"""
+
+
+async def test_imported_points_are_found_like_any_other(api: Api, state: AppState) -> None:
+    manager = api.token("manager", subject="mgr-east", team="east")
+    rows = [
+        {
+            "name": "甲公司",
+            "customerNumber": "C-1",
+            "phone": "13800000001",
+            "landline": "010-6552 9988 转 123",
+            "wechat": "Wx_Jia001",
+            "contactPerson": "王采购",
+            "contactPersonPhone": "13900000001",
+        },
+        {"name": "乙公司", "customerNumber": "C-2", "phone": "13800000002"},
+    ]
+    body = await api.gql(IMPORT, {"rows": rows}, token=manager)
+    assert body["data"]["importCustomers"]["accepted"] == 2, body
+    # A re-import that adds a point to a file already there (an update) indexes it too.
+    update = [{"name": "乙公司", "customerNumber": "C-2", "wechat": "yi_gongsi"}]
+    body = await api.gql(IMPORT, {"rows": update}, token=manager)
+    assert body["data"]["importCustomers"]["updated"] == 1, body
+    async with state.sessions() as session:
+        rows_by_number = await session.execute(select(Customer.customer_number, Customer.id))
+        ids = {number: customer for number, customer in rows_by_number.all()}
+        versions = set((await session.scalars(select(ContactPoint.bidx_key_version))).all())
+    assert versions == {1}
+    for query, value, number in (
+        (BY_PHONE, "010-6552 9988", "C-1"),
+        (BY_PHONE, "139 0000 0001", "C-1"),
+        (BY_WECHAT, "wx_jia001", "C-1"),
+        (BY_WECHAT, "YI_GONGSI", "C-2"),
+    ):
+        body = await api.gql(query, {"v": value}, token=manager, purpose="sales")
+        assert body["data"] == {"customerByContact": {"id": str(ids[number])}}, (value, body)
