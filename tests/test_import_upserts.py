@@ -27,6 +27,7 @@ from server.data.models import (
     ContactPoint,
     Customer,
     CustomerNote,
+    DuplicateFlag,
 )
 from server.imports.service import ImportReport
 from tests.conftest import Api
@@ -274,6 +275,23 @@ async def test_a_re_import_updates_what_changed_and_counts_it(
     again = await import_file(settings, "customers", second)
     assert (again.accepted, again.updated, again.existing) == (0, 0, 4)
     assert _shred_secrets(state) == secrets
+
+
+async def test_an_operator_re_import_onto_another_files_phone_raises_a_flag(
+    state: AppState, settings: Settings, tmp_path: Path
+) -> None:
+    header = ["客户编号", "客户名称", "手机"]
+    first = [["F-1", "甲", "13800000041"], ["F-2", "乙", "13800000042"]]
+    assert (
+        await import_file(settings, "customers", write_csv(tmp_path / "a.csv", header, first))
+    ).accepted == 2
+    moved = write_csv(tmp_path / "b.csv", header, [["F-2", "乙", "13800000041"]])
+    report = await import_file(settings, "customers", moved)
+    # As updateCustomer by a caller that reads no file: the change lands, flagged.
+    assert (report.updated, report.rejected) == (1, [])
+    async with state.sessions() as session:
+        flags = (await session.execute(select(DuplicateFlag.field))).scalars().all()
+    assert flags == ["phone"]
 
 
 def _shred_secrets(state: AppState) -> int:
