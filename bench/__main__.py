@@ -4,6 +4,12 @@ For each backend (SQLite file, PostgreSQL database, both created for the run) th
 scenarios run in-process (httpx over the ASGI transport; SQL statements counted) and
 over HTTP against uvicorn with 1 and N workers. Responses are compared before any
 timing counts. Reports land in bench/results/ as JSON and Markdown.
+
+With `--baseline DIR` (a checkout of another revision, e.g. `git archive REV | tar -x -C
+DIR`), the HTTP runs also serve the same database from that checkout, interleaved with
+this tree's scenario by scenario for `--rounds` rounds: a before and an after measured in
+one run, under the same load from the rest of the machine. The baseline's answers must
+equal this tree's. Its mode is reported as `http-Nw-baseline`.
 """
 
 from __future__ import annotations
@@ -317,8 +323,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+ROOT = Path(__file__).parent.parent
+
+
 @contextlib.asynccontextmanager
-async def uvicorn_server(env: dict[str, str], workers: int) -> AsyncIterator[tuple[str, int]]:
+async def uvicorn_server(
+    env: dict[str, str], workers: int, tree: Path = ROOT
+) -> AsyncIterator[tuple[str, int]]:
+    """The bench app under uvicorn, imported from `tree` (this checkout or a baseline's:
+    `python -m` puts the working directory first on the import path)."""
     port = _free_port()
     process = subprocess.Popen(  # noqa: ASYNC220 - started once, before any timing
         [
@@ -327,7 +340,7 @@ async def uvicorn_server(env: dict[str, str], workers: int) -> AsyncIterator[tup
             "--no-access-log", "--log-level", "warning",
         ],
         env={**os.environ, **env},
-        cwd=Path(__file__).parent.parent,
+        cwd=tree,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -352,21 +365,43 @@ async def run_http(
     scenarios: list[Scenario],
     sizes: Sizes,
     workers: int,
+    baseline: Path | None = None,
+    rounds: int = 1,
 ) -> list[dict[str, Any]]:
+    """Each scenario over HTTP; with a baseline checkout, its server and this tree's
+    alternate scenario by scenario, `rounds` times."""
     rows: list[dict[str, Any]] = []
-    async with uvicorn_server(_env(settings, floor_dir), workers) as (base, pid):
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-            await verify(client, scenarios, None)
+    trees = [(f"http-{workers}w", ROOT)]
+    if baseline is not None:
+        trees.insert(0, (f"http-{workers}w-baseline", baseline))
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with contextlib.AsyncExitStack() as stack:
+        servers: list[tuple[str, httpx.AsyncClient, int]] = []
+        answers: list[dict[str, bytes]] = []
+        for mode, tree in trees:
+            base, pid = await stack.enter_async_context(
+                uvicorn_server(_env(settings, floor_dir), workers, tree)
+            )
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base, limits=limits, timeout=60)
+            )
+            answers.append(await verify(client, scenarios, None))
+            servers.append((mode, client, pid))
+        for key, content in answers[0].items():
+            if key.endswith("/app") and _answer(content) != _answer(answers[-1][key]):
+                raise SystemExit(f"{key}: the baseline's answer differs from this tree's")
+        for round_ in range(rounds):
             for s in scenarios:
-                pids = _children(pid)
-                before = process_cpu_seconds(pids)
-                samples = await run_load(
-                    client, s.make, concurrency=s.concurrency, seconds=sizes.seconds, warmup=2
-                )
-                samples.cpu = process_cpu_seconds(pids) - before
-                rows.append(_row(s, f"http-{workers}w", workers, samples))
-                print(_line(rows[-1]), flush=True)
+                # Which server goes first alternates, so neither always runs after a pause.
+                for mode, client, pid in servers[:: 1 if round_ % 2 == 0 else -1]:
+                    pids = _children(pid)
+                    before = process_cpu_seconds(pids)
+                    samples = await run_load(
+                        client, s.make, concurrency=s.concurrency, seconds=sizes.seconds, warmup=2
+                    )
+                    samples.cpu = process_cpu_seconds(pids) - before
+                    rows.append({**_row(s, mode, workers, samples), "round": round_})
+                    print(_line(rows[-1]), flush=True)
     return rows
 
 
@@ -415,7 +450,20 @@ def main() -> None:
     parser.add_argument(
         "--profile", help="comma-separated scenario/target pairs to profile, e.g. list_1000/app"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another revision: its HTTP runs interleaved with this tree's",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="HTTP runs of each scenario per server"
+    )
+    parser.add_argument(
+        "--workers-only", type=int, help="only this worker count over HTTP (e.g. 1)"
+    )
     args = parser.parse_args()
+    if args.baseline is not None and not (args.baseline / "bench" / "app.py").exists():
+        parser.error(f"--baseline: no bench/app.py under {args.baseline}")
     sizes = QUICK if args.quick else FULL
     if args.seconds:
         sizes = Sizes(sizes.customers, sizes.owned, sizes.list_size, args.seconds)
@@ -452,9 +500,18 @@ def main() -> None:
                 profile = set(args.profile.split(",")) if args.profile else None
                 found = asyncio.run(run_in_process(settings, floor_dir, scenarios, sizes, profile))
                 if not args.no_http:
-                    for workers in (1, args.workers):
+                    counts = (args.workers_only,) if args.workers_only else (1, args.workers)
+                    for workers in counts:
                         found += asyncio.run(
-                            run_http(settings, floor_dir, scenarios, sizes, workers)
+                            run_http(
+                                settings,
+                                floor_dir,
+                                scenarios,
+                                sizes,
+                                workers,
+                                args.baseline,
+                                args.rounds,
+                            )
                         )
                 rows += [{"backend": backend, **r} for r in found]
             finally:
@@ -463,7 +520,8 @@ def main() -> None:
         "started": started.isoformat(),
         "mode": "quick" if args.quick else "full",
         "sizes": sizes.__dict__,
-        "machine": machine,
+        "baseline": str(args.baseline) if args.baseline else None,
+        "machine": {**machine, "loadavg_at_end": os.getloadavg()},
         "skipped": skipped,
         "results": rows,
     }

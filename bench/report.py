@@ -102,6 +102,7 @@ COLUMNS = [
     "scenario",
     "target",
     "concurrency",
+    "round",
     "requests",
     "p50_ms",
     "p95_ms",
