@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import server.data.models  # noqa: F401  (registers every table)
-from server.data.base import Base
+from server.data.base import Base, only_on_its_dialect
 from server.data.engine import create_engine
 
 config = context.config
@@ -30,6 +30,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=only_on_its_dialect(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

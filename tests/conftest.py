@@ -106,7 +106,11 @@ TRUNCATE_SKIP = {"alembic_version"}
 
 
 async def _reset_pg(url: str) -> None:
-    tables = [t.name for t in Base.metadata.sorted_tables if t.name not in TRUNCATE_SKIP]
+    tables = [
+        t.name
+        for t in Base.metadata.sorted_tables
+        if t.name not in TRUNCATE_SKIP and t.info.get("dialect", "postgresql") == "postgresql"
+    ]
     engine = create_engine(url, null_pool=True)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

@@ -27,7 +27,6 @@ from server.audit.verify import VerifyReport, verify_ledger
 from server.auth.principal import Principal
 from server.data.models import (
     AuditAccess,
-    AuditAccessRecord,
     AuditBlock,
     AuditCheckpoint,
     AuditEvent,
@@ -44,7 +43,7 @@ mutation Create($input: CreateCustomerInput!) {
 LIST = "query List { customers(first: 50) { totalCount nodes { id name phone } } }"
 SQLITE_TRIGGERS = [
     f"{table}_no_{verb}"
-    for table in ("audit_events", "audit_accesses", "audit_access_records", "audit_blocks")
+    for table in ("audit_events", "audit_accesses", "audit_record_keys", "audit_blocks")
     for verb in ("update", "delete")
 ] + ["audit_events_sealed_once"]
 BLOCK_SIZE = 2
@@ -99,10 +98,6 @@ async def _tampered(
 
 
 async def _delete_event(session: AsyncSession, event_id: uuid.UUID) -> None:
-    accesses = select(AuditAccess.id).where(AuditAccess.event_id == event_id)
-    await session.execute(
-        delete(AuditAccessRecord).where(AuditAccessRecord.access_id.in_(accesses))
-    )
     await session.execute(delete(AuditAccess).where(AuditAccess.event_id == event_id))
     await session.execute(delete(AuditEvent).where(AuditEvent.id == event_id))
 
@@ -167,10 +162,12 @@ async def test_altering_any_access_or_record_id_is_named_at_its_entry(
 ) -> None:
     events = await _produce_events(api, state)
     async with state.sessions() as session:
-        accesses = (await session.execute(select(AuditAccess.id, AuditAccess.event_id))).all()
-        records = (
-            await session.execute(select(AuditAccessRecord.access_id, AuditAccessRecord.record_id))
+        accesses = (
+            await session.execute(
+                select(AuditAccess.id, AuditAccess.event_id, AuditAccess.record_ids)
+            )
         ).all()
+    records = [(a.id, a.record_ids, n) for a in accesses for n in range(len(a.record_ids))]
     position_of = {event_id: position for position, event_id in events}
     event_of_access = {a.id: a.event_id for a in accesses}
     assert accesses
@@ -188,28 +185,35 @@ async def test_altering_any_access_or_record_id_is_named_at_its_entry(
             "entry",
             position_of[access.event_id],
         )
-    for record in records[:6]:
-        expected = position_of[event_of_access[record.access_id]]
+    for access_id, ids, n in records[:6]:
+        expected = position_of[event_of_access[access_id]]
 
-        async def swap_id(session: AsyncSession, r: Any = record) -> None:
+        async def pack(session: AsyncSession, access_id: int, ids: list[uuid.UUID]) -> None:
             await session.execute(
-                update(AuditAccessRecord)
-                .where(
-                    AuditAccessRecord.access_id == r.access_id,
-                    AuditAccessRecord.record_id == r.record_id,
-                )
-                .values(record_id=uuid.uuid4())
+                update(AuditAccess).where(AuditAccess.id == access_id).values(record_ids=ids)
             )
 
-        async def drop_id(session: AsyncSession, r: Any = record) -> None:
-            await session.execute(
-                delete(AuditAccessRecord).where(
-                    AuditAccessRecord.access_id == r.access_id,
-                    AuditAccessRecord.record_id == r.record_id,
-                )
-            )
+        async def swap_id(
+            session: AsyncSession, a: int = access_id, i: Any = ids, n: int = n
+        ) -> None:
+            await pack(session, a, [*i[:n], uuid.uuid4(), *i[n + 1 :]])
 
-        for attack in (swap_id, drop_id):
+        async def drop_id(
+            session: AsyncSession, a: int = access_id, i: Any = ids, n: int = n
+        ) -> None:
+            await pack(session, a, [*i[:n], *i[n + 1 :]])
+
+        async def repeat_id(
+            session: AsyncSession, a: int = access_id, i: Any = ids, n: int = n
+        ) -> None:
+            # One id packed twice in another's place: the count holds, the content not.
+            other = (n + 1) % len(i)
+            twice = (
+                [*i, i[n]] if other == n else [i[n] if k == other else r for k, r in enumerate(i)]
+            )
+            await pack(session, a, twice)
+
+        for attack in (swap_id, drop_id, repeat_id):
             report = await _tampered(state, database, attack)
             assert report.problem is not None
             assert (report.problem.kind, report.problem.position) == ("entry", expected)

@@ -28,7 +28,7 @@ from server.auth.tokens import issue_token
 from server.clock import Clock
 from server.config import Settings
 from server.data.engine import create_engine, create_session_factory
-from server.data.models import AuditAccess, AuditAccessRecord, AuditBlock, AuditEvent, Customer
+from server.data.models import AuditAccess, AuditBlock, AuditEvent, Customer
 from server.vault import LocalKeyring
 from tests.conftest import Database
 
@@ -191,11 +191,12 @@ async def test_sigkill_mid_burst_leaves_a_verifiable_chain_and_no_unaudited_chan
         customers = {str(c) for c in await session.scalars(select(Customer.id))}
         audited_creates = {
             str(r)
-            for r in await session.scalars(
-                select(AuditAccessRecord.record_id)
-                .join(AuditAccess, AuditAccess.id == AuditAccessRecord.access_id)
-                .where(AuditAccess.object_type == "customer", AuditAccess.action == "create")
+            for ids in await session.scalars(
+                select(AuditAccess.record_ids).where(
+                    AuditAccess.object_type == "customer", AuditAccess.action == "create"
+                )
             )
+            for r in ids
         }
         report = await verify_ledger(session, state.services.audit.signer)
     assert report.ok, report.problem
@@ -315,11 +316,12 @@ async def test_sigkill_under_mixed_load_loses_and_duplicates_no_entry(
         customers = {str(c) for c in await session.scalars(select(Customer.id))}
         audited_creates = {
             str(r)
-            for r in await session.scalars(
-                select(AuditAccessRecord.record_id)
-                .join(AuditAccess, AuditAccess.id == AuditAccessRecord.access_id)
-                .where(AuditAccess.object_type == "customer", AuditAccess.action == "create")
+            for ids in await session.scalars(
+                select(AuditAccess.record_ids).where(
+                    AuditAccess.object_type == "customer", AuditAccess.action == "create"
+                )
             )
+            for r in ids
         }
         positions = list(
             await session.scalars(select(AuditEvent.position).order_by(AuditEvent.position))

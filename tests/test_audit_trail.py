@@ -133,13 +133,13 @@ async def test_a_mutation_records_changed_field_names_never_values(
 
 
 async def _record_ids(state: AppState, access_id: int) -> list[str]:
-    from server.data.models import AuditAccessRecord
+    from server.data.models import AuditAccess
 
     async with state.sessions() as session:
-        rows = await session.scalars(
-            select(AuditAccessRecord.record_id).where(AuditAccessRecord.access_id == access_id)
+        ids = await session.scalar(
+            select(AuditAccess.record_ids).where(AuditAccess.id == access_id)
         )
-        return [str(r) for r in rows]
+        return [str(r) for r in ids or []]
 
 
 async def test_denied_attempts_are_recorded(api: Api, state: AppState) -> None:

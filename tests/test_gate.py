@@ -23,7 +23,7 @@ from server.authz.authorizer import FieldMode, RowScope
 from server.caller import Caller, caller_for
 from server.customer.fields import CUSTOMER_FIELD_CLASSES
 from server.data.base import DataClass
-from server.data.models import AuditAccess, AuditAccessRecord, AuditEvent
+from server.data.models import AuditAccess, AuditEvent
 from server.errors import ForbiddenError, NotFoundError
 from tests.conftest import Api
 from tests.factories import make_customer
@@ -52,9 +52,7 @@ async def _accesses(state: AppState, event_id: uuid.UUID) -> list[Access]:
         ).all()
         out = []
         for row in rows:
-            ids = await session.scalars(
-                select(AuditAccessRecord.record_id).where(AuditAccessRecord.access_id == row.id)
-            )
+            ids = row.record_ids
             out.append(Access(row.object_type, row.action, list(row.denied_fields), set(ids)))
         return out
 

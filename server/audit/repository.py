@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    LargeBinary,
     Row,
     and_,
     bindparam,
@@ -20,25 +21,30 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from server.data.base import Base
 from server.data.models import (
     AuditAccess,
-    AuditAccessRecord,
     AuditBlock,
     AuditChainHead,
     AuditCheckpoint,
     AuditEvent,
+    AuditRecordKey,
     AuditSealer,
 )
+from server.data.models.audit import RecordIds, record_key
 
-AUDIT_TABLES = ("audit_events", "audit_accesses", "audit_access_records")
+# The append-only tables whose rows the guarded prune removes; `audit_record_keys`
+# exists on SQLite only, the one database whose triggers the prune lifts by name.
+AUDIT_TABLES = ("audit_events", "audit_accesses", "audit_record_keys")
 # One sealer at a time on PostgreSQL: a transaction-scoped advisory lock on this key.
 SEALER_LOCK_KEY = 0x637573746F73
 
@@ -110,7 +116,8 @@ class AuditRepository:
 
     async def append_entries(self, entries: Sequence[PreparedEntry]) -> None:
         """Insert whole entries, a group commit's worth in a few statements: one multi-row
-        insert of events, one of accesses, one of record ids.
+        insert of events, one of accesses with their record ids packed (on SQLite one
+        more, of the ids' keys).
 
         `seq` is the arrival order: a sequence default on PostgreSQL (no lock); on SQLite
         the transaction already holds the write lock, so the next numbers are free."""
@@ -123,9 +130,15 @@ class AuditRepository:
                 event["seq"] = top + offset
         await self.session.execute(insert(_EVENTS), events)
         accesses = [
-            {"event_id": entry.id, **access} for entry in entries for access, _ in entry.accesses
+            {"event_id": entry.id, **access, "record_ids": record_ids}
+            for entry in entries
+            for access, record_ids in entry.accesses
         ]
         if not accesses:
+            return
+        if self._dialect == "postgresql":
+            # The GIN index on the packed ids is all "who saw X" needs here.
+            await self.session.execute(insert(_ACCESSES), accesses)
             return
         access_ids = (
             await self.session.scalars(
@@ -133,36 +146,25 @@ class AuditRepository:
                 accesses,
             )
         ).all()
-        pairs = [
-            (access_id, record_id)
-            for access_id, (_, record_ids) in zip(
-                access_ids, (a for entry in entries for a in entry.accesses), strict=True
-            )
-            for record_id in record_ids
+        keys = [
+            (record_key(record_id), access_id, ordinal)
+            for access_id, access in zip(access_ids, accesses, strict=True)
+            for ordinal, record_id in enumerate(access["record_ids"])
         ]
-        if pairs:
-            await self._add_record_ids(pairs)
+        if keys:
+            await self._add_record_keys(keys)
 
-    async def _add_record_ids(self, pairs: Sequence[tuple[int, uuid.UUID]]) -> None:
-        """One statement for every record id of a batch: a 1,000-row read appends 1,000."""
-        if self._dialect == "postgresql":
-            statement = (
-                "INSERT INTO audit_access_records (access_id, record_id) "
-                "SELECT unnest(CAST(:access_ids AS bigint[])), unnest(CAST(:record_ids AS uuid[]))"
-            )
-            params: dict[str, object] = {
-                "access_ids": [a for a, _ in pairs],
-                "record_ids": [r for _, r in pairs],
-            }
-        else:
-            # SQLite stores a Uuid as 32 hex digits; json_each unpacks the list in C.
-            statement = (
-                "INSERT INTO audit_access_records (access_id, record_id) "
-                "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
-                "FROM json_each(:pairs)"
-            )
-            params = {"pairs": orjson.dumps([[a, r.hex] for a, r in pairs]).decode()}
-        await self.session.execute(text(statement), params)
+    async def _add_record_keys(self, keys: Sequence[tuple[int, int, int]]) -> None:
+        """SQLite: one statement for every record id's key of a batch (json_each unpacks
+        the list in C; a 1,000-row read appends 1,000 keys)."""
+        await self.session.execute(
+            text(
+                "INSERT INTO audit_record_keys (record_key, access_id, ordinal) "
+                "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+                "json_extract(value, '$[2]') FROM json_each(:keys)"
+            ),
+            {"keys": orjson.dumps(keys).decode()},
+        )
 
     async def add_checkpoint(
         self,
@@ -357,23 +359,17 @@ class AuditRepository:
         result = await self.session.scalars(query.order_by(AuditEvent.seq).limit(limit))
         return result.all()
 
-    async def accesses_of(self, event_ids: Sequence[uuid.UUID]) -> Sequence[AuditAccess]:
-        """Accesses in insertion order, the order they were hashed in."""
+    async def accesses_of(
+        self, event_ids: Sequence[uuid.UUID], *, with_record_ids: bool = True
+    ) -> Sequence[AuditAccess]:
+        """Accesses in insertion order, the order they were hashed in; without their
+        packed record ids (16 bytes an id) unless asked."""
         if not event_ids:
             return []
-        result = await self.session.scalars(
-            select(AuditAccess).where(AuditAccess.event_id.in_(event_ids)).order_by(AuditAccess.id)
-        )
-        return result.all()
-
-    async def record_ids_of(self, access_ids: Sequence[int]) -> Sequence[Row[int, uuid.UUID]]:
-        if not access_ids:
-            return []
-        result = await self.session.execute(
-            select(AuditAccessRecord.access_id, AuditAccessRecord.record_id).where(
-                AuditAccessRecord.access_id.in_(access_ids)
-            )
-        )
+        query = select(AuditAccess).where(AuditAccess.event_id.in_(event_ids))
+        if not with_record_ids:
+            query = query.options(defer(AuditAccess.record_ids, raiseload=True))
+        result = await self.session.scalars(query.order_by(AuditAccess.id))
         return result.all()
 
     # -- compliance search ------------------------------------------------------------
@@ -395,9 +391,28 @@ class AuditRepository:
         if flt.role is not None:
             criteria.append(self._has_role(flt.role))
         access = self._access_criteria(flt)
-        if access:
+        if flt.record_id is not None:
+            # Driven from the record id's index: the few accesses that touched it, then
+            # their events (a correlated EXISTS would test every event in turn).
+            criteria.append(AuditEvent.id.in_(select(AuditAccess.event_id).where(*access)))
+        elif access:
             criteria.append(exists().where(AuditAccess.event_id == AuditEvent.id, *access))
         return criteria
+
+    def touched(self, record_id: uuid.UUID) -> list[ColumnElement[bool]]:
+        """An access touched `record_id`: `record_ids @> ARRAY[id]` through the GIN index
+        on PostgreSQL; on SQLite the id's key through `audit_record_keys`, confirmed
+        against the packed id at the place the key names."""
+        if self._dialect == "postgresql":
+            return [AuditAccess.record_ids.op("@>")(literal([record_id], RecordIds()))]
+        return [
+            exists().where(
+                AuditRecordKey.record_key == record_key(record_id),
+                AuditRecordKey.access_id == AuditAccess.id,
+                func.substr(AuditAccess.record_ids, AuditRecordKey.ordinal * 16 + 1, 16)
+                == literal(record_id.bytes, LargeBinary()),
+            )
+        ]
 
     def _has_role(self, role: str) -> ColumnElement[bool]:
         if self._dialect == "postgresql":
@@ -414,12 +429,7 @@ class AuditRepository:
             # A field was revealed (in any mode) by this access.
             criteria.append(AuditAccess.fields[flt.field].as_string().is_not(None))
         if flt.record_id is not None:
-            criteria.append(
-                exists().where(
-                    AuditAccessRecord.access_id == AuditAccess.id,
-                    AuditAccessRecord.record_id == flt.record_id,
-                )
-            )
+            criteria.extend(self.touched(flt.record_id))
         return criteria
 
     async def search(
@@ -465,10 +475,12 @@ class AuditRepository:
             for table in AUDIT_TABLES:
                 await self.session.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_delete"))
         old_events = select(AuditEvent.id).where(AuditEvent.block <= block)
-        old_accesses = select(AuditAccess.id).where(AuditAccess.event_id.in_(old_events))
-        await self.session.execute(
-            delete(AuditAccessRecord).where(AuditAccessRecord.access_id.in_(old_accesses))
-        )
+        if self._dialect != "postgresql":
+            # Keys are found by id, not by access: this is one pass over them per prune.
+            old_accesses = select(AuditAccess.id).where(AuditAccess.event_id.in_(old_events))
+            await self.session.execute(
+                delete(AuditRecordKey).where(AuditRecordKey.access_id.in_(old_accesses))
+            )
         await self.session.execute(delete(AuditAccess).where(AuditAccess.event_id.in_(old_events)))
         removed = await self.session.execute(delete(AuditEvent).where(AuditEvent.block <= block))
         if self._dialect == "postgresql":

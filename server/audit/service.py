@@ -177,15 +177,11 @@ class AuditService:
     ) -> list[EventView]:
         if not with_accesses:
             return [EventView(row) for row in rows]
-        accesses = await repo.accesses_of([r.id for r in rows])
-        records: dict[int, list[uuid.UUID]] = defaultdict(list)
-        if with_record_ids:
-            for rec in await repo.record_ids_of([a.id for a in accesses]):
-                records[rec.access_id].append(rec.record_id)
+        accesses = await repo.accesses_of([r.id for r in rows], with_record_ids=with_record_ids)
         by_event: dict[uuid.UUID, list[AccessView]] = defaultdict(list)
         for access in accesses:
             by_event[access.event_id].append(
-                _access_view(access, sorted(records[access.id]) if with_record_ids else None)
+                _access_view(access, sorted(access.record_ids) if with_record_ids else None)
             )
         return [EventView(row, by_event.get(row.id, [])) for row in rows]
 

@@ -48,7 +48,8 @@ MACHINERY_TABLES = frozenset(
         "duplicate_flags",
         "audit_events",
         "audit_accesses",
-        "audit_access_records",
+        # SQLite's index of the record ids audit accesses pack (see AuditRecordKey).
+        "audit_record_keys",
         "audit_chain_head",
         "audit_checkpoints",
         # The ledger's sealed blocks and its one-sealer-at-a-time row: read through audit.

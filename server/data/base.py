@@ -39,6 +39,23 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def for_dialect(name: str) -> dict[str, str]:
+    """`info` of a table or index that exists on one database only (the migrations create
+    it there; `only_on_its_dialect` keeps autogenerate from asking for it elsewhere)."""
+    return {"dialect": name}
+
+
+def only_on_its_dialect(dialect: str) -> Any:
+    """An Alembic `include_object` hook: skip schema objects meant for another database."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        info = getattr(obj, "info", None) or getattr(compare_to, "info", None) or {}
+        wanted = info.get("dialect")
+        return wanted is None or wanted == dialect
+
+    return include
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

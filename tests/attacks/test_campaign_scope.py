@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from server.app import AppState
-from server.data.models import AuditAccess, AuditAccessRecord, Campaign
+from server.data.models import AuditAccess, Campaign
 from tests.conftest import Api
 from tests.factories import make_customer
 from tests.ops_helpers import grant_consent
@@ -93,12 +93,12 @@ async def test_another_teams_campaign_answers_like_an_unknown_one(
     async with state.sessions() as session:
         rows = (
             await session.execute(
-                select(AuditAccess.denied_fields, AuditAccessRecord.record_id)
-                .join(AuditAccessRecord, AuditAccessRecord.access_id == AuditAccess.id)
-                .where(AuditAccess.object_type == "campaign")
+                select(AuditAccess.denied_fields, AuditAccess.record_ids).where(
+                    AuditAccess.object_type == "campaign"
+                )
             )
         ).all()
-    denied = {record for fields, record in rows if fields}
+    denied = {record for fields, records in rows if fields for record in records}
     assert uuid.UUID(campaign_id) in denied
 
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select, text
 
 from server.app import AppState
-from server.data.models import AuditAccess, AuditAccessRecord, AuditEvent
+from server.data.models import AuditAccess, AuditEvent
 from tests.conftest import Api
 from tests.factories import make_customer
 from tests.ops_helpers import make_order, make_product
@@ -68,11 +68,11 @@ async def _event(state: AppState, request_id: str) -> tuple[str, set[uuid.UUID]]
             await session.scalars(select(AuditEvent).where(AuditEvent.request_id == request_id))
         ).one()
         rows = await session.execute(
-            select(AuditAccessRecord.record_id, AuditAccess.denied_fields)
-            .join(AuditAccess, AuditAccess.id == AuditAccessRecord.access_id)
-            .where(AuditAccess.event_id == event.id)
+            select(AuditAccess.record_ids, AuditAccess.denied_fields).where(
+                AuditAccess.event_id == event.id
+            )
         )
-        return event.outcome, {r.record_id for r in rows if r.denied_fields == ["*"]}
+        return event.outcome, {i for r in rows if r.denied_fields == ["*"] for i in r.record_ids}
 
 
 async def _west_records(api: Api, target: uuid.UUID) -> dict[str, str]:

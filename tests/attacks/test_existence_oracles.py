@@ -18,7 +18,7 @@ from sqlalchemy import select
 from server.app import AppState
 from server.cli.imports import import_file
 from server.config import Settings
-from server.data.models import AuditAccess, AuditAccessRecord, Customer
+from server.data.models import AuditAccess, Customer
 from tests.conftest import Api
 from tests.factories import make_customer
 
@@ -59,10 +59,7 @@ async def _accesses(state: AppState, action: str) -> list[tuple[dict[str, str], 
         ).all()
         out = []
         for access in rows:
-            ids = await session.scalars(
-                select(AuditAccessRecord.record_id).where(AuditAccessRecord.access_id == access.id)
-            )
-            out.append((dict(access.fields), {str(i) for i in ids}))
+            out.append((dict(access.fields), {str(i) for i in access.record_ids}))
         return out
 
 

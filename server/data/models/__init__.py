@@ -3,11 +3,11 @@
 from server.data.models.access import ApiKey, PolicyRule, PolicyVersion, RoleAssignment
 from server.data.models.audit import (
     AuditAccess,
-    AuditAccessRecord,
     AuditBlock,
     AuditChainHead,
     AuditCheckpoint,
     AuditEvent,
+    AuditRecordKey,
     AuditSealer,
 )
 from server.data.models.campaign import Campaign, CampaignRecipient
@@ -33,11 +33,11 @@ from server.data.models.user import User, UserSession
 __all__ = [
     "ApiKey",
     "AuditAccess",
-    "AuditAccessRecord",
     "AuditBlock",
     "AuditChainHead",
     "AuditCheckpoint",
     "AuditEvent",
+    "AuditRecordKey",
     "AuditSealer",
     "Campaign",
     "CampaignRecipient",
