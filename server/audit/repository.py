@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     LargeBinary,
     Row,
+    Select,
     and_,
     bindparam,
     cast,
@@ -394,25 +395,30 @@ class AuditRepository:
         if flt.record_id is not None:
             # Driven from the record id's index: the few accesses that touched it, then
             # their events (a correlated EXISTS would test every event in turn).
-            criteria.append(AuditEvent.id.in_(select(AuditAccess.event_id).where(*access)))
+            criteria.append(AuditEvent.id.in_(self._touching(flt.record_id, access)))
         elif access:
             criteria.append(exists().where(AuditAccess.event_id == AuditEvent.id, *access))
         return criteria
 
-    def touched(self, record_id: uuid.UUID) -> list[ColumnElement[bool]]:
-        """An access touched `record_id`: `record_ids @> ARRAY[id]` through the GIN index
-        on PostgreSQL; on SQLite the id's key through `audit_record_keys`, confirmed
-        against the packed id at the place the key names."""
+    def _touching(self, record_id: uuid.UUID, access: list[ColumnElement[bool]]) -> Select[Any]:
+        """The events of the accesses that touched `record_id` (and meet `access`):
+        `record_ids @> ARRAY[id]` through the GIN index on PostgreSQL; on SQLite the
+        id's key in `audit_record_keys`, confirmed against the packed id at the place
+        the key names (two ids may share a key)."""
         if self._dialect == "postgresql":
-            return [AuditAccess.record_ids.op("@>")(literal([record_id], RecordIds()))]
-        return [
-            exists().where(
+            touched = AuditAccess.record_ids.op("@>")(literal([record_id], RecordIds()))
+            return select(AuditAccess.event_id).where(touched, *access)
+        return (
+            select(AuditAccess.event_id)
+            .select_from(AuditRecordKey)
+            .join(AuditAccess, AuditAccess.id == AuditRecordKey.access_id)
+            .where(
                 AuditRecordKey.record_key == record_key(record_id),
-                AuditRecordKey.access_id == AuditAccess.id,
                 func.substr(AuditAccess.record_ids, AuditRecordKey.ordinal * 16 + 1, 16)
                 == literal(record_id.bytes, LargeBinary()),
+                *access,
             )
-        ]
+        )
 
     def _has_role(self, role: str) -> ColumnElement[bool]:
         if self._dialect == "postgresql":
@@ -428,8 +434,6 @@ class AuditRepository:
         if flt.field is not None:
             # A field was revealed (in any mode) by this access.
             criteria.append(AuditAccess.fields[flt.field].as_string().is_not(None))
-        if flt.record_id is not None:
-            criteria.extend(self.touched(flt.record_id))
         return criteria
 
     async def search(
