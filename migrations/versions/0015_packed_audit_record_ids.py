@@ -83,8 +83,8 @@ def upgrade() -> None:
         )
         op.execute("ALTER TABLE audit_accesses ENABLE TRIGGER audit_accesses_append_only")
         op.alter_column("audit_accesses", "record_ids", server_default=None)
-        # fastupdate off: new ids go straight into the index instead of a pending list
-        # (~3× their size until a vacuum merges it), so the audit stays small as written.
+        # fastupdate off: new ids go straight into the index as they are written, not
+        # into a pending list that waits for a vacuum (or 4 MB of them) to be merged.
         op.execute(
             "CREATE INDEX ix_audit_accesses_record_ids ON audit_accesses "
             "USING gin (record_ids) WITH (fastupdate = off)"
