@@ -1,11 +1,11 @@
 """What the audit ledger stores for the record ids it names, and how fast "who saw
-customer X" is, with record ids a row each (the layout before migration 0015) and
+customer X" is, with record ids a row each (the layout before migration 0019) and
 packed on their access (today's), in the same run on the same machine.
 
     python -m bench.audit_storage [--backends postgresql,sqlite] [--lists 1000]
 
-For each backend two scratch databases are made: one migrated to 0014 and written the
-way the code before 0015 wrote (`audit_access_records`, its statement verbatim), one at
+For each backend two scratch databases are made: one migrated to 0018 and written the
+way the code before 0019 wrote (`audit_access_records`, its statement verbatim), one at
 head written by today's `AuditRepository.append_entries`. Entries come from the real
 recorder (`AuditRecorder.prepare`, hashed), so both layouts hold the same ledger.
 
@@ -88,7 +88,7 @@ ASKED = 100
 PAGE = 20
 
 _EVENTS = Base.metadata.tables["audit_events"]
-# audit_accesses as it was before 0015 (no record_ids column).
+# audit_accesses as it was before 0019 (no record_ids column).
 _OLD_ACCESSES = Table(
     "audit_accesses",
     MetaData(),
@@ -117,7 +117,7 @@ async def append_packed(session: AsyncSession, entries: Sequence[PreparedEntry])
 
 
 async def append_rows(session: AsyncSession, entries: Sequence[PreparedEntry]) -> None:
-    """`AuditRepository.append_entries` as it was before 0015, statements verbatim."""
+    """`AuditRepository.append_entries` as it was before 0019, statements verbatim."""
     postgres = session.get_bind().dialect.name == "postgresql"
     events = [dict(e.event) for e in entries]
     if not postgres:
@@ -238,7 +238,7 @@ async def _pg_admin(statement: str) -> None:
 
 
 async def scratch(backend: str, layout: str, workdir: str) -> Scratch:
-    revision = "0014" if layout == "rows" else "head"
+    revision = "0018" if layout == "rows" else "head"
     pg_name = None
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{workdir}/audit-{layout}.db"

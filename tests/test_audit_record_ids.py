@@ -28,6 +28,8 @@ from server.data.migrate import alembic_config
 from server.data.models import AuditAccess, AuditEvent
 from tests.conftest import IN_CI, Api, Database, pg_admin, pg_reachable, pg_url
 
+# The last migration before record ids were packed on their access.
+BEFORE_PACKING = "0018"
 READER = Principal(subject="ledger-reader", roles=("support",), purpose="support")
 PROOF = """
 query Proof($event: ID!) { auditProof(eventId: $event) { document } }
@@ -136,10 +138,10 @@ async def _plan_uses_the_index(session: Any, backend: str, record_id: uuid.UUID)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_at_0014(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+def database_before_packing(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-        command.upgrade(alembic_config(url), "0014")
+        command.upgrade(alembic_config(url), BEFORE_PACKING)
         yield url
         return
     if not pg_reachable():
@@ -148,13 +150,13 @@ def database_at_0014(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         pytest.skip("PostgreSQL is not reachable")
     name = f"custos_packing_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-    command.upgrade(alembic_config(pg_url(name)), "0014")
+    command.upgrade(alembic_config(pg_url(name)), BEFORE_PACKING)
     yield pg_url(name)
     asyncio.run(pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 async def _append_the_old_way(state: AppState, reads: list[list[uuid.UUID]]) -> list[uuid.UUID]:
-    """Entries as the code before 0015 wrote them: the event, its accesses, then one
+    """Entries as the code before 0019 wrote them: the event, its accesses, then one
     `audit_access_records` row per id (hashed by today's recorder: the hash is the same)."""
     events = Base.metadata.tables["audit_events"]
     event_ids = []
@@ -202,11 +204,11 @@ async def _append_the_old_way(state: AppState, reads: list[list[uuid.UUID]]) -> 
 
 
 async def test_a_ledger_written_a_row_per_id_verifies_after_packing(
-    database_at_0014: str, keyring_path: Path, tmp_path: Path
+    database_before_packing: str, keyring_path: Path, tmp_path: Path
 ) -> None:
     settings = Settings(
         env="dev",
-        database_url=database_at_0014,
+        database_url=database_before_packing,
         keyring=keyring_path,
         jwt_secret="test-secret-with-enough-length-for-hs256",
         state_dir=tmp_path / "state",
@@ -221,7 +223,7 @@ async def test_a_ledger_written_a_row_per_id_verifies_after_packing(
     unsealed = await _append_the_old_way(old, reads[3:])
     await old.engine.dispose()
 
-    await asyncio.to_thread(command.upgrade, alembic_config(database_at_0014), "head")
+    await asyncio.to_thread(command.upgrade, alembic_config(database_before_packing), "head")
 
     app = create_app(settings, migrate=False)
     async with app.router.lifespan_context(app):
@@ -260,7 +262,9 @@ async def test_a_ledger_written_a_row_per_id_verifies_after_packing(
             assert report.ok, report.problem
             ids = sum(len(i) for i in await session.scalars(select(AuditAccess.record_ids)))
 
-    await asyncio.to_thread(command.downgrade, alembic_config(database_at_0014), "0014")
+    await asyncio.to_thread(
+        command.downgrade, alembic_config(database_before_packing), BEFORE_PACKING
+    )
     old = build_state(settings)
     async with old.sessions() as session:
         rows = (await session.execute(text("SELECT count(*) FROM audit_access_records"))).scalar()
