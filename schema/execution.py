@@ -201,10 +201,13 @@ class FastExecutionContext(SettledExecution):
     ) -> Any:
         plan = self._plan(return_type, field_details_list) if self._fast_allowed else None
         if plan is not None and plan.parts is not None:
-            try:
-                return self._complete_mixed(plan, plan.parts, result, path)
-            except _Irregular:
-                pass
+            # Inside a deferred delivery (a position context) graphql-core plans the
+            # fields it executes per delivery group: such an object keeps its path.
+            if position_context is None:
+                try:
+                    return self._complete_mixed(plan, plan.parts, result, path)
+                except _Irregular:
+                    pass
         elif plan is not None:
             pending: list[tuple[Exception, _PlainField, Path]] = []
             try:
