@@ -341,6 +341,8 @@ async def test_the_users_command(
 
 CREATE = """mutation($input: CreateCustomerInput!) { createCustomer(input: $input) {
   ... on CustomerCreated { customer { id } } ... on UserError { code message } } }"""
+ADD_POINT = """mutation($id: ID!, $input: ContactPointInput!) {
+  addContactPoint(customerId: $id, input: $input) { __typename } }"""
 OPEN = """mutation($input: OpenComplaintInput!) { openComplaint(input: $input) {
   ... on ComplaintPayload { complaint { id } } ... on UserError { code message } } }"""
 
@@ -373,6 +375,13 @@ async def test_the_agents_and_compliance_officers_work(
         purpose="support",
     )
     complaint = opened["data"]["openComplaint"]["complaint"]["id"]
+    point = await api.gql(
+        ADD_POINT,
+        {"id": customer, "input": {"kind": "WECHAT", "value": "Lin_Jing88"}},
+        token=agent_token,
+        purpose="support",
+    )
+    assert point["data"] == {"addContactPoint": {"__typename": "ContactPointAdded"}}, point
     await _add(state, "ann", ["agent"], team="east")
     await _add(state, "bea", ["compliance"])
 
@@ -382,6 +391,10 @@ async def test_the_agents_and_compliance_officers_work(
     assert f'href="/console/agent/customers/{customer}"' in by_name.text.split('id="found"')[1]
     nobody = await browser.get("/console/agent", params={"by": "name", "value": "Zhao"})
     assert 'id="no-match"' in nobody.text
+    # Found by a WeChat contact point, in any case.
+    by_wechat = await browser.get("/console/agent", params={"by": "wechat", "value": "LIN_JING88"})
+    assert '<option value="wechat" selected>' in by_wechat.text
+    assert f'href="/console/agent/customers/{customer}"' in by_wechat.text.split('id="found"')[1]
     page = await browser.get(f"/console/agent/customers/{customer}")
     assert "*" in re.search(r'data-field="nationalId">([^<]*)<', page.text).group(1)  # type: ignore[union-attr]
     assert '<td class="status">OPEN</td>' in page.text

@@ -72,6 +72,15 @@ def test_the_console_in_a_real_browser(served: str, tmp_path: Path) -> None:
     result = created["data"]["createCustomer"]  # type: ignore[index]
     assert "customer" in result, result
     customer_id = result["customer"]["id"]
+    # ... with a WeChat ID among its contact points, to be found by.
+    added = _gql(
+        served,
+        tokens["agent"],
+        "mutation($id: ID!, $input: ContactPointInput!) { addContactPoint(customerId: $id,"
+        " input: $input) { __typename } }",
+        {"id": customer_id, "input": {"kind": "WECHAT", "value": "Zhang_Console1"}},
+    )
+    assert added["data"] == {"addContactPoint": {"__typename": "ContactPointAdded"}}, added
     shots = _shots()
 
     def settle(page: Page, what: str, expression: str) -> None:
@@ -118,6 +127,19 @@ def test_the_console_in_a_real_browser(served: str, tmp_path: Path) -> None:
         )
         settle(page, "the customer found by phone", "!!document.querySelector('#found a')")
         page.screenshot(shots / "01-agent-find.png")
+        # Found by a WeChat ID too, written in another case than it was stored in.
+        page.evaluate(
+            "(() => { const f = document.querySelector('#find-form');"
+            " f.by.value = 'wechat'; f.value.value = 'zhang_console1'; f.submit(); })()"
+        )
+        settle(
+            page,
+            "the customer found by WeChat ID",
+            "document.querySelector('#find-form').by.value === 'wechat'"
+            " && !!document.querySelector('#found a')",
+        )
+        found_href = page.evaluate("document.querySelector('#found a').getAttribute('href')")
+        assert found_href == f"/console/agent/customers/{customer_id}"
         page.evaluate("document.querySelector('#found a').click()")
         settle(page, "the customer file", "!!document.querySelector('#customer-file')")
         # Markup in a name is text: shown as typed, never run.

@@ -487,7 +487,7 @@ class Console:
         found: list[dict[str, Any]] = []
         errors: list[str] = []
         searched = False
-        if value and by in ("phone", "email", "nationalId"):
+        if value and by in ("phone", "email", "nationalId", "wechat"):
             searched = True
             body = await self.gql(request, active, FIND_CUSTOMER, {by: value})
             match = (body.get("data") or {}).get("customerByContact")
@@ -1031,8 +1031,8 @@ STEP_MUTATIONS = {
     for step, field in STEP_FIELDS.items()
 }
 FIND_CUSTOMER = """
-query ConsoleFindCustomer($phone: String, $email: String, $nationalId: String) {
-  customerByContact(phone: $phone, email: $email, nationalId: $nationalId) {
+query ConsoleFindCustomer($phone: String, $email: String, $nationalId: String, $wechat: String) {
+  customerByContact(phone: $phone, email: $email, nationalId: $nationalId, wechat: $wechat) {
     id name phone email tier lifecycle
   }
 }"""
