@@ -135,8 +135,8 @@ def test_the_console_in_a_real_browser(served: str, tmp_path: Path) -> None:
         settle(
             page,
             "the customer found by WeChat ID",
-            "document.querySelector('#find-form').by.value === 'wechat'"
-            " && !!document.querySelector('#found a')",
+            # The new page's address, not the form's fields (set on the page it replaces).
+            "location.search.includes('by=wechat') && !!document.querySelector('#found a')",
         )
         found_href = page.evaluate("document.querySelector('#found a').getAttribute('href')")
         assert found_href == f"/console/agent/customers/{customer_id}"
@@ -178,12 +178,14 @@ def test_the_console_in_a_real_browser(served: str, tmp_path: Path) -> None:
             "(() => { const f = document.querySelector('#who-saw-form');"
             f" f.customerId.value = {json.dumps(customer_id)}; f.submit(); }})()"
         )
-        # Waits for the submitted search's page, not the screen it replaces (which may
-        # already list events).
+        # Waits for the submitted search's page (its address names the customer), not the
+        # screen it replaces, which may already list the same events: read there, the
+        # details opened below would belong to a page about to go.
         settle(
             page,
             "the audit events",
-            "(document.querySelector('#audit-events') || {innerText: ''})"
+            f"location.search.includes({json.dumps(customer_id)})"
+            " && (document.querySelector('#audit-events') || {innerText: ''})"
             ".innerText.includes('ConsoleCustomerFile')",
         )
         events = page.evaluate(text_of("#audit-events"))
