@@ -5,6 +5,7 @@ every lookup; the index follows `keys rotate --blind-index` and goes with erasur
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from server.app import AppState
+from server.cli import invoke
 from server.clock import Clock
 from server.config import Settings
 from server.data.models import AuditAccess, AuditEvent, ContactPoint, Customer
@@ -320,3 +322,30 @@ async def test_imported_points_are_found_like_any_other(api: Api, state: AppStat
     ):
         body = await api.gql(query, {"v": value}, token=manager, purpose="sales")
         assert body["data"] == {"customerByContact": {"id": str(ids[number])}}, (value, body)
+
+
+@pytest.fixture
+def operator_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process commands read the test database and keyring from the environment."""
+    monkeypatch.setenv("CUSTOS_ENV", "dev")
+    monkeypatch.setenv("CUSTOS_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CUSTOS_KEYRING", str(settings.keyring))
+    monkeypatch.setenv("CUSTOS_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_the_rotate_command_reindexes_the_points(api: Api, state: AppState) -> None:
+    customer = await _file(state, api)
+    serving = state.services.vault.keys
+    assert isinstance(serving, LocalKeyring)
+    serving.RELOAD_INTERVAL = 0.0  # the server sees the new version at once
+    command = ["keys", "rotate", "--blind-index", "--batch-size", "1"]
+    assert await asyncio.to_thread(invoke, command) == 0
+    async with state.sessions() as session:
+        versions = set((await session.scalars(select(ContactPoint.bidx_key_version))).all())
+    assert versions == {2}
+    token = api.token("agent", subject="agent-1", team="east")
+    for query, value in ((BY_WECHAT, WECHAT.lower()), (BY_PHONE, "010 6552 9988")):
+        found = await _find(api, query, value, token)
+        assert found == {"customerByContact": {"id": customer}}, value
