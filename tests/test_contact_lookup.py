@@ -24,6 +24,9 @@ from server.keys.service import BLIND_INDEX, KeyRotationService
 from server.vault import LocalKeyring, Vault
 from tests.conftest import Api
 from tests.factories import make_customer
+from tests.test_authz_matrix import MATRIX
+from tests.test_authz_matrix import OWNER as MATRIX_OWNER
+from tests.test_authz_matrix import TEAM as MATRIX_TEAM
 
 ADD = """
 mutation Add($customerId: ID!, $input: ContactPointInput!) {
@@ -349,3 +352,27 @@ async def test_the_rotate_command_reindexes_the_points(api: Api, state: AppState
     for query, value in ((BY_WECHAT, WECHAT.lower()), (BY_PHONE, "010 6552 9988")):
         found = await _find(api, query, value, token)
         assert found == {"customerByContact": {"id": customer}}, value
+
+
+async def test_every_role_and_purpose_looks_up_points_exactly_as_it_looks_up_phones(
+    api: Api, state: AppState
+) -> None:
+    """The authorization matrix's phone lookups, replayed on a WeChat ID and on a
+    landline point: the same roles and purposes answer, the same are refused."""
+    customer = await make_customer(state, owner_id=MATRIX_OWNER, team=MATRIX_TEAM)
+    await _add(api, customer, MATRIX_TEAM, kind="WECHAT", value=WECHAT)
+    await _add(api, customer, MATRIX_TEAM, kind="LANDLINE", value=LANDLINE)
+    cases = [c for c in MATRIX["lookups"] if c["field"] == "phone"]
+    assert {c["outcome"] for c in cases} == {"allow", "deny"}
+    for case in cases:
+        role = case["role"]
+        subject = MATRIX_OWNER if role == "agent" else f"user-{role}"
+        token = api.token(role, subject=subject, team=MATRIX_TEAM)
+        for query, value in ((BY_WECHAT, WECHAT.upper()), (BY_PHONE, "010-6552 9988")):
+            body = await api.gql(query, {"v": value}, token=token, purpose=case["purpose"])
+            if case["outcome"] == "allow":
+                assert body["data"] == {"customerByContact": {"id": str(customer)}}, case
+            else:
+                assert body["data"] == {"customerByContact": None}, (case, body)
+                codes = [e["extensions"]["code"] for e in body["errors"]]
+                assert codes == ["FORBIDDEN"], case
