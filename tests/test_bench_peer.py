@@ -18,6 +18,8 @@ CUSTOS: dict[str, Any] = {
                     "node": {
                         "id": "c1",
                         "name": "王芳",
+                        "tier": "MID",
+                        "lifecycle": "AT_RISK",
                         "createdAt": "2026-01-01T08:00:00+00:00",
                         "interactions": {
                             "edges": [
@@ -50,6 +52,8 @@ def peer(name: str = "王芳", notes: str = "asked about delivery") -> dict[str,
                         "node": {
                             "id": "c1",
                             "name": name,
+                            "tier": "mid",
+                            "lifecycle": "at_risk",
                             "createdAt": "2026-01-01T16:00:00+08:00",
                             "interactionsByCustomerId": {
                                 "edges": [

@@ -42,9 +42,12 @@ VALUE_FORMS: dict[str, Callable[[Any], Any]] = {
     "createdAt": _instant,
     "updatedAt": _instant,
     "occurredAt": _instant,
+    # Enums: Custos answers their names (upper case), the plaintext mirror the stored values.
     "channel": _upper,
     "direction": _upper,
     "kind": _upper,
+    "tier": _upper,
+    "lifecycle": _upper,
 }
 
 
