@@ -94,3 +94,23 @@ def test_a_comparison_of_nothing_or_of_errors_is_refused() -> None:
         check_same(CUSTOS, peer(), at_least=3)
     with pytest.raises(AnswerMismatch, match="did not answer with data"):
         check_same(CUSTOS, {"errors": [{"message": "boom"}], "data": None}, at_least=1)
+
+
+def test_a_round_with_failed_requests_does_not_count() -> None:
+    """A round whose requests were refused (a 429, say) timed the refusals: its fast p50
+    must not stand for the scenario."""
+    from bench.peer.report import _best
+
+    def run(p50: float, failures: int) -> dict[str, Any]:
+        return {
+            "phase": "peer",
+            "target": "custos-1w",
+            "scenario": "nested_50x20",
+            "concurrency": 1,
+            "p50_ms": p50,
+            "failures": failures,
+        }
+
+    runs = [run(1.1, 3847), run(70.0, 0), run(1.5, 3227)]
+    assert _best(runs, "custos-1w", "nested_50x20", 1, "p50_ms") == 70.0
+    assert _best(runs[:1], "custos-1w", "nested_50x20", 1, "p50_ms") is None

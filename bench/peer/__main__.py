@@ -95,6 +95,10 @@ class Context:
             "CUSTOS_JWT_SECRET": JWT_SECRET,
             "CUSTOS_STATE_DIR": str(self.work / "state"),
             "CUSTOS_LOG_LEVEL": "warning",
+            # The limiter stays on (its cost is part of a request) with budgets no load
+            # generator reaches: a 429 would time a refusal instead of the scenario.
+            "CUSTOS_RATE_LIMIT_COST": "1000000000/minute",
+            "CUSTOS_RATE_LIMIT_LOOKUPS": "1000000000/minute",
         }
 
     def shape(self, name: str) -> Shape:

@@ -34,8 +34,13 @@ def _best(
     phase: str | None = None,
 ) -> Any:
     """The best of the rounds: the highest throughput, the lowest latency, CPU or bytes
-    (the round least disturbed by anything else on the machine)."""
-    values = [r[key] for r in _rows(runs, target, scenario, c, phase) if r.get(key) is not None]
+    (the round least disturbed by anything else on the machine). A round in which a
+    request failed timed its refusals, not the scenario: it does not count."""
+    values = [
+        r[key]
+        for r in _rows(runs, target, scenario, c, phase)
+        if r.get(key) is not None and not r.get("failures")
+    ]
     if not values:
         return None
     return max(values) if key == "rps" else min(values)
