@@ -31,6 +31,7 @@ from server.data.models import (
 )
 from server.imports.service import ImportReport
 from tests.conftest import Api
+from tests.factories import national_id
 from tests.test_import_sheets import write_csv
 
 PASSWORD = "correct horse battery staple"
@@ -349,7 +350,8 @@ async def test_updates_stay_in_the_update_scope_and_need_customer_update(
     assert file["data"]["customer"]["contactPoints"] == [
         {"kind": "WECHAT", "value": "east_buyer1", "personName": None}
     ]
-    again = await api.gql(IMPORT, {"rows": rows[:1]}, token=east)
+    # Told "already there" under a purpose it reads the file's contacts in clear for.
+    again = await api.gql(IMPORT, {"rows": rows[:1]}, token=east, purpose="sales")
     assert again["data"]["importCustomers"]["existing"] == 1
     assert await _count(state, ContactPoint) == 1
     # The customer service checks an update's contacts: a phone another file the manager
@@ -408,3 +410,38 @@ async def test_updates_stay_in_the_update_scope_and_need_customer_update(
             )
         ).all()
     assert [(a.object_type, a.denied_fields) for a in denied] == [("customer", ["*"])]
+
+
+STRICT_IMPORT = """mutation($rows: [ImportCustomerRowInput!]!) {
+  importCustomers(rows: $rows, strict: true) { existing updated rejected { row } } }"""
+
+
+async def test_a_re_import_is_no_oracle_on_values_the_importer_reads_masked(
+    api: Api, state: AppState
+) -> None:
+    # A manager reads national IDs masked. A re-import compares a row with its file only
+    # where the importer reads the field in clear: otherwise "already there" against
+    # "updated" would confirm a guess of the hidden value, and a strict import with one
+    # bad row would confirm it with nothing written.
+    east = api.token("manager", subject="mgr-east", team="east")
+    real = national_id(7)
+    made = await api.gql(
+        IMPORT,
+        {"rows": [{"name": "东", "customerNumber": "E-1", "nationalId": real, "region": "北京"}]},
+        token=east,
+    )
+    assert made["data"]["importCustomers"]["accepted"] == 1, made
+    answers = []
+    for guess in (real, national_id(8)):
+        rows = [
+            {"name": "东", "customerNumber": "E-1", "nationalId": guess},
+            {"name": "坏", "phone": "not a phone"},
+        ]
+        body = await api.gql(STRICT_IMPORT, {"rows": rows}, token=east, purpose="sales")
+        answers.append(body["data"]["importCustomers"])
+    assert answers[0] == answers[1] == {"existing": 0, "updated": 1, "rejected": [{"row": 2}]}
+    # Fields the manager reads in clear are still compared: a row that repeats them is
+    # already there.
+    again = [{"name": "东", "customerNumber": "E-1", "region": "北京"}]
+    body = await api.gql(STRICT_IMPORT, {"rows": again}, token=east, purpose="sales")
+    assert body["data"]["importCustomers"] == {"existing": 1, "updated": 0, "rejected": []}

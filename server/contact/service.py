@@ -88,6 +88,11 @@ class ContactPointService:
         self.vault = vault
         self.clock = clock or Clock()
 
+    def reads_in_clear(self, caller: Caller) -> bool:
+        """Whether the caller reads points' values and names in clear: only then may a
+        write tell it that a point it gives is one the file has."""
+        return all(mode is FieldMode.CLEAR for mode in self._modes(caller).values())
+
     def _modes(self, caller: Caller) -> dict[str, FieldMode]:
         return {
             column: caller.gate.field_mode(OBJECT, field, CUSTOMER_FIELD_CLASSES[field])

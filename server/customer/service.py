@@ -222,6 +222,12 @@ class CustomerService:
         # Completeness is derived from which facts are present: internal, like a count.
         return {name: self._mode(caller, name) for name in fields}
 
+    def reads_in_clear(self, caller: Caller, name: str) -> bool:
+        """Whether the caller reads the customer field `name` in clear under the
+        request's purpose: only then may a write tell it whether a value it gives equals
+        the file's (an answer on a masked field would confirm guesses of the hidden part)."""
+        return self._mode(caller, name) is FieldMode.CLEAR
+
     def _mode(self, caller: Caller, name: str) -> FieldMode:
         if name == COMPLETENESS:
             # Scored and listed only over the facts the caller may read, so it tells

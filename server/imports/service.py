@@ -184,13 +184,16 @@ class DuplicateRule:
     refused for it: only for a file in `known` (the files the importer may know exist) on
     a field in `clear` (the contacts it reads in clear). Any other match lands the row
     and raises a duplicate flag, so a file of probe rows learns nothing it could not look
-    up. The CLI operator holds the keyring and the database: everything is known to it."""
+    up. A re-import likewise compares a row with its file (fields, contact points, the
+    note) only where the importer reads them in clear, unless `compare_all`. The CLI
+    operator holds the keyring and the database: everything is known to it."""
 
     known: ColumnElement[bool]
     clear: frozenset[str]
+    compare_all: bool = False
 
 
-OPERATOR_RULE = DuplicateRule(known=true(), clear=frozenset(BLIND_INDEXED))
+OPERATOR_RULE = DuplicateRule(known=true(), clear=frozenset(BLIND_INDEXED), compare_all=True)
 
 
 @dataclass
@@ -937,6 +940,16 @@ class ImportService:
             stored_notes.setdefault(note_row[0].customer_id, []).append(note_row[0])
         book = run.owners or OwnerBook()
         by = audit.principal.subject
+        # A row is reported as already there only if the importer reads in clear all it
+        # gives: a row giving a field (or a point, a note) it may not see is reported as
+        # an update whether or not the value differs, or the answer would confirm a
+        # guess of the hidden value. What is written is still only what differs.
+        every = run.duplicates.compare_all
+        unseen = frozenset(
+            f for f in EDITABLE if not every and not self.customers.reads_in_clear(caller, f)
+        )
+        points_unseen = not every and not self.contacts.reads_in_clear(caller)
+        notes_unseen = not every and not self.notes.reads_in_clear(caller)
         for m in matched:
             if m.customer_id not in inside:
                 # A file the importer may know exists but not change: refused, recorded.
@@ -983,7 +996,16 @@ class ImportService:
                 )
                 continue
             if not changes and not points and not notes:
-                report.existing += 1
+                given = set(m.row.values) | ({"phone"} if "landline" in m.row.values else set())
+                if (
+                    given & unseen
+                    or (points_unseen and m.extras.points)
+                    or (notes_unseen and m.extras.note is not None)
+                ):
+                    report.accepted += 1
+                    report.updated += 1
+                else:
+                    report.existing += 1
                 continue
             mark = audit.mark()
             try:

@@ -78,6 +78,11 @@ class NoteService:
         self.vault = vault
         self.clock = clock or Clock()
 
+    def reads_in_clear(self, caller: Caller) -> bool:
+        """Whether the caller reads notes in clear: only then may a write tell it that a
+        note it gives is one the file has."""
+        return caller.gate.field_mode(OBJECT, "body", DataClass.PERSONAL) is FieldMode.CLEAR
+
     async def of_customers(
         self, session: AsyncSession, caller: Caller, customer_ids: Collection[uuid.UUID]
     ) -> list[NoteView]:
