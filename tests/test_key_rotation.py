@@ -314,3 +314,36 @@ async def test_kek_rotation_rewraps_console_second_factors(
             purposes=DEFAULT_PURPOSE,
         )
         assert signed is not None
+
+
+async def test_a_second_factor_that_does_not_open_refuses_the_sign_in(state: AppState) -> None:
+    """A sealed secret that is damaged (cut short, or another account's) never opens:
+    the sign-in fails as with a wrong code, whatever code is given, and nothing crashes."""
+    operator_caller = caller_for(operator(), state.services.authorizer)
+    accounts = Accounts(state.services.clock, state.settings, state.services.vault.keys)
+    async with state.sessions() as session, session.begin():
+        await state.services.authorizer.refresh(session, force=True)
+        ivy = await accounts.add(
+            session, operator_caller, username="ivy", password=PASSWORD, roles=["agent"], totp=True
+        )
+        jon = await accounts.add(
+            session, operator_caller, username="jon", password=PASSWORD, roles=["agent"], totp=True
+        )
+        jon_code = pyotp.TOTP(await accounts.second_factors.secret(jon) or "").now()
+    assert ivy.totp_sealed is not None
+    assert jon.totp_sealed is not None
+    for damaged in (jon.totp_sealed, ivy.totp_sealed[:5], b"", ivy.totp_sealed[:20]):
+        async with state.sessions() as session, session.begin():
+            user = await session.scalar(select(User).where(User.username == "ivy"))
+            assert user is not None
+            user.totp_sealed = damaged
+        for code in (jon_code, None, "000000"):
+            async with state.sessions() as session, session.begin():
+                signed, _ = await accounts.sign_in(
+                    session,
+                    username="ivy",
+                    password=PASSWORD,
+                    code=code,
+                    purposes=DEFAULT_PURPOSE,
+                )
+            assert signed is None, (damaged, code)

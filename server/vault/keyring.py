@@ -303,6 +303,10 @@ class LocalKeyring:
         secret = self.shred_secrets.get(_canonical(customer_id))
         if secret is None:
             raise VaultError("this customer's data has been erased", code="ERASED")
+        if len(wrapped) < 12 + 16:
+            # Shorter than a nonce and a tag: a damaged value, refused as a wrong one is
+            # (AES-GCM raises ValueError, not InvalidTag, for a short nonce).
+            raise VaultError("data key does not unwrap for this customer")
         aad = f"dek|{customer_id}|{version}".encode()
         try:
             return self._wrapping_key(version, customer_id, secret).decrypt(
