@@ -92,18 +92,33 @@ class Waits:
     active: int = 0  # backend-samples with a statement running
     events: Counter[str] = field(default_factory=Counter)
     audit_lock_waits: int = 0  # backend-samples waiting on a lock inside an audit statement
+    # The seal lag (how long the oldest unsealed audit entry has waited), sampled.
+    seal_lags: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
+        lags = sorted(self.seal_lags)
         return {
             "samples": self.samples,
             "active_backend_samples": self.active,
             "audit_lock_waits": self.audit_lock_waits,
             "top": dict(self.events.most_common(8)),
+            **(
+                {
+                    "seal_lag_p50_s": round(lags[len(lags) // 2], 3),
+                    "seal_lag_max_s": round(lags[-1], 3),
+                }
+                if lags
+                else {}
+            ),
         }
 
 
+# pg_stat_activity every 10 ms; the seal lag every 25th sample (~0.25 s).
+SEAL_LAG_EVERY = 25
+
+
 class WaitSampler:
-    """Samples pg_stat_activity for one database until stopped."""
+    """Samples pg_stat_activity for one database, and its ledger's seal lag, until stopped."""
 
     def __init__(self, database: str, interval: float = 0.01) -> None:
         self.database = database
@@ -114,8 +129,11 @@ class WaitSampler:
 
     async def _run(self) -> None:
         conn = await asyncpg.connect(libpq_url("postgres"))
+        ledger = await asyncpg.connect(libpq_url(self.database))
         try:
             while not self._stop.is_set():
+                if self.waits.samples % SEAL_LAG_EVERY == 0:
+                    await self._seal_lag(ledger)
                 rows = await conn.fetch(
                     "SELECT wait_event_type, wait_event, left(query, 300) AS query "
                     "FROM pg_stat_activity WHERE datname = $1 AND state = 'active' "
@@ -134,6 +152,19 @@ class WaitSampler:
                     await asyncio.wait_for(self._stop.wait(), self.interval)
         finally:
             await conn.close()
+            await ledger.close()
+
+    async def _seal_lag(self, ledger: asyncpg.Connection) -> None:
+        """How long the oldest entry not yet in a sealed block has waited (0 when every
+        entry is sealed); nothing on a database without a ledger (the peer's mirror)."""
+        try:
+            lag = await ledger.fetchval(
+                "SELECT coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0) "
+                "FROM audit_events WHERE block IS NULL"
+            )
+        except asyncpg.UndefinedTableError:
+            return
+        self.waits.seal_lags.append(float(lag))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())

@@ -154,6 +154,21 @@ def goals(report: dict[str, Any]) -> list[dict[str, str]]:
                 "",
                 None,
             )
+        lags = [
+            r["waits"]["seal_lag_max_s"]
+            for t in (one, many)
+            for r in _rows(runs, t, "by_id", 16, "scaling")
+            if "seal_lag_max_s" in r.get("waits", {})
+        ]
+        if lags:
+            add(
+                f"seal lag at 16 connections, worst sample (1 and {workers} workers)",
+                f"{max(lags):.2f} s",
+                "",
+                "",
+                "≤ 1 s",
+                max(lags) <= 1.0,
+            )
         waits = [_waits(runs, t) for t in (one, many)]
         if all(waits):
             add(
