@@ -162,6 +162,17 @@ def settings(database: Database, keyring_path: Path, tmp_path: Path) -> Settings
 
 
 @pytest.fixture
+def operator_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process commands (`custos …` through `server.cli.invoke`) read the test database
+    and keyring from the environment; a wide terminal keeps their tables on one line."""
+    monkeypatch.setenv("CUSTOS_ENV", "dev")
+    monkeypatch.setenv("CUSTOS_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CUSTOS_KEYRING", str(settings.keyring))
+    monkeypatch.setenv("CUSTOS_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
     application = create_app(settings, migrate=False)
     async with application.router.lifespan_context(application):

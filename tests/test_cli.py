@@ -41,14 +41,9 @@ def keyring_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def operator_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process commands read the test database and keyring from the environment."""
-    monkeypatch.setenv("CUSTOS_ENV", "dev")
-    monkeypatch.setenv("CUSTOS_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("CUSTOS_KEYRING", str(settings.keyring))
-    monkeypatch.setenv("CUSTOS_STATE_DIR", str(settings.state_dir))
+def operator_env(operator_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared operator environment, with a short note retention to prune against."""
     monkeypatch.setenv("CUSTOS_RETENTION_INTERACTION_NOTES_DAYS", "30")
-    monkeypatch.setenv("COLUMNS", "200")
 
 
 async def _events(state: AppState) -> list[AuditEvent]:

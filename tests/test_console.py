@@ -299,14 +299,6 @@ async def test_the_console_reads_through_the_api_as_its_user(
     assert "not allowed" in admin.text
 
 
-@pytest.fixture
-def operator_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CUSTOS_ENV", "dev")
-    monkeypatch.setenv("CUSTOS_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("CUSTOS_KEYRING", str(settings.keyring))
-    monkeypatch.setenv("CUSTOS_STATE_DIR", str(settings.state_dir))
-
-
 async def _users(monkeypatch: pytest.MonkeyPatch, stdin: str, *args: str) -> int:
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
     return await asyncio.to_thread(invoke, ["users", *args])

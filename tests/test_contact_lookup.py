@@ -327,16 +327,6 @@ async def test_imported_points_are_found_like_any_other(api: Api, state: AppStat
         assert body["data"] == {"customerByContact": {"id": str(ids[number])}}, (value, body)
 
 
-@pytest.fixture
-def operator_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process commands read the test database and keyring from the environment."""
-    monkeypatch.setenv("CUSTOS_ENV", "dev")
-    monkeypatch.setenv("CUSTOS_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("CUSTOS_KEYRING", str(settings.keyring))
-    monkeypatch.setenv("CUSTOS_STATE_DIR", str(settings.state_dir))
-    monkeypatch.setenv("COLUMNS", "200")
-
-
 @pytest.mark.usefixtures("operator_env")
 async def test_the_rotate_command_reindexes_the_points(api: Api, state: AppState) -> None:
     customer = await _file(state, api)

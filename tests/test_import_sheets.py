@@ -36,16 +36,6 @@ from tests.factories import make_customer
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def operator_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process commands read the test database and keyring from the environment."""
-    monkeypatch.setenv("CUSTOS_ENV", "dev")
-    monkeypatch.setenv("CUSTOS_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("CUSTOS_KEYRING", str(settings.keyring))
-    monkeypatch.setenv("CUSTOS_STATE_DIR", str(settings.state_dir))
-    monkeypatch.setenv("COLUMNS", "200")
-
-
 HEADER = [
     "客户编号",
     "客户名称",

@@ -37,16 +37,6 @@ from tests.test_import_sheets import write_csv
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def operator_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process commands read the test database and keyring from the environment."""
-    monkeypatch.setenv("CUSTOS_ENV", "dev")
-    monkeypatch.setenv("CUSTOS_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("CUSTOS_KEYRING", str(settings.keyring))
-    monkeypatch.setenv("CUSTOS_STATE_DIR", str(settings.state_dir))
-    monkeypatch.setenv("COLUMNS", "200")
-
-
 async def _count(state: AppState, model: type[Any], *where: Any) -> int:
     async with state.sessions() as session:
         stmt = select(func.count()).select_from(model).where(*where)
