@@ -430,6 +430,8 @@ async def test_a_re_import_is_no_oracle_on_values_the_importer_reads_masked(
         body = await api.gql(STRICT_IMPORT, {"rows": rows}, token=east, purpose="sales")
         answers.append(body["data"]["importCustomers"])
     assert answers[0] == answers[1] == {"existing": 0, "updated": 1, "rejected": [{"row": 2}]}
+    # Strict and one row rejected: nothing written, nothing claimed.
+    assert await _changes(state, "customer", "update") == []
     # Fields the manager reads in clear are still compared: a row that repeats them is
     # already there.
     again = [{"name": "东", "customerNumber": "E-1", "region": "北京"}]
