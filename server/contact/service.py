@@ -115,6 +115,15 @@ class ContactPointService:
             {c: m.value for c, m in modes.items() if m is not FieldMode.NONE},
             [c for c, m in modes.items() if m is FieldMode.NONE],
         )
+        if views:
+            # Named by their customer too: "who saw customer X" (the audit search by
+            # customer) finds whoever read only X's contact points.
+            shown = modes["value"]
+            caller.audit.read(
+                OBJECT,
+                {v.customer_id for v in views},
+                {"contact_points": shown.value} if shown is not FieldMode.NONE else {},
+            )
         return views
 
     def _view(

@@ -113,6 +113,14 @@ class NoteService:
             {"body": mode.value} if mode is not FieldMode.NONE else {},
             ["body"] if mode is FieldMode.NONE else [],
         )
+        if notes:
+            # Named by their customer too: "who saw customer X" (the audit search by
+            # customer) finds whoever read only X's notes.
+            caller.audit.read(
+                CUSTOMER,
+                {n.customer_id for n in notes.values()},
+                {"notes": mode.value} if mode is not FieldMode.NONE else {},
+            )
         return list(notes.values())
 
     def _open(
