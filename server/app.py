@@ -214,7 +214,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool | None = None)
             settings=state.settings,
             sessions=state.sessions,
             services=state.services,
-            accounts=Accounts(state.services.clock, state.settings, state.services.vault.keys),
+            accounts=Accounts(state.services.clock, state.settings, state.services.vault),
             rate_limits=state.rate_limits,
             graphql=lambda request, active, query, variables, purpose: console_graphql(
                 state, request, active, query, variables, purpose

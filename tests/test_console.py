@@ -33,7 +33,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def _accounts(state: AppState) -> Accounts:
-    return Accounts(state.services.clock, state.settings, state.services.vault.keys)
+    return Accounts(state.services.clock, state.settings, state.services.vault)
 
 
 async def _add(

@@ -281,7 +281,7 @@ async def test_kek_rotation_rewraps_console_second_factors(
     them to the new version (sealing any still in clear), the old version cannot be
     retired while one is under it, and codes keep working after retirement."""
     operator_caller = caller_for(operator(), state.services.authorizer)
-    accounts = Accounts(state.services.clock, state.settings, state.services.vault.keys)
+    accounts = Accounts(state.services.clock, state.settings, state.services.vault)
     async with state.sessions() as session, session.begin():
         await state.services.authorizer.refresh(session, force=True)
         sealed = await accounts.add(
@@ -320,7 +320,7 @@ async def test_a_second_factor_that_does_not_open_refuses_the_sign_in(state: App
     """A sealed secret that is damaged (cut short, or another account's) never opens:
     the sign-in fails as with a wrong code, whatever code is given, and nothing crashes."""
     operator_caller = caller_for(operator(), state.services.authorizer)
-    accounts = Accounts(state.services.clock, state.settings, state.services.vault.keys)
+    accounts = Accounts(state.services.clock, state.settings, state.services.vault)
     async with state.sessions() as session, session.begin():
         await state.services.authorizer.refresh(session, force=True)
         ivy = await accounts.add(

@@ -50,7 +50,7 @@ def _password(from_stdin: bool) -> str:
 def _accounts(command: Command) -> Accounts:
     from server.users.service import Accounts
 
-    return Accounts(command.clock, command.settings, command.keyring)
+    return Accounts(command.clock, command.settings, command.vault)
 
 
 def _print_totp(uri: str | None) -> None:

@@ -184,7 +184,7 @@ class KeyRotationService:
     async def _reseal_second_factors(self, session: AsyncSession) -> int:
         """Console accounts' TOTP secrets under the new KEK, in the transaction that ends
         the rotation (a handful of rows, not worth batches); any still in clear are sealed."""
-        factors = SecondFactors(self.vault.keys)
+        factors = SecondFactors(self.vault)
         resealed = 0
         for user in await UserRepository(session).with_second_factor():
             if await factors.reseal(user):

@@ -8,7 +8,6 @@ case, and at once when its account is disabled or its password reset.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -34,7 +33,7 @@ from server.users.passwords import (
     verify_totp,
 )
 from server.users.repository import UserRepository
-from server.vault.keyring import KeyProvider
+from server.vault import Vault
 
 MAX_ROLE = 64
 MAX_TEAM = 64
@@ -92,29 +91,23 @@ class SecondFactors:
     key (and bound to the account's id): neither a dump nor a backup of the database
     alone mints a code, and a KEK rotation rewraps them with the rest."""
 
-    def __init__(self, keys: KeyProvider) -> None:
-        self.keys = keys
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
 
     async def seal(self, user: User, secret: str | None) -> None:
-        """Set the account's secret (None: no second factor). The key provider's store is
-        file I/O with a disk sync, so it runs off the event loop."""
+        """Set the account's secret (None: no second factor)."""
         if secret is None:
             user.totp_sealed = user.totp_kek_version = user.totp_secret = None
             return
-        version, wrapped = await asyncio.to_thread(
-            self.keys.wrap_dek, secret.encode(), customer_id=_factor_owner(user)
-        )
+        version, wrapped = await self.vault.wrap_secret(_factor_owner(user), secret.encode())
         user.totp_sealed, user.totp_kek_version, user.totp_secret = wrapped, version, None
 
     async def secret(self, user: User) -> str | None:
         """The account's secret in clear, for checking a code or showing it once."""
         if user.totp_sealed is None or user.totp_kek_version is None:
             return user.totp_secret
-        opened = await asyncio.to_thread(
-            self.keys.unwrap_dek,
-            user.totp_kek_version,
-            user.totp_sealed,
-            customer_id=_factor_owner(user),
+        opened = await self.vault.unwrap_secret(
+            _factor_owner(user), user.totp_kek_version, user.totp_sealed
         )
         return opened.decode()
 
@@ -123,7 +116,7 @@ class SecondFactors:
         False when there was nothing to do."""
         if not user.has_second_factor:
             return False
-        if user.totp_secret is None and user.totp_kek_version == self.keys.current_kek_version():
+        if user.totp_secret is None and user.totp_kek_version == self.vault.current_kek_version():
             return False
         await self.seal(user, await self.secret(user))
         return True
@@ -137,10 +130,10 @@ class SecondFactors:
 class Accounts:
     """People's accounts and their console sessions."""
 
-    def __init__(self, clock: Clock, settings: Settings, keys: KeyProvider) -> None:
+    def __init__(self, clock: Clock, settings: Settings, vault: Vault) -> None:
         self.clock = clock
         self.settings = settings
-        self.second_factors = SecondFactors(keys)
+        self.second_factors = SecondFactors(vault)
 
     # --- administration (user/manage) ------------------------------------------------
 

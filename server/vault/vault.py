@@ -161,6 +161,20 @@ class Vault:
         version, wrapped = self.keys.wrap_dek(dek, customer_id=str(key.customer_id))
         return DataKey(key.customer_id, version, wrapped, key.cipher, key.id_text)
 
+    async def wrap_secret(self, owner: str, secret: bytes) -> tuple[int, bytes]:
+        """A small secret that belongs to no customer (an account's TOTP secret), wrapped
+        under the newest KEK and bound to `owner` as a data key is to its customer: the
+        KEK version and the wrapped bytes. The key provider's store is file I/O with a
+        disk sync, so this runs off the event loop."""
+        return await asyncio.to_thread(self.keys.wrap_dek, secret, customer_id=owner)
+
+    async def unwrap_secret(self, owner: str, version: int, wrapped: bytes) -> bytes:
+        """A secret `wrap_secret` wrapped for `owner` (VaultError when it does not open)."""
+        return await asyncio.to_thread(self.keys.unwrap_dek, version, wrapped, customer_id=owner)
+
+    def current_kek_version(self) -> int:
+        return self.keys.current_kek_version()
+
     def shred(self, customer_id: uuid.UUID) -> bool:
         """Crypto-shred: destroy the customer's secret at the key provider, drop cached keys."""
         self.forget(customer_id)
